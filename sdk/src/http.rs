@@ -1,0 +1,236 @@
+//! The request and response a hook sees: thin views over the host's resources (or, in
+//! native tests, over [`crate::testing`] doubles).
+
+use crate::bindings::weir::filter::types as wit;
+use crate::testing::{MockRequest, MockResponse};
+use crate::Error;
+
+/// The client's request as the filters before this one left it.
+///
+/// Every accessor is one call into the host: read what you need, nothing is copied up front.
+pub struct Request<'a> {
+    inner: RequestInner<'a>,
+}
+
+enum RequestInner<'a> {
+    Host(&'a wit::Request),
+    Mock(&'a mut MockRequest),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $h:ident => $host:expr, $m:ident => $mock:expr) => {
+        match &$self.inner {
+            RequestInner::Host($h) => $host,
+            RequestInner::Mock($m) => $mock,
+        }
+    };
+}
+
+impl<'a> Request<'a> {
+    pub(crate) fn host(handle: &'a wit::Request) -> Self {
+        Request {
+            inner: RequestInner::Host(handle),
+        }
+    }
+
+    pub(crate) fn mock(mock: &'a mut MockRequest) -> Self {
+        Request {
+            inner: RequestInner::Mock(mock),
+        }
+    }
+
+    /// The method, e.g. `"GET"`.
+    pub fn method(&self) -> String {
+        dispatch!(self, h => h.method(), m => m.method.clone())
+    }
+
+    /// `"http"` or `"https"`.
+    pub fn scheme(&self) -> String {
+        dispatch!(self, h => h.scheme(), m => m.scheme.clone())
+    }
+
+    /// The host (and port, if given) the client addressed.
+    pub fn authority(&self) -> Option<String> {
+        dispatch!(self, h => h.authority(), m => m.authority.clone())
+    }
+
+    /// The path, without the query.
+    pub fn path(&self) -> String {
+        dispatch!(self, h => h.path(), m => m.path.clone())
+    }
+
+    /// The query string without the leading `?`, if any.
+    pub fn query(&self) -> Option<String> {
+        dispatch!(self, h => h.query(), m => m.query.clone())
+    }
+
+    /// The client's IP address.
+    pub fn client_addr(&self) -> String {
+        dispatch!(self, h => h.client_addr(), m => m.client_addr.clone())
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<String> {
+        dispatch!(self, h => h.header(name), m => m.headers.get(name).map(str::to_owned))
+    }
+
+    /// Every value of header `name`, in order.
+    pub fn header_all(&self, name: &str) -> Vec<String> {
+        dispatch!(self, h => h.header_all(name), m => m.headers.get_all(name))
+    }
+
+    /// Every header, in order, names lower-case.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        dispatch!(self, h => h.headers(), m => m.headers.to_vec())
+    }
+
+    /// Replace every value of header `name` with `value`.
+    pub fn set_header(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        match &mut self.inner {
+            RequestInner::Host(h) => h.set_header(name, value).map_err(Error),
+            RequestInner::Mock(m) => m.headers.set(name, value),
+        }
+    }
+
+    /// Add `value` to header `name`.
+    pub fn append_header(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        match &mut self.inner {
+            RequestInner::Host(h) => h.append_header(name, value).map_err(Error),
+            RequestInner::Mock(m) => m.headers.append(name, value),
+        }
+    }
+
+    /// Remove every value of header `name`.
+    pub fn remove_header(&mut self, name: &str) {
+        match &mut self.inner {
+            RequestInner::Host(h) => h.remove_header(name),
+            RequestInner::Mock(m) => m.headers.remove(name),
+        }
+    }
+
+    /// Replace the path and query sent upstream, e.g. `"/v2/items?id=3"`.
+    pub fn set_path_and_query(&mut self, path_and_query: &str) -> Result<(), Error> {
+        match &mut self.inner {
+            RequestInner::Host(h) => h.set_path_and_query(path_and_query).map_err(Error),
+            RequestInner::Mock(m) => m.set_path_and_query(path_and_query),
+        }
+    }
+}
+
+/// The response on its way to the client: the upstream's, or a local one.
+pub struct Response<'a> {
+    inner: ResponseInner<'a>,
+}
+
+enum ResponseInner<'a> {
+    Host(&'a wit::Response),
+    Mock(&'a mut MockResponse),
+}
+
+macro_rules! dispatch_resp {
+    ($self:ident, $h:ident => $host:expr, $m:ident => $mock:expr) => {
+        match &mut $self.inner {
+            ResponseInner::Host($h) => $host,
+            ResponseInner::Mock($m) => $mock,
+        }
+    };
+}
+
+impl<'a> Response<'a> {
+    pub(crate) fn host(handle: &'a wit::Response) -> Self {
+        Response {
+            inner: ResponseInner::Host(handle),
+        }
+    }
+
+    pub(crate) fn mock(mock: &'a mut MockResponse) -> Self {
+        Response {
+            inner: ResponseInner::Mock(mock),
+        }
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        match &self.inner {
+            ResponseInner::Host(h) => h.status(),
+            ResponseInner::Mock(m) => m.status,
+        }
+    }
+
+    /// Change the status code (100..=999).
+    pub fn set_status(&mut self, status: u16) -> Result<(), Error> {
+        dispatch_resp!(self, h => h.set_status(status).map_err(Error), m => m.set_status(status))
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<String> {
+        match &self.inner {
+            ResponseInner::Host(h) => h.header(name),
+            ResponseInner::Mock(m) => m.headers.get(name).map(str::to_owned),
+        }
+    }
+
+    /// Every value of header `name`, in order.
+    pub fn header_all(&self, name: &str) -> Vec<String> {
+        match &self.inner {
+            ResponseInner::Host(h) => h.header_all(name),
+            ResponseInner::Mock(m) => m.headers.get_all(name),
+        }
+    }
+
+    /// Every header, in order, names lower-case.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        match &self.inner {
+            ResponseInner::Host(h) => h.headers(),
+            ResponseInner::Mock(m) => m.headers.to_vec(),
+        }
+    }
+
+    /// Replace every value of header `name` with `value`.
+    pub fn set_header(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        dispatch_resp!(self, h => h.set_header(name, value).map_err(Error), m => m.headers.set(name, value))
+    }
+
+    /// Add `value` to header `name`.
+    pub fn append_header(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        dispatch_resp!(self, h => h.append_header(name, value).map_err(Error), m => m.headers.append(name, value))
+    }
+
+    /// Remove every value of header `name`.
+    pub fn remove_header(&mut self, name: &str) {
+        dispatch_resp!(self, h => h.remove_header(name), m => m.headers.remove(name))
+    }
+}
+
+/// Header operations common to [`Request`] and [`Response`], for code that edits either.
+pub trait HeaderEdit {
+    /// The first value of header `name`.
+    fn header(&self, name: &str) -> Option<String>;
+    /// Replace every value of header `name`.
+    fn set_header(&mut self, name: &str, value: &str) -> Result<(), Error>;
+    /// Add a value to header `name`.
+    fn append_header(&mut self, name: &str, value: &str) -> Result<(), Error>;
+    /// Remove every value of header `name`.
+    fn remove_header(&mut self, name: &str);
+}
+
+macro_rules! impl_header_edit {
+    ($t:ident) => {
+        impl HeaderEdit for $t<'_> {
+            fn header(&self, name: &str) -> Option<String> {
+                $t::header(self, name)
+            }
+            fn set_header(&mut self, name: &str, value: &str) -> Result<(), Error> {
+                $t::set_header(self, name, value)
+            }
+            fn append_header(&mut self, name: &str, value: &str) -> Result<(), Error> {
+                $t::append_header(self, name, value)
+            }
+            fn remove_header(&mut self, name: &str) {
+                $t::remove_header(self, name)
+            }
+        }
+    };
+}
+impl_header_edit!(Request);
+impl_header_edit!(Response);

@@ -1,0 +1,168 @@
+//! # weir-sdk
+//!
+//! Write [Weir](https://github.com/weir-proxy/weir) proxy filters in Rust.
+//!
+//! A filter is a type implementing [`Filter`], exported with [`export_filter!`], built to a
+//! `wasm32-wasip2` component and named in the proxy's manifest. The same code runs natively
+//! in `cargo test` through [`testing`], with no proxy and no Wasm.
+//!
+//! ```
+//! use weir_sdk::{Action, Config, Filter, Request};
+//!
+//! #[derive(serde::Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct Settings { header: String }
+//!
+//! pub struct RequireHeader { header: String }
+//!
+//! impl Filter for RequireHeader {
+//!     fn init(config: Config) -> Result<Self, String> {
+//!         let s: Settings = config.parse()?;
+//!         Ok(RequireHeader { header: s.header })
+//!     }
+//!     fn on_request(&self, req: &mut Request) -> Action {
+//!         match req.header(&self.header) {
+//!             Some(_) => Action::Continue,
+//!             None => Action::respond_text(400, "missing header\n"),
+//!         }
+//!     }
+//! }
+//!
+//! weir_sdk::export_filter!(RequireHeader);
+//! ```
+
+#![warn(missing_docs)]
+
+// The generated bindings name this crate by its public path, so it works from filter crates too.
+extern crate self as weir_sdk;
+
+mod action;
+#[allow(missing_docs)]
+pub mod bindings;
+mod config;
+mod error;
+pub mod header;
+mod http;
+mod log;
+pub mod testing;
+
+pub use action::{Action, LocalResponse};
+pub use config::Config;
+pub use error::Error;
+pub use http::{HeaderEdit, Request, Response};
+pub use log::{log, Level};
+
+/// A proxy filter. One value is created per filter instance by [`Filter::init`]; the hooks
+/// take `&self` and may be called for many requests, one at a time.
+pub trait Filter: Sized + 'static {
+    /// Build the filter from its manifest configuration; an `Err` refuses the configuration
+    /// (reported by `weir check` and at startup, with the filter's name).
+    fn init(config: Config) -> Result<Self, String>;
+
+    /// Request phase: inspect or change the request, or answer it.
+    fn on_request(&self, req: &mut Request<'_>) -> Action {
+        let _ = req;
+        Action::Continue
+    }
+
+    /// Response phase: inspect or change the response head, or replace the response.
+    /// `req` is the request as it was sent upstream.
+    fn on_response(&self, req: &Request<'_>, resp: &mut Response<'_>) -> Action {
+        let _ = (req, resp);
+        Action::Continue
+    }
+}
+
+/// Export `$ty` (a [`Filter`]) as the component's `weir:filter/filter` implementation.
+///
+/// Use it once, at the crate root of a `cdylib` crate. On non-Wasm targets it expands to
+/// nothing, so the same crate unit-tests natively.
+#[macro_export]
+macro_rules! export_filter {
+    ($ty:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct __WeirGuest;
+
+            ::std::thread_local! {
+                static __WEIR_FILTER: ::std::cell::OnceCell<$ty> =
+                    const { ::std::cell::OnceCell::new() };
+            }
+
+            impl $crate::__private::Guest for __WeirGuest {
+                fn init(config: ::std::string::String) -> ::std::result::Result<(), ::std::string::String> {
+                    __WEIR_FILTER.with(|cell| $crate::__private::init::<$ty>(cell, config))
+                }
+
+                fn on_request(req: $crate::__private::RequestBorrow<'_>) -> $crate::__private::WitAction {
+                    __WEIR_FILTER.with(|cell| $crate::__private::on_request::<$ty>(cell, req))
+                }
+
+                fn on_response(
+                    req: $crate::__private::RequestBorrow<'_>,
+                    resp: $crate::__private::ResponseBorrow<'_>,
+                ) -> $crate::__private::WitAction {
+                    __WEIR_FILTER.with(|cell| $crate::__private::on_response::<$ty>(cell, req, resp))
+                }
+            }
+
+            $crate::bindings::__export_filter_world!(__WeirGuest with_types_in $crate::bindings);
+        };
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    //! Glue used by [`export_filter!`]; not a stable API.
+    pub use crate::bindings::exports::weir::filter::filter::Guest;
+    pub use crate::bindings::weir::filter::types::Action as WitAction;
+    pub use wit_bindgen;
+
+    use crate::bindings::weir::filter::types as wit;
+    use crate::{Action, Config, Filter, Request, Response};
+    use std::cell::OnceCell;
+
+    /// How the bindings pass a borrowed request.
+    pub type RequestBorrow<'a> = &'a wit::Request;
+    /// How the bindings pass a borrowed response.
+    pub type ResponseBorrow<'a> = &'a wit::Response;
+
+    pub fn init<F: Filter>(cell: &OnceCell<F>, config: String) -> Result<(), String> {
+        if cell.get().is_some() {
+            return Err("init called twice on one instance".into());
+        }
+        let filter = F::init(Config::from_json(config))?;
+        let _ = cell.set(filter);
+        Ok(())
+    }
+
+    fn get<F>(cell: &OnceCell<F>) -> &F {
+        match cell.get() {
+            Some(f) => f,
+            None => panic!("weir-sdk: hook called before init"),
+        }
+    }
+
+    pub fn on_request<F: Filter>(cell: &OnceCell<F>, req: RequestBorrow<'_>) -> WitAction {
+        to_wit(get(cell).on_request(&mut Request::host(req)))
+    }
+
+    pub fn on_response<F: Filter>(
+        cell: &OnceCell<F>,
+        req: RequestBorrow<'_>,
+        resp: ResponseBorrow<'_>,
+    ) -> WitAction {
+        to_wit(get(cell).on_response(&Request::host(req), &mut Response::host(resp)))
+    }
+
+    fn to_wit(action: Action) -> WitAction {
+        match action {
+            Action::Continue => WitAction::Continue,
+            Action::Respond(r) => WitAction::Respond(wit::LocalResponse {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            }),
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Native test doubles: run a filter's hooks with `cargo test`, without a proxy or Wasm.
+//!
+//! ```
+//! use weir_sdk::{testing, Action, Config, Filter, Request};
+//!
+//! struct Deny;
+//! impl Filter for Deny {
+//!     fn init(_: Config) -> Result<Self, String> { Ok(Deny) }
+//!     fn on_request(&self, req: &mut Request) -> Action {
+//!         if req.path().starts_with("/admin") { Action::respond_text(403, "no") } else { Action::Continue }
+//!     }
+//! }
+//!
+//! let f: Deny = testing::init("{}").unwrap();
+//! let mut req = testing::MockRequest::get("/admin/users");
+//! assert_eq!(testing::on_request(&f, &mut req).response().unwrap().status, 403);
+//! ```
+
+use crate::{header, Action, Config, Error, Filter, Request, Response};
+use std::cell::RefCell;
+
+/// `init` a filter from a JSON configuration, as the host would.
+pub fn init<F: Filter>(config_json: &str) -> Result<F, String> {
+    F::init(Config::from_json(config_json))
+}
+
+/// Run the filter's request hook on `req`.
+pub fn on_request<F: Filter>(filter: &F, req: &mut MockRequest) -> Action {
+    filter.on_request(&mut Request::mock(req))
+}
+
+/// Run the filter's response hook on `resp`, for request `req`.
+pub fn on_response<F: Filter>(filter: &F, req: &mut MockRequest, resp: &mut MockResponse) -> Action {
+    filter.on_response(&Request::mock(req), &mut Response::mock(resp))
+}
+
+/// Messages the filter logged on this thread since the last call, as (level, message).
+pub fn take_logs() -> Vec<(crate::Level, String)> {
+    LOGS.with(|l| std::mem::take(&mut *l.borrow_mut()))
+}
+
+thread_local! {
+    static LOGS: RefCell<Vec<(crate::Level, String)>> = const { RefCell::new(Vec::new()) };
+}
+
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub(crate) fn record_log(level: crate::Level, message: &str) {
+    LOGS.with(|l| l.borrow_mut().push((level, message.to_owned())));
+}
+
+/// Ordered, case-insensitive, multi-valued headers, validated like the host does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderList(Vec<(String, String)>);
+
+impl HeaderList {
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `name`.
+    pub fn get_all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// Replace every value of `name`.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        header::validate(name, value)?;
+        self.remove(name);
+        self.0.push((name.to_ascii_lowercase(), value.to_owned()));
+        Ok(())
+    }
+
+    /// Add a value to `name`.
+    pub fn append(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        header::validate(name, value)?;
+        self.0.push((name.to_ascii_lowercase(), value.to_owned()));
+        Ok(())
+    }
+
+    /// Remove every value of `name`.
+    pub fn remove(&mut self, name: &str) {
+        self.0.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    }
+
+    /// All headers in order.
+    pub fn to_vec(&self) -> Vec<(String, String)> {
+        self.0.clone()
+    }
+}
+
+/// A request for native tests.
+#[derive(Debug, Clone)]
+pub struct MockRequest {
+    /// Method.
+    pub method: String,
+    /// Scheme, `"http"` by default.
+    pub scheme: String,
+    /// Authority, `None` by default.
+    pub authority: Option<String>,
+    /// Path without query.
+    pub path: String,
+    /// Query without `?`.
+    pub query: Option<String>,
+    /// Client IP, `"127.0.0.1"` by default.
+    pub client_addr: String,
+    /// Headers.
+    pub headers: HeaderList,
+}
+
+impl MockRequest {
+    /// A request with `method` for `path_and_query` (e.g. `"/a?b=c"`).
+    pub fn new(method: &str, path_and_query: &str) -> Self {
+        let mut req = MockRequest {
+            method: method.to_owned(),
+            scheme: "http".into(),
+            authority: None,
+            path: String::new(),
+            query: None,
+            client_addr: "127.0.0.1".into(),
+            headers: HeaderList::default(),
+        };
+        req.split_path(path_and_query);
+        req
+    }
+
+    /// A `GET` request.
+    pub fn get(path_and_query: &str) -> Self {
+        MockRequest::new("GET", path_and_query)
+    }
+
+    /// A `POST` request.
+    pub fn post(path_and_query: &str) -> Self {
+        MockRequest::new("POST", path_and_query)
+    }
+
+    /// Add a header (panics on an invalid one: this is test set-up).
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        if let Err(e) = self.headers.append(name, value) {
+            panic!("MockRequest::with_header: {e}");
+        }
+        self
+    }
+
+    /// Set the authority (`Host`).
+    pub fn with_authority(mut self, authority: &str) -> Self {
+        self.authority = Some(authority.to_owned());
+        self
+    }
+
+    /// Set the client address.
+    pub fn with_client_addr(mut self, addr: &str) -> Self {
+        self.client_addr = addr.to_owned();
+        self
+    }
+
+    pub(crate) fn set_path_and_query(&mut self, pq: &str) -> Result<(), Error> {
+        if !pq.starts_with('/') || pq.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(Error(format!("invalid path and query {pq:?}")));
+        }
+        self.split_path(pq);
+        Ok(())
+    }
+
+    fn split_path(&mut self, pq: &str) {
+        match pq.split_once('?') {
+            Some((p, q)) => {
+                self.path = p.to_owned();
+                self.query = Some(q.to_owned());
+            }
+            None => {
+                self.path = pq.to_owned();
+                self.query = None;
+            }
+        }
+    }
+}
+
+/// A response for native tests.
+#[derive(Debug, Clone)]
+pub struct MockResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: HeaderList,
+}
+
+impl MockResponse {
+    /// A response with `status` and no headers.
+    pub fn new(status: u16) -> Self {
+        MockResponse {
+            status,
+            headers: HeaderList::default(),
+        }
+    }
+
+    /// Add a header (panics on an invalid one: this is test set-up).
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        if let Err(e) = self.headers.append(name, value) {
+            panic!("MockResponse::with_header: {e}");
+        }
+        self
+    }
+
+    pub(crate) fn set_status(&mut self, status: u16) -> Result<(), Error> {
+        if !(100..=999).contains(&status) {
+            return Err(Error(format!("invalid status {status}")));
+        }
+        self.status = status;
+        Ok(())
+    }
+}
