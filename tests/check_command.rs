@@ -1,1 +1,140 @@
-fn main(){}
+//! `weir check`: exit 0 with a summary for a good manifest; exit 1 listing every problem,
+//! each with file, line and column, for bad ones (including filters refusing their config).
+
+mod harness;
+use harness::*;
+use std::process::Command;
+
+fn check(manifest: &str) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weir.toml");
+    std::fs::write(&path, expand(manifest)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["check"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const GOOD: &str = r#"plugins-dir = "{plugins}"
+
+[[listeners]]
+address = "127.0.0.1:8080"
+
+[upstreams.app]
+targets = ["127.0.0.1:9001"]
+
+[[routes]]
+upstream = "app"
+filters = ["tag", "key"]
+
+[filters.tag]
+plugin = "headers.wasm"
+config = { request = { set = { "x-a" = "1" } } }
+
+[filters.key]
+plugin = "api-key.wasm"
+config = { keys = ["k"] }
+"#;
+
+#[test]
+fn good_manifest_passes() {
+    let (ok, out, err) = check(GOOD);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("is valid: 1 listener(s), 1 upstream(s), 1 route(s), 2 filter(s) loaded"),
+        "{out}"
+    );
+}
+
+#[test]
+fn syntax_and_unknown_keys_name_the_line() {
+    let (ok, _, err) = check(&GOOD.replace("targets =", "targetz ="));
+    assert!(!ok);
+    assert!(
+        err.contains("weir.toml:7:1: unknown field `targetz`"),
+        "{err}"
+    );
+    assert!(err.contains("1 problem(s) found"), "{err}");
+
+    let (ok, _, err) = check(&GOOD.replace("[[routes]]", "[[routes]"));
+    assert!(!ok);
+    assert!(err.contains("weir.toml:9:"), "{err}");
+}
+
+#[test]
+fn every_problem_is_listed_with_its_place() {
+    let bad = GOOD
+        .replace("127.0.0.1:8080", "nowhere")
+        .replace(
+            "filters = [\"tag\", \"key\"]",
+            "filters = [\"tag\", \"key\", \"ghost\"]",
+        )
+        .replace("\"x-a\" = \"1\"", "\"bad name\" = \"1\"")
+        .replace("keys = [\"k\"]", "keys = []");
+    let (ok, _, err) = check(&bad);
+    assert!(!ok);
+    assert!(
+        err.contains("weir.toml:4:11: listeners.address: \"nowhere\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("weir.toml:11:26: routes[0].filters: no filter named \"ghost\""),
+        "{err}"
+    );
+    assert!(err.contains("weir.toml:14:10: filters.tag: init refused the config: request: header name \"bad name\""), "{err}");
+    assert!(err.contains("weir.toml:18:10: filters.key: init refused the config: keys: at least one key is required"), "{err}");
+    assert!(err.contains("4 problem(s) found"), "{err}");
+}
+
+#[test]
+fn missing_and_invalid_plugins_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("junk.wasm"), b"not wasm at all").unwrap();
+    std::fs::copy(
+        fixtures_dir().join("panic.wasm"),
+        dir.path().join("ok.wasm"),
+    )
+    .unwrap();
+    let m = GOOD
+        .replace("{plugins}", &dir.path().display().to_string())
+        .replace("headers.wasm", "missing.wasm")
+        .replace("api-key.wasm", "junk.wasm");
+    let (ok, _, err) = check(&m);
+    assert!(!ok);
+    assert!(
+        err.contains("filters.tag: cannot read plugin") && err.contains("missing.wasm"),
+        "{err}"
+    );
+    assert!(
+        err.contains("filters.key: plugin") && err.contains("is not a valid WebAssembly component"),
+        "{err}"
+    );
+}
+
+#[test]
+fn run_refuses_a_bad_manifest_with_the_same_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weir.toml");
+    std::fs::write(
+        &path,
+        expand(&GOOD.replace("upstream = \"app\"", "upstream = \"nope\"")),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .arg("run")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("weir.toml:10:12: routes[0].upstream: no upstream named \"nope\""),
+        "{err}"
+    );
+}

@@ -1,1 +1,27 @@
+//! # weir
+//!
+//! A reverse proxy whose request and response filters are sandboxed WebAssembly
+//! components. The binary (`src/main.rs`) is a thin CLI over this library.
+//!
+//! Layout, one concept per module:
+//! - [`config`]: the manifest, validated with located errors.
+//! - [`listener`]: accepting connections, HTTP/1.1 + HTTP/2 serving.
+//! - [`proxy`]: the request path.
+//! - [`route`]: choosing a route. [`upstream`], [`balance`]: where requests go.
+//! - [`forward`]: hop-by-hop and `X-Forwarded-*` headers.
+//! - [`filter`]: the Wasm filter engine, instance pools and chains.
+//! - [`server`]: assembling and stopping the proxy. [`check`]: `weir check`.
 
+pub mod access_log;
+pub mod balance;
+pub mod body;
+pub mod check;
+pub mod config;
+pub mod error;
+pub mod filter;
+pub mod forward;
+pub mod listener;
+pub mod proxy;
+pub mod route;
+pub mod server;
+pub mod upstream;

@@ -46,7 +46,9 @@ mod tests {
 
     #[test]
     fn parse_reports_the_field() {
-        let err = Config::from_json(r#"{"nmae": "x"}"#).parse::<C>().unwrap_err();
+        let err = Config::from_json(r#"{"nmae": "x"}"#)
+            .parse::<C>()
+            .unwrap_err();
         assert!(err.contains("nmae"), "{err}");
         assert!(Config::from_json(r#"{"name": "x"}"#).parse::<C>().is_ok());
     }

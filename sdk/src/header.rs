@@ -18,7 +18,10 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
 
 /// Check that `value` is a valid HTTP header value (no control characters but tab).
 pub fn validate_value(value: &str) -> Result<(), Error> {
-    match value.bytes().find(|b| (*b < 0x20 && *b != b'\t') || *b == 0x7f) {
+    match value
+        .bytes()
+        .find(|b| (*b < 0x20 && *b != b'\t') || *b == 0x7f)
+    {
         None => Ok(()),
         Some(b) => Err(Error(format!(
             "header value {value:?} contains a control character (0x{b:02x})"

@@ -90,11 +90,15 @@ macro_rules! export_filter {
             }
 
             impl $crate::__private::Guest for __WeirGuest {
-                fn init(config: ::std::string::String) -> ::std::result::Result<(), ::std::string::String> {
+                fn init(
+                    config: ::std::string::String,
+                ) -> ::std::result::Result<(), ::std::string::String> {
                     __WEIR_FILTER.with(|cell| $crate::__private::init::<$ty>(cell, config))
                 }
 
-                fn on_request(req: $crate::__private::RequestBorrow<'_>) -> $crate::__private::WitAction {
+                fn on_request(
+                    req: $crate::__private::RequestBorrow<'_>,
+                ) -> $crate::__private::WitAction {
                     __WEIR_FILTER.with(|cell| $crate::__private::on_request::<$ty>(cell, req))
                 }
 
@@ -102,7 +106,8 @@ macro_rules! export_filter {
                     req: $crate::__private::RequestBorrow<'_>,
                     resp: $crate::__private::ResponseBorrow<'_>,
                 ) -> $crate::__private::WitAction {
-                    __WEIR_FILTER.with(|cell| $crate::__private::on_response::<$ty>(cell, req, resp))
+            __WEIR_FILTER
+                        .with(|cell| $crate::__private::on_response::<$ty>(cell, req, resp))
                 }
             }
 

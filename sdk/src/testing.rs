@@ -30,7 +30,11 @@ pub fn on_request<F: Filter>(filter: &F, req: &mut MockRequest) -> Action {
 }
 
 /// Run the filter's response hook on `resp`, for request `req`.
-pub fn on_response<F: Filter>(filter: &F, req: &mut MockRequest, resp: &mut MockResponse) -> Action {
+pub fn on_response<F: Filter>(
+    filter: &F,
+    req: &mut MockRequest,
+    resp: &mut MockResponse,
+) -> Action {
     filter.on_response(&Request::mock(req), &mut Response::mock(resp))
 }
 

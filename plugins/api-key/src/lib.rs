@@ -103,7 +103,10 @@ mod tests {
         let action = testing::on_request(&f, &mut req);
         let resp = action.response().unwrap();
         assert_eq!(resp.status, 401);
-        assert_eq!(resp.header_value("www-authenticate"), Some("ApiKey header=\"x-api-key\""));
+        assert_eq!(
+            resp.header_value("www-authenticate"),
+            Some("ApiKey header=\"x-api-key\"")
+        );
         assert_eq!(resp.body, b"missing API key\n");
 
         let mut req = MockRequest::get("/").with_header("x-api-key", "alph");

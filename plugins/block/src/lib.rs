@@ -142,7 +142,9 @@ mod tests {
     use weir_sdk::testing::{self, MockRequest};
 
     fn status(f: &Block, mut req: MockRequest) -> Option<u16> {
-        testing::on_request(f, &mut req).response().map(|r| r.status)
+        testing::on_request(f, &mut req)
+            .response()
+            .map(|r| r.status)
     }
 
     #[test]
@@ -165,9 +167,21 @@ mod tests {
         let action = testing::on_request(&f, &mut req);
         let resp = action.response().unwrap();
         assert_eq!((resp.status, resp.body.as_slice()), (451, b"no".as_slice()));
-        assert_eq!(status(&f, MockRequest::get("/").with_header("X-Debug", "")), Some(451));
-        assert_eq!(status(&f, MockRequest::get("/").with_header("user-agent", "BadBot")), Some(451));
-        assert_eq!(status(&f, MockRequest::get("/").with_header("user-agent", "curl")), None);
+        assert_eq!(
+            status(&f, MockRequest::get("/").with_header("X-Debug", "")),
+            Some(451)
+        );
+        assert_eq!(
+            status(
+                &f,
+                MockRequest::get("/").with_header("user-agent", "BadBot")
+            ),
+            Some(451)
+        );
+        assert_eq!(
+            status(&f, MockRequest::get("/").with_header("user-agent", "curl")),
+            None
+        );
     }
 
     #[test]

@@ -63,9 +63,7 @@ struct Edits {
 
 impl Edits {
     fn from_config(phase: &str, c: EditsConfig) -> Result<Self, String> {
-        let check = |n: &str, v: &str| {
-            header::validate(n, v).map_err(|e| format!("{phase}: {e}"))
-        };
+        let check = |n: &str, v: &str| header::validate(n, v).map_err(|e| format!("{phase}: {e}"));
         for n in &c.remove {
             header::validate_name(n).map_err(|e| format!("{phase}.remove: {e}"))?;
         }
@@ -159,11 +157,16 @@ mod tests {
 
     #[test]
     fn edits_response_headers() {
-        let f: Headers =
-            testing::init(r#"{"response": {"set": {"x-served-by": "weir"}, "remove": ["server"]}}"#).unwrap();
+        let f: Headers = testing::init(
+            r#"{"response": {"set": {"x-served-by": "weir"}, "remove": ["server"]}}"#,
+        )
+        .unwrap();
         let mut req = MockRequest::get("/");
         let mut resp = MockResponse::new(200).with_header("server", "nginx");
-        assert_eq!(testing::on_response(&f, &mut req, &mut resp), Action::Continue);
+        assert_eq!(
+            testing::on_response(&f, &mut req, &mut resp),
+            Action::Continue
+        );
         assert_eq!(resp.headers.get("server"), None);
         assert_eq!(resp.headers.get("x-served-by"), Some("weir"));
         // The request phase has nothing to do.
@@ -174,11 +177,17 @@ mod tests {
 
     #[test]
     fn refuses_bad_config() {
-        let err = testing::init::<Headers>(r#"{"request": {"set": {"bad name": "1"}}}"#).err().unwrap();
+        let err = testing::init::<Headers>(r#"{"request": {"set": {"bad name": "1"}}}"#)
+            .err()
+            .unwrap();
         assert!(err.contains("request") && err.contains("bad name"), "{err}");
-        let err = testing::init::<Headers>(r#"{"request": {"set": {"x": "a\nb"}}}"#).err().unwrap();
+        let err = testing::init::<Headers>(r#"{"request": {"set": {"x": "a\nb"}}}"#)
+            .err()
+            .unwrap();
         assert!(err.contains("control character"), "{err}");
-        let err = testing::init::<Headers>(r#"{"requests": {}}"#).err().unwrap();
+        let err = testing::init::<Headers>(r#"{"requests": {}}"#)
+            .err()
+            .unwrap();
         assert!(err.contains("requests"), "{err}");
         let err = testing::init::<Headers>("{}").err().unwrap();
         assert!(err.contains("no header edits"), "{err}");

@@ -1,0 +1,40 @@
+# Weir build entry point. `make demo` and `make test` are the two commands in the README.
+.PHONY: all plugins build demo test unit lint fmt bench bench-filter bench-proxy clean
+
+all: build
+
+# Every standard filter and test fixture, as wasm32-wasip2 components (rustup's target, or
+# the offline Debian route when rustup cannot provide it).
+plugins:
+	plugins/build.sh
+
+# The proxy and the demo upstream, optimised.
+build: plugins
+	cargo build --release -p weir --bin weir --example echo_upstream
+
+# Build everything and run the demo: echo upstreams, weir with examples/weir.toml, curl walkthrough.
+demo: build
+	examples/demo.sh
+
+# Formatting, lints, then every unit and end-to-end test.
+test: plugins lint
+	cargo test --workspace
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+# Benchmarks (not part of `make test`): a pooled filter call, and weir vs nginx under wrk.
+bench: bench-filter bench-proxy
+
+bench-filter: plugins
+	cargo bench -p weir --bench filter_call
+
+bench-proxy: build
+	host/benches/proxy_vs_nginx.sh
+
+clean:
+	cargo clean

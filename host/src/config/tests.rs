@@ -1,0 +1,145 @@
+//! Unit tests of manifest validation.
+
+use super::*;
+
+const GOOD: &str = r#"
+plugins-dir = "wasm"
+timeout = "2s"
+
+[[listeners]]
+address = "127.0.0.1:8080"
+
+[upstreams.app]
+targets = ["127.0.0.1:9001", "localhost:9002"]
+connect-timeout = "250ms"
+
+[[routes]]
+host = "Example.COM"
+path = "/api"
+upstream = "app"
+filters = ["tag"]
+
+[[routes]]
+upstream = "app"
+
+[filters.tag]
+plugin = "headers.wasm"
+config = { request = { set = { "x-a" = "1" } } }
+"#;
+
+fn errors(src: &str) -> Vec<String> {
+    match Config::parse(Path::new("/etc/weir/m.toml"), src) {
+        Ok(_) => panic!("expected errors"),
+        Err(d) => d.0.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+#[test]
+fn good_manifest_resolves() {
+    let c = Config::parse(Path::new("/etc/weir/m.toml"), GOOD).unwrap();
+    assert_eq!(c.plugins_dir, Path::new("/etc/weir/wasm"));
+    assert_eq!(
+        c.listeners,
+        vec!["127.0.0.1:8080".parse::<SocketAddr>().unwrap()]
+    );
+    let u = &c.upstreams[0];
+    assert_eq!(
+        (u.timeout, u.connect_timeout),
+        (Duration::from_secs(2), Duration::from_millis(250))
+    );
+    assert_eq!(u.targets.len(), 2);
+    assert_eq!(c.routes[0].host.as_deref(), Some("example.com"));
+    assert_eq!(c.routes[1].path, "/");
+    assert_eq!(
+        c.filters[0].plugin_path,
+        Path::new("/etc/weir/wasm/headers.wasm")
+    );
+    assert_eq!(
+        c.filters[0].config_json,
+        r#"{"request":{"set":{"x-a":"1"}}}"#
+    );
+    assert_eq!(c.filters[0].location.line, 22);
+}
+
+#[test]
+fn unknown_key_names_line_and_key() {
+    let src = GOOD.replace("connect-timeout", "conect-timeout");
+    let e = errors(&src);
+    assert_eq!(e.len(), 1);
+    assert!(
+        e[0].starts_with("/etc/weir/m.toml:10:1: unknown field `conect-timeout`"),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
+fn bad_values_name_their_place() {
+    let e = errors(&GOOD.replace("\"2s\"", "\"2 seconds\""));
+    assert!(
+        e[0].starts_with("/etc/weir/m.toml:3:11: invalid duration"),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
+fn every_semantic_problem_is_listed() {
+    let src = GOOD
+        .replace("127.0.0.1:8080", "localhost")
+        .replace("localhost:9002", "no-port")
+        .replace("filters = [\"tag\"]", "filters = [\"tag\", \"nope\"]")
+        .replace("upstream = \"app\"\n\n", "upstream = \"ghost\"\n\n")
+        .replace("headers.wasm", "../headers.wasm");
+    let e = errors(&src);
+    let all = e.join("\n");
+    assert_eq!(e.len(), 5, "{all}");
+    assert!(
+        all.contains(":6:11: listeners.address: \"localhost\" is not an ip:port"),
+        "{all}"
+    );
+    assert!(
+        all.contains(":9:30: upstreams.app.targets: \"no-port\" has no port"),
+        "{all}"
+    );
+    assert!(
+        all.contains("routes[0].filters: no filter named \"nope\" (defined: \"tag\")"),
+        "{all}"
+    );
+    assert!(
+        all.contains("routes[1].upstream: no upstream named \"ghost\" (defined: \"app\")"),
+        "{all}"
+    );
+    assert!(
+        all.contains("filters.tag.plugin: \"../headers.wasm\" must be a file name"),
+        "{all}"
+    );
+}
+
+#[test]
+fn empty_manifest_asks_for_listeners_and_routes() {
+    let e = errors("");
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(e[0].contains("no listeners"));
+    assert!(e[1].contains("no routes"));
+}
+
+#[test]
+fn duplicate_routes_are_refused() {
+    let src = format!("{GOOD}\n[[routes]]\nupstream = \"app\"\n");
+    let e = errors(&src);
+    assert!(
+        e[0].contains("routes[2]: another route already matches"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn unreadable_file_is_reported() {
+    let d = Config::load(Path::new("/nonexistent/weir.toml")).unwrap_err();
+    assert!(
+        d.to_string()
+            .starts_with("/nonexistent/weir.toml: cannot read manifest"),
+        "{d}"
+    );
+}

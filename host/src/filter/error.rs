@@ -1,0 +1,58 @@
+//! Errors of loading filters and of calling them.
+
+/// A filter could not be loaded: the file, the component's world, or its `init`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoadError {
+    /// The plugin file is missing or unreadable.
+    #[error("cannot read plugin {path}: {reason}")]
+    Read {
+        /// The plugin file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The file is not a valid WebAssembly component.
+    #[error("plugin {path} is not a valid WebAssembly component: {reason}")]
+    Compile {
+        /// The plugin file.
+        path: String,
+        /// The compiler's reason.
+        reason: String,
+    },
+    /// The component does not implement the `weir:filter` world this host provides.
+    #[error("plugin {path} is not a compatible Weir filter: {reason}")]
+    World {
+        /// The plugin file.
+        path: String,
+        /// What is missing or mismatched.
+        reason: String,
+    },
+    /// The filter's `init` refused its configuration.
+    #[error("init refused the config: {0}")]
+    Init(String),
+    /// The filter trapped while being instantiated or initialised.
+    #[error("trapped during init: {0}")]
+    Trap(String),
+    /// The Wasm engine could not be set up.
+    #[error("cannot create the Wasm engine: {0}")]
+    Engine(String),
+}
+
+/// A hook call failed; the request is answered with 500 and the instance discarded.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The guest trapped (panic, unreachable, out-of-bounds access...) or a host call failed.
+    #[error("trapped in {hook}: {reason}")]
+    Trap {
+        /// `on-request` or `on-response`.
+        hook: &'static str,
+        /// The trap and its backtrace summary.
+        reason: String,
+    },
+    /// A fresh instance could not be created.
+    #[error("cannot create an instance: {0}")]
+    Instantiate(String),
+    /// The filter returned a local response the host cannot send.
+    #[error("returned an invalid response: {0}")]
+    InvalidResponse(String),
+}

@@ -1,0 +1,87 @@
+//! Instance pooling: each filter keeps idle, initialised instances and reuses them across
+//! requests instead of instantiating per request.
+//!
+//! A hook call keeps its instance only while the guest runs (it does not wait on I/O), so
+//! about one instance per worker thread is busy per filter; the pool keeps that many idle.
+//! An instance whose call failed is dropped, never returned.
+
+use super::bindings::{FilterWorld, FilterWorldPre};
+use super::host::FilterState;
+use super::LoadError;
+use std::sync::{Arc, Mutex};
+use wasmtime::Store;
+
+/// An initialised instance with its own store.
+pub(super) struct Instance {
+    pub store: Store<FilterState>,
+    pub world: FilterWorld,
+}
+
+/// Idle instances of one filter.
+pub(super) struct InstancePool {
+    pre: FilterWorldPre<FilterState>,
+    name: Arc<str>,
+    config_json: String,
+    inherit_stdio: bool,
+    idle: Mutex<Vec<Instance>>,
+    max_idle: usize,
+}
+
+impl InstancePool {
+    pub fn new(
+        pre: FilterWorldPre<FilterState>,
+        name: Arc<str>,
+        config_json: String,
+        inherit_stdio: bool,
+    ) -> Self {
+        let workers = std::thread::available_parallelism().map_or(4, |n| n.get());
+        InstancePool {
+            pre,
+            name,
+            config_json,
+            inherit_stdio,
+            idle: Mutex::new(Vec::new()),
+            max_idle: workers * 2,
+        }
+    }
+
+    /// Create and `init` a fresh instance.
+    pub async fn instantiate(&self) -> Result<Instance, LoadError> {
+        let state = FilterState::new(self.name.clone(), self.inherit_stdio);
+        let mut store = Store::new(self.pre.engine(), state);
+        let world = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| LoadError::Trap(format!("{e:#}")))?;
+        world
+            .weir_filter_filter()
+            .call_init(&mut store, &self.config_json)
+            .await
+            .map_err(|e| LoadError::Trap(format!("{e:#}")))?
+            .map_err(LoadError::Init)?;
+        Ok(Instance { store, world })
+    }
+
+    /// An idle instance, or a new one.
+    pub async fn checkout(&self) -> Result<Instance, LoadError> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match idle {
+            Some(i) => Ok(i),
+            None => self.instantiate().await,
+        }
+    }
+
+    /// Return a healthy instance for reuse.
+    pub fn checkin(&self, instance: Instance) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < self.max_idle {
+            idle.push(instance);
+        }
+    }
+
+    /// How many idle instances are kept now.
+    pub fn idle_count(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}

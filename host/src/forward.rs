@@ -1,0 +1,148 @@
+//! Rewriting messages as they cross the proxy: hop-by-hop headers removed, `X-Forwarded-*`
+//! set, the client's `Host` preserved.
+
+use crate::body::Body;
+use crate::filter::RequestHead;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Uri, Version};
+
+/// `X-Forwarded-For`
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `X-Forwarded-Proto`
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `X-Forwarded-Host`
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+static HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Remove hop-by-hop headers, including those the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        let listed: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect();
+        for name in listed {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Build the request to send to `target` from the (filtered) head and the client's body.
+pub fn upstream_request(
+    head: RequestHead,
+    target: &Authority,
+    body: Body,
+) -> Result<Request<Body>, http::Error> {
+    let host = head.authority().map(str::to_owned);
+    let mut parts = head.parts;
+    let headers = &mut parts.headers;
+    strip_hop_by_hop(headers);
+
+    let client = head.client.to_string();
+    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) => HeaderValue::try_from(format!("{prev}, {client}")),
+        None => HeaderValue::try_from(client),
+    }?;
+    headers.insert(X_FORWARDED_FOR.clone(), forwarded_for);
+    headers.insert(
+        X_FORWARDED_PROTO.clone(),
+        HeaderValue::from_static(head.scheme),
+    );
+    match host {
+        Some(host) => {
+            let value = HeaderValue::try_from(host)?;
+            headers.insert(X_FORWARDED_HOST.clone(), value.clone());
+            // HTTP/2 clients send the authority in the URI; upstreams need it as Host.
+            headers.entry(header::HOST).or_insert(value);
+        }
+        None => {
+            headers.remove(&X_FORWARDED_HOST);
+        }
+    }
+
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    parts.uri = Uri::builder()
+        .scheme(Scheme::HTTP)
+        .authority(target.clone())
+        .path_and_query(path_and_query)
+        .build()?;
+    parts.version = Version::HTTP_11;
+    Ok(Request::from_parts(parts, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    fn head(req: Request<()>) -> RequestHead {
+        RequestHead {
+            parts: req.into_parts().0,
+            client: "10.0.0.9".parse::<IpAddr>().unwrap(),
+            scheme: "http",
+        }
+    }
+
+    #[test]
+    fn strips_hop_by_hop_and_connection_listed_headers() {
+        let req = Request::get("/a?b=1")
+            .header("host", "example.com")
+            .header("connection", "keep-alive, x-secret")
+            .header("keep-alive", "timeout=5")
+            .header("x-secret", "1")
+            .header("te", "trailers")
+            .header("upgrade", "websocket")
+            .header("x-kept", "yes")
+            .body(())
+            .unwrap();
+        let target: Authority = "127.0.0.1:9000".parse().unwrap();
+        let out = upstream_request(head(req), &target, Body::empty()).unwrap();
+        let h = out.headers();
+        for gone in ["connection", "keep-alive", "x-secret", "te", "upgrade"] {
+            assert!(!h.contains_key(gone), "{gone}");
+        }
+        assert_eq!(h["x-kept"], "yes");
+        assert_eq!(h["host"], "example.com");
+        assert_eq!(h["x-forwarded-host"], "example.com");
+        assert_eq!(h["x-forwarded-for"], "10.0.0.9");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(out.uri(), "http://127.0.0.1:9000/a?b=1");
+        assert_eq!(out.version(), Version::HTTP_11);
+    }
+
+    #[test]
+    fn appends_to_forwarded_for_and_sets_host_from_h2_authority() {
+        let req = Request::get("https://example.org:8443/x")
+            .version(Version::HTTP_2)
+            .header("x-forwarded-for", "1.2.3.4")
+            .body(())
+            .unwrap();
+        let target: Authority = "10.1.1.1:80".parse().unwrap();
+        let out = upstream_request(head(req), &target, Body::empty()).unwrap();
+        assert_eq!(out.headers()["x-forwarded-for"], "1.2.3.4, 10.0.0.9");
+        assert_eq!(out.headers()["host"], "example.org:8443");
+        assert_eq!(out.uri(), "http://10.1.1.1:80/x");
+    }
+}

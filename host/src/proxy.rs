@@ -1,0 +1,164 @@
+//! The request path: route, request filters, upstream, response filters, access log.
+
+use crate::access_log::AccessLog;
+use crate::body::Body;
+use crate::error::ProxyError;
+use crate::filter::chain::{self, Report};
+use crate::filter::RequestHead;
+use crate::forward;
+use crate::route::RouteTable;
+use crate::upstream::Upstream;
+use http::uri::Authority;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use std::error::Error as _;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Serves requests: one per hyper service call. Shared by every connection.
+pub struct Proxy {
+    routes: RouteTable,
+    access_log: bool,
+}
+
+impl Proxy {
+    /// A proxy over `routes`.
+    pub fn new(routes: RouteTable, access_log: bool) -> Self {
+        Proxy { routes, access_log }
+    }
+
+    /// Answer one request from `client`.
+    pub async fn handle(&self, req: Request<Incoming>, client: SocketAddr) -> Response<Body> {
+        let start = Instant::now();
+        let (parts, body) = req.into_parts();
+        let mut head = RequestHead {
+            parts,
+            client: client.ip(),
+            scheme: "http",
+        };
+        let log = self.access_log.then(|| AccessLog::begin(&head, start));
+
+        let Some(route) = self.routes.find(head.authority(), head.parts.uri.path()) else {
+            let resp = ProxyError::NoRoute.response();
+            if let Some(log) = log {
+                log.finish(resp.status(), None, None, &Report::default());
+            }
+            return resp;
+        };
+
+        let mut report = Report::default();
+        let (ran, local) = chain::on_request(&route.filters, &mut head, &mut report).await;
+        let (response, target) = match local {
+            Some(resp) => (resp, None),
+            None => {
+                // The response phase sees the request as it was sent upstream.
+                let sent = if ran > 0 {
+                    head.clone_head()
+                } else {
+                    std::mem::replace(&mut head, RequestHead::empty(client.ip()))
+                };
+                forward_to(&route.upstream, sent, Body::from(body)).await
+            }
+        };
+        let response = if ran > 0 {
+            chain::on_response(&route.filters[..ran], &mut head, response, &mut report).await
+        } else {
+            response
+        };
+        if let Some(log) = log {
+            log.finish(
+                response.status(),
+                Some(route.upstream.name()),
+                target.as_ref(),
+                &report,
+            );
+        }
+        response
+    }
+}
+
+/// Send the request to one of the upstream's targets; map failures to 502/504.
+async fn forward_to(
+    upstream: &Upstream,
+    head: RequestHead,
+    body: Body,
+) -> (Response<Body>, Option<Authority>) {
+    let Some(target) = upstream.pick() else {
+        return (ProxyError::BadGateway.response(), None);
+    };
+    let req = match forward::upstream_request(head, target, body) {
+        Ok(req) => req,
+        Err(e) => {
+            tracing::warn!(
+                upstream = upstream.name(),
+                "cannot build the upstream request: {e}"
+            );
+            return (ProxyError::Internal.response(), Some(target.clone()));
+        }
+    };
+    let sent = tokio::time::timeout(upstream.timeout, upstream.client().request(req)).await;
+    let resp = match sent {
+        Err(_) => {
+            tracing::warn!(upstream = upstream.name(), %target, timeout = ?upstream.timeout, "upstream timed out");
+            ProxyError::GatewayTimeout.response()
+        }
+        Ok(Err(e)) => {
+            let error = if is_timeout(&e) {
+                ProxyError::GatewayTimeout
+            } else {
+                ProxyError::BadGateway
+            };
+            tracing::warn!(upstream = upstream.name(), %target, "upstream failed: {}", chain_text(&e));
+            error.response()
+        }
+        Ok(Ok(resp)) => {
+            let (mut parts, body) = resp.into_parts();
+            forward::strip_hop_by_hop(&mut parts.headers);
+            Response::from_parts(parts, Body::from(body))
+        }
+    };
+    (resp, Some(target.clone()))
+}
+
+fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
+}
+
+fn chain_text(e: &hyper_util::client::legacy::Error) -> String {
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        text.push_str(": ");
+        text.push_str(&err.to_string());
+        cur = err.source();
+    }
+    text
+}
+
+impl RequestHead {
+    /// A copy of the head (headers are reference-counted, so this is cheap).
+    fn clone_head(&self) -> RequestHead {
+        RequestHead {
+            parts: self.parts.clone(),
+            client: self.client,
+            scheme: self.scheme,
+        }
+    }
+
+    fn empty(client: std::net::IpAddr) -> RequestHead {
+        RequestHead {
+            parts: http::Request::new(()).into_parts().0,
+            client,
+            scheme: "http",
+        }
+    }
+}

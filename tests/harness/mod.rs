@@ -1,0 +1,311 @@
+//! Shared end-to-end harness: real upstream servers on `127.0.0.1:0`, the real `weir`
+//! binary started with a generated manifest, and a small HTTP client.
+#![allow(dead_code)] // each test file uses part of the harness
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf()
+}
+
+/// Where `make plugins` puts the standard filters.
+pub fn plugins_dir() -> PathBuf {
+    require_dir(workspace().join("target/plugins"))
+}
+
+/// Where `make plugins` puts the test fixtures.
+pub fn fixtures_dir() -> PathBuf {
+    require_dir(workspace().join("target/fixtures"))
+}
+
+fn require_dir(dir: PathBuf) -> PathBuf {
+    assert!(
+        dir.is_dir(),
+        "{} is missing: build the filters first with `make plugins` (or `make test`)",
+        dir.display()
+    );
+    dir
+}
+
+type Handler = Arc<
+    dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// A real HTTP/1.1 server on 127.0.0.1 with a handler.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Upstream {
+    /// Serve `handler` on a fresh port.
+    pub async fn start<F, Fut>(handler: F) -> Upstream
+    where
+        F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |req| Box::pin(handler(req)));
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        let addr = listener.local_addr().expect("local addr");
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let handler = handler.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| {
+                        let handler = handler.clone();
+                        async move { Ok::<_, Infallible>(handler(req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Upstream { addr, task }
+    }
+
+    /// An upstream that answers 200 with the request it received as text:
+    /// `<METHOD> <path?query>` then one `name: value` line per header, then the body;
+    /// and the response header `x-upstream: <name>`.
+    pub async fn echo(name: &'static str) -> Upstream {
+        Upstream::start(move |req: Request<Incoming>| async move {
+            let mut text = format!("{} {}\n", req.method(), req.uri());
+            for (n, v) in req.headers() {
+                text.push_str(&format!("{}: {}\n", n, v.to_str().unwrap_or("<binary>")));
+            }
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            text.push('\n');
+            text.push_str(&String::from_utf8_lossy(&body));
+            Response::builder()
+                .header("x-upstream", name)
+                .header("server", "echo")
+                .body(Full::new(Bytes::from(text)))
+                .expect("valid response")
+        })
+        .await
+    }
+
+    /// An upstream that waits `delay` before answering 200.
+    pub async fn slow(delay: Duration) -> Upstream {
+        Upstream::start(move |_req| async move {
+            tokio::time::sleep(delay).await;
+            Response::new(Full::new(Bytes::from_static(b"late\n")))
+        })
+        .await
+    }
+}
+
+/// An address where nothing listens.
+pub fn closed_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+/// The real `weir` binary, running with a manifest; killed on drop.
+pub struct Weir {
+    pub addr: SocketAddr,
+    child: Child,
+    _dir: tempfile::TempDir,
+    stderr: Arc<std::sync::Mutex<String>>,
+}
+
+impl Weir {
+    /// Start `weir run` with `manifest` (TOML). `{plugins}` and `{fixtures}` in it are
+    /// replaced by the filter directories. The first listener should use port 0.
+    pub fn start(manifest: &str) -> Weir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("weir.toml");
+        std::fs::write(&path, expand(manifest)).expect("write manifest");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .arg("run")
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start weir");
+        let stderr = Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let err = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                eprintln!("[weir] {line}");
+                let mut s = sink.lock().unwrap_or_else(|p| p.into_inner());
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let out = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(out).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(a) = line.strip_prefix("weir: listening on http://") {
+                        break a.parse().expect("listen address");
+                    }
+                }
+                _ => {
+                    let status = child.wait().expect("wait");
+                    std::thread::sleep(Duration::from_millis(100));
+                    panic!(
+                        "weir exited ({status}) before listening:\n{}",
+                        stderr.lock().unwrap_or_else(|p| p.into_inner())
+                    );
+                }
+            }
+        };
+        Weir {
+            addr,
+            child,
+            _dir: dir,
+            stderr,
+        }
+    }
+
+    /// Everything weir logged so far.
+    pub fn logs(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Wait until the logs contain `needle` (up to 5 s).
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        for _ in 0..100 {
+            let logs = self.logs();
+            if logs.contains(needle) {
+                return logs;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("weir never logged {needle:?}; logs:\n{}", self.logs());
+    }
+
+    /// `http://<addr><path>`
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Send SIGTERM and wait for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for Weir {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Replace `{plugins}` and `{fixtures}` in a manifest.
+pub fn expand(manifest: &str) -> String {
+    manifest
+        .replace("{plugins}", &plugins_dir().display().to_string())
+        .replace("{fixtures}", &fixtures_dir().display().to_string())
+}
+
+/// A received response.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    /// First value of a header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Send a request built by `req` over HTTP/1.1 (a fresh client each time).
+pub async fn send(req: Request<Full<Bytes>>) -> Reply {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    collect(client.request(req).await.expect("request")).await
+}
+
+/// Send over HTTP/2 with prior knowledge (h2c).
+pub async fn send_h2(req: Request<Full<Bytes>>) -> Reply {
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    collect(client.request(req).await.expect("h2 request")).await
+}
+
+async fn collect(resp: Response<Incoming>) -> Reply {
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// GET `url` with `headers`.
+pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut b = Request::get(url);
+    for (n, v) in headers {
+        b = b.header(*n, *v);
+    }
+    send(b.body(Full::new(Bytes::new())).expect("request")).await
+}
+
+/// A manifest with one listener on port 0, one upstream `app` with `targets`, one catch-all
+/// route through `filters`, plus `extra` TOML (filter definitions etc.).
+pub fn manifest(targets: &[SocketAddr], filters: &[&str], extra: &str) -> String {
+    let targets: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+    let filters: Vec<String> = filters.iter().map(|f| format!("\"{f}\"")).collect();
+    format!(
+        "plugins-dir = \"{{plugins}}\"\n\n[[listeners]]\naddress = \"127.0.0.1:0\"\n\n\
+         [upstreams.app]\ntargets = [{}]\n\n[[routes]]\nupstream = \"app\"\nfilters = [{}]\n\n{extra}\n",
+        targets.join(", "),
+        filters.join(", ")
+    )
+}
