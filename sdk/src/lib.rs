@@ -106,12 +106,12 @@ macro_rules! export_filter {
                     req: $crate::__private::RequestBorrow<'_>,
                     resp: $crate::__private::ResponseBorrow<'_>,
                 ) -> $crate::__private::WitAction {
-            __WEIR_FILTER
+                    __WEIR_FILTER
                         .with(|cell| $crate::__private::on_response::<$ty>(cell, req, resp))
                 }
             }
 
-            $crate::bindings::__export_filter_world!(__WeirGuest with_types_in $crate::bindings);
+    $crate::bindings::__export_filter_world!(__WeirGuest with_types_in $crate::bindings);
         };
     };
 }

@@ -111,7 +111,7 @@ impl Block {
         }
         if !self.methods.is_empty() {
             let method = req.method();
-            if self.methods.iter().any(|m| *m == method) {
+            if self.methods.contains(&method) {
                 return true;
             }
         }
