@@ -52,6 +52,11 @@ impl Filter {
         &self.name
     }
 
+    /// Instances created so far, the first (at load time) included.
+    pub fn instances_created(&self) -> u64 {
+        self.pool.created_count()
+    }
+
     /// Idle instances kept for reuse.
     pub fn idle_instances(&self) -> usize {
         self.pool.idle_count()

@@ -8,6 +8,7 @@
 use super::bindings::{FilterWorld, FilterWorldPre};
 use super::host::FilterState;
 use super::LoadError;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wasmtime::Store;
 
@@ -25,6 +26,7 @@ pub(super) struct InstancePool {
     inherit_stdio: bool,
     idle: Mutex<Vec<Instance>>,
     max_idle: usize,
+    created: AtomicU64,
 }
 
 impl InstancePool {
@@ -42,11 +44,13 @@ impl InstancePool {
             inherit_stdio,
             idle: Mutex::new(Vec::new()),
             max_idle: workers * 2,
+            created: AtomicU64::new(0),
         }
     }
 
     /// Create and `init` a fresh instance.
     pub async fn instantiate(&self) -> Result<Instance, LoadError> {
+        self.created.fetch_add(1, Ordering::Relaxed);
         let state = FilterState::new(self.name.clone(), self.inherit_stdio);
         let mut store = Store::new(self.pre.engine(), state);
         let world = self
@@ -78,6 +82,11 @@ impl InstancePool {
         if idle.len() < self.max_idle {
             idle.push(instance);
         }
+    }
+
+    /// How many instances were ever created (the first at load time included).
+    pub fn created_count(&self) -> u64 {
+        self.created.load(Ordering::Relaxed)
     }
 
     /// How many idle instances are kept now.

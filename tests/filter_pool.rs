@@ -1,0 +1,110 @@
+//! The filter engine through the library API: instances are pooled and reused, a trapped
+//! instance is replaced, and incompatible components are refused at load time.
+
+mod harness;
+use harness::*;
+use std::path::Path;
+use weir::config::{Config, FilterConfig};
+use weir::filter::{FilterEngine, RequestHead, Verdict};
+
+fn filter_config(dir: &Path, plugin: &str, config_json: &str) -> FilterConfig {
+    let manifest =
+        "[[listeners]]\naddress = \"127.0.0.1:1\"\n[upstreams.a]\ntargets = [\"127.0.0.1:2\"]\n\
+                    [[routes]]\nupstream = \"a\"\n[filters.f]\nplugin = \"x.wasm\"\n";
+    let config = Config::parse(Path::new("pool.toml"), manifest).expect("manifest");
+    FilterConfig {
+        plugin_path: dir.join(plugin),
+        config_json: config_json.into(),
+        ..config.filters[0].clone()
+    }
+}
+
+fn head(extra: Option<(&'static str, &'static str)>) -> RequestHead {
+    let mut b = http::Request::get("/x").header("host", "a.test");
+    if let Some((n, v)) = extra {
+        b = b.header(n, v);
+    }
+    RequestHead {
+        parts: b.body(()).unwrap().into_parts().0,
+        client: "127.0.0.1".parse().unwrap(),
+        scheme: "http",
+    }
+}
+
+#[tokio::test]
+async fn instances_are_reused_across_calls() {
+    let engine = FilterEngine::new().unwrap();
+    let cfg = filter_config(
+        &plugins_dir(),
+        "headers.wasm",
+        r#"{"request":{"set":{"x-a":"1"}}}"#,
+    );
+    let filter = engine.load_all(&[cfg]).await.unwrap().remove(0);
+    assert_eq!(
+        filter.instances_created(),
+        1,
+        "one instance is made (and init'ed) at load"
+    );
+    for _ in 0..200 {
+        let mut h = head(None);
+        let r = filter.on_request(&mut h).await.unwrap();
+        assert!(matches!(r.verdict, Verdict::Continue) && r.changed);
+        assert_eq!(h.parts.headers["x-a"], "1");
+    }
+    assert_eq!(
+        filter.instances_created(),
+        1,
+        "sequential calls reuse the pooled instance"
+    );
+    assert_eq!(filter.idle_instances(), 1);
+}
+
+#[tokio::test]
+async fn a_trapped_instance_is_discarded_and_replaced() {
+    let engine = FilterEngine::new().unwrap();
+    let cfg = filter_config(&fixtures_dir(), "panic.wasm", "{}");
+    let filter = engine.load_all(&[cfg]).await.unwrap().remove(0);
+    let mut h = head(Some(("x-panic", "1")));
+    let err = filter.on_request(&mut h).await.unwrap_err();
+    assert!(
+        err.to_string().starts_with("trapped in on-request"),
+        "{err}"
+    );
+    assert_eq!(
+        h.parts.uri.path(),
+        "/x",
+        "the request head comes back after a trap"
+    );
+    assert_eq!(
+        filter.idle_instances(),
+        0,
+        "the trapped instance was not returned"
+    );
+    let mut h = head(None);
+    assert!(filter.on_request(&mut h).await.is_ok());
+    assert_eq!(
+        filter.instances_created(),
+        2,
+        "a fresh instance replaced it"
+    );
+}
+
+#[tokio::test]
+async fn a_component_of_another_world_is_refused() {
+    let engine = FilterEngine::new().unwrap();
+    let cfg = filter_config(&fixtures_dir(), "not-a-filter.wasm", "{}");
+    let errors = match engine.load_all(&[cfg]).await {
+        Ok(_) => panic!("loaded a component that is not a filter"),
+        Err(e) => e,
+    };
+    let msg = errors[0].1.to_string();
+    assert!(
+        msg.contains("not-a-filter.wasm is not a compatible Weir filter"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("does not export weir:filter/filter@0.1.0"),
+        "{msg}"
+    );
+    assert!(msg.contains("example:other/greet@1.0.0"), "{msg}");
+}
