@@ -23,7 +23,7 @@ done
 
 show() {
     echo
-    echo "\$ $*"
+    echo "\$ $(printf '%q ' "$@")"
     "$@" || true
 }
 echo "================ Weir demo: filters at work ================"

@@ -4,19 +4,11 @@
 mod harness;
 use harness::*;
 use std::path::Path;
-use weir::config::{Config, FilterConfig};
+use weir::config::FilterConfig;
 use weir::filter::{FilterEngine, RequestHead, Verdict};
 
 fn filter_config(dir: &Path, plugin: &str, config_json: &str) -> FilterConfig {
-    let manifest =
-        "[[listeners]]\naddress = \"127.0.0.1:1\"\n[upstreams.a]\ntargets = [\"127.0.0.1:2\"]\n\
-                    [[routes]]\nupstream = \"a\"\n[filters.f]\nplugin = \"x.wasm\"\n";
-    let config = Config::parse(Path::new("pool.toml"), manifest).expect("manifest");
-    FilterConfig {
-        plugin_path: dir.join(plugin),
-        config_json: config_json.into(),
-        ..config.filters[0].clone()
-    }
+    FilterConfig::standalone("f", dir.join(plugin), config_json)
 }
 
 fn head(extra: Option<(&'static str, &'static str)>) -> RequestHead {
@@ -57,6 +49,28 @@ async fn instances_are_reused_across_calls() {
         "sequential calls reuse the pooled instance"
     );
     assert_eq!(filter.idle_instances(), 1);
+}
+
+#[tokio::test]
+async fn only_the_declared_hooks_are_called() {
+    let engine = FilterEngine::new().unwrap();
+    let loaded = engine
+        .load_all(&[
+            filter_config(&plugins_dir(), "block.wasm", r#"{"paths":["/a"]}"#),
+            filter_config(
+                &plugins_dir(),
+                "headers.wasm",
+                r#"{"response":{"remove":["server"]}}"#,
+            ),
+            filter_config(&fixtures_dir(), "panic.wasm", "{}"),
+        ])
+        .await
+        .unwrap();
+    let hooks: Vec<(bool, bool)> = loaded
+        .iter()
+        .map(|f| (f.wants_request(), f.wants_response()))
+        .collect();
+    assert_eq!(hooks, [(true, false), (false, true), (true, true)]);
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 use weir::check::{check, CheckReport};
 use weir::config::Config;
@@ -84,6 +85,5 @@ async fn run(manifest: PathBuf) -> anyhow::Result<()> {
             let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
             anyhow::anyhow!("cannot load filters:\n{}", lines.join("\n"))
         })?;
-    let proxy = server::build_proxy(&config, &filters);
-    server::serve(&config, proxy, server::shutdown_signal()).await
+    server::serve(Arc::new(config), filters, server::shutdown_signal()).await
 }

@@ -7,24 +7,33 @@ use crate::filter::chain::{self, Report};
 use crate::filter::RequestHead;
 use crate::forward;
 use crate::route::RouteTable;
+use crate::upstream::pool::UpstreamClient;
 use crate::upstream::Upstream;
 use http::uri::Authority;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use std::error::Error as _;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
-/// Serves requests: one per hyper service call. Shared by every connection.
+/// Serves requests: one per hyper service call. One per worker thread, shared by that
+/// worker's connections.
 pub struct Proxy {
-    routes: RouteTable,
+    routes: Arc<RouteTable>,
+    /// This worker's pooled client per upstream, indexed by [`Upstream::id`].
+    clients: Vec<UpstreamClient>,
     access_log: bool,
 }
 
 impl Proxy {
-    /// A proxy over `routes`.
-    pub fn new(routes: RouteTable, access_log: bool) -> Self {
-        Proxy { routes, access_log }
+    /// A proxy over `routes`, with this worker's `clients`.
+    pub fn new(routes: Arc<RouteTable>, clients: Vec<UpstreamClient>, access_log: bool) -> Self {
+        Proxy {
+            routes,
+            clients,
+            access_log,
+        }
     }
 
     /// Answer one request from `client`.
@@ -57,7 +66,8 @@ impl Proxy {
                 } else {
                     std::mem::replace(&mut head, RequestHead::empty(client.ip()))
                 };
-                forward_to(&route.upstream, sent, Body::from(body)).await
+                self.forward_to(&route.upstream, sent, Body::from(body))
+                    .await
             }
         };
         let response = if ran > 0 {
@@ -75,49 +85,50 @@ impl Proxy {
         }
         response
     }
-}
 
-/// Send the request to one of the upstream's targets; map failures to 502/504.
-async fn forward_to(
-    upstream: &Upstream,
-    head: RequestHead,
-    body: Body,
-) -> (Response<Body>, Option<Authority>) {
-    let Some(target) = upstream.pick() else {
-        return (ProxyError::BadGateway.response(), None);
-    };
-    let req = match forward::upstream_request(head, target, body) {
-        Ok(req) => req,
-        Err(e) => {
-            tracing::warn!(
-                upstream = upstream.name(),
-                "cannot build the upstream request: {e}"
-            );
-            return (ProxyError::Internal.response(), Some(target.clone()));
-        }
-    };
-    let sent = tokio::time::timeout(upstream.timeout, upstream.client().request(req)).await;
-    let resp = match sent {
-        Err(_) => {
-            tracing::warn!(upstream = upstream.name(), %target, timeout = ?upstream.timeout, "upstream timed out");
-            ProxyError::GatewayTimeout.response()
-        }
-        Ok(Err(e)) => {
-            let error = if is_timeout(&e) {
-                ProxyError::GatewayTimeout
-            } else {
-                ProxyError::BadGateway
-            };
-            tracing::warn!(upstream = upstream.name(), %target, "upstream failed: {}", chain_text(&e));
-            error.response()
-        }
-        Ok(Ok(resp)) => {
-            let (mut parts, body) = resp.into_parts();
-            forward::strip_hop_by_hop(&mut parts.headers);
-            Response::from_parts(parts, Body::from(body))
-        }
-    };
-    (resp, Some(target.clone()))
+    /// Send the request to one of the upstream's targets; map failures to 502/504.
+    async fn forward_to(
+        &self,
+        upstream: &Upstream,
+        head: RequestHead,
+        body: Body,
+    ) -> (Response<Body>, Option<Authority>) {
+        let (Some(target), Some(client)) = (upstream.pick(), self.clients.get(upstream.id)) else {
+            return (ProxyError::BadGateway.response(), None);
+        };
+        let req = match forward::upstream_request(head, target, body) {
+            Ok(req) => req,
+            Err(e) => {
+                tracing::warn!(
+                    upstream = upstream.name(),
+                    "cannot build the upstream request: {e}"
+                );
+                return (ProxyError::Internal.response(), Some(target.clone()));
+            }
+        };
+        let sent = tokio::time::timeout(upstream.timeout, client.request(req)).await;
+        let resp = match sent {
+            Err(_) => {
+                tracing::warn!(upstream = upstream.name(), %target, timeout = ?upstream.timeout, "upstream timed out");
+                ProxyError::GatewayTimeout.response()
+            }
+            Ok(Err(e)) => {
+                let error = if is_timeout(&e) {
+                    ProxyError::GatewayTimeout
+                } else {
+                    ProxyError::BadGateway
+                };
+                tracing::warn!(upstream = upstream.name(), %target, "upstream failed: {}", chain_text(&e));
+                error.response()
+            }
+            Ok(Ok(resp)) => {
+                let (mut parts, body) = resp.into_parts();
+                forward::strip_hop_by_hop(&mut parts.headers);
+                Response::from_parts(parts, Body::from(body))
+            }
+        };
+        (resp, Some(target.clone()))
+    }
 }
 
 fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {

@@ -86,7 +86,7 @@ mod tests {
         Route {
             host: host.map(str::to_owned),
             path: path.into(),
-            upstream: Arc::new(Upstream::new(&cfg)),
+            upstream: Arc::new(Upstream::new(0, &cfg)),
             filters: vec![],
         }
     }

@@ -5,7 +5,7 @@ use crate::filter::{Filter, FilterEngine};
 use crate::listener;
 use crate::proxy::Proxy;
 use crate::route::{Route, RouteTable};
-use crate::upstream::Upstream;
+use crate::upstream::{pool, Upstream};
 use anyhow::Context as _;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
@@ -34,12 +34,13 @@ pub async fn load_filters(
     })
 }
 
-/// Build the proxy (routes, upstreams) from `config` and loaded `filters`.
-pub fn build_proxy(config: &Config, filters: &[Arc<Filter>]) -> Proxy {
+/// Build the route table (with upstreams and filter chains) shared by all workers.
+pub fn build_routes(config: &Config, filters: &[Arc<Filter>]) -> Arc<RouteTable> {
     let upstreams: Vec<Arc<Upstream>> = config
         .upstreams
         .iter()
-        .map(|u| Arc::new(Upstream::new(u)))
+        .enumerate()
+        .map(|(id, u)| Arc::new(Upstream::new(id, u)))
         .collect();
     let routes = config
         .routes
@@ -51,26 +52,33 @@ pub fn build_proxy(config: &Config, filters: &[Arc<Filter>]) -> Proxy {
             filters: r.filters.iter().map(|&i| filters[i].clone()).collect(),
         })
         .collect();
-    Proxy::new(RouteTable::new(routes), config.access_log)
+    Arc::new(RouteTable::new(routes))
+}
+
+/// A worker's proxy: the shared routes plus its own upstream connection pools.
+pub fn build_proxy(config: &Config, routes: Arc<RouteTable>) -> Proxy {
+    let clients = config
+        .upstreams
+        .iter()
+        .map(|u| pool::client(u.connect_timeout))
+        .collect();
+    Proxy::new(routes, clients, config.access_log)
 }
 
 /// Bind the listeners, print where they listen, serve until `shutdown` completes, then stop
 /// gracefully: stop accepting, let requests in flight finish (bounded by the manifest's
 /// `shutdown-timeout`).
+///
+/// Threading is thread-per-core, as nginx's workers: each of `config.workers` threads runs a
+/// single-threaded runtime with its own socket per listener (`SO_REUSEPORT`: the kernel
+/// spreads connections) and its own upstream connection pools, so a request never crosses
+/// threads. Filters (compiled code and instance pools) are shared.
 pub async fn serve(
-    config: &Config,
-    proxy: Proxy,
+    config: Arc<Config>,
+    filters: Vec<Arc<Filter>>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let proxy = Arc::new(proxy);
-    let mut bound = Vec::new();
-    for addr in &config.listeners {
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        bound.push(listener);
-    }
-    let addrs: Vec<SocketAddr> = bound.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let (addrs, sockets) = bind_all(&config)?;
     {
         // A stable line on stdout for scripts and tests; logs go to stderr.
         let mut out = std::io::stdout().lock();
@@ -79,40 +87,121 @@ pub async fn serve(
         }
         let _ = out.flush();
     }
-    tracing::info!(listeners = ?addrs, routes = config.routes.len(), filters = config.filters.len(), "weir started");
+    tracing::info!(listeners = ?addrs, workers = config.workers, routes = config.routes.len(), filters = config.filters.len(), "weir started");
 
-    let graceful = Arc::new(GracefulShutdown::new());
+    let routes = build_routes(&config, &filters);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let builder = listener::connection_builder();
-    let mut loops = Vec::new();
-    for l in bound {
-        loops.push(tokio::spawn(listener::accept_loop(
-            l,
-            proxy.clone(),
-            builder.clone(),
-            graceful.clone(),
-            stop_rx.clone(),
-        )));
+    let mut threads = Vec::new();
+    for (id, listeners) in sockets.into_iter().enumerate() {
+        let (config, routes, stop) = (config.clone(), routes.clone(), stop_rx.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("weir-worker-{id}"))
+            .spawn(move || worker(id, &config, routes, listeners, stop))
+            .context("cannot start a worker thread")?;
+        threads.push(thread);
     }
 
     shutdown.await;
+    tracing::info!(timeout = ?config.shutdown_timeout, "stopping: finishing requests in flight");
     let _ = stop_tx.send(true);
-    for l in loops {
-        let _ = l.await;
+    let joined = tokio::task::spawn_blocking(move || {
+        threads
+            .into_iter()
+            .map(|t| t.join())
+            .filter(Result::is_err)
+            .count()
+    })
+    .await?;
+    if joined > 0 {
+        anyhow::bail!("{joined} worker thread(s) panicked");
     }
-    let open = graceful.count();
-    tracing::info!(connections = open, timeout = ?config.shutdown_timeout, "stopping: finishing requests in flight");
-    // The accept loops are done, so this is the last handle.
-    let Ok(graceful) = Arc::try_unwrap(graceful) else {
-        anyhow::bail!("internal error: connections still being accepted after stop");
-    };
-    tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("stopped"),
-        _ = tokio::time::sleep(config.shutdown_timeout) => {
-            tracing::warn!("shutdown timeout reached: closing the remaining connections");
-        }
-    }
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// One socket per (worker, listener). The first worker's socket fixes the port (so port 0
+/// works), the others share it.
+type Bound = (Vec<SocketAddr>, Vec<Vec<std::net::TcpListener>>);
+
+fn bind_all(config: &Config) -> anyhow::Result<Bound> {
+    let mut addrs = Vec::new();
+    let mut per_worker: Vec<Vec<std::net::TcpListener>> =
+        (0..config.workers).map(|_| Vec::new()).collect();
+    for configured in &config.listeners {
+        let mut addr = *configured;
+        for sockets in per_worker.iter_mut() {
+            let socket =
+                bind_reuseport(addr).with_context(|| format!("cannot listen on {configured}"))?;
+            addr = socket.local_addr()?;
+            sockets.push(socket);
+        }
+        addrs.push(addr);
+    }
+    Ok((addrs, per_worker))
+}
+
+fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
+}
+
+/// A worker thread: serve `listeners` until `stop`, then drain its connections.
+fn worker(
+    id: usize,
+    config: &Config,
+    routes: Arc<RouteTable>,
+    listeners: Vec<std::net::TcpListener>,
+    stop: watch::Receiver<bool>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(worker = id, "cannot start the worker's runtime: {e}");
+            return;
+        }
+    };
+    runtime.block_on(async {
+        let proxy = Arc::new(build_proxy(config, routes));
+        let graceful = Arc::new(GracefulShutdown::new());
+        let builder = listener::connection_builder();
+        let mut loops = Vec::new();
+        for l in listeners {
+            match TcpListener::from_std(l) {
+                Ok(l) => loops.push(tokio::spawn(listener::accept_loop(
+                    l,
+                    proxy.clone(),
+                    builder.clone(),
+                    graceful.clone(),
+                    stop.clone(),
+                ))),
+                Err(e) => tracing::error!(worker = id, "cannot use a listening socket: {e}"),
+            }
+        }
+        for l in loops {
+            let _ = l.await;
+        }
+        // The accept loops are done, so this is the last handle.
+        let Ok(graceful) = Arc::try_unwrap(graceful) else {
+            tracing::error!(worker = id, "internal error: connections still accepted after stop");
+            return;
+        };
+        let open = graceful.count();
+        tokio::select! {
+            _ = graceful.shutdown() => tracing::debug!(worker = id, connections = open, "worker drained"),
+            _ = tokio::time::sleep(config.shutdown_timeout) => {
+                tracing::warn!(worker = id, "shutdown timeout reached: closing the remaining connections");
+            }
+        }
+    });
 }
 
 /// Completes on SIGINT or SIGTERM.

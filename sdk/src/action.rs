@@ -13,6 +13,33 @@ pub enum Action {
     Respond(LocalResponse),
 }
 
+/// Which hooks of a filter the proxy calls (see [`crate::Filter::hooks`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hooks {
+    /// Call `on_request`.
+    pub on_request: bool,
+    /// Call `on_response`.
+    pub on_response: bool,
+}
+
+impl Hooks {
+    /// Both hooks.
+    pub const ALL: Hooks = Hooks {
+        on_request: true,
+        on_response: true,
+    };
+    /// Only the request hook.
+    pub const REQUEST: Hooks = Hooks {
+        on_request: true,
+        on_response: false,
+    };
+    /// Only the response hook.
+    pub const RESPONSE: Hooks = Hooks {
+        on_request: false,
+        on_response: true,
+    };
+}
+
 /// A response made by a filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalResponse {

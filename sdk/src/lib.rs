@@ -46,7 +46,7 @@ mod http;
 mod log;
 pub mod testing;
 
-pub use action::{Action, LocalResponse};
+pub use action::{Action, Hooks, LocalResponse};
 pub use config::Config;
 pub use error::Error;
 pub use http::{HeaderEdit, Request, Response};
@@ -63,6 +63,12 @@ pub trait Filter: Sized + 'static {
     fn on_request(&self, req: &mut Request<'_>) -> Action {
         let _ = req;
         Action::Continue
+    }
+
+    /// Which hooks the proxy should call; the others are skipped at no cost. Called once,
+    /// right after [`Filter::init`]. Default: both.
+    fn hooks(&self) -> Hooks {
+        Hooks::ALL
     }
 
     /// Response phase: inspect or change the response head, or replace the response.
@@ -92,7 +98,8 @@ macro_rules! export_filter {
             impl $crate::__private::Guest for __WeirGuest {
                 fn init(
                     config: ::std::string::String,
-                ) -> ::std::result::Result<(), ::std::string::String> {
+                ) -> ::std::result::Result<$crate::__private::WitHooks, ::std::string::String>
+                {
                     __WEIR_FILTER.with(|cell| $crate::__private::init::<$ty>(cell, config))
                 }
 
@@ -111,7 +118,7 @@ macro_rules! export_filter {
                 }
             }
 
-    $crate::bindings::__export_filter_world!(__WeirGuest with_types_in $crate::bindings);
+            $crate::bindings::__export_filter_world!(__WeirGuest with_types_in $crate::bindings);
         };
     };
 }
@@ -121,6 +128,7 @@ pub mod __private {
     //! Glue used by [`export_filter!`]; not a stable API.
     pub use crate::bindings::exports::weir::filter::filter::Guest;
     pub use crate::bindings::weir::filter::types::Action as WitAction;
+    pub use crate::bindings::weir::filter::types::Hooks as WitHooks;
     pub use wit_bindgen;
 
     use crate::bindings::weir::filter::types as wit;
@@ -132,13 +140,17 @@ pub mod __private {
     /// How the bindings pass a borrowed response.
     pub type ResponseBorrow<'a> = &'a wit::Response;
 
-    pub fn init<F: Filter>(cell: &OnceCell<F>, config: String) -> Result<(), String> {
+    pub fn init<F: Filter>(cell: &OnceCell<F>, config: String) -> Result<WitHooks, String> {
         if cell.get().is_some() {
             return Err("init called twice on one instance".into());
         }
         let filter = F::init(Config::from_json(config))?;
+        let hooks = filter.hooks();
         let _ = cell.set(filter);
-        Ok(())
+        Ok(WitHooks {
+            on_request: hooks.on_request,
+            on_response: hooks.on_response,
+        })
     }
 
     fn get<F>(cell: &OnceCell<F>) -> &F {

@@ -19,6 +19,8 @@ pub struct Manifest {
     pub shutdown_timeout: Option<ManifestDuration>,
     /// Write one access-log line per request. Default: true.
     pub access_log: Option<bool>,
+    /// Worker threads, each serving its own share of connections. Default: one per CPU.
+    pub workers: Option<Spanned<usize>>,
     /// Where clients connect.
     #[serde(default)]
     pub listeners: Vec<Spanned<ListenerSpec>>,

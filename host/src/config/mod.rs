@@ -35,6 +35,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Whether to log one line per request.
     pub access_log: bool,
+    /// Worker threads (each a single-threaded runtime with its own listeners and pools).
+    pub workers: usize,
     /// Addresses to listen on.
     pub listeners: Vec<SocketAddr>,
     /// Upstreams, by index.
@@ -86,6 +88,20 @@ pub struct FilterConfig {
     pub location: Diagnostic,
     /// False when the entry itself has errors, so its plugin is not worth loading.
     pub loadable: bool,
+}
+
+impl FilterConfig {
+    /// A filter entry that does not come from a manifest (embedding, tests, benchmarks).
+    pub fn standalone(name: &str, plugin_path: PathBuf, config_json: &str) -> Self {
+        FilterConfig {
+            name: name.to_string(),
+            location: SourceMap::new(&plugin_path, "").at(None, String::new()),
+            plugin_path,
+            config_json: config_json.to_string(),
+            inherit_stdio: false,
+            loadable: true,
+        }
+    }
 }
 
 impl Config {
@@ -151,6 +167,17 @@ impl Validator {
         let connect_timeout = m.connect_timeout.map_or(DEFAULT_CONNECT_TIMEOUT, |d| d.0);
 
         let listeners = self.listeners(&m);
+        let workers = match &m.workers {
+            Some(w) if *w.get_ref() == 0 || *w.get_ref() > 1024 => {
+                self.error(
+                    w.span(),
+                    format!("workers: {} is not in 1..=1024", w.get_ref()),
+                );
+                1
+            }
+            Some(w) => *w.get_ref(),
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
         let upstream_index: BTreeMap<&str, usize> = m
             .upstreams
             .keys()
@@ -181,6 +208,7 @@ impl Validator {
             plugins_dir,
             shutdown_timeout: m.shutdown_timeout.map_or(DEFAULT_SHUTDOWN_TIMEOUT, |d| d.0),
             access_log: m.access_log.unwrap_or(true),
+            workers,
             listeners,
             upstreams,
             routes,

@@ -1,7 +1,8 @@
 //! Running a route's filters: `on-request` in manifest order; `on-response` in reverse over
 //! the filters whose request hook ran. A local response stops the request phase and is still
 //! seen by the response phase of the filters that ran (the responding one included). A
-//! failing filter answers the request with 500 and the proxy keeps serving.
+//! failing filter answers the request with 500 and the proxy keeps serving. Hooks a filter
+//! did not ask for in `init` are skipped.
 
 use super::{CallError, Filter, LocalResponse, RequestHead, Verdict};
 use crate::body::Body;
@@ -64,6 +65,9 @@ pub async fn on_request<'a>(
     report: &mut Report<'a>,
 ) -> (usize, Option<Response<Body>>) {
     for (i, filter) in filters.iter().enumerate() {
+        if !filter.wants_request() {
+            continue;
+        }
         match filter.on_request(head).await {
             Ok(r) => {
                 if let Verdict::Respond(local) = r.verdict {
@@ -87,7 +91,7 @@ pub async fn on_response<'a>(
     report: &mut Report<'a>,
 ) -> Response<Body> {
     let (mut parts, mut body) = response.into_parts();
-    for filter in filters.iter().rev() {
+    for filter in filters.iter().rev().filter(|f| f.wants_response()) {
         match filter.on_response(head, &mut parts).await {
             Ok(r) => match r.verdict {
                 Verdict::Respond(local) => {

@@ -107,9 +107,9 @@ impl Filter {
             cfg.config_json.clone(),
             cfg.inherit_stdio,
         );
-        let first = pool.instantiate().await?;
+        let (first, hooks) = pool.instantiate().await?;
         pool.checkin(first);
-        Ok(Filter { name, pool })
+        Ok(Filter { name, pool, hooks })
     }
 }
 

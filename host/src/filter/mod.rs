@@ -17,7 +17,7 @@ pub use engine::FilterEngine;
 pub use error::{CallError, LoadError};
 pub use host::RequestHead;
 
-use bindings::Action;
+use bindings::{Action, Hooks};
 use pool::{Instance, InstancePool};
 use std::sync::Arc;
 use wasmtime::component::Resource;
@@ -26,6 +26,8 @@ use wasmtime::component::Resource;
 pub struct Filter {
     name: Arc<str>,
     pool: InstancePool,
+    /// The hooks the filter's `init` asked for; the chain skips the others.
+    hooks: Hooks,
 }
 
 /// What a hook decided.
@@ -50,6 +52,16 @@ impl Filter {
     /// The filter's name in the manifest.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether `on-request` should be called.
+    pub fn wants_request(&self) -> bool {
+        self.hooks.on_request
+    }
+
+    /// Whether `on-response` should be called.
+    pub fn wants_response(&self) -> bool {
+        self.hooks.on_response
     }
 
     /// Instances created so far, the first (at load time) included.

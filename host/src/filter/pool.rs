@@ -5,7 +5,7 @@
 //! about one instance per worker thread is busy per filter; the pool keeps that many idle.
 //! An instance whose call failed is dropped, never returned.
 
-use super::bindings::{FilterWorld, FilterWorldPre};
+use super::bindings::{FilterWorld, FilterWorldPre, Hooks};
 use super::host::FilterState;
 use super::LoadError;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,8 +48,8 @@ impl InstancePool {
         }
     }
 
-    /// Create and `init` a fresh instance.
-    pub async fn instantiate(&self) -> Result<Instance, LoadError> {
+    /// Create and `init` a fresh instance; also returns the hooks its `init` declared.
+    pub async fn instantiate(&self) -> Result<(Instance, Hooks), LoadError> {
         self.created.fetch_add(1, Ordering::Relaxed);
         let state = FilterState::new(self.name.clone(), self.inherit_stdio);
         let mut store = Store::new(self.pre.engine(), state);
@@ -58,13 +58,13 @@ impl InstancePool {
             .instantiate_async(&mut store)
             .await
             .map_err(|e| LoadError::Trap(format!("{e:#}")))?;
-        world
+        let hooks = world
             .weir_filter_filter()
             .call_init(&mut store, &self.config_json)
             .await
             .map_err(|e| LoadError::Trap(format!("{e:#}")))?
             .map_err(LoadError::Init)?;
-        Ok(Instance { store, world })
+        Ok((Instance { store, world }, hooks))
     }
 
     /// An idle instance, or a new one.
@@ -72,7 +72,7 @@ impl InstancePool {
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         match idle {
             Some(i) => Ok(i),
-            None => self.instantiate().await,
+            None => self.instantiate().await.map(|(instance, _)| instance),
         }
     }
 

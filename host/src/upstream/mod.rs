@@ -1,8 +1,7 @@
-//! Upstream services: their targets, balancing and timeouts.
+//! Upstream services: their targets, balancing and timeouts. Shared by all workers; each
+//! worker has its own connection pool per upstream (see [`pool`]).
 
 pub mod pool;
-
-use pool::UpstreamClient;
 
 use crate::balance::RoundRobin;
 use crate::config::UpstreamConfig;
@@ -11,10 +10,11 @@ use std::time::Duration;
 
 /// A named upstream service.
 pub struct Upstream {
+    /// Index in the manifest's upstreams (and in each worker's client list).
+    pub id: usize,
     name: String,
     targets: Vec<Authority>,
     balance: RoundRobin,
-    client: UpstreamClient,
     /// Time to wait for the response head.
     pub timeout: Duration,
     /// Time to wait for a TCP connection.
@@ -23,12 +23,12 @@ pub struct Upstream {
 
 impl Upstream {
     /// From its validated configuration.
-    pub fn new(cfg: &UpstreamConfig) -> Self {
+    pub fn new(id: usize, cfg: &UpstreamConfig) -> Self {
         Upstream {
+            id,
             name: cfg.name.clone(),
             targets: cfg.targets.clone(),
             balance: RoundRobin::default(),
-            client: pool::client(cfg.connect_timeout),
             timeout: cfg.timeout,
             connect_timeout: cfg.connect_timeout,
         }
@@ -37,11 +37,6 @@ impl Upstream {
     /// Its name in the manifest.
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    /// The pooled client for this upstream's targets.
-    pub fn client(&self) -> &UpstreamClient {
-        &self.client
     }
 
     /// The target for the next request (`None` only if there are no targets).

@@ -12,7 +12,7 @@
 
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
-use weir_sdk::{header, Action, Config, Filter, LocalResponse, Request};
+use weir_sdk::{header, Action, Config, Filter, Hooks, LocalResponse, Request};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -58,6 +58,10 @@ impl Filter for ApiKey {
             keys: s.keys.into_iter().map(String::into_bytes).collect(),
             forward_key: s.forward_key,
         })
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST
     }
 
     fn on_request(&self, req: &mut Request) -> Action {

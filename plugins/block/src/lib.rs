@@ -14,7 +14,7 @@
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use weir_sdk::{header, Action, Config, Filter, LocalResponse, Request};
+use weir_sdk::{header, Action, Config, Filter, Hooks, LocalResponse, Request};
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -90,6 +90,10 @@ impl Filter for Block {
             headers,
             response: LocalResponse::text(s.status, s.body),
         })
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST
     }
 
     fn on_request(&self, req: &mut Request) -> Action {

@@ -14,7 +14,7 @@
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use weir_sdk::{header, Action, Config, Filter, HeaderEdit, Request, Response};
+use weir_sdk::{header, Action, Config, Filter, HeaderEdit, Hooks, Request, Response};
 
 /// One value or several.
 #[derive(Deserialize, Debug, Clone)]
@@ -121,6 +121,13 @@ impl Filter for Headers {
         Ok(h)
     }
 
+    fn hooks(&self) -> Hooks {
+        Hooks {
+            on_request: !self.request.is_empty(),
+            on_response: !self.response.is_empty(),
+        }
+    }
+
     fn on_request(&self, req: &mut Request) -> Action {
         self.request.apply(req);
         Action::Continue
@@ -169,6 +176,11 @@ mod tests {
         );
         assert_eq!(resp.headers.get("server"), None);
         assert_eq!(resp.headers.get("x-served-by"), Some("weir"));
+        assert_eq!(
+            f.hooks(),
+            Hooks::RESPONSE,
+            "only the response phase has edits"
+        );
         // The request phase has nothing to do.
         let before = req.headers.clone();
         let _ = testing::on_request(&f, &mut req);
