@@ -84,6 +84,7 @@ pub trait Filter: Sized + 'static {
 /// Use it once, at the crate root of a `cdylib` crate. On non-Wasm targets it expands to
 /// nothing, so the same crate unit-tests natively.
 #[macro_export]
+#[rustfmt::skip] // rustfmt does not format this body stably
 macro_rules! export_filter {
     ($ty:ty) => {
         #[cfg(target_arch = "wasm32")]
