@@ -25,7 +25,7 @@ try_rustup() {
     rustup_target_ready && return 0
     command -v rustup >/dev/null || { say "rustup not found"; return 1; }
     say "installing rustup target wasm32-wasip2"
-    timeout 300 rustup target add wasm32-wasip2 >&2 && rustup_target_ready
+    timeout 120 rustup target add wasm32-wasip2 >&2 && rustup_target_ready
 }
 
 as_root() {

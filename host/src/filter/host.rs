@@ -94,6 +94,14 @@ impl FilterState {
         }
     }
 
+    /// Apply a header edit to the request, refused in the response phase.
+    fn edit_request(
+        &mut self,
+        edit: impl FnOnce(&mut HeaderMap) -> Result<(), String>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        Ok(self.req_mut()?.and_then(|r| edit(&mut r.parts.headers)))
+    }
+
     fn resp(&self) -> wasmtime::Result<&http::response::Parts> {
         self.call
             .resp
@@ -216,9 +224,7 @@ impl types::HostRequest for FilterState {
         name: String,
         value: String,
     ) -> wasmtime::Result<Result<(), String>> {
-        Ok(self
-            .req_mut()?
-            .and_then(|r| headers::set(&mut r.parts.headers, &name, &value)))
+        self.edit_request(|h| headers::set(h, &name, &value))
     }
 
     fn append_header(
@@ -227,9 +233,7 @@ impl types::HostRequest for FilterState {
         name: String,
         value: String,
     ) -> wasmtime::Result<Result<(), String>> {
-        Ok(self
-            .req_mut()?
-            .and_then(|r| headers::append(&mut r.parts.headers, &name, &value)))
+        self.edit_request(|h| headers::append(h, &name, &value))
     }
 
     fn remove_header(&mut self, _: Resource<Request>, name: String) -> wasmtime::Result<()> {
