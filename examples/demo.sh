@@ -7,6 +7,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bin=target/release
 
+if ! command -v curl >/dev/null; then
+    echo "installing curl for the walkthrough" >&2
+    if [ "$(id -u)" = 0 ]; then sudo=""; else sudo=sudo; fi
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends curl >&2
+fi
+
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
