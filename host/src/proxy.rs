@@ -57,11 +57,13 @@ impl Proxy {
 
         let mut report = Report::default();
         let (ran, local) = chain::on_request(&route.filters, &mut head, &mut report).await;
+        // Only filters that ran and asked for `on-response` need the response phase.
+        let respond_phase = route.filters[..ran].iter().any(|f| f.wants_response());
         let (response, target) = match local {
             Some(resp) => (resp, None),
             None => {
                 // The response phase sees the request as it was sent upstream.
-                let sent = if ran > 0 {
+                let sent = if respond_phase {
                     head.clone_head()
                 } else {
                     std::mem::replace(&mut head, RequestHead::empty(client.ip()))
@@ -70,7 +72,7 @@ impl Proxy {
                     .await
             }
         };
-        let response = if ran > 0 {
+        let response = if respond_phase {
             chain::on_response(&route.filters[..ran], &mut head, response, &mut report).await
         } else {
             response

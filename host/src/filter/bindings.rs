@@ -10,7 +10,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use weir::filter::types::{Action, Hooks, LocalResponse, LogLevel, Request, Response};
+pub use self::weir::filter::types::{Action, Hooks, LocalResponse, LogLevel, Request, Response};
 
 /// The WIT package version this host implements.
 pub const PACKAGE: &str = "weir:filter@0.1.0";
