@@ -7,14 +7,23 @@
 # Each proxy gets the same wrk load (HTTP/1.1 keep-alive, small body). Reported: req/s and
 # the proxy's CPU time per request (utime+stime of all its processes, from /proc), and ratios
 # to nginx. Absolute numbers on shared machines mean little; the ratios are the result.
+# To cut noise, proxies run one worker each pinned to the last CPU, wrk and the upstream on
+# the others, and ROUNDS interleaved rounds are run; medians are reported.
 #
-# Env: DURATION (default 10s), CONNECTIONS (default 32), THREADS (wrk threads, default 1).
+# Env: DURATION (default 10s), CONNECTIONS (default 32), ROUNDS (default 3).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 duration=${DURATION:-10s}
 conns=${CONNECTIONS:-32}
-threads=${THREADS:-1}
+rounds=${ROUNDS:-3}
+threads=1
+last_cpu=$(($(nproc) - 1))
+if [ "$last_cpu" -ge 1 ]; then
+    proxy_cpus=$last_cpu; load_cpus=0-$((last_cpu - 1))
+else
+    proxy_cpus=0; load_cpus=0
+fi
 weir=target/release/weir
 
 for tool in wrk nginx; do
@@ -37,7 +46,7 @@ up=127.0.0.1:19100; pa=127.0.0.1:19101; pb=127.0.0.1:19102; pc=127.0.0.1:19103
 nginx_conf() { # name body
     mkdir -p "$work/$1"
     cat > "$work/$1/nginx.conf" <<CONF
-worker_processes auto;
+worker_processes 1;
 daemon off;
 pid $work/$1/nginx.pid;
 error_log stderr error;
@@ -53,8 +62,8 @@ CONF
     echo "$work/$1/nginx.conf"
 }
 
-"$nginx_bin" -c "$(nginx_conf upstream "server { listen $up; location / { return 200 'hello\n'; } }")" & pids+=($!)
-"$nginx_bin" -c "$(nginx_conf proxy "upstream app { server $up; keepalive 64; }
+taskset -c "$load_cpus" "$nginx_bin" -c "$(nginx_conf upstream "server { listen $up; location / { return 200 'hello\n'; } }")" & pids+=($!)
+taskset -c "$proxy_cpus" "$nginx_bin" -c "$(nginx_conf proxy "upstream app { server $up; keepalive 64; }
     server { listen $pa; location / {
         proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\";
         proxy_set_header Host \$host; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
@@ -65,6 +74,7 @@ weir_manifest() { # listen filters
     cat <<TOML
 plugins-dir = "$root/target/plugins"
 access-log = false
+workers = 1
 [[listeners]]
 address = "$1"
 [upstreams.app]
@@ -85,8 +95,8 @@ TOML
 }
 weir_manifest "$pb" "" > "$work/plain.toml"
 weir_manifest "$pc" '"tag", "deny", "key"' > "$work/filters.toml"
-RUST_LOG=warn "$weir" run "$work/plain.toml" > /dev/null & pids+=($!); weir_plain=$!
-RUST_LOG=warn "$weir" run "$work/filters.toml" > /dev/null & pids+=($!); weir_filters=$!
+RUST_LOG=warn taskset -c "$proxy_cpus" "$weir" run "$work/plain.toml" > /dev/null & pids+=($!); weir_plain=$!
+RUST_LOG=warn taskset -c "$proxy_cpus" "$weir" run "$work/filters.toml" > /dev/null & pids+=($!); weir_filters=$!
 
 for addr in $up $pa $pb $pc; do
     for _ in $(seq 1 100); do curl -s -o /dev/null -H 'x-api-key: bench-key' "http://$addr/" && break; sleep 0.1; done
@@ -106,9 +116,9 @@ hz=$(getconf CLK_TCK)
 run() { # label addr pid
     local before after out reqs rps
     curl -s -o /dev/null -H 'x-api-key: bench-key' "http://$2/"
-    wrk -t"$threads" -c"$conns" -d2s -H 'x-api-key: bench-key' "http://$2/" > /dev/null   # warm-up
+    taskset -c "$load_cpus" wrk -t"$threads" -c"$conns" -d2s -H 'x-api-key: bench-key' "http://$2/" > /dev/null   # warm-up
     before=$(cpu_ticks "$3")
-    out=$(wrk -t"$threads" -c"$conns" -d"$duration" -H 'x-api-key: bench-key' "http://$2/")
+    out=$(taskset -c "$load_cpus" wrk -t"$threads" -c"$conns" -d"$duration" -H 'x-api-key: bench-key' "http://$2/")
     after=$(cpu_ticks "$3")
     reqs=$(echo "$out" | awk '/requests in/ {print $1}')
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
@@ -121,15 +131,23 @@ print(f"{label}\t{float(rps):.0f}\t{cpu_us:.1f}\t{errors}")
 PY
 }
 
-echo "wrk: $threads thread(s), $conns connections, $duration per proxy; HTTP/1.1 keep-alive, 6-byte body"
-results=$( {
+echo "wrk: $conns connections, $duration per proxy x $rounds rounds; HTTP/1.1 keep-alive, 6-byte body"
+echo "proxies (1 worker each) on CPU $proxy_cpus; wrk and upstream on CPU $load_cpus"
+results=$(for _ in $(seq 1 "$rounds"); do
     run "nginx" $pa "$nginx_pid"
     run "weir" $pb "$weir_plain"
     run "weir+3 filters" $pc "$weir_filters"
-} )
+done)
 python3 - "$results" <<'PY'
 import sys
-rows = [l.split("\t") for l in sys.argv[1].strip().splitlines()]
+from statistics import median
+runs = [l.split("\t") for l in sys.argv[1].strip().splitlines()]
+labels = list(dict.fromkeys(r[0] for r in runs))
+rows = []
+for label in labels:
+    mine = [r for r in runs if r[0] == label]
+    notes = " ".join(" ".join(r[3:]) for r in mine).strip()
+    rows.append([label, str(median(float(r[1]) for r in mine)), str(median(float(r[2]) for r in mine)), notes])
 base_rps, base_cpu = float(rows[0][1]), float(rows[0][2])
 print(f"{'proxy':<16}{'req/s':>10}{'CPU us/req':>12}{'rps/nginx':>11}{'CPU/nginx':>11}  notes")
 for label, rps, cpu, *rest in rows:

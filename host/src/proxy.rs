@@ -56,7 +56,13 @@ impl Proxy {
         };
 
         let mut report = Report::default();
-        let (ran, local) = chain::on_request(&route.filters, &mut head, &mut report).await;
+        // Filter futures are large (they hold wasmtime call state): box them so the request
+        // future that hyper stores and moves stays small, and plain routes pay nothing.
+        let (ran, local) = if route.filters.is_empty() {
+            (0, None)
+        } else {
+            Box::pin(chain::on_request(&route.filters, &mut head, &mut report)).await
+        };
         // Only filters that ran and asked for `on-response` need the response phase.
         let respond_phase = route.filters[..ran].iter().any(|f| f.wants_response());
         let (response, target) = match local {
@@ -73,7 +79,13 @@ impl Proxy {
             }
         };
         let response = if respond_phase {
-            chain::on_response(&route.filters[..ran], &mut head, response, &mut report).await
+            Box::pin(chain::on_response(
+                &route.filters[..ran],
+                &mut head,
+                response,
+                &mut report,
+            ))
+            .await
         } else {
             response
         };

@@ -16,6 +16,7 @@ pub use bindings::LocalResponse;
 pub use engine::FilterEngine;
 pub use error::{CallError, LoadError};
 pub use host::RequestHead;
+pub use pool::set_worker_slot;
 
 use bindings::{Action, Hooks};
 use pool::{Instance, InstancePool};

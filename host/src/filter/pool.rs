@@ -2,12 +2,15 @@
 //! requests instead of instantiating per request.
 //!
 //! A hook call keeps its instance only while the guest runs (it does not wait on I/O), so
-//! about one instance per worker thread is busy per filter; the pool keeps that many idle.
+//! about one instance per worker thread is busy per filter. Idle instances are kept per
+//! worker thread: a worker reuses the instance whose memory is already in its core's cache,
+//! and workers never contend for one lock.
 //! An instance whose call failed is dropped, never returned.
 
 use super::bindings::{FilterWorld, FilterWorldPre, Hooks};
 use super::host::FilterState;
 use super::LoadError;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wasmtime::Store;
@@ -24,7 +27,8 @@ pub(super) struct InstancePool {
     name: Arc<str>,
     config_json: String,
     inherit_stdio: bool,
-    idle: Mutex<Vec<Instance>>,
+    /// One idle list per worker slot.
+    idle: Box<[Mutex<Vec<Instance>>]>,
     max_idle: usize,
     created: AtomicU64,
 }
@@ -36,14 +40,14 @@ impl InstancePool {
         config_json: String,
         inherit_stdio: bool,
     ) -> Self {
-        let workers = std::thread::available_parallelism().map_or(4, |n| n.get());
+        let slots = std::thread::available_parallelism().map_or(4, |n| n.get());
         InstancePool {
             pre,
             name,
             config_json,
             inherit_stdio,
-            idle: Mutex::new(Vec::new()),
-            max_idle: workers * 2,
+            idle: (0..slots).map(|_| Mutex::new(Vec::new())).collect(),
+            max_idle: 4,
             created: AtomicU64::new(0),
         }
     }
@@ -69,7 +73,7 @@ impl InstancePool {
 
     /// An idle instance, or a new one.
     pub async fn checkout(&self) -> Result<Instance, LoadError> {
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let idle = self.slot().lock().unwrap_or_else(|p| p.into_inner()).pop();
         match idle {
             Some(i) => Ok(i),
             None => self.instantiate().await.map(|(instance, _)| instance),
@@ -78,7 +82,7 @@ impl InstancePool {
 
     /// Return a healthy instance for reuse.
     pub fn checkin(&self, instance: Instance) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.slot().lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < self.max_idle {
             idle.push(instance);
         }
@@ -89,8 +93,25 @@ impl InstancePool {
         self.created.load(Ordering::Relaxed)
     }
 
-    /// How many idle instances are kept now.
+    /// How many idle instances are kept now, over all workers.
     pub fn idle_count(&self) -> usize {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.idle
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
     }
+
+    fn slot(&self) -> &Mutex<Vec<Instance>> {
+        let i = WORKER_SLOT.with(Cell::get) % self.idle.len().max(1);
+        &self.idle[i]
+    }
+}
+
+thread_local! {
+    static WORKER_SLOT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Mark the current thread as worker `id`, so it gets its own idle instances.
+pub fn set_worker_slot(id: usize) {
+    WORKER_SLOT.with(|s| s.set(id));
 }
