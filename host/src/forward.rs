@@ -45,30 +45,48 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The client's IP as a header value, made once per connection.
+pub fn client_ip_value(client: std::net::IpAddr) -> HeaderValue {
+    HeaderValue::try_from(client.to_string()).unwrap_or(HeaderValue::from_static("unknown"))
+}
+
 /// Build the request to send to `target` from the (filtered) head and the client's body.
+/// `client_ip` is [`client_ip_value`] of `head.client`.
 pub fn upstream_request(
     head: RequestHead,
+    client_ip: &HeaderValue,
     target: &Authority,
     body: Body,
 ) -> Result<Request<Body>, http::Error> {
-    let host = head.authority().map(str::to_owned);
+    // The Host header is reused as is; only HTTP/2 requests (authority in the URI) need a new value.
+    let host = match head.parts.headers.get(header::HOST) {
+        Some(h) => Some(h.clone()),
+        None => match head.parts.uri.authority() {
+            Some(a) => Some(HeaderValue::try_from(a.as_str())?),
+            None => None,
+        },
+    };
     let mut parts = head.parts;
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers);
 
-    let client = head.client.to_string();
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => HeaderValue::try_from(format!("{prev}, {client}")),
-        None => HeaderValue::try_from(client),
-    }?;
+    let forwarded_for = match headers.get(&X_FORWARDED_FOR) {
+        Some(prev) => {
+            let mut v = Vec::with_capacity(prev.len() + 2 + client_ip.len());
+            v.extend_from_slice(prev.as_bytes());
+            v.extend_from_slice(b", ");
+            v.extend_from_slice(client_ip.as_bytes());
+            HeaderValue::try_from(v)?
+        }
+        None => client_ip.clone(),
+    };
     headers.insert(X_FORWARDED_FOR.clone(), forwarded_for);
     headers.insert(
         X_FORWARDED_PROTO.clone(),
         HeaderValue::from_static(head.scheme),
     );
     match host {
-        Some(host) => {
-            let value = HeaderValue::try_from(host)?;
+        Some(value) => {
             headers.insert(X_FORWARDED_HOST.clone(), value.clone());
             // HTTP/2 clients send the authority in the URI; upstreams need it as Host.
             headers.entry(header::HOST).or_insert(value);
@@ -118,7 +136,8 @@ mod tests {
             .body(())
             .unwrap();
         let target: Authority = "127.0.0.1:9000".parse().unwrap();
-        let out = upstream_request(head(req), &target, Body::empty()).unwrap();
+        let ip = client_ip_value("10.0.0.9".parse().unwrap());
+        let out = upstream_request(head(req), &ip, &target, Body::empty()).unwrap();
         let h = out.headers();
         for gone in ["connection", "keep-alive", "x-secret", "te", "upgrade"] {
             assert!(!h.contains_key(gone), "{gone}");
@@ -140,7 +159,8 @@ mod tests {
             .body(())
             .unwrap();
         let target: Authority = "10.1.1.1:80".parse().unwrap();
-        let out = upstream_request(head(req), &target, Body::empty()).unwrap();
+        let ip = client_ip_value("10.0.0.9".parse().unwrap());
+        let out = upstream_request(head(req), &ip, &target, Body::empty()).unwrap();
         assert_eq!(out.headers()["x-forwarded-for"], "1.2.3.4, 10.0.0.9");
         assert_eq!(out.headers()["host"], "example.org:8443");
         assert_eq!(out.uri(), "http://10.1.1.1:80/x");

@@ -49,9 +49,11 @@ pub async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let proxy = proxy.clone();
+        let client_ip = crate::forward::client_ip_value(peer.ip());
         let service = service_fn(move |req| {
             let proxy = proxy.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
+            let client_ip = client_ip.clone();
+            async move { Ok::<_, Infallible>(proxy.handle(req, peer, client_ip).await) }
         });
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)

@@ -37,7 +37,13 @@ impl Proxy {
     }
 
     /// Answer one request from `client`.
-    pub async fn handle(&self, req: Request<Incoming>, client: SocketAddr) -> Response<Body> {
+    /// `client_ip` is the client's address as a header value, made once per connection.
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        client: SocketAddr,
+        client_ip: http::HeaderValue,
+    ) -> Response<Body> {
         let start = Instant::now();
         let (parts, body) = req.into_parts();
         let mut head = RequestHead {
@@ -74,7 +80,7 @@ impl Proxy {
                 } else {
                     std::mem::replace(&mut head, RequestHead::empty(client.ip()))
                 };
-                self.forward_to(&route.upstream, sent, Body::from(body))
+                self.forward_to(&route.upstream, sent, &client_ip, Body::from(body))
                     .await
             }
         };
@@ -105,12 +111,13 @@ impl Proxy {
         &self,
         upstream: &Upstream,
         head: RequestHead,
+        client_ip: &http::HeaderValue,
         body: Body,
     ) -> (Response<Body>, Option<Authority>) {
         let (Some(target), Some(client)) = (upstream.pick(), self.clients.get(upstream.id)) else {
             return (ProxyError::BadGateway.response(), None);
         };
-        let req = match forward::upstream_request(head, target, body) {
+        let req = match forward::upstream_request(head, client_ip, target, body) {
             Ok(req) => req,
             Err(e) => {
                 tracing::warn!(
