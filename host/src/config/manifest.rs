@@ -80,4 +80,8 @@ pub struct FilterSpec {
     pub config: Option<Spanned<toml::Table>>,
     /// Let the filter write to the proxy's stdout/stderr. Default: false.
     pub inherit_stdio: Option<bool>,
+    /// CPU time one hook call may take before it is stopped. Default: 5ms.
+    pub cpu_deadline: Option<ManifestDuration>,
+    /// Largest linear memory an instance may grow to, e.g. "16MiB". Default: 16MiB.
+    pub memory_limit: Option<Spanned<String>>,
 }

@@ -21,6 +21,11 @@ use std::time::Duration;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default time to wait for a TCP connection to an upstream.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default CPU deadline of one filter hook call.
+pub const DEFAULT_CPU_DEADLINE: Duration = Duration::from_millis(5);
+/// Default linear-memory limit of one filter instance.
+pub const DEFAULT_MEMORY_LIMIT: usize = 16 << 20;
+
 /// Default grace period for requests in flight on stop.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -84,6 +89,10 @@ pub struct FilterConfig {
     pub config_json: String,
     /// Whether the filter may write to the proxy's stdout/stderr.
     pub inherit_stdio: bool,
+    /// CPU time one hook call may take; beyond it the call traps.
+    pub cpu_deadline: Duration,
+    /// Largest linear memory, in bytes; growing beyond it fails (and the guest usually traps).
+    pub memory_limit: usize,
     /// Where the entry is in the manifest, for load errors.
     pub location: Diagnostic,
     /// False when the entry itself has errors, so its plugin is not worth loading.
@@ -99,6 +108,8 @@ impl FilterConfig {
             plugin_path,
             config_json: config_json.to_string(),
             inherit_stdio: false,
+            cpu_deadline: DEFAULT_CPU_DEADLINE,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
             loadable: true,
         }
     }
@@ -408,11 +419,36 @@ impl Validator {
                 }
             },
         };
+        let memory_limit = match &s.memory_limit {
+            None => DEFAULT_MEMORY_LIMIT,
+            Some(text) => match parse_size(text.get_ref()) {
+                Ok(n) if n >= 1 << 20 => n,
+                Ok(_) => {
+                    self.error(
+                        text.span(),
+                        format!(
+                            "filters.{}.memory-limit: must be at least 1MiB",
+                            name.get_ref()
+                        ),
+                    );
+                    DEFAULT_MEMORY_LIMIT
+                }
+                Err(why) => {
+                    self.error(
+                        text.span(),
+                        format!("filters.{}.memory-limit: {why}", name.get_ref()),
+                    );
+                    DEFAULT_MEMORY_LIMIT
+                }
+            },
+        };
         FilterConfig {
             name: name.get_ref().clone(),
             plugin_path: plugins_dir.join(plugin),
             config_json,
             inherit_stdio: s.inherit_stdio.unwrap_or(false),
+            cpu_deadline: s.cpu_deadline.map_or(DEFAULT_CPU_DEADLINE, |d| d.0),
+            memory_limit,
             location: self.map.at(Some(s.plugin.span()), String::new()),
             loadable: self.errors.len() == errors_before,
         }
@@ -426,6 +462,25 @@ fn list<'a>(names: impl Iterator<Item = &'a &'a str>) -> String {
     } else {
         names.join(", ")
     }
+}
+
+/// Parse a size such as `"16MiB"`, `"512KiB"` or `"1GiB"` into bytes.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let bad = || {
+        format!("invalid size {text:?}: expected a whole number followed by KiB, MiB or GiB (e.g. \"16MiB\")")
+    };
+    let n: usize = digits.parse().map_err(|_| bad())?;
+    let shift = match unit {
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(1 << shift).ok_or_else(bad)
 }
 
 fn parse_target(text: &str) -> Result<Authority, &'static str> {

@@ -117,6 +117,27 @@ fn every_semantic_problem_is_listed() {
 }
 
 #[test]
+fn filter_budgets_parse_and_are_checked() {
+    let src = GOOD.replace(
+        "plugin = \"headers.wasm\"",
+        "plugin = \"headers.wasm\"\ncpu-deadline = \"20ms\"\nmemory-limit = \"64MiB\"",
+    );
+    let c = Config::parse(Path::new("/m.toml"), &src).unwrap();
+    assert_eq!(c.filters[0].cpu_deadline, Duration::from_millis(20));
+    assert_eq!(c.filters[0].memory_limit, 64 << 20);
+    let e = errors(&GOOD.replace(
+        "plugin = \"headers.wasm\"",
+        "plugin = \"headers.wasm\"\nmemory-limit = \"16MB\"",
+    ));
+    assert!(
+        e[0].contains(":23:16: filters.tag.memory-limit: invalid size \"16MB\""),
+        "{e:?}"
+    );
+    assert_eq!(parse_size("512KiB"), Ok(512 << 10));
+    assert!(parse_size("1TiB").is_err());
+}
+
+#[test]
 fn empty_manifest_asks_for_listeners_and_routes() {
     let e = errors("");
     assert_eq!(e.len(), 2, "{e:?}");

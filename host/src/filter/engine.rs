@@ -24,7 +24,10 @@ impl FilterEngine {
     pub fn new() -> Result<Self, LoadError> {
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
+        // CPU deadlines: a ticker advances the epoch; each call gets a deadline in ticks.
+        config.epoch_interruption(true);
         let engine = Engine::new(&config).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        start_epoch_ticker(&engine)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
@@ -101,16 +104,38 @@ impl Filter {
         cfg: &FilterConfig,
     ) -> Result<Self, LoadError> {
         let name: Arc<str> = Arc::from(cfg.name.as_str());
-        let pool = InstancePool::new(
-            pre,
-            name.clone(),
-            cfg.config_json.clone(),
-            cfg.inherit_stdio,
-        );
+        let pool = InstancePool::new(pre, name.clone(), cfg);
         let (first, hooks) = pool.instantiate().await?;
         pool.checkin(first);
-        Ok(Filter { name, pool, hooks })
+        // One tick more than the deadline: the first tick may come right after the call starts.
+        let ticks = cfg.cpu_deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
+        Ok(Filter {
+            name,
+            pool,
+            hooks,
+            deadline_ticks: ticks,
+            cpu_deadline: cfg.cpu_deadline,
+        })
     }
+}
+
+/// How often the epoch advances: the granularity of CPU deadlines.
+pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Advance the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) -> Result<(), LoadError> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("weir-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| LoadError::Engine(format!("cannot start the epoch ticker: {e}")))
 }
 
 /// Check the component's exports and imports against the world this host provides, naming

@@ -12,6 +12,7 @@ use http::HeaderMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::{ResourceLimiter, StoreLimits};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// The request head as filters see and change it.
@@ -44,6 +45,7 @@ pub struct FilterState {
     filter: Arc<str>,
     wasi: WasiCtx,
     table: ResourceTable,
+    limits: StoreLimits,
     pub(super) call: CallData,
 }
 
@@ -61,7 +63,7 @@ pub(super) struct CallData {
 impl FilterState {
     /// A store's data for filter `filter`, with a capability-less WASI context (no files,
     /// environment, network; stdio only when `inherit_stdio`).
-    pub fn new(filter: Arc<str>, inherit_stdio: bool) -> Self {
+    pub fn new(filter: Arc<str>, inherit_stdio: bool, limits: StoreLimits) -> Self {
         let mut wasi = WasiCtx::builder();
         if inherit_stdio {
             wasi.inherit_stdout().inherit_stderr();
@@ -70,8 +72,14 @@ impl FilterState {
             filter,
             wasi: wasi.build(),
             table: ResourceTable::new(),
+            limits,
             call: CallData::default(),
         }
+    }
+
+    /// The store's memory, table and instance limits.
+    pub fn limits(&mut self) -> &mut dyn ResourceLimiter {
+        &mut self.limits
     }
 
     fn req(&self) -> wasmtime::Result<&RequestHead> {

@@ -29,6 +29,10 @@ pub struct Filter {
     pool: InstancePool,
     /// The hooks the filter's `init` asked for; the chain skips the others.
     hooks: Hooks,
+    /// Epoch ticks one hook call may run.
+    deadline_ticks: u64,
+    /// The configured CPU deadline, for messages.
+    cpu_deadline: std::time::Duration,
 }
 
 /// What a hook decided.
@@ -78,6 +82,7 @@ impl Filter {
     /// Run `on-request` on `head`, which the filter may change.
     pub async fn on_request(&self, head: &mut RequestHead) -> Result<HookResult, CallError> {
         let mut inst = self.checkout().await?;
+        inst.store.set_epoch_deadline(self.deadline_ticks);
         let data = &mut inst.store.data_mut().call;
         data.req = Some(std::mem::replace(head, RequestHead::placeholder()));
         data.request_read_only = false;
@@ -98,6 +103,7 @@ impl Filter {
         resp: &mut http::response::Parts,
     ) -> Result<HookResult, CallError> {
         let mut inst = self.checkout().await?;
+        inst.store.set_epoch_deadline(self.deadline_ticks);
         let data = &mut inst.store.data_mut().call;
         data.req = Some(std::mem::replace(head, RequestHead::placeholder()));
         data.resp = Some(std::mem::replace(resp, placeholder_response()));
@@ -149,10 +155,18 @@ impl Filter {
                 Ok(HookResult { verdict, changed })
             }
             // The instance may be in any state after a trap: drop it.
-            Err(e) => Err(CallError::Trap {
-                hook,
-                reason: format!("{e:#}"),
-            }),
+            Err(e) => {
+                // One line for the log; the guest backtrace at debug level.
+                tracing::debug!(filter = &*self.name, hook, "trap details: {e:?}");
+                let reason = match e.downcast_ref::<wasmtime::Trap>() {
+                    Some(wasmtime::Trap::Interrupt) => {
+                        format!("exceeded its CPU deadline of {:?}", self.cpu_deadline)
+                    }
+                    Some(trap) => trap.to_string(),
+                    None => e.to_string(),
+                };
+                Err(CallError::Trap { hook, reason })
+            }
         }
     }
 }

@@ -10,10 +10,21 @@
 use super::bindings::{FilterWorld, FilterWorldPre, Hooks};
 use super::host::FilterState;
 use super::LoadError;
+use crate::config::FilterConfig;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wasmtime::Store;
+use wasmtime::StoreLimitsBuilder;
+
+/// Core instances a component may create (a Rust filter needs a handful).
+const INSTANCE_LIMIT: usize = 64;
+/// Tables per store.
+const TABLE_LIMIT: usize = 64;
+/// Elements per table.
+const TABLE_ELEMENT_LIMIT: usize = 100_000;
+/// Epoch ticks instantiation and `init` may take (about one second).
+const INIT_DEADLINE_TICKS: u64 = 1000;
 
 /// An initialised instance with its own store.
 pub(super) struct Instance {
@@ -27,6 +38,7 @@ pub(super) struct InstancePool {
     name: Arc<str>,
     config_json: String,
     inherit_stdio: bool,
+    memory_limit: usize,
     /// One idle list per worker slot.
     idle: Box<[Mutex<Vec<Instance>>]>,
     max_idle: usize,
@@ -34,18 +46,14 @@ pub(super) struct InstancePool {
 }
 
 impl InstancePool {
-    pub fn new(
-        pre: FilterWorldPre<FilterState>,
-        name: Arc<str>,
-        config_json: String,
-        inherit_stdio: bool,
-    ) -> Self {
+    pub fn new(pre: FilterWorldPre<FilterState>, name: Arc<str>, cfg: &FilterConfig) -> Self {
         let slots = std::thread::available_parallelism().map_or(4, |n| n.get());
         InstancePool {
             pre,
             name,
-            config_json,
-            inherit_stdio,
+            config_json: cfg.config_json.clone(),
+            inherit_stdio: cfg.inherit_stdio,
+            memory_limit: cfg.memory_limit,
             idle: (0..slots).map(|_| Mutex::new(Vec::new())).collect(),
             max_idle: 4,
             created: AtomicU64::new(0),
@@ -55,8 +63,16 @@ impl InstancePool {
     /// Create and `init` a fresh instance; also returns the hooks its `init` declared.
     pub async fn instantiate(&self) -> Result<(Instance, Hooks), LoadError> {
         self.created.fetch_add(1, Ordering::Relaxed);
-        let state = FilterState::new(self.name.clone(), self.inherit_stdio);
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.memory_limit)
+            .instances(INSTANCE_LIMIT)
+            .tables(TABLE_LIMIT)
+            .table_elements(TABLE_ELEMENT_LIMIT)
+            .build();
+        let state = FilterState::new(self.name.clone(), self.inherit_stdio, limits);
         let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|s| s.limits());
+        store.set_epoch_deadline(INIT_DEADLINE_TICKS);
         let world = self
             .pre
             .instantiate_async(&mut store)
