@@ -2,6 +2,7 @@
 //! files, checking their world, and preparing instance pools.
 
 use super::bindings::{self, FilterWorld, FilterWorldPre};
+use super::budget;
 use super::host::FilterState;
 use super::pool::InstancePool;
 use super::{Filter, LoadError};
@@ -27,7 +28,7 @@ impl FilterEngine {
         // CPU deadlines: a ticker advances the epoch; each call gets a deadline in ticks.
         config.epoch_interruption(true);
         let engine = Engine::new(&config).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
-        start_epoch_ticker(&engine)?;
+        budget::start_epoch_ticker(&engine)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
@@ -107,35 +108,14 @@ impl Filter {
         let pool = InstancePool::new(pre, name.clone(), cfg);
         let (first, hooks) = pool.instantiate().await?;
         pool.checkin(first);
-        // One tick more than the deadline: the first tick may come right after the call starts.
-        let ticks = cfg.cpu_deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
         Ok(Filter {
             name,
             pool,
             hooks,
-            deadline_ticks: ticks,
+            deadline_ticks: budget::ticks(cfg.cpu_deadline),
             cpu_deadline: cfg.cpu_deadline,
         })
     }
-}
-
-/// How often the epoch advances: the granularity of CPU deadlines.
-pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(1);
-
-/// Advance the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
-fn start_epoch_ticker(engine: &Engine) -> Result<(), LoadError> {
-    let weak = engine.weak();
-    std::thread::Builder::new()
-        .name("weir-epoch".into())
-        .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
-            }
-        })
-        .map(|_| ())
-        .map_err(|e| LoadError::Engine(format!("cannot start the epoch ticker: {e}")))
 }
 
 /// Check the component's exports and imports against the world this host provides, naming

@@ -58,6 +58,8 @@ pub(super) struct CallData {
     pub request_read_only: bool,
     /// Set when the filter changed the request or response.
     pub changed: bool,
+    /// Thread CPU time at the last deadline check of this call (see `budget`).
+    pub cpu_mark: Option<std::time::Duration>,
 }
 
 impl FilterState {

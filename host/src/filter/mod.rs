@@ -2,10 +2,12 @@
 //!
 //! - [`engine`]: one wasmtime engine; compiling and checking plugin files.
 //! - [`pool`]: reusable, initialised instances per filter.
+//! - `budget`: CPU deadlines (epochs checked against the thread's CPU clock).
 //! - [`host`]: the store's data and the host side of the WIT imports.
 //! - [`chain`]: running a route's filters in order.
 
 mod bindings;
+mod budget;
 pub mod chain;
 mod engine;
 mod error;
@@ -84,6 +86,7 @@ impl Filter {
         let mut inst = self.checkout().await?;
         inst.store.set_epoch_deadline(self.deadline_ticks);
         let data = &mut inst.store.data_mut().call;
+        data.cpu_mark = None;
         data.req = Some(std::mem::replace(head, RequestHead::placeholder()));
         data.request_read_only = false;
         data.changed = false;
@@ -105,6 +108,7 @@ impl Filter {
         let mut inst = self.checkout().await?;
         inst.store.set_epoch_deadline(self.deadline_ticks);
         let data = &mut inst.store.data_mut().call;
+        data.cpu_mark = None;
         data.req = Some(std::mem::replace(head, RequestHead::placeholder()));
         data.resp = Some(std::mem::replace(resp, placeholder_response()));
         data.request_read_only = true;

@@ -39,6 +39,7 @@ pub(super) struct InstancePool {
     config_json: String,
     inherit_stdio: bool,
     memory_limit: usize,
+    cpu_deadline: std::time::Duration,
     /// One idle list per worker slot.
     idle: Box<[Mutex<Vec<Instance>>]>,
     max_idle: usize,
@@ -54,6 +55,7 @@ impl InstancePool {
             config_json: cfg.config_json.clone(),
             inherit_stdio: cfg.inherit_stdio,
             memory_limit: cfg.memory_limit,
+            cpu_deadline: cfg.cpu_deadline,
             idle: (0..slots).map(|_| Mutex::new(Vec::new())).collect(),
             max_idle: 4,
             created: AtomicU64::new(0),
@@ -73,6 +75,7 @@ impl InstancePool {
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| s.limits());
         store.set_epoch_deadline(INIT_DEADLINE_TICKS);
+        super::budget::install(&mut store, self.cpu_deadline);
         let world = self
             .pre
             .instantiate_async(&mut store)
