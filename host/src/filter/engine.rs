@@ -18,6 +18,8 @@ use wasmtime::Engine;
 pub struct FilterEngine {
     engine: Engine,
     linker: Arc<Linker<FilterState>>,
+    /// Started with the first filter, so a proxy without filters runs no ticker thread.
+    ticker: Arc<std::sync::OnceLock<Result<(), LoadError>>>,
 }
 
 impl FilterEngine {
@@ -28,7 +30,6 @@ impl FilterEngine {
         // CPU deadlines: a ticker advances the epoch; each call gets a deadline in ticks.
         config.epoch_interruption(true);
         let engine = Engine::new(&config).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
-        budget::start_epoch_ticker(&engine)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
@@ -37,6 +38,7 @@ impl FilterEngine {
         Ok(FilterEngine {
             engine,
             linker: Arc::new(linker),
+            ticker: Arc::new(std::sync::OnceLock::new()),
         })
     }
 
@@ -73,6 +75,14 @@ impl FilterEngine {
             HashMap::new();
         let mut out = Vec::new();
         let mut errors = Vec::new();
+        if !filters.is_empty() {
+            let started = self
+                .ticker
+                .get_or_init(|| budget::start_epoch_ticker(&self.engine));
+            if let Err(e) = started {
+                return Err((0..filters.len()).map(|i| (i, e.clone())).collect());
+            }
+        }
         for (i, cfg) in filters.iter().enumerate() {
             let pre = compiled
                 .entry(cfg.plugin_path.clone())
