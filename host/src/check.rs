@@ -27,14 +27,8 @@ pub async fn check(path: &Path) -> CheckReport {
     match FilterEngine::new() {
         Err(e) => problems.push(config.source.at(None, e.to_string())),
         Ok(engine) => {
-            if let Err(errors) = engine.load_all(&loadable).await {
-                for (i, e) in errors {
-                    let f = &loadable[i];
-                    problems.push(Diagnostic {
-                        message: format!("filters.{}: {e}", f.name),
-                        ..f.location.clone()
-                    });
-                }
+            if let Err(located) = crate::server::load_located(&engine, &loadable).await {
+                problems.extend(located);
             }
         }
     }

@@ -76,9 +76,9 @@ impl Proxy {
             None => {
                 // The response phase sees the request as it was sent upstream.
                 let sent = if respond_phase {
-                    head.clone_head()
+                    head.clone()
                 } else {
-                    std::mem::replace(&mut head, RequestHead::empty(client.ip()))
+                    std::mem::replace(&mut head, RequestHead::placeholder())
                 };
                 self.forward_to(&route.upstream, sent, &client_ip, Body::from(body))
                     .await
@@ -174,23 +174,4 @@ fn chain_text(e: &hyper_util::client::legacy::Error) -> String {
         cur = err.source();
     }
     text
-}
-
-impl RequestHead {
-    /// A copy of the head (headers are reference-counted, so this is cheap).
-    fn clone_head(&self) -> RequestHead {
-        RequestHead {
-            parts: self.parts.clone(),
-            client: self.client,
-            scheme: self.scheme,
-        }
-    }
-
-    fn empty(client: std::net::IpAddr) -> RequestHead {
-        RequestHead {
-            parts: http::Request::new(()).into_parts().0,
-            client,
-            scheme: "http",
-        }
-    }
 }

@@ -1,6 +1,6 @@
 //! Assembling a running proxy from a validated manifest, and stopping it gracefully.
 
-use crate::config::{Config, Diagnostic};
+use crate::config::{Config, Diagnostic, FilterConfig};
 use crate::filter::{Filter, FilterEngine};
 use crate::listener;
 use crate::proxy::Proxy;
@@ -20,15 +20,20 @@ pub async fn load_filters(
     engine: &FilterEngine,
     config: &Config,
 ) -> Result<Vec<Arc<Filter>>, Vec<Diagnostic>> {
-    engine.load_all(&config.filters).await.map_err(|errors| {
+    load_located(engine, &config.filters).await
+}
+
+/// Load `filters`, turning each failure into a diagnostic at its manifest entry.
+pub async fn load_located(
+    engine: &FilterEngine,
+    filters: &[FilterConfig],
+) -> Result<Vec<Arc<Filter>>, Vec<Diagnostic>> {
+    engine.load_all(filters).await.map_err(|errors| {
         errors
             .into_iter()
-            .map(|(i, e)| {
-                let f = &config.filters[i];
-                Diagnostic {
-                    message: format!("filters.{}: {e}", f.name),
-                    ..f.location.clone()
-                }
+            .map(|(i, e)| Diagnostic {
+                message: format!("filters.{}: {e}", filters[i].name),
+                ..filters[i].location.clone()
             })
             .collect()
     })

@@ -7,16 +7,21 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ManifestDuration(pub Duration);
 
-/// Parse `"<integer><unit>"` with unit `ms`, `s`, `m` or `h`.
-pub fn parse(text: &str) -> Result<Duration, String> {
+/// Split `"<integer><unit>"` (as in `"30s"`, `"16MiB"`) into the number and the unit.
+pub fn split_quantity(text: &str) -> Option<(u64, &str)> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
+    Some((digits.parse().ok()?, unit))
+}
+
+/// Parse `"<integer><unit>"` with unit `ms`, `s`, `m` or `h`.
+pub fn parse(text: &str) -> Result<Duration, String> {
     let bad = || {
         format!("invalid duration {text:?}: expected a whole number followed by ms, s, m or h (e.g. \"30s\")")
     };
-    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let (n, unit) = split_quantity(text).ok_or_else(bad)?;
     let d = match unit {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),

@@ -466,14 +466,11 @@ fn list<'a>(names: impl Iterator<Item = &'a &'a str>) -> String {
 
 /// Parse a size such as `"16MiB"`, `"512KiB"` or `"1GiB"` into bytes.
 pub fn parse_size(text: &str) -> Result<usize, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
     let bad = || {
         format!("invalid size {text:?}: expected a whole number followed by KiB, MiB or GiB (e.g. \"16MiB\")")
     };
-    let n: usize = digits.parse().map_err(|_| bad())?;
+    let (n, unit) = duration::split_quantity(text).ok_or_else(bad)?;
+    let n = usize::try_from(n).map_err(|_| bad())?;
     let shift = match unit {
         "KiB" => 10,
         "MiB" => 20,

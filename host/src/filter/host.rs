@@ -16,7 +16,7 @@ use wasmtime::{ResourceLimiter, StoreLimits};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// The request head as filters see and change it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RequestHead {
     /// Method, URI, version, headers.
     pub parts: http::request::Parts,

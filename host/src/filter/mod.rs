@@ -180,8 +180,8 @@ fn placeholder_response() -> http::response::Parts {
 }
 
 impl RequestHead {
-    /// An empty head that holds the place of one moved into a store.
-    fn placeholder() -> Self {
+    /// An empty head that holds the place of one moved elsewhere (into a store, upstream).
+    pub(crate) fn placeholder() -> Self {
         RequestHead {
             parts: http::Request::new(()).into_parts().0,
             client: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
