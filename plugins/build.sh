@@ -11,7 +11,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 plugins=(headers block api-key)
-fixtures=(panic not-a-filter)
+fixtures=(panic not-a-filter version services)
 mode=${WEIR_WASM_TOOLCHAIN:-auto}
 offline_packages=(rustc-web rust-web-src rust-web-llvm lld-22 wasi-libc)
 

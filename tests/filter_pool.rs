@@ -16,11 +16,11 @@ fn head(extra: Option<(&'static str, &'static str)>) -> RequestHead {
     if let Some((n, v)) = extra {
         b = b.header(n, v);
     }
-    RequestHead {
-        parts: b.body(()).unwrap().into_parts().0,
-        client: "127.0.0.1".parse().unwrap(),
-        scheme: "http",
-    }
+    RequestHead::new(
+        b.body(()).unwrap().into_parts().0,
+        "127.0.0.1".parse().unwrap(),
+        "http",
+    )
 }
 
 #[tokio::test]
@@ -31,7 +31,7 @@ async fn instances_are_reused_across_calls() {
         "headers.wasm",
         r#"{"request":{"set":{"x-a":"1"}}}"#,
     );
-    let filter = engine.load_all(&[cfg]).await.unwrap().remove(0);
+    let filter = engine.load_all(&[cfg], &[]).await.unwrap().remove(0);
     assert_eq!(
         filter.instances_created(),
         1,
@@ -55,15 +55,18 @@ async fn instances_are_reused_across_calls() {
 async fn only_the_declared_hooks_are_called() {
     let engine = FilterEngine::new().unwrap();
     let loaded = engine
-        .load_all(&[
-            filter_config(&plugins_dir(), "block.wasm", r#"{"paths":["/a"]}"#),
-            filter_config(
-                &plugins_dir(),
-                "headers.wasm",
-                r#"{"response":{"remove":["server"]}}"#,
-            ),
-            filter_config(&fixtures_dir(), "panic.wasm", "{}"),
-        ])
+        .load_all(
+            &[
+                filter_config(&plugins_dir(), "block.wasm", r#"{"paths":["/a"]}"#),
+                filter_config(
+                    &plugins_dir(),
+                    "headers.wasm",
+                    r#"{"response":{"remove":["server"]}}"#,
+                ),
+                filter_config(&fixtures_dir(), "panic.wasm", "{}"),
+            ],
+            &[],
+        )
         .await
         .unwrap();
     let hooks: Vec<(bool, bool)> = loaded
@@ -77,7 +80,7 @@ async fn only_the_declared_hooks_are_called() {
 async fn a_trapped_instance_is_discarded_and_replaced() {
     let engine = FilterEngine::new().unwrap();
     let cfg = filter_config(&fixtures_dir(), "panic.wasm", "{}");
-    let filter = engine.load_all(&[cfg]).await.unwrap().remove(0);
+    let filter = engine.load_all(&[cfg], &[]).await.unwrap().remove(0);
     let mut h = head(Some(("x-panic", "1")));
     let err = filter.on_request(&mut h).await.unwrap_err();
     assert!(
@@ -107,7 +110,7 @@ async fn a_trapped_instance_is_discarded_and_replaced() {
 async fn a_component_of_another_world_is_refused() {
     let engine = FilterEngine::new().unwrap();
     let cfg = filter_config(&fixtures_dir(), "not-a-filter.wasm", "{}");
-    let errors = match engine.load_all(&[cfg]).await {
+    let errors = match engine.load_all(&[cfg], &[]).await {
         Ok(_) => panic!("loaded a component that is not a filter"),
         Err(e) => e,
     };
@@ -117,7 +120,7 @@ async fn a_component_of_another_world_is_refused() {
         "{msg}"
     );
     assert!(
-        msg.contains("does not export weir:filter/filter@0.1.0"),
+        msg.contains("does not export weir:filter/filter@0.2.0"),
         "{msg}"
     );
     assert!(msg.contains("example:other/greet@1.0.0"), "{msg}");

@@ -29,11 +29,7 @@ fn head() -> RequestHead {
         .header("x-request-id", "0d6f3e1c")
         .body(())
         .expect("request");
-    RequestHead {
-        parts: req.into_parts().0,
-        client: "10.1.2.3".parse().expect("ip"),
-        scheme: "http",
-    }
+    RequestHead::new(req.into_parts().0, "10.1.2.3".parse().expect("ip"), "http")
 }
 
 fn bench(c: &mut Criterion) {
@@ -63,7 +59,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("pooled on-request");
     for (name, plugin, config) in cases {
         let filters = rt
-            .block_on(engine.load_all(&[filter_config(plugin, config)]))
+            .block_on(engine.load_all(&[filter_config(plugin, config)], &[]))
             .unwrap_or_else(|e| panic!("{plugin}: {:?}", e[0].1));
         let filter = filters[0].clone();
         let mut h = head();

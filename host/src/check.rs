@@ -27,7 +27,8 @@ pub async fn check(path: &Path) -> CheckReport {
     match FilterEngine::new() {
         Err(e) => problems.push(config.source.at(None, e.to_string())),
         Ok(engine) => {
-            if let Err(located) = crate::server::load_located(&engine, &loadable).await {
+            let engine = engine.with_cache(config.compile_cache.as_deref());
+            if let Err(located) = crate::reload::load_located(&engine, &loadable, &[]).await {
                 problems.extend(located);
             }
         }

@@ -15,9 +15,12 @@ pub enum ProxyError {
     /// The upstream did not answer in time.
     #[error("upstream timed out")]
     GatewayTimeout,
-    /// A filter failed.
+    /// A fail-closed filter failed; the request is answered with this status.
     #[error("filter failed")]
-    FilterFailed,
+    FilterFailed(StatusCode),
+    /// The request body is larger than a filter that buffers it allows.
+    #[error("request body too large")]
+    PayloadTooLarge,
     /// The request could not be forwarded (e.g. an unrepresentable header after filtering).
     #[error("request could not be forwarded")]
     Internal,
@@ -30,7 +33,9 @@ impl ProxyError {
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::BadGateway => StatusCode::BAD_GATEWAY,
             ProxyError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::FilterFailed | ProxyError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ProxyError::FilterFailed(status) => status,
+            ProxyError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -116,11 +116,11 @@ mod tests {
     use std::net::IpAddr;
 
     fn head(req: Request<()>) -> RequestHead {
-        RequestHead {
-            parts: req.into_parts().0,
-            client: "10.0.0.9".parse::<IpAddr>().unwrap(),
-            scheme: "http",
-        }
+        RequestHead::new(
+            req.into_parts().0,
+            "10.0.0.9".parse::<IpAddr>().unwrap(),
+            "http",
+        )
     }
 
     #[test]

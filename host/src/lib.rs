@@ -10,9 +10,12 @@
 //! - [`route`]: choosing a route. [`upstream`], [`balance`]: where requests go.
 //! - [`forward`]: hop-by-hop and `X-Forwarded-*` headers.
 //! - [`filter`]: the Wasm filter engine, instance pools and chains.
+//! - [`live`]: the generation being served; [`reload`]: replacing it on change.
+//! - [`admin`]: the status endpoint.
 //! - [`server`]: assembling and stopping the proxy. [`check`]: `weir check`.
 
 pub mod access_log;
+pub mod admin;
 pub mod balance;
 pub mod body;
 pub mod check;
@@ -21,7 +24,9 @@ pub mod error;
 pub mod filter;
 pub mod forward;
 pub mod listener;
+pub mod live;
 pub mod proxy;
+pub mod reload;
 pub mod route;
 pub mod server;
 pub mod upstream;

@@ -9,6 +9,7 @@ use tracing_subscriber::EnvFilter;
 use weir::check::{check, CheckReport};
 use weir::config::Config;
 use weir::filter::FilterEngine;
+use weir::live::{Generation, Live};
 use weir::server;
 
 /// Weir: a reverse proxy with sandboxed WebAssembly filters.
@@ -78,12 +79,13 @@ fn main() -> ExitCode {
 
 async fn run(manifest: PathBuf) -> anyhow::Result<()> {
     let config = Config::load(&manifest).map_err(|d| anyhow::anyhow!("invalid manifest:\n{d}"))?;
-    let engine = FilterEngine::new()?;
+    let engine = FilterEngine::new()?.with_cache(config.compile_cache.as_deref());
     let filters = server::load_filters(&engine, &config)
         .await
         .map_err(|problems| {
             let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
             anyhow::anyhow!("cannot load filters:\n{}", lines.join("\n"))
         })?;
-    server::serve(Arc::new(config), filters, server::shutdown_signal()).await
+    let live = Arc::new(Live::new(Generation::build(1, Arc::new(config), filters)));
+    server::serve(live, engine, manifest, server::shutdown_signal()).await
 }

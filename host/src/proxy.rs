@@ -4,9 +4,9 @@ use crate::access_log::AccessLog;
 use crate::body::Body;
 use crate::error::ProxyError;
 use crate::filter::chain::{self, Report};
-use crate::filter::RequestHead;
+use crate::filter::{Filter, RequestHead};
 use crate::forward;
-use crate::route::RouteTable;
+use crate::live::{Live, WorkerGeneration};
 use crate::upstream::pool::UpstreamClient;
 use crate::upstream::Upstream;
 use http::uri::Authority;
@@ -14,26 +14,36 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use std::error::Error as _;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Serves requests: one per hyper service call. One per worker thread, shared by that
 /// worker's connections.
 pub struct Proxy {
-    routes: Arc<RouteTable>,
-    /// This worker's pooled client per upstream, indexed by [`Upstream::id`].
-    clients: Vec<UpstreamClient>,
-    access_log: bool,
+    live: Arc<Live>,
+    /// The generation this worker serves, with its clients; replaced when a reload swaps
+    /// the live generation.
+    current: Mutex<Arc<WorkerGeneration>>,
 }
 
 impl Proxy {
-    /// A proxy over `routes`, with this worker's `clients`.
-    pub fn new(routes: Arc<RouteTable>, clients: Vec<UpstreamClient>, access_log: bool) -> Self {
+    /// A worker's proxy over the live configuration.
+    pub fn new(live: Arc<Live>) -> Self {
+        let first = WorkerGeneration::new(live.current(), None);
         Proxy {
-            routes,
-            clients,
-            access_log,
+            live,
+            current: Mutex::new(Arc::new(first)),
         }
+    }
+
+    /// The generation for a new request: the live one, with this worker's clients.
+    fn generation(&self) -> Arc<WorkerGeneration> {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if current.generation.id != self.live.current_id() {
+            let next = WorkerGeneration::new(self.live.current(), Some(&current));
+            *current = Arc::new(next);
+        }
+        current.clone()
     }
 
     /// Answer one request from `client`.
@@ -45,15 +55,20 @@ impl Proxy {
         client_ip: http::HeaderValue,
     ) -> Response<Body> {
         let start = Instant::now();
+        // Held to the end: this request finishes on this generation whatever reloads do.
+        let current = self.generation();
+        let generation = &current.generation;
         let (parts, body) = req.into_parts();
-        let mut head = RequestHead {
-            parts,
-            client: client.ip(),
-            scheme: "http",
-        };
-        let log = self.access_log.then(|| AccessLog::begin(&head, start));
+        let mut head = RequestHead::new(parts, client.ip(), "http");
+        let log = generation
+            .config
+            .access_log
+            .then(|| AccessLog::begin(&head, start));
 
-        let Some(route) = self.routes.find(head.authority(), head.parts.uri.path()) else {
+        let Some(route) = generation
+            .routes
+            .find(head.authority(), head.parts.uri.path())
+        else {
             let resp = ProxyError::NoRoute.response();
             if let Some(log) = log {
                 log.finish(resp.status(), None, None, &Report::default());
@@ -61,13 +76,23 @@ impl Proxy {
             return resp;
         };
 
+        let mut body = Body::from(body);
         let mut report = Report::default();
         // Filter futures are large (they hold wasmtime call state): box them so the request
         // future that hyper stores and moves stays small, and plain routes pay nothing.
         let (ran, local) = if route.filters.is_empty() {
             (0, None)
         } else {
-            Box::pin(chain::on_request(&route.filters, &mut head, &mut report)).await
+            Box::pin(async {
+                if let Some(limit) = chain::body_limit(&route.filters, Filter::wants_request_body) {
+                    match chain::buffer(std::mem::replace(&mut body, Body::empty()), limit).await {
+                        Some(bytes) => head.body = Some(bytes),
+                        None => return (0, Some(ProxyError::PayloadTooLarge.response())),
+                    }
+                }
+                chain::on_request(&route.filters, &mut head, &mut report).await
+            })
+            .await
         };
         // Only filters that ran and asked for `on-response` need the response phase.
         let respond_phase = route.filters[..ran].iter().any(|f| f.wants_response());
@@ -75,12 +100,16 @@ impl Proxy {
             Some(resp) => (resp, None),
             None => {
                 // The response phase sees the request as it was sent upstream.
-                let sent = if respond_phase {
+                let mut sent = if respond_phase {
                     head.clone()
                 } else {
                     std::mem::replace(&mut head, RequestHead::placeholder())
                 };
-                self.forward_to(&route.upstream, sent, &client_ip, Body::from(body))
+                if let Some(buffered) = sent.body.take() {
+                    body = Body::full(buffered);
+                }
+                let client = &current.clients[route.upstream.id];
+                self.forward_to(&route.upstream, client, sent, &client_ip, body)
                     .await
             }
         };
@@ -110,11 +139,12 @@ impl Proxy {
     async fn forward_to(
         &self,
         upstream: &Upstream,
+        client: &UpstreamClient,
         head: RequestHead,
         client_ip: &http::HeaderValue,
         body: Body,
     ) -> (Response<Body>, Option<Authority>) {
-        let (Some(target), Some(client)) = (upstream.pick(), self.clients.get(upstream.id)) else {
+        let Some(target) = upstream.pick() else {
             return (ProxyError::BadGateway.response(), None);
         };
         let req = match forward::upstream_request(head, client_ip, target, body) {

@@ -1,92 +1,63 @@
 //! Assembling a running proxy from a validated manifest, and stopping it gracefully.
 
-use crate::config::{Config, Diagnostic, FilterConfig};
+use crate::admin;
+use crate::config::{Config, Diagnostic};
 use crate::filter::{Filter, FilterEngine};
 use crate::listener;
+use crate::live::Live;
 use crate::proxy::Proxy;
-use crate::route::{Route, RouteTable};
-use crate::upstream::{pool, Upstream};
 use anyhow::Context as _;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Load every filter of `config`; failures are located at their manifest entries.
+/// Load every filter of `config` (at start: nothing to keep); failures are located at
+/// their manifest entries.
 pub async fn load_filters(
     engine: &FilterEngine,
     config: &Config,
 ) -> Result<Vec<Arc<Filter>>, Vec<Diagnostic>> {
-    load_located(engine, &config.filters).await
+    crate::reload::load_located(engine, &config.filters, &[]).await
 }
 
-/// Load `filters`, turning each failure into a diagnostic at its manifest entry.
-pub async fn load_located(
-    engine: &FilterEngine,
-    filters: &[FilterConfig],
-) -> Result<Vec<Arc<Filter>>, Vec<Diagnostic>> {
-    engine.load_all(filters).await.map_err(|errors| {
-        errors
-            .into_iter()
-            .map(|(i, e)| Diagnostic {
-                message: format!("filters.{}: {e}", filters[i].name),
-                ..filters[i].location.clone()
-            })
-            .collect()
-    })
-}
-
-/// Build the route table (with upstreams and filter chains) shared by all workers.
-pub fn build_routes(config: &Config, filters: &[Arc<Filter>]) -> Arc<RouteTable> {
-    let upstreams: Vec<Arc<Upstream>> = config
-        .upstreams
-        .iter()
-        .enumerate()
-        .map(|(id, u)| Arc::new(Upstream::new(id, u)))
-        .collect();
-    let routes = config
-        .routes
-        .iter()
-        .map(|r| Route {
-            host: r.host.clone(),
-            path: r.path.clone(),
-            upstream: upstreams[r.upstream].clone(),
-            filters: r.filters.iter().map(|&i| filters[i].clone()).collect(),
-        })
-        .collect();
-    Arc::new(RouteTable::new(routes))
-}
-
-/// A worker's proxy: the shared routes plus its own upstream connection pools.
-pub fn build_proxy(config: &Config, routes: Arc<RouteTable>) -> Proxy {
-    let clients = config
-        .upstreams
-        .iter()
-        .map(|u| pool::client(u.connect_timeout))
-        .collect();
-    Proxy::new(routes, clients, config.access_log)
-}
-
-/// Bind the listeners, print where they listen, serve until `shutdown` completes, then stop
+/// Bind the listeners (and the admin endpoint), print where they listen, serve the live
+/// generation until `shutdown` completes, reloading on change and SIGHUP, then stop
 /// gracefully: stop accepting, let requests in flight finish (bounded by the manifest's
 /// `shutdown-timeout`).
 ///
 /// Threading is thread-per-core, as nginx's workers: each of `config.workers` threads runs a
 /// single-threaded runtime with its own socket per listener (`SO_REUSEPORT`: the kernel
 /// spreads connections) and its own upstream connection pools, so a request never crosses
-/// threads. Filters (compiled code and instance pools) are shared.
+/// threads. Filters (compiled code and instance pools) are shared. Reloads, compilation and
+/// the admin endpoint run on the caller's runtime, never on a worker.
 pub async fn serve(
-    config: Arc<Config>,
-    filters: Vec<Arc<Filter>>,
+    live: Arc<Live>,
+    engine: FilterEngine,
+    manifest: PathBuf,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let config = live.current().config.clone();
     let (addrs, sockets) = bind_all(&config)?;
+    let admin = match config.admin {
+        Some(addr) => Some(
+            admin::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on the admin address {addr}"))?,
+        ),
+        None => None,
+    };
     {
         // A stable line on stdout for scripts and tests; logs go to stderr.
         let mut out = std::io::stdout().lock();
+        // The admin line first: a reader waiting for the listeners has then seen it.
+        if let Some(a) = admin.as_ref().and_then(|l| l.local_addr().ok()) {
+            let _ = writeln!(out, "weir: admin on http://{a}");
+        }
         for a in &addrs {
             let _ = writeln!(out, "weir: listening on http://{a}");
         }
@@ -94,19 +65,31 @@ pub async fn serve(
     }
     tracing::info!(listeners = ?addrs, workers = config.workers, routes = config.routes.len(), filters = config.filters.len(), "weir started");
 
-    let routes = build_routes(&config, &filters);
+    let mut background = Vec::new();
+    if let Some(listener) = admin {
+        background.push(tokio::spawn(admin::serve(listener, live.clone())));
+    }
+    background.push(tokio::spawn(crate::reload::run(
+        live.clone(),
+        engine,
+        manifest,
+    )));
+
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut threads = Vec::new();
     for (id, listeners) in sockets.into_iter().enumerate() {
-        let (config, routes, stop) = (config.clone(), routes.clone(), stop_rx.clone());
+        let (live, stop, grace) = (live.clone(), stop_rx.clone(), config.shutdown_timeout);
         let thread = std::thread::Builder::new()
             .name(format!("weir-worker-{id}"))
-            .spawn(move || worker(id, &config, routes, listeners, stop))
+            .spawn(move || worker(id, live, grace, listeners, stop))
             .context("cannot start a worker thread")?;
         threads.push(thread);
     }
 
     shutdown.await;
+    for task in &background {
+        task.abort();
+    }
     tracing::info!(timeout = ?config.shutdown_timeout, "stopping: finishing requests in flight");
     let _ = stop_tx.send(true);
     let joined = tokio::task::spawn_blocking(move || {
@@ -159,8 +142,8 @@ fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 /// A worker thread: serve `listeners` until `stop`, then drain its connections.
 fn worker(
     id: usize,
-    config: &Config,
-    routes: Arc<RouteTable>,
+    live: Arc<Live>,
+    shutdown_timeout: std::time::Duration,
     listeners: Vec<std::net::TcpListener>,
     stop: watch::Receiver<bool>,
 ) {
@@ -175,7 +158,7 @@ fn worker(
         }
     };
     runtime.block_on(async {
-        let proxy = Arc::new(build_proxy(config, routes));
+        let proxy = Arc::new(Proxy::new(live));
         let graceful = Arc::new(GracefulShutdown::new());
         let builder = listener::connection_builder();
         let mut loops = Vec::new();
@@ -202,7 +185,7 @@ fn worker(
         let open = graceful.count();
         tokio::select! {
             _ = graceful.shutdown() => tracing::debug!(worker = id, connections = open, "worker drained"),
-            _ = tokio::time::sleep(config.shutdown_timeout) => {
+            _ = tokio::time::sleep(shutdown_timeout) => {
                 tracing::warn!(worker = id, "shutdown timeout reached: closing the remaining connections");
             }
         }

@@ -13,31 +13,54 @@ pub enum Action {
     Respond(LocalResponse),
 }
 
-/// Which hooks of a filter the proxy calls (see [`crate::Filter::hooks`]).
+/// Which hooks of a filter the proxy calls (see [`crate::Filter::hooks`]), and which bodies
+/// it buffers for them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hooks {
     /// Call `on_request`.
     pub on_request: bool,
     /// Call `on_response`.
     pub on_response: bool,
+    /// Buffer the request body for `on_request` ([`crate::Request::body`]).
+    pub request_body: bool,
+    /// Buffer the response body for `on_response` ([`crate::Response::body`]).
+    pub response_body: bool,
 }
 
 impl Hooks {
-    /// Both hooks.
+    /// Both hooks, no bodies.
     pub const ALL: Hooks = Hooks {
         on_request: true,
         on_response: true,
+        request_body: false,
+        response_body: false,
     };
     /// Only the request hook.
     pub const REQUEST: Hooks = Hooks {
         on_request: true,
         on_response: false,
+        request_body: false,
+        response_body: false,
     };
     /// Only the response hook.
     pub const RESPONSE: Hooks = Hooks {
         on_request: false,
         on_response: true,
+        request_body: false,
+        response_body: false,
     };
+
+    /// Also buffer the request body (up to the filter's `body-limit`) before `on_request`.
+    pub const fn with_request_body(mut self) -> Self {
+        self.request_body = true;
+        self
+    }
+
+    /// Also buffer the response body (up to the filter's `body-limit`) before `on_response`.
+    pub const fn with_response_body(mut self) -> Self {
+        self.response_body = true;
+        self
+    }
 }
 
 /// A response made by a filter.

@@ -115,6 +115,64 @@ impl<'a> Request<'a> {
             RequestInner::Mock(m) => m.set_path_and_query(path_and_query),
         }
     }
+
+    /// The request body, if this filter asked for it with
+    /// [`Hooks::with_request_body`](crate::Hooks::with_request_body).
+    pub fn body(&self) -> Option<Vec<u8>> {
+        dispatch!(self, h => h.body(), m => m.body.clone())
+    }
+
+    /// Replace the body sent upstream (Content-Length follows). Needs `request_body` in
+    /// the filter's hooks.
+    pub fn set_body(&mut self, body: impl Into<Vec<u8>>) -> Result<(), Error> {
+        let body = body.into();
+        match &mut self.inner {
+            RequestInner::Host(h) => h.set_body(&body).map_err(Error),
+            RequestInner::Mock(m) => {
+                m.body = Some(body);
+                Ok(())
+            }
+        }
+    }
+
+    /// Property `key` of this request's context, set by this or an earlier filter.
+    pub fn context(&self, key: &str) -> Option<String> {
+        #[cfg(target_arch = "wasm32")]
+        if let RequestInner::Host(_) = &self.inner {
+            return crate::bindings::weir::filter::context::get(key);
+        }
+        match &self.inner {
+            RequestInner::Mock(m) => m.context.get(key).cloned(),
+            RequestInner::Host(_) => None,
+        }
+    }
+
+    /// Set property `key` of this request's context, for later filters and the response
+    /// phase (keys up to 256 bytes, values up to 4096, at most 64 properties).
+    pub fn set_context(&mut self, key: &str, value: &str) -> Result<(), Error> {
+        #[cfg(target_arch = "wasm32")]
+        if let RequestInner::Host(_) = &self.inner {
+            return crate::bindings::weir::filter::context::set(key, value).map_err(Error);
+        }
+        match &mut self.inner {
+            RequestInner::Mock(m) => {
+                m.context.insert(key.to_owned(), value.to_owned());
+                Ok(())
+            }
+            RequestInner::Host(_) => Err(Error("no request context here".into())),
+        }
+    }
+
+    /// Remove property `key` of this request's context.
+    pub fn remove_context(&mut self, key: &str) {
+        #[cfg(target_arch = "wasm32")]
+        if let RequestInner::Host(_) = &self.inner {
+            return crate::bindings::weir::filter::context::remove(key);
+        }
+        if let RequestInner::Mock(m) = &mut self.inner {
+            m.context.remove(key);
+        }
+    }
 }
 
 /// The response on its way to the client: the upstream's, or a local one.
@@ -199,6 +257,25 @@ impl<'a> Response<'a> {
     /// Remove every value of header `name`.
     pub fn remove_header(&mut self, name: &str) {
         dispatch_resp!(self, h => h.remove_header(name), m => m.headers.remove(name))
+    }
+
+    /// The response body, if this filter asked for it with
+    /// [`Hooks::with_response_body`](crate::Hooks::with_response_body).
+    pub fn body(&self) -> Option<Vec<u8>> {
+        match &self.inner {
+            ResponseInner::Host(h) => h.body(),
+            ResponseInner::Mock(m) => m.body.clone(),
+        }
+    }
+
+    /// Replace the body sent to the client (Content-Length follows). Needs `response_body`
+    /// in the filter's hooks.
+    pub fn set_body(&mut self, body: impl Into<Vec<u8>>) -> Result<(), Error> {
+        let body = body.into();
+        dispatch_resp!(self, h => h.set_body(&body).map_err(Error), m => {
+            m.body = Some(body);
+            Ok(())
+        })
     }
 }
 

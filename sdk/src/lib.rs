@@ -43,7 +43,11 @@ mod config;
 mod error;
 pub mod header;
 mod http;
+pub mod http_client;
+pub mod kv;
 mod log;
+pub mod metrics;
+pub mod random;
 pub mod testing;
 
 pub use action::{Action, Hooks, LocalResponse};
@@ -151,6 +155,8 @@ pub mod __private {
         Ok(WitHooks {
             on_request: hooks.on_request,
             on_response: hooks.on_response,
+            request_body: hooks.request_body,
+            response_body: hooks.response_body,
         })
     }
 

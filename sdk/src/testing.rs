@@ -16,8 +16,11 @@
 //! assert_eq!(testing::on_request(&f, &mut req).response().unwrap().status, 403);
 //! ```
 
+use crate::http_client::{HttpRequest, HttpResponse};
 use crate::{header, Action, Config, Error, Filter, Request, Response};
 use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::time::Instant;
 
 /// `init` a filter from a JSON configuration, as the host would.
 pub fn init<F: Filter>(config_json: &str) -> Result<F, String> {
@@ -117,6 +120,10 @@ pub struct MockRequest {
     pub client_addr: String,
     /// Headers.
     pub headers: HeaderList,
+    /// The buffered body the filter sees (`None`: not buffered).
+    pub body: Option<Vec<u8>>,
+    /// The request's context properties.
+    pub context: std::collections::BTreeMap<String, String>,
 }
 
 impl MockRequest {
@@ -130,6 +137,8 @@ impl MockRequest {
             query: None,
             client_addr: "127.0.0.1".into(),
             headers: HeaderList::default(),
+            body: None,
+            context: Default::default(),
         };
         req.split_path(path_and_query);
         req
@@ -156,6 +165,18 @@ impl MockRequest {
     /// Set the authority (`Host`).
     pub fn with_authority(mut self, authority: &str) -> Self {
         self.authority = Some(authority.to_owned());
+        self
+    }
+
+    /// Set the buffered body.
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    /// Set a context property, as an earlier filter would have.
+    pub fn with_context(mut self, key: &str, value: &str) -> Self {
+        self.context.insert(key.to_owned(), value.to_owned());
         self
     }
 
@@ -194,6 +215,8 @@ pub struct MockResponse {
     pub status: u16,
     /// Headers.
     pub headers: HeaderList,
+    /// The buffered body the filter sees (`None`: not buffered).
+    pub body: Option<Vec<u8>>,
 }
 
 impl MockResponse {
@@ -202,7 +225,14 @@ impl MockResponse {
         MockResponse {
             status,
             headers: HeaderList::default(),
+            body: None,
         }
+    }
+
+    /// Set the buffered body.
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = Some(body.into());
+        self
     }
 
     /// Add a header (panics on an invalid one: this is test set-up).
@@ -220,4 +250,127 @@ impl MockResponse {
         self.status = status;
         Ok(())
     }
+}
+
+/// The filter's own metrics recorded on this thread since the last call:
+/// `(counters, histogram values)`.
+pub fn take_metrics() -> (BTreeMap<String, u64>, BTreeMap<String, Vec<f64>>) {
+    METRICS.with(|m| std::mem::take(&mut *m.borrow_mut()))
+}
+
+type Metrics = (BTreeMap<String, u64>, BTreeMap<String, Vec<f64>>);
+
+thread_local! {
+    static METRICS: RefCell<Metrics> = RefCell::new(Default::default());
+    static KV: RefCell<BTreeMap<String, (kv_double::Value, Option<Instant>)>> =
+        RefCell::new(BTreeMap::new());
+    static HTTP: RefCell<Option<HttpHandler>> = RefCell::new(None);
+}
+
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub(crate) fn record_metric(name: &str, value: f64, counter: bool) {
+    METRICS.with(|m| {
+        let mut m = m.borrow_mut();
+        if counter {
+            *m.0.entry(name.to_owned()).or_default() += value as u64;
+        } else {
+            m.1.entry(name.to_owned()).or_default().push(value);
+        }
+    });
+}
+
+/// Empty this thread's key/value store double.
+pub fn reset_kv() {
+    KV.with(|kv| kv.borrow_mut().clear());
+}
+
+/// The key/value store double: the host's semantics (TTL, windowed counters) in a map.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub(crate) mod kv_double {
+    use super::KV;
+    use std::time::{Duration, Instant};
+
+    #[derive(Debug, Clone)]
+    pub enum Value {
+        Bytes(Vec<u8>),
+        Counter(i64),
+    }
+
+    fn deadline(ms: Option<u64>) -> Option<Instant> {
+        ms.map(|ms| Instant::now() + Duration::from_millis(ms))
+    }
+
+    fn live(expires: &Option<Instant>) -> bool {
+        expires.is_none_or(|e| e > Instant::now())
+    }
+
+    pub fn get(key: &str) -> Option<Vec<u8>> {
+        KV.with(|kv| match kv.borrow().get(key) {
+            Some((Value::Bytes(b), e)) if live(e) => Some(b.clone()),
+            Some((Value::Counter(n), e)) if live(e) => Some(n.to_string().into_bytes()),
+            _ => None,
+        })
+    }
+
+    pub fn set(key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<(), String> {
+        KV.with(|kv| {
+            kv.borrow_mut().insert(
+                key.to_owned(),
+                (Value::Bytes(value.to_vec()), deadline(ttl_ms)),
+            )
+        });
+        Ok(())
+    }
+
+    pub fn delete(key: &str) {
+        KV.with(|kv| kv.borrow_mut().remove(key));
+    }
+
+    pub fn incr(key: &str, delta: i64, window_ms: Option<u64>) -> Result<i64, String> {
+        KV.with(|kv| {
+            let mut kv = kv.borrow_mut();
+            match kv.get_mut(key) {
+                Some((Value::Counter(n), e)) if live(e) => {
+                    *n = n.saturating_add(delta);
+                    Ok(*n)
+                }
+                Some((Value::Bytes(_), e)) if live(e) => {
+                    Err(format!("key {key:?} holds a value, not a counter"))
+                }
+                _ => {
+                    kv.insert(key.to_owned(), (Value::Counter(delta), deadline(window_ms)));
+                    Ok(delta)
+                }
+            }
+        })
+    }
+}
+
+type HttpHandler = Box<dyn FnMut(&HttpRequest) -> Result<HttpResponse, String>>;
+
+/// Answer this thread's outbound HTTP requests with `handler` (an `Err` is a refused or
+/// failed request, as the proxy would report it).
+pub fn mock_http(handler: impl FnMut(&HttpRequest) -> Result<HttpResponse, String> + 'static) {
+    HTTP.with(|h| *h.borrow_mut() = Some(Box::new(handler)));
+}
+
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub(crate) fn http_double(req: &HttpRequest) -> Result<HttpResponse, String> {
+    HTTP.with(|h| match h.borrow_mut().as_mut() {
+        Some(handler) => handler(req),
+        None => Err(format!(
+            "no mock HTTP handler on this thread for {} {} (see testing::mock_http)",
+            req.method, req.url
+        )),
+    })
+}
+
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub(crate) fn random_bytes(len: usize) -> Vec<u8> {
+    use std::hash::{BuildHasher, RandomState};
+    let state = RandomState::new();
+    (0..len.div_ceil(8))
+        .flat_map(|i| state.hash_one(i).to_le_bytes())
+        .take(len)
+        .collect()
 }

@@ -142,8 +142,10 @@ pub fn closed_port() -> SocketAddr {
 /// The real `weir` binary, running with a manifest; killed on drop.
 pub struct Weir {
     pub addr: SocketAddr,
+    /// The admin endpoint, when the manifest has `admin`.
+    pub admin: Option<SocketAddr>,
     child: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     stderr: Arc<std::sync::Mutex<String>>,
 }
 
@@ -151,9 +153,15 @@ impl Weir {
     /// Start `weir run` with `manifest` (TOML). `{plugins}` and `{fixtures}` in it are
     /// replaced by the filter directories. The first listener should use port 0.
     pub fn start(manifest: &str) -> Weir {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Weir::start_in(tempfile::tempdir().expect("tempdir"), manifest)
+    }
+
+    /// Start with the manifest written to `dir/weir.toml` (`dir` may hold plugins too);
+    /// `{dir}` in the manifest is replaced by `dir`.
+    pub fn start_in(dir: tempfile::TempDir, manifest: &str) -> Weir {
         let path = dir.path().join("weir.toml");
-        std::fs::write(&path, expand(manifest)).expect("write manifest");
+        let text = expand(manifest).replace("{dir}", &dir.path().display().to_string());
+        std::fs::write(&path, text).expect("write manifest");
         let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .arg("run")
             .arg(&path)
@@ -175,9 +183,13 @@ impl Weir {
         });
         let out = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(out).lines();
+        let mut admin = None;
         let addr = loop {
             match lines.next() {
                 Some(Ok(line)) => {
+                    if let Some(a) = line.strip_prefix("weir: admin on http://") {
+                        admin = Some(a.parse().expect("admin address"));
+                    }
                     if let Some(a) = line.strip_prefix("weir: listening on http://") {
                         break a.parse().expect("listen address");
                     }
@@ -194,10 +206,78 @@ impl Weir {
         };
         Weir {
             addr,
+            admin,
             child,
-            _dir: dir,
+            dir,
             stderr,
         }
+    }
+
+    /// The folder holding the manifest.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The manifest's path.
+    pub fn manifest_path(&self) -> PathBuf {
+        self.dir.path().join("weir.toml")
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory of the process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// Send a signal (e.g. "HUP") to the process.
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{name} failed");
+    }
+
+    /// `GET /status` of the admin endpoint, as JSON.
+    pub async fn status(&self) -> serde_json::Value {
+        let admin = self.admin.expect("the manifest has no `admin` address");
+        let r = get(&format!("http://{admin}/status"), &[]).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        serde_json::from_str(&r.body).expect("status JSON")
+    }
+
+    /// Poll the admin status until `done` holds (up to 10 s); returns the last status.
+    pub async fn wait_for_status(
+        &self,
+        what: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let mut last = serde_json::Value::Null;
+        for _ in 0..200 {
+            last = self.status().await;
+            if done(&last) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "status never showed {what}: {last:#}
+logs:
+{}",
+            self.logs()
+        );
     }
 
     /// Everything weir logged so far.
@@ -208,9 +288,9 @@ impl Weir {
             .clone()
     }
 
-    /// Wait until the logs contain `needle` (up to 5 s).
+    /// Wait until the logs contain `needle` (up to 10 s).
     pub fn wait_for_log(&self, needle: &str) -> String {
-        for _ in 0..100 {
+        for _ in 0..200 {
             let logs = self.logs();
             if logs.contains(needle) {
                 return logs;
@@ -295,6 +375,24 @@ async fn collect(resp: Response<Incoming>) -> Reply {
         headers: parts.headers,
         body: String::from_utf8_lossy(&body).into_owned(),
     }
+}
+
+/// POST `body` to `url` with `headers`.
+pub async fn post(url: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let mut b = Request::post(url);
+    for (n, v) in headers {
+        b = b.header(*n, *v);
+    }
+    send(
+        b.body(Full::new(Bytes::from(body.to_string())))
+            .expect("request"),
+    )
+    .await
+}
+
+/// Copy a built fixture or plugin (`{fixtures}/name` or `{plugins}/name`) into `dir`.
+pub fn copy_filter(from: &Path, name: &str, dir: &Path, as_name: &str) {
+    std::fs::copy(from.join(name), dir.join(as_name)).expect("copy filter");
 }
 
 /// GET `url` with `headers`.

@@ -21,6 +21,16 @@ pub struct Manifest {
     pub access_log: Option<bool>,
     /// Worker threads, each serving its own share of connections. Default: one per CPU.
     pub workers: Option<Spanned<usize>>,
+    /// `ip:port` of the admin endpoint (`GET /status`: live filter versions, reload state,
+    /// filter metrics). Absent: no admin endpoint.
+    pub admin: Option<Spanned<String>>,
+    /// Watch the manifest and the plugins directory and reload on change. Default: true.
+    pub watch: Option<bool>,
+    /// Cache compiled filters on disk. Default: true.
+    pub compile_cache: Option<bool>,
+    /// Folder of the compile cache, relative to the manifest file. Default:
+    /// `$XDG_CACHE_HOME/weir` or `~/.cache/weir`.
+    pub compile_cache_dir: Option<Spanned<String>>,
     /// Where clients connect.
     #[serde(default)]
     pub listeners: Vec<Spanned<ListenerSpec>>,
@@ -84,4 +94,26 @@ pub struct FilterSpec {
     pub cpu_deadline: Option<ManifestDuration>,
     /// Largest linear memory an instance may grow to, e.g. "16MiB". Default: 16MiB.
     pub memory_limit: Option<Spanned<String>>,
+    /// Wasm fuel (roughly, instructions) one hook call may burn. Default: unlimited.
+    pub fuel: Option<Spanned<i64>>,
+    /// `fail-closed` (default: the request is answered with `failure-status`) or
+    /// `fail-open` (the filter is skipped for that request).
+    pub on_failure: Option<Spanned<String>>,
+    /// Status of a fail-closed answer. Default: 503.
+    pub failure_status: Option<Spanned<i64>>,
+    /// `pooled` (default: instances are reused) or `per-request` (a fresh instance for
+    /// every request; nothing in memory survives a request).
+    pub isolation: Option<Spanned<String>>,
+    /// Recycle a pooled instance after this many requests. Default: never.
+    pub max_requests_per_instance: Option<Spanned<i64>>,
+    /// Largest body the filter may ask to buffer, per direction, e.g. "1MiB". Beyond it the
+    /// request gets 413 (request body) or 502 (response body). Default: 1MiB.
+    pub body_limit: Option<Spanned<String>>,
+    /// Hosts (`host` or `host:port`) the filter may call with outbound HTTP. Default: none.
+    #[serde(default)]
+    pub allow_hosts: Vec<Spanned<String>>,
+    /// Outbound HTTP time budget per hook call. Default: 1s.
+    pub outbound_timeout: Option<ManifestDuration>,
+    /// Entries the filter's shared key/value store may hold. Default: 10000.
+    pub store_max_entries: Option<Spanned<i64>>,
 }

@@ -26,6 +26,15 @@ pub const DEFAULT_CPU_DEADLINE: Duration = Duration::from_millis(5);
 /// Default linear-memory limit of one filter instance.
 pub const DEFAULT_MEMORY_LIMIT: usize = 16 << 20;
 
+/// Default largest body a filter may buffer, per direction.
+pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+/// Default outbound HTTP time budget of one hook call.
+pub const DEFAULT_OUTBOUND_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default number of entries in a filter's shared store.
+pub const DEFAULT_STORE_MAX_ENTRIES: usize = 10_000;
+/// Default status of a fail-closed answer.
+pub const DEFAULT_FAILURE_STATUS: u16 = 503;
+
 /// Default grace period for requests in flight on stop.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -44,6 +53,12 @@ pub struct Config {
     pub workers: usize,
     /// Addresses to listen on.
     pub listeners: Vec<SocketAddr>,
+    /// Address of the admin endpoint, if any.
+    pub admin: Option<SocketAddr>,
+    /// Whether to watch the manifest and plugins and reload on change.
+    pub watch: bool,
+    /// Folder of the on-disk compile cache, or `None` to compile every time.
+    pub compile_cache: Option<PathBuf>,
     /// Upstreams, by index.
     pub upstreams: Vec<UpstreamConfig>,
     /// Routes, in manifest order (the route table orders them by specificity).
@@ -91,15 +106,75 @@ pub struct FilterConfig {
     pub inherit_stdio: bool,
     /// CPU time one hook call may take; beyond it the call traps.
     pub cpu_deadline: Duration,
-    /// Largest linear memory, in bytes; growing beyond it fails (and the guest usually traps).
+    /// Largest linear memory, in bytes; growing beyond it traps the call.
     pub memory_limit: usize,
+    /// Fuel one hook call may burn; `None` for unlimited.
+    pub fuel: Option<u64>,
+    /// What a failing call does to its request.
+    pub on_failure: FailurePolicy,
+    /// Instance reuse.
+    pub isolation: Isolation,
+    /// Recycle a pooled instance after this many requests.
+    pub max_requests_per_instance: Option<u64>,
+    /// Largest body the filter may buffer, per direction.
+    pub body_limit: usize,
+    /// Lower-case `host:port` authorities (port 80 when not given) outbound HTTP may reach.
+    pub allow_hosts: Vec<String>,
+    /// Outbound HTTP time budget per hook call.
+    pub outbound_timeout: Duration,
+    /// Entries the filter's shared store may hold.
+    pub store_max_entries: usize,
     /// Where the entry is in the manifest, for load errors.
     pub location: Diagnostic,
     /// False when the entry itself has errors, so its plugin is not worth loading.
     pub loadable: bool,
 }
 
+/// What happens to a request whose filter traps, exceeds a budget or returns garbage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// Answer the request with this status (no internal detail in the body).
+    Closed(http::StatusCode),
+    /// Skip the filter for this request (its changes are undone) and go on.
+    Open,
+}
+
+/// How instances of a filter are shared between requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Reuse initialised instances across requests.
+    Pooled,
+    /// A fresh instance for every hook call: no memory survives a request.
+    PerRequest,
+}
+
 impl FilterConfig {
+    /// Whether two entries load to the same filter (everything but the manifest location),
+    /// so a reload can keep the loaded one and its warm instances.
+    pub fn same_filter(&self, other: &FilterConfig) -> bool {
+        let key = |c: &FilterConfig| {
+            (
+                c.name.clone(),
+                c.plugin_path.clone(),
+                c.config_json.clone(),
+                c.inherit_stdio,
+                c.cpu_deadline,
+                c.memory_limit,
+                c.fuel,
+                c.on_failure,
+                c.isolation,
+                c.max_requests_per_instance,
+                c.body_limit,
+                (
+                    c.allow_hosts.clone(),
+                    c.outbound_timeout,
+                    c.store_max_entries,
+                ),
+            )
+        };
+        key(self) == key(other)
+    }
+
     /// A filter entry that does not come from a manifest (embedding, tests, benchmarks).
     pub fn standalone(name: &str, plugin_path: PathBuf, config_json: &str) -> Self {
         FilterConfig {
@@ -110,6 +185,14 @@ impl FilterConfig {
             inherit_stdio: false,
             cpu_deadline: DEFAULT_CPU_DEADLINE,
             memory_limit: DEFAULT_MEMORY_LIMIT,
+            fuel: None,
+            on_failure: FailurePolicy::Closed(http::StatusCode::SERVICE_UNAVAILABLE),
+            isolation: Isolation::Pooled,
+            max_requests_per_instance: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+            allow_hosts: Vec::new(),
+            outbound_timeout: DEFAULT_OUTBOUND_TIMEOUT,
+            store_max_entries: DEFAULT_STORE_MAX_ENTRIES,
             loadable: true,
         }
     }
@@ -214,8 +297,34 @@ impl Validator {
             .map(|(name, spec)| self.filter(&plugins_dir, name, spec))
             .collect();
 
+        let admin = m
+            .admin
+            .as_ref()
+            .and_then(|a| match a.get_ref().parse::<SocketAddr>() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    self.error(
+                        a.span(),
+                        format!(
+                            "admin: {:?} is not an ip:port address (e.g. \"127.0.0.1:9901\")",
+                            a.get_ref()
+                        ),
+                    );
+                    None
+                }
+            });
+        let compile_cache = m
+            .compile_cache
+            .unwrap_or(true)
+            .then(|| match &m.compile_cache_dir {
+                Some(dir) => base.join(dir.get_ref()),
+                None => default_cache_dir(),
+            });
         let config = Config {
             source: self.map,
+            admin,
+            watch: m.watch.unwrap_or(true),
+            compile_cache,
             plugins_dir,
             shutdown_timeout: m.shutdown_timeout.map_or(DEFAULT_SHUTDOWN_TIMEOUT, |d| d.0),
             access_log: m.access_log.unwrap_or(true),
@@ -422,12 +531,12 @@ impl Validator {
         let memory_limit = match &s.memory_limit {
             None => DEFAULT_MEMORY_LIMIT,
             Some(text) => match parse_size(text.get_ref()) {
-                Ok(n) if n >= 1 << 20 => n,
+                Ok(n) if (1 << 20..=crate::filter::MAX_MEMORY_LIMIT).contains(&n) => n,
                 Ok(_) => {
                     self.error(
                         text.span(),
                         format!(
-                            "filters.{}.memory-limit: must be at least 1MiB",
+                            "filters.{}.memory-limit: must be between 1MiB and 1GiB",
                             name.get_ref()
                         ),
                     );
@@ -442,6 +551,106 @@ impl Validator {
                 }
             },
         };
+        let field = |key: &str| format!("filters.{}.{key}", name.get_ref());
+        let fuel = s
+            .fuel
+            .as_ref()
+            .and_then(|f| self.positive(f, &field("fuel")));
+        let failure_status = match &s.failure_status {
+            None => http::StatusCode::SERVICE_UNAVAILABLE,
+            Some(st) => match u16::try_from(*st.get_ref()).ok().and_then(|n| {
+                (400..=599)
+                    .contains(&n)
+                    .then(|| http::StatusCode::from_u16(n).ok())
+                    .flatten()
+            }) {
+                Some(code) => code,
+                None => {
+                    self.error(
+                        st.span(),
+                        format!(
+                            "{}: {} is not an error status (400..=599)",
+                            field("failure-status"),
+                            st.get_ref()
+                        ),
+                    );
+                    http::StatusCode::SERVICE_UNAVAILABLE
+                }
+            },
+        };
+        let on_failure = match s
+            .on_failure
+            .as_ref()
+            .map(|p| (p.get_ref().as_str(), p.span()))
+        {
+            None | Some(("fail-closed", _)) => FailurePolicy::Closed(failure_status),
+            Some(("fail-open", _)) => {
+                if let Some(st) = &s.failure_status {
+                    self.error(
+                        st.span(),
+                        format!(
+                            "{}: only applies with on-failure = \"fail-closed\"",
+                            field("failure-status")
+                        ),
+                    );
+                }
+                FailurePolicy::Open
+            }
+            Some((other, span)) => {
+                self.error(
+                    span,
+                    format!(
+                        "{}: {other:?} is not \"fail-closed\" or \"fail-open\"",
+                        field("on-failure")
+                    ),
+                );
+                FailurePolicy::Closed(failure_status)
+            }
+        };
+        let isolation = match s
+            .isolation
+            .as_ref()
+            .map(|p| (p.get_ref().as_str(), p.span()))
+        {
+            None | Some(("pooled", _)) => Isolation::Pooled,
+            Some(("per-request", _)) => Isolation::PerRequest,
+            Some((other, span)) => {
+                self.error(
+                    span,
+                    format!(
+                        "{}: {other:?} is not \"pooled\" or \"per-request\"",
+                        field("isolation")
+                    ),
+                );
+                Isolation::Pooled
+            }
+        };
+        let max_requests_per_instance = s
+            .max_requests_per_instance
+            .as_ref()
+            .and_then(|n| self.positive(n, &field("max-requests-per-instance")));
+        let body_limit = match &s.body_limit {
+            None => DEFAULT_BODY_LIMIT,
+            Some(text) => parse_size(text.get_ref()).unwrap_or_else(|why| {
+                self.error(text.span(), format!("{}: {why}", field("body-limit")));
+                DEFAULT_BODY_LIMIT
+            }),
+        };
+        let mut allow_hosts = Vec::new();
+        for h in &s.allow_hosts {
+            match parse_allowed_host(h.get_ref()) {
+                Ok(a) => allow_hosts.push(a),
+                Err(why) => self.error(
+                    h.span(),
+                    format!("{}: {:?} {why}", field("allow-hosts"), h.get_ref()),
+                ),
+            }
+        }
+        let store_max_entries = s
+            .store_max_entries
+            .as_ref()
+            .and_then(|n| self.positive(n, &field("store-max-entries")))
+            .map_or(DEFAULT_STORE_MAX_ENTRIES, |n| n as usize);
         FilterConfig {
             name: name.get_ref().clone(),
             plugin_path: plugins_dir.join(plugin),
@@ -449,10 +658,63 @@ impl Validator {
             inherit_stdio: s.inherit_stdio.unwrap_or(false),
             cpu_deadline: s.cpu_deadline.map_or(DEFAULT_CPU_DEADLINE, |d| d.0),
             memory_limit,
+            fuel,
+            on_failure,
+            isolation,
+            max_requests_per_instance,
+            body_limit,
+            allow_hosts,
+            outbound_timeout: s.outbound_timeout.map_or(DEFAULT_OUTBOUND_TIMEOUT, |d| d.0),
+            store_max_entries,
             location: self.map.at(Some(s.plugin.span()), String::new()),
             loadable: self.errors.len() == errors_before,
         }
     }
+}
+
+impl Validator {
+    /// A positive whole number, or an error naming `field`.
+    fn positive(&mut self, n: &toml::Spanned<i64>, field: &str) -> Option<u64> {
+        match u64::try_from(*n.get_ref()) {
+            Ok(v) if v > 0 => Some(v),
+            _ => {
+                self.error(
+                    n.span(),
+                    format!("{field}: {} is not a positive number", n.get_ref()),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// The compile cache's default folder: `$XDG_CACHE_HOME/weir`, `~/.cache/weir`, or a
+/// per-user folder under the temporary directory.
+fn default_cache_dir() -> PathBuf {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(dir) = env("XDG_CACHE_HOME") {
+        return dir.join("weir");
+    }
+    if let Some(home) = env("HOME") {
+        return home.join(".cache").join("weir");
+    }
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    std::env::temp_dir().join(format!("weir-cache-{uid}"))
+}
+
+/// `host` or `host:port` → lower-case `host:port` (port 80 when absent).
+fn parse_allowed_host(text: &str) -> Result<String, &'static str> {
+    if text.contains(['/', '@', ' ']) || text.is_empty() {
+        return Err("is not a host or host:port (no scheme, path or user)");
+    }
+    let authority: Authority = text.parse().map_err(|_| "is not a host or host:port")?;
+    let port = authority.port_u16().unwrap_or(80);
+    Ok(format!("{}:{port}", authority.host().to_ascii_lowercase()))
 }
 
 fn list<'a>(names: impl Iterator<Item = &'a &'a str>) -> String {

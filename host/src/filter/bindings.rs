@@ -4,15 +4,21 @@ wasmtime::component::bindgen!({
     world: "filter-world",
     path: "../wit",
     // Every host function may trap (e.g. a request resource used outside a hook call).
-    imports: { default: trappable },
+    // Outbound HTTP waits on the network: it is async, so the guest's fiber yields and the
+    // worker thread serves other requests meanwhile.
+    imports: {
+        "weir:filter/http-client.send": async | trappable,
+        default: trappable,
+    },
     // Hooks run on a fiber (`call_async`): WASI's host side is async and must not block a
-    // tokio worker, and the fiber is where later CPU budgets (epoch yields) hook in.
+    // tokio worker, and the fiber is where CPU deadlines (epoch callbacks) hook in.
     exports: { default: async },
 });
 
+pub use self::weir::filter::http_client::{IncomingResponse, OutgoingRequest};
 pub use self::weir::filter::types::{Action, Hooks, LocalResponse, LogLevel, Request, Response};
 
 /// The WIT package version this host implements.
-pub const PACKAGE: &str = "weir:filter@0.1.0";
+pub const PACKAGE: &str = "weir:filter@0.2.0";
 /// The interface every filter must export.
-pub const EXPORT: &str = "weir:filter/filter@0.1.0";
+pub const EXPORT: &str = "weir:filter/filter@0.2.0";

@@ -1,14 +1,25 @@
 //! Running a route's filters: `on-request` in manifest order; `on-response` in reverse over
 //! the filters whose request hook ran. A local response stops the request phase and is still
-//! seen by the response phase of the filters that ran (the responding one included). A
-//! failing filter answers the request with 500 and the proxy keeps serving. Hooks a filter
-//! did not ask for in `init` are skipped.
+//! seen by the response phase of the filters that ran (the responding one included). Hooks a
+//! filter did not ask for in `init` are skipped.
+//!
+//! A filter that traps, runs out of a budget or returns an invalid response fails only its
+//! own request, as its policy says: `fail-closed` answers with the configured status (503 by
+//! default, no internal detail in the body); `fail-open` undoes what the filter changed and
+//! goes on without it.
+//!
+//! Bodies are buffered only when a filter asked for them in `init`: the request body before
+//! the request phase (beyond the smallest `body-limit` of the asking filters: 413), the
+//! response body before the response phase (beyond it: 502).
 
-use super::{CallError, Filter, LocalResponse, RequestHead, Verdict};
+use super::{CallError, Filter, HookResult, LocalResponse, RequestHead, ResponseHead, Verdict};
 use crate::body::Body;
+use crate::config::FailurePolicy;
 use crate::error::ProxyError;
+use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{Response, StatusCode};
+use http_body_util::BodyExt as _;
 use std::fmt;
 use std::sync::Arc;
 
@@ -19,8 +30,10 @@ pub enum Act {
     Changed,
     /// Answered the request or replaced the response.
     Responded,
-    /// Trapped or returned something invalid.
+    /// Failed, and the request was answered per `fail-closed`.
     Failed,
+    /// Failed, and was skipped per `fail-open`.
+    Skipped,
 }
 
 /// The filters that acted on one request.
@@ -50,6 +63,7 @@ impl fmt::Display for Report<'_> {
                 Act::Changed => "changed",
                 Act::Responded => "responded",
                 Act::Failed => "failed",
+                Act::Skipped => "skipped",
             };
             write!(f, "{}{name}:{act}", if i > 0 { "," } else { "" })?;
         }
@@ -57,8 +71,93 @@ impl fmt::Display for Report<'_> {
     }
 }
 
+/// What one hook call came to, once the failure policy is applied.
+enum Outcome {
+    /// Go on (the filter may have changed things).
+    Continue,
+    /// Answer (or replace the response) with this.
+    Respond(Response<Body>),
+}
+
+/// Apply the filter's verdict or its failure policy. `undo` restores what the filter saw
+/// before the call, for `fail-open`.
+fn outcome<'a>(
+    filter: &'a Filter,
+    result: Result<HookResult, CallError>,
+    report: &mut Report<'a>,
+    undo: impl FnOnce(),
+) -> Outcome {
+    let error = match result {
+        Ok(HookResult {
+            verdict: Verdict::Continue,
+            changed,
+        }) => {
+            if changed {
+                report.record(filter.name(), Act::Changed);
+            }
+            return Outcome::Continue;
+        }
+        Ok(HookResult {
+            verdict: Verdict::Respond(local),
+            ..
+        }) => match local_response(local) {
+            Ok(resp) => {
+                report.record(filter.name(), Act::Responded);
+                return Outcome::Respond(resp);
+            }
+            Err(why) => {
+                filter.record_failure();
+                CallError::InvalidResponse(why)
+            }
+        },
+        Err(e) => e,
+    };
+    match filter.on_failure() {
+        FailurePolicy::Closed(status) => {
+            tracing::error!(
+                filter = filter.name(),
+                "filter failed, answering {}: {error}",
+                status.as_u16()
+            );
+            report.record(filter.name(), Act::Failed);
+            Outcome::Respond(ProxyError::FilterFailed(status).response())
+        }
+        FailurePolicy::Open => {
+            tracing::warn!(
+                filter = filter.name(),
+                "filter failed, skipping it for this request (fail-open): {error}"
+            );
+            report.record(filter.name(), Act::Skipped);
+            undo();
+            Outcome::Continue
+        }
+    }
+}
+
+/// Buffer `body` up to `limit` bytes; `None` when it is larger (or the stream failed).
+pub async fn buffer(body: Body, limit: usize) -> Option<Bytes> {
+    http_body_util::Limited::new(body, limit)
+        .collect()
+        .await
+        .ok()
+        .map(|c| c.to_bytes())
+}
+
+/// The smallest `body-limit` of the filters for which `wants` holds, if any.
+pub fn body_limit<'a>(
+    filters: impl IntoIterator<Item = &'a Arc<Filter>>,
+    wants: impl Fn(&Filter) -> bool,
+) -> Option<usize> {
+    filters
+        .into_iter()
+        .filter(|f| wants(f))
+        .map(|f| f.config().body_limit)
+        .min()
+}
+
 /// Run the request phase. Returns how many filters ran their request hook and, if the
-/// chain answered the request, the response.
+/// chain answered the request, the response. The request body must already be buffered
+/// into `head.body` if a filter asked for it.
 pub async fn on_request<'a>(
     filters: &'a [Arc<Filter>],
     head: &mut RequestHead,
@@ -68,16 +167,16 @@ pub async fn on_request<'a>(
         if !filter.wants_request() {
             continue;
         }
-        match filter.on_request(head).await {
-            Ok(r) => {
-                if let Verdict::Respond(local) = r.verdict {
-                    return (i + 1, Some(respond(filter, local, report)));
-                }
-                if r.changed {
-                    report.record(filter.name(), Act::Changed);
-                }
+        let before = (filter.on_failure() == FailurePolicy::Open).then(|| head.clone());
+        let result = filter.on_request(head).await;
+        let undo = || {
+            if let Some(b) = before {
+                *head = b;
             }
-            Err(e) => return (i, Some(failed(filter, e, report))),
+        };
+        match outcome(filter, result, report, undo) {
+            Outcome::Continue => {}
+            Outcome::Respond(resp) => return (i + 1, Some(resp)),
         }
     }
     (filters.len(), None)
@@ -90,43 +189,48 @@ pub async fn on_response<'a>(
     response: Response<Body>,
     report: &mut Report<'a>,
 ) -> Response<Body> {
-    let (mut parts, mut body) = response.into_parts();
-    for filter in filters.iter().rev().filter(|f| f.wants_response()) {
-        match filter.on_response(head, &mut parts).await {
-            Ok(r) => match r.verdict {
-                Verdict::Respond(local) => {
-                    (parts, body) = respond(filter, local, report).into_parts();
-                }
-                Verdict::Continue if r.changed => report.record(filter.name(), Act::Changed),
-                Verdict::Continue => {}
-            },
-            Err(e) => (parts, body) = failed(filter, e, report).into_parts(),
+    let (parts, mut body) = response.into_parts();
+    let mut resp = ResponseHead { parts, body: None };
+    let active = || filters.iter().rev().filter(|f| f.wants_response());
+    if let Some(limit) = body_limit(active(), Filter::wants_response_body) {
+        match buffer(body, limit).await {
+            Some(bytes) => {
+                resp.body = Some(bytes);
+                body = Body::empty();
+            }
+            None => {
+                tracing::warn!(
+                    limit,
+                    "response body over the filters' body-limit: answering 502"
+                );
+                return ProxyError::BadGateway.response();
+            }
         }
     }
-    Response::from_parts(parts, body)
-}
-
-fn respond<'a>(
-    filter: &'a Filter,
-    local: LocalResponse,
-    report: &mut Report<'a>,
-) -> Response<Body> {
-    match local_response(local) {
-        Ok(resp) => {
-            report.record(filter.name(), Act::Responded);
-            resp
+    for filter in active() {
+        let before = (filter.on_failure() == FailurePolicy::Open)
+            .then(|| (resp.parts.clone(), resp.body.clone()));
+        let result = filter.on_response(head, &mut resp).await;
+        let undo = || {
+            if let Some((parts, body)) = before {
+                resp.parts = parts;
+                resp.body = body;
+            }
+        };
+        if let Outcome::Respond(local) = outcome(filter, result, report, undo) {
+            // Filters still to run may read the body: keep it buffered (it already is).
+            let (parts, local_body) = local.into_parts();
+            let bytes = buffer(local_body, usize::MAX).await.unwrap_or_default();
+            resp = ResponseHead {
+                parts,
+                body: Some(bytes),
+            };
         }
-        Err(why) => failed(filter, CallError::InvalidResponse(why), report),
     }
-}
-
-fn failed<'a>(filter: &'a Filter, error: CallError, report: &mut Report<'a>) -> Response<Body> {
-    tracing::error!(
-        filter = filter.name(),
-        "filter failed, answering 500: {error}"
-    );
-    report.record(filter.name(), Act::Failed);
-    ProxyError::FilterFailed.response()
+    if let Some(bytes) = resp.body {
+        body = Body::full(bytes);
+    }
+    Response::from_parts(resp.parts, body)
 }
 
 /// Turn a filter's local response into an HTTP response, refusing invalid parts.

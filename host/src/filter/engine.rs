@@ -1,17 +1,36 @@
 //! The Wasm engine: one wasmtime `Engine` and `Linker` for all filters; compiling plugin
-//! files, checking their world, and preparing instance pools.
+//! files (through the on-disk cache), checking their world, and loading a manifest's
+//! filters, keeping the loaded ones a reload did not change.
 
 use super::bindings::{self, FilterWorld, FilterWorldPre};
 use super::budget;
+use super::cache::CompileCache;
 use super::host::FilterState;
+use super::kv::{KvBackend, MemoryKv};
+use super::metrics::FilterMetrics;
+use super::outbound::Outbound;
 use super::pool::InstancePool;
-use super::{Filter, LoadError};
+use super::services::FilterServices;
+use super::{Filter, FilterVersion, LoadError};
 use crate::config::FilterConfig;
+use crate::upstream::pool::UpstreamClient;
+use sha2::Digest as _;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::Engine;
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Largest linear memory any filter may be given (`memory-limit`); the pooling allocator
+/// reserves address space for it per slot.
+pub const MAX_MEMORY_LIMIT: usize = 1 << 30;
+/// Instances that may exist at once over all filters (pooling allocator slots). Idle
+/// instances are capped per worker and filter, so this is reached only by very many
+/// filters on very many cores; beyond it a call fails per its filter's policy.
+pub const MAX_INSTANCES: u32 = 1000;
+/// Connect timeout of outbound HTTP from filters (the per-call budget bounds the rest).
+const OUTBOUND_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Compiles and links filters. Cheap to clone.
 #[derive(Clone)]
@@ -20,39 +39,110 @@ pub struct FilterEngine {
     linker: Arc<Linker<FilterState>>,
     /// Started with the first filter, so a proxy without filters runs no ticker thread.
     ticker: Arc<std::sync::OnceLock<Result<(), LoadError>>>,
+    cache: Option<CompileCache>,
+    kv: Arc<dyn KvBackend>,
+    outbound_client: UpstreamClient,
+}
+
+/// A compiled, checked plugin file.
+#[derive(Clone)]
+pub struct Compiled {
+    pre: FilterWorldPre<FilterState>,
+    sha256: String,
 }
 
 impl FilterEngine {
-    /// An engine with the component model, WASI p2 (capability-less) and the Weir imports.
+    /// An engine with the component model, WASI p2 (capability-less), the Weir imports,
+    /// the pooling allocator, epoch interruption and fuel metering.
     pub fn new() -> Result<Self, LoadError> {
+        let engine_error = |e: wasmtime::Error| LoadError::Engine(format!("{e:#}"));
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
         // CPU deadlines: a ticker advances the epoch; each call gets a deadline in ticks.
         config.epoch_interruption(true);
-        let engine = Engine::new(&config).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        // Optional per-filter fuel budgets (filters without one get unlimited fuel).
+        config.consume_fuel(true);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(MAX_INSTANCES)
+            .total_core_instances(MAX_INSTANCES * 4)
+            .total_memories(MAX_INSTANCES * 2)
+            .total_tables(MAX_INSTANCES * 4)
+            .total_stacks(MAX_INSTANCES)
+            .max_memory_size(MAX_MEMORY_LIMIT);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(engine_error)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
-        FilterWorld::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-            .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
+        FilterWorld::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_error)?;
         Ok(FilterEngine {
             engine,
             linker: Arc::new(linker),
             ticker: Arc::new(std::sync::OnceLock::new()),
+            cache: None,
+            kv: Arc::new(MemoryKv::default()),
+            outbound_client: crate::upstream::pool::client(OUTBOUND_CONNECT_TIMEOUT),
         })
     }
 
-    /// Compile the component at `path` and check that it is a compatible filter.
-    pub fn compile(&self, path: &Path) -> Result<FilterWorldPre<FilterState>, LoadError> {
-        let shown = path.display().to_string();
+    /// Use the on-disk compile cache at `dir`. A folder that cannot be used is logged and
+    /// the engine compiles every time.
+    pub fn with_cache(mut self, dir: Option<&Path>) -> Self {
+        self.cache = dir.and_then(|d| match CompileCache::open(d, &self.engine) {
+            Ok(c) => Some(c),
+            Err(why) => {
+                tracing::warn!("compile cache disabled: {why}");
+                None
+            }
+        });
+        self
+    }
+
+    /// Read the plugin at `path` and its content hash.
+    fn read(path: &Path) -> Result<(Vec<u8>, String), LoadError> {
         let bytes = std::fs::read(path).map_err(|e| LoadError::Read {
-            path: shown.clone(),
+            path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        let component = Component::new(&self.engine, &bytes).map_err(|e| LoadError::Compile {
-            path: shown.clone(),
-            reason: format!("{e:#}"),
-        })?;
+        let sha256 = hex(&sha2::Sha256::digest(&bytes));
+        Ok((bytes, sha256))
+    }
+
+    /// Compile the component at `path` (or take it from the cache) and check that it is a
+    /// compatible filter.
+    pub fn compile(&self, path: &Path) -> Result<FilterWorldPre<FilterState>, LoadError> {
+        let (bytes, sha256) = Self::read(path)?;
+        self.compile_bytes(path, &bytes, sha256).map(|c| c.pre)
+    }
+
+    fn compile_bytes(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        sha256: String,
+    ) -> Result<Compiled, LoadError> {
+        let shown = path.display().to_string();
+        let started = std::time::Instant::now();
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(&self.engine, &sha256));
+        let component = match cached {
+            Some(c) => {
+                tracing::info!(plugin = %shown, sha256 = &sha256[..12], took = ?started.elapsed(), "loaded from the compile cache");
+                c
+            }
+            None => {
+                let c = Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile {
+                    path: shown.clone(),
+                    reason: format!("{e:#}"),
+                })?;
+                tracing::info!(plugin = %shown, sha256 = &sha256[..12], took = ?started.elapsed(), "compiled");
+                if let Some(cache) = &self.cache {
+                    cache.put(&sha256, &c);
+                }
+                c
+            }
+        };
         let world = |reason: String| LoadError::World {
             path: shown.clone(),
             reason,
@@ -62,17 +152,20 @@ impl FilterEngine {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| world(format!("{e:#}")))?;
-        FilterWorldPre::new(pre).map_err(|e| world(format!("{e:#}")))
+        let pre = FilterWorldPre::new(pre).map_err(|e| world(format!("{e:#}")))?;
+        Ok(Compiled { pre, sha256 })
     }
 
-    /// Load every filter of a manifest, compiling each plugin file once. Returns the filters
-    /// in manifest order, or every failure with the filter it belongs to.
+    /// Load every filter of a manifest. A filter whose entry and plugin content are the same
+    /// as one in `previous` is kept as it is (with its warm instances); the others are
+    /// compiled (once per file, off the async workers) and `init`ed. Returns the filters in
+    /// manifest order, or every failure with the index of the filter it belongs to.
     pub async fn load_all(
         &self,
         filters: &[FilterConfig],
+        previous: &[Arc<Filter>],
     ) -> Result<Vec<Arc<Filter>>, Vec<(usize, LoadError)>> {
-        let mut compiled: HashMap<PathBuf, Result<FilterWorldPre<FilterState>, LoadError>> =
-            HashMap::new();
+        let mut compiled: HashMap<String, Result<Compiled, LoadError>> = HashMap::new();
         let mut out = Vec::new();
         let mut errors = Vec::new();
         if !filters.is_empty() {
@@ -84,18 +177,55 @@ impl FilterEngine {
             }
         }
         for (i, cfg) in filters.iter().enumerate() {
-            let pre = compiled
-                .entry(cfg.plugin_path.clone())
-                .or_insert_with(|| self.compile(&cfg.plugin_path));
-            let pre = match pre {
-                Ok(pre) => pre.clone(),
+            let (bytes, sha256) = match Self::read(&cfg.plugin_path) {
+                Ok(read) => read,
                 Err(e) => {
-                    errors.push((i, e.clone()));
+                    errors.push((i, e));
                     continue;
                 }
             };
-            match Filter::new(pre, cfg).await {
-                Ok(f) => out.push(Arc::new(f)),
+            if let Some(same) = previous
+                .iter()
+                .find(|p| p.version.sha256 == sha256 && p.config().same_filter(cfg))
+            {
+                out.push(same.clone());
+                continue;
+            }
+            let known = previous
+                .iter()
+                .find(|p| p.version.sha256 == sha256)
+                .map(|p| {
+                    Ok(Compiled {
+                        pre: p.pool_pre(),
+                        sha256: sha256.clone(),
+                    })
+                });
+            let result = match compiled.get(&sha256) {
+                Some(r) => r.clone(),
+                None => {
+                    let r = match known {
+                        Some(k) => k,
+                        None => {
+                            let (this, path) = (self.clone(), cfg.plugin_path.clone());
+                            let hash = sha256.clone();
+                            tokio::task::spawn_blocking(move || {
+                                this.compile_bytes(&path, &bytes, hash)
+                            })
+                            .await
+                            .unwrap_or_else(|e| {
+                                Err(LoadError::Engine(format!("compiler task failed: {e}")))
+                            })
+                        }
+                    };
+                    compiled.insert(sha256.clone(), r.clone());
+                    r
+                }
+            };
+            match result {
+                Ok(c) => match self.new_filter(c, cfg).await {
+                    Ok(f) => out.push(Arc::new(f)),
+                    Err(e) => errors.push((i, e)),
+                },
                 Err(e) => errors.push((i, e)),
             }
         }
@@ -105,27 +235,53 @@ impl FilterEngine {
             Err(errors)
         }
     }
-}
 
-impl Filter {
-    /// Prepare a filter's pool and create (and `init`) its first instance, so a bad config
-    /// is refused at load time.
-    pub async fn new(
-        pre: FilterWorldPre<FilterState>,
+    /// Prepare a filter's services and pool and create (and `init`) its first instance, so
+    /// a bad config is refused at load time.
+    async fn new_filter(
+        &self,
+        compiled: Compiled,
         cfg: &FilterConfig,
-    ) -> Result<Self, LoadError> {
+    ) -> Result<Filter, LoadError> {
         let name: Arc<str> = Arc::from(cfg.name.as_str());
-        let pool = InstancePool::new(pre, name.clone(), cfg);
+        let services = Arc::new(FilterServices {
+            name: name.clone(),
+            kv: self.kv.namespace(&cfg.name, cfg.store_max_entries),
+            metrics: FilterMetrics::default(),
+            outbound: Outbound {
+                allow_hosts: cfg.allow_hosts.clone(),
+                budget: cfg.outbound_timeout,
+                body_limit: cfg.body_limit,
+                client: self.outbound_client.clone(),
+            },
+        });
+        let pool = InstancePool::new(compiled.pre, cfg, services.clone());
         let (first, hooks) = pool.instantiate().await?;
         pool.checkin(first);
         Ok(Filter {
             name,
             pool,
+            services,
             hooks,
             deadline_ticks: budget::ticks(cfg.cpu_deadline),
-            cpu_deadline: cfg.cpu_deadline,
+            version: FilterVersion {
+                sha256: compiled.sha256,
+                loaded_at: SystemTime::now(),
+            },
         })
     }
+
+    /// Load one filter from its entry (embedding, tests, benchmarks).
+    pub async fn load(&self, cfg: &FilterConfig) -> Result<Arc<Filter>, LoadError> {
+        self.load_all(std::slice::from_ref(cfg), &[])
+            .await
+            .map(|mut v| v.remove(0))
+            .map_err(|mut e| e.remove(0).1)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Check the component's exports and imports against the world this host provides, naming

@@ -38,7 +38,8 @@ pub enum LoadError {
     Engine(String),
 }
 
-/// A hook call failed; the request is answered with 500 and the instance discarded.
+/// A hook call failed; the filter's failure policy decides the request's fate, and the
+/// instance is discarded.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
     /// The guest trapped (panic, unreachable, out-of-bounds access...) or a host call failed.
@@ -46,8 +47,10 @@ pub enum CallError {
     Trap {
         /// `on-request` or `on-response`.
         hook: &'static str,
-        /// The trap and its backtrace summary.
+        /// The trap, in one line.
         reason: String,
+        /// The budget it ran out of, if that was the cause.
+        budget: Option<super::BudgetHit>,
     },
     /// A fresh instance could not be created.
     #[error("cannot create an instance: {0}")]

@@ -1,40 +1,65 @@
 //! Filters: sandboxed WebAssembly components called in the request and response phases.
 //!
-//! - [`engine`]: one wasmtime engine; compiling and checking plugin files.
+//! - [`engine`]: one wasmtime engine; compiling (with the on-disk [`cache`]) and checking
+//!   plugin files; loading a manifest's filters, reusing unchanged ones on reload.
 //! - [`pool`]: reusable, initialised instances per filter.
 //! - `budget`: CPU deadlines (epochs checked against the thread's CPU clock).
-//! - [`host`]: the store's data and the host side of the WIT imports.
-//! - [`chain`]: running a route's filters in order.
+//! - [`host`]: the store's data, limits and the `host` import; [`resources`]: the request
+//!   and response resources.
+//! - Host services: [`context`] (per request), [`kv`] (shared store), [`metrics`],
+//!   [`outbound`] (HTTP callouts); [`services`] bundles one filter's.
+//! - [`chain`]: running a route's filters in order, with their failure policies.
 
 mod bindings;
 mod budget;
+pub mod cache;
 pub mod chain;
+pub mod context;
 mod engine;
 mod error;
 mod host;
+pub mod kv;
+pub mod metrics;
+mod outbound;
 mod pool;
+mod resources;
+mod services;
 
 pub use bindings::LocalResponse;
-pub use engine::FilterEngine;
+pub use engine::{FilterEngine, MAX_MEMORY_LIMIT};
 pub use error::{CallError, LoadError};
-pub use host::RequestHead;
+pub use host::{BudgetHit, RequestHead};
 pub use pool::set_worker_slot;
 
+use crate::config::{FailurePolicy, FilterConfig};
 use bindings::{Action, Hooks};
+use bytes::Bytes;
 use pool::{Instance, InstancePool};
+use services::FilterServices;
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 use wasmtime::component::Resource;
 
 /// A loaded filter: a named manifest entry with its compiled plugin and instance pool.
 pub struct Filter {
     name: Arc<str>,
     pool: InstancePool,
+    services: Arc<FilterServices>,
     /// The hooks the filter's `init` asked for; the chain skips the others.
     hooks: Hooks,
     /// Epoch ticks one hook call may run.
     deadline_ticks: u64,
-    /// The configured CPU deadline, for messages.
-    cpu_deadline: std::time::Duration,
+    /// Which plugin file content this is, and when it was loaded.
+    version: FilterVersion,
+}
+
+/// Which version of its plugin a filter runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterVersion {
+    /// SHA-256 of the plugin file, hex.
+    pub sha256: String,
+    /// When this filter was loaded.
+    pub loaded_at: SystemTime,
 }
 
 /// What a hook decided.
@@ -55,10 +80,38 @@ pub struct HookResult {
     pub changed: bool,
 }
 
+/// The response as the response phase sees it.
+#[derive(Debug)]
+pub struct ResponseHead {
+    /// Status and headers.
+    pub parts: http::response::Parts,
+    /// The body, when a filter asked for it to be buffered.
+    pub body: Option<Bytes>,
+}
+
 impl Filter {
     /// The filter's name in the manifest.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The manifest entry it was loaded from.
+    pub fn config(&self) -> &FilterConfig {
+        self.pool.config()
+    }
+
+    fn pool_pre(&self) -> bindings::FilterWorldPre<host::FilterState> {
+        self.pool.pre()
+    }
+
+    /// The plugin version it runs.
+    pub fn version(&self) -> &FilterVersion {
+        &self.version
+    }
+
+    /// What happens to a request when this filter fails.
+    pub fn on_failure(&self) -> FailurePolicy {
+        self.pool.config().on_failure
     }
 
     /// Whether `on-request` should be called.
@@ -69,6 +122,26 @@ impl Filter {
     /// Whether `on-response` should be called.
     pub fn wants_response(&self) -> bool {
         self.hooks.on_response
+    }
+
+    /// Whether the request body must be buffered before `on-request`.
+    pub fn wants_request_body(&self) -> bool {
+        self.hooks.on_request && self.hooks.request_body
+    }
+
+    /// Whether the response body must be buffered before `on-response`.
+    pub fn wants_response_body(&self) -> bool {
+        self.hooks.on_response && self.hooks.response_body
+    }
+
+    /// What the host and the filter recorded so far.
+    pub fn metrics(&self) -> metrics::MetricsSnapshot {
+        self.services.metrics.snapshot()
+    }
+
+    /// Record a failure that is not a trap (e.g. an invalid local response).
+    pub fn record_failure(&self) {
+        self.services.metrics.failure(None);
     }
 
     /// Instances created so far, the first (at load time) included.
@@ -84,18 +157,14 @@ impl Filter {
     /// Run `on-request` on `head`, which the filter may change.
     pub async fn on_request(&self, head: &mut RequestHead) -> Result<HookResult, CallError> {
         let mut inst = self.checkout().await?;
-        inst.store.set_epoch_deadline(self.deadline_ticks);
-        let data = &mut inst.store.data_mut().call;
-        data.cpu_mark = None;
-        data.req = Some(std::mem::replace(head, RequestHead::placeholder()));
-        data.request_read_only = false;
-        data.changed = false;
+        self.prepare(&mut inst, head, None);
+        let started = Instant::now();
         let result = inst
             .world
             .weir_filter_filter()
             .call_on_request(&mut inst.store, Resource::new_borrow(0))
             .await;
-        self.finish(inst, head, None, "on-request", result)
+        self.finish(inst, started, head, None, "on-request", result)
     }
 
     /// Run `on-response` on `resp` (which the filter may change) for request `head`
@@ -103,16 +172,11 @@ impl Filter {
     pub async fn on_response(
         &self,
         head: &mut RequestHead,
-        resp: &mut http::response::Parts,
+        resp: &mut ResponseHead,
     ) -> Result<HookResult, CallError> {
         let mut inst = self.checkout().await?;
-        inst.store.set_epoch_deadline(self.deadline_ticks);
-        let data = &mut inst.store.data_mut().call;
-        data.cpu_mark = None;
-        data.req = Some(std::mem::replace(head, RequestHead::placeholder()));
-        data.resp = Some(std::mem::replace(resp, placeholder_response()));
-        data.request_read_only = true;
-        data.changed = false;
+        self.prepare(&mut inst, head, Some(resp));
+        let started = Instant::now();
         let result = inst
             .world
             .weir_filter_filter()
@@ -122,31 +186,72 @@ impl Filter {
                 Resource::new_borrow(0),
             )
             .await;
-        self.finish(inst, head, Some(resp), "on-response", result)
+        self.finish(inst, started, head, Some(resp), "on-response", result)
     }
 
     async fn checkout(&self) -> Result<Instance, CallError> {
-        self.pool
-            .checkout()
-            .await
-            .map_err(|e| CallError::Instantiate(e.to_string()))
+        self.pool.checkout().await.map_err(|e| {
+            self.services.metrics.failure(None);
+            CallError::Instantiate(e.to_string())
+        })
+    }
+
+    /// Move the heads into the store and arm the call's budgets.
+    fn prepare(
+        &self,
+        inst: &mut Instance,
+        head: &mut RequestHead,
+        resp: Option<&mut ResponseHead>,
+    ) {
+        inst.store.set_epoch_deadline(self.deadline_ticks);
+        let cfg = self.pool.config();
+        // Fuel is an engine-wide setting; a filter without a budget gets all there is.
+        let _ = inst.store.set_fuel(cfg.fuel.unwrap_or(u64::MAX));
+        let state = inst.store.data_mut();
+        state.limits.memory_hit = false;
+        let call = &mut state.call;
+        call.cpu_mark = None;
+        call.changed = false;
+        call.outbound_left = cfg.outbound_timeout;
+        call.req = Some(std::mem::replace(head, RequestHead::placeholder()));
+        call.request_body_allowed = self.wants_request_body();
+        call.response_body_allowed = self.wants_response_body();
+        match resp {
+            Some(r) => {
+                call.resp = Some(std::mem::replace(&mut r.parts, placeholder_response()));
+                call.resp_body = r.body.take();
+                call.request_read_only = true;
+            }
+            None => {
+                call.resp = None;
+                call.resp_body = None;
+                call.request_read_only = false;
+            }
+        }
     }
 
     /// Take the heads back from the store, then keep the instance if the call succeeded.
     fn finish(
         &self,
         mut inst: Instance,
+        started: Instant,
         head: &mut RequestHead,
-        resp: Option<&mut http::response::Parts>,
+        resp: Option<&mut ResponseHead>,
         hook: &'static str,
         result: wasmtime::Result<Action>,
     ) -> Result<HookResult, CallError> {
-        let data = &mut inst.store.data_mut().call;
+        self.services.metrics.call(started.elapsed());
+        let state = inst.store.data_mut();
+        let memory_hit = state.limits.memory_hit;
+        let data = &mut state.call;
         if let Some(h) = data.req.take() {
             *head = h;
         }
-        if let (Some(slot), Some(r)) = (resp, data.resp.take()) {
-            *slot = r;
+        if let Some(r) = resp {
+            if let Some(parts) = data.resp.take() {
+                r.parts = parts;
+            }
+            r.body = data.resp_body.take();
         }
         let changed = data.changed;
         match result {
@@ -162,14 +267,29 @@ impl Filter {
             Err(e) => {
                 // One line for the log; the guest backtrace at debug level.
                 tracing::debug!(filter = &*self.name, hook, "trap details: {e:?}");
-                let reason = match e.downcast_ref::<wasmtime::Trap>() {
-                    Some(wasmtime::Trap::Interrupt) => {
-                        format!("exceeded its CPU deadline of {:?}", self.cpu_deadline)
-                    }
-                    Some(trap) => trap.to_string(),
-                    None => e.to_string(),
+                let cfg = self.pool.config();
+                let (budget, reason) = match e.downcast_ref::<wasmtime::Trap>() {
+                    Some(wasmtime::Trap::Interrupt) => (
+                        Some(BudgetHit::Cpu),
+                        format!("exceeded its CPU deadline of {:?}", cfg.cpu_deadline),
+                    ),
+                    Some(wasmtime::Trap::OutOfFuel) => (
+                        Some(BudgetHit::Fuel),
+                        format!("ran out of its fuel budget of {}", cfg.fuel.unwrap_or(0)),
+                    ),
+                    _ if memory_hit => (
+                        Some(BudgetHit::Memory),
+                        format!("exceeded its memory limit of {} bytes", cfg.memory_limit),
+                    ),
+                    Some(trap) => (None, trap.to_string()),
+                    None => (None, e.to_string()),
                 };
-                Err(CallError::Trap { hook, reason })
+                self.services.metrics.failure(budget);
+                Err(CallError::Trap {
+                    hook,
+                    reason,
+                    budget,
+                })
             }
         }
     }
@@ -177,15 +297,4 @@ impl Filter {
 
 fn placeholder_response() -> http::response::Parts {
     http::Response::new(()).into_parts().0
-}
-
-impl RequestHead {
-    /// An empty head that holds the place of one moved elsewhere (into a store, upstream).
-    pub(crate) fn placeholder() -> Self {
-        RequestHead {
-            parts: http::Request::new(()).into_parts().0,
-            client: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-            scheme: "http",
-        }
-    }
 }

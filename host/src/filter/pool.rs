@@ -1,63 +1,61 @@
 //! Instance pooling: each filter keeps idle, initialised instances and reuses them across
 //! requests instead of instantiating per request.
 //!
-//! A hook call keeps its instance only while the guest runs (it does not wait on I/O), so
+//! Instances come from wasmtime's pooling allocator (pre-reserved slots, so creating one is
+//! a few page mappings, not fresh allocations) and a pre-instantiated component (imports
+//! resolved once per file). A hook call keeps its instance only while the guest runs, so
 //! about one instance per worker thread is busy per filter. Idle instances are kept per
 //! worker thread: a worker reuses the instance whose memory is already in its core's cache,
 //! and workers never contend for one lock.
-//! An instance whose call failed is dropped, never returned.
+//!
+//! An instance whose call failed is dropped, never returned; so is one that served
+//! `max-requests-per-instance` calls, and every instance of a `per-request` filter.
 
 use super::bindings::{FilterWorld, FilterWorldPre, Hooks};
 use super::host::FilterState;
+use super::services::FilterServices;
 use super::LoadError;
-use crate::config::FilterConfig;
+use crate::config::{FilterConfig, Isolation};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wasmtime::Store;
-use wasmtime::StoreLimitsBuilder;
 
-/// Core instances a component may create (a Rust filter needs a handful).
-const INSTANCE_LIMIT: usize = 64;
-/// Tables per store.
-const TABLE_LIMIT: usize = 64;
-/// Elements per table.
-const TABLE_ELEMENT_LIMIT: usize = 100_000;
 /// Epoch ticks instantiation and `init` may take (about one second).
 const INIT_DEADLINE_TICKS: u64 = 1000;
+/// Idle instances kept per worker slot.
+const MAX_IDLE: usize = 4;
 
 /// An initialised instance with its own store.
 pub(super) struct Instance {
     pub store: Store<FilterState>,
     pub world: FilterWorld,
+    /// Hook calls served.
+    pub uses: u64,
 }
 
 /// Idle instances of one filter.
 pub(super) struct InstancePool {
     pre: FilterWorldPre<FilterState>,
-    name: Arc<str>,
-    config_json: String,
-    inherit_stdio: bool,
-    memory_limit: usize,
-    cpu_deadline: std::time::Duration,
+    cfg: FilterConfig,
+    services: Arc<FilterServices>,
     /// One idle list per worker slot.
     idle: Box<[Mutex<Vec<Instance>>]>,
-    max_idle: usize,
     created: AtomicU64,
 }
 
 impl InstancePool {
-    pub fn new(pre: FilterWorldPre<FilterState>, name: Arc<str>, cfg: &FilterConfig) -> Self {
+    pub fn new(
+        pre: FilterWorldPre<FilterState>,
+        cfg: &FilterConfig,
+        services: Arc<FilterServices>,
+    ) -> Self {
         let slots = std::thread::available_parallelism().map_or(4, |n| n.get());
         InstancePool {
             pre,
-            name,
-            config_json: cfg.config_json.clone(),
-            inherit_stdio: cfg.inherit_stdio,
-            memory_limit: cfg.memory_limit,
-            cpu_deadline: cfg.cpu_deadline,
+            cfg: cfg.clone(),
+            services,
             idle: (0..slots).map(|_| Mutex::new(Vec::new())).collect(),
-            max_idle: 4,
             created: AtomicU64::new(0),
         }
     }
@@ -65,17 +63,19 @@ impl InstancePool {
     /// Create and `init` a fresh instance; also returns the hooks its `init` declared.
     pub async fn instantiate(&self) -> Result<(Instance, Hooks), LoadError> {
         self.created.fetch_add(1, Ordering::Relaxed);
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.memory_limit)
-            .instances(INSTANCE_LIMIT)
-            .tables(TABLE_LIMIT)
-            .table_elements(TABLE_ELEMENT_LIMIT)
-            .build();
-        let state = FilterState::new(self.name.clone(), self.inherit_stdio, limits);
+        let state = FilterState::new(
+            self.services.clone(),
+            self.cfg.inherit_stdio,
+            self.cfg.memory_limit,
+        );
         let mut store = Store::new(self.pre.engine(), state);
-        store.limiter(|s| s.limits());
+        store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(INIT_DEADLINE_TICKS);
-        super::budget::install(&mut store, self.cpu_deadline);
+        // `init` is bounded by its epoch deadline, not by fuel.
+        store
+            .set_fuel(u64::MAX)
+            .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        super::budget::install(&mut store, self.cfg.cpu_deadline);
         let world = self
             .pre
             .instantiate_async(&mut store)
@@ -83,11 +83,18 @@ impl InstancePool {
             .map_err(|e| LoadError::Trap(format!("{e:#}")))?;
         let hooks = world
             .weir_filter_filter()
-            .call_init(&mut store, &self.config_json)
+            .call_init(&mut store, &self.cfg.config_json)
             .await
             .map_err(|e| LoadError::Trap(format!("{e:#}")))?
             .map_err(LoadError::Init)?;
-        Ok((Instance { store, world }, hooks))
+        Ok((
+            Instance {
+                store,
+                world,
+                uses: 0,
+            },
+            hooks,
+        ))
     }
 
     /// An idle instance, or a new one.
@@ -99,10 +106,20 @@ impl InstancePool {
         }
     }
 
-    /// Return a healthy instance for reuse.
-    pub fn checkin(&self, instance: Instance) {
+    /// Return an instance after a successful call, unless its isolation or request count
+    /// says it is done.
+    pub fn checkin(&self, mut instance: Instance) {
+        instance.uses += 1;
+        if self.cfg.isolation == Isolation::PerRequest
+            || self
+                .cfg
+                .max_requests_per_instance
+                .is_some_and(|max| instance.uses >= max)
+        {
+            return;
+        }
         let mut idle = self.slot().lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < self.max_idle {
+        if idle.len() < MAX_IDLE {
             idle.push(instance);
         }
     }
@@ -118,6 +135,16 @@ impl InstancePool {
             .iter()
             .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
             .sum()
+    }
+
+    /// The pre-instantiated component, to share with a reloaded filter of the same file.
+    pub fn pre(&self) -> FilterWorldPre<FilterState> {
+        self.pre.clone()
+    }
+
+    /// The manifest entry this pool was made for.
+    pub fn config(&self) -> &FilterConfig {
+        &self.cfg
     }
 
     fn slot(&self) -> &Mutex<Vec<Instance>> {

@@ -125,6 +125,7 @@ impl Filter for Headers {
         Hooks {
             on_request: !self.request.is_empty(),
             on_response: !self.response.is_empty(),
+            ..Hooks::ALL
         }
     }
 

@@ -1,0 +1,153 @@
+//! The admin endpoint: `GET /status` answers JSON with the live generation, each filter's
+//! plugin version (SHA-256), load time, instances and metrics, and the reload history.
+//! Bind it to a private address: it is for operators, not clients.
+
+use crate::filter::metrics::MetricsSnapshot;
+use crate::live::Live;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio::net::TcpListener;
+
+/// The `/status` document.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    /// The live generation's id (1 at start, +1 per successful reload).
+    pub generation: u64,
+    /// When it went live, seconds since the Unix epoch.
+    pub loaded_at: f64,
+    /// The reload history.
+    pub reloads: Reloads,
+    /// The live filters, in manifest order.
+    pub filters: Vec<FilterStatus>,
+}
+
+/// Reload history.
+#[derive(Debug, Serialize)]
+pub struct Reloads {
+    /// Successful reloads.
+    pub succeeded: u64,
+    /// Refused reloads.
+    pub failed: u64,
+    /// The last refused reload's reason, unless a later one succeeded.
+    pub last_error: Option<String>,
+    /// When that was, seconds since the Unix epoch.
+    pub last_error_at: Option<f64>,
+}
+
+/// One live filter.
+#[derive(Debug, Serialize)]
+pub struct FilterStatus {
+    /// Its name in the manifest.
+    pub name: String,
+    /// Its plugin file.
+    pub plugin: String,
+    /// SHA-256 of the plugin file that is live.
+    pub sha256: String,
+    /// When this version was loaded, seconds since the Unix epoch.
+    pub loaded_at: f64,
+    /// Instances created so far.
+    pub instances_created: u64,
+    /// Idle instances kept.
+    pub instances_idle: usize,
+    /// Host-recorded and filter-defined metrics.
+    pub metrics: MetricsSnapshot,
+}
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The status now.
+pub fn status(live: &Live) -> Status {
+    let g = live.current();
+    let r = live.reload_status();
+    Status {
+        generation: g.id,
+        loaded_at: unix(g.loaded_at),
+        reloads: Reloads {
+            succeeded: r.succeeded,
+            failed: r.failed,
+            last_error_at: r.last_error.as_ref().map(|(t, _)| unix(*t)),
+            last_error: r.last_error.map(|(_, e)| e),
+        },
+        filters: g
+            .filters
+            .iter()
+            .map(|f| FilterStatus {
+                name: f.name().to_string(),
+                plugin: f.config().plugin_path.display().to_string(),
+                sha256: f.version().sha256.clone(),
+                loaded_at: unix(f.version().loaded_at),
+                instances_created: f.instances_created(),
+                instances_idle: f.idle_instances(),
+                metrics: f.metrics(),
+            })
+            .collect(),
+    }
+}
+
+fn answer(req: &Request<hyper::body::Incoming>, live: &Live) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match (req.method(), req.uri().path()) {
+        (&http::Method::GET, "/status") => match serde_json::to_vec_pretty(&status(live)) {
+            Ok(json) => (StatusCode::OK, "application/json", json),
+            Err(e) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                format!("cannot encode the status: {e}\n").into_bytes(),
+            ),
+        },
+        (_, "/status") => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            b"use GET\n".to_vec(),
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            b"not found: try GET /status\n".to_vec(),
+        ),
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    resp
+}
+
+/// Bind the admin endpoint.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serve the admin endpoint on `listener` until the process ends.
+pub async fn serve(listener: TcpListener, live: Arc<Live>) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("admin endpoint: accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let live = live.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let resp = answer(&req, &live);
+                async move { Ok::<_, std::convert::Infallible>(resp) }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}

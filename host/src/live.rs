@@ -1,0 +1,170 @@
+//! The live configuration: the generation of routes, upstreams and filters that new
+//! requests are served by, swapped atomically by a reload, and the reload history.
+//!
+//! A request takes the current generation when it starts and keeps it to the end, so
+//! requests in flight finish on the version they started with; the old generation (and its
+//! filters' instances) is freed when its last request finishes.
+
+use crate::config::Config;
+use crate::filter::Filter;
+use crate::route::{Route, RouteTable};
+use crate::upstream::pool::{self, UpstreamClient};
+use crate::upstream::Upstream;
+use arc_swap::ArcSwap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// One complete, loaded configuration.
+pub struct Generation {
+    /// 1 for the configuration loaded at start, then one more per successful reload.
+    pub id: u64,
+    /// The manifest it was built from.
+    pub config: Arc<Config>,
+    /// Routes with their upstreams and filter chains.
+    pub routes: RouteTable,
+    /// Upstreams by index.
+    pub upstreams: Vec<Arc<Upstream>>,
+    /// Filters by index (manifest order).
+    pub filters: Vec<Arc<Filter>>,
+    /// When it went live.
+    pub loaded_at: SystemTime,
+}
+
+impl Generation {
+    /// Assemble a generation from a validated manifest and its loaded filters.
+    pub fn build(id: u64, config: Arc<Config>, filters: Vec<Arc<Filter>>) -> Self {
+        let upstreams: Vec<Arc<Upstream>> = config
+            .upstreams
+            .iter()
+            .enumerate()
+            .map(|(i, u)| Arc::new(Upstream::new(i, u)))
+            .collect();
+        let routes = config
+            .routes
+            .iter()
+            .map(|r| Route {
+                host: r.host.clone(),
+                path: r.path.clone(),
+                upstream: upstreams[r.upstream].clone(),
+                filters: r.filters.iter().map(|&i| filters[i].clone()).collect(),
+            })
+            .collect();
+        Generation {
+            id,
+            config,
+            routes: RouteTable::new(routes),
+            upstreams,
+            filters,
+            loaded_at: SystemTime::now(),
+        }
+    }
+}
+
+/// How reloads went.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadStatus {
+    /// Successful reloads.
+    pub succeeded: u64,
+    /// Reloads refused (the previous generation kept serving).
+    pub failed: u64,
+    /// When the last reload was attempted.
+    pub last_attempt: Option<SystemTime>,
+    /// Why the last failed reload failed, and when; cleared by a later success.
+    pub last_error: Option<(SystemTime, String)>,
+}
+
+/// The current generation, shared by all workers.
+pub struct Live {
+    current: ArcSwap<Generation>,
+    /// The current generation's id, for workers to notice a swap with one atomic load.
+    id: AtomicU64,
+    status: Mutex<ReloadStatus>,
+}
+
+impl Live {
+    /// Start with `first`.
+    pub fn new(first: Generation) -> Self {
+        Live {
+            id: AtomicU64::new(first.id),
+            current: ArcSwap::from_pointee(first),
+            status: Mutex::new(ReloadStatus::default()),
+        }
+    }
+
+    /// The generation new requests are served by.
+    pub fn current(&self) -> Arc<Generation> {
+        self.current.load_full()
+    }
+
+    /// Its id.
+    pub fn current_id(&self) -> u64 {
+        self.id.load(Ordering::Acquire)
+    }
+
+    /// Make `next` the current generation and record the successful reload.
+    pub fn swap(&self, next: Generation) {
+        let id = next.id;
+        self.current.store(Arc::new(next));
+        self.id.store(id, Ordering::Release);
+        let mut s = self.status();
+        s.succeeded += 1;
+        s.last_attempt = Some(SystemTime::now());
+        s.last_error = None;
+    }
+
+    /// Record a refused reload.
+    pub fn refused(&self, why: String) {
+        let mut s = self.status();
+        let now = SystemTime::now();
+        s.failed += 1;
+        s.last_attempt = Some(now);
+        s.last_error = Some((now, why));
+    }
+
+    /// The reload history.
+    pub fn reload_status(&self) -> ReloadStatus {
+        self.status().clone()
+    }
+
+    fn status(&self) -> std::sync::MutexGuard<'_, ReloadStatus> {
+        self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A worker's view of the live generation: the generation plus the worker's own upstream
+/// clients (connection pools) for it.
+pub struct WorkerGeneration {
+    /// The shared generation.
+    pub generation: Arc<Generation>,
+    /// This worker's client per upstream, by upstream index.
+    pub clients: Vec<UpstreamClient>,
+}
+
+impl WorkerGeneration {
+    /// Clients for `generation`, keeping the pooled connections of `previous`'s clients for
+    /// upstreams with the same name and connect timeout.
+    pub fn new(generation: Arc<Generation>, previous: Option<&WorkerGeneration>) -> Self {
+        let clients = generation
+            .upstreams
+            .iter()
+            .map(|u| {
+                previous
+                    .and_then(|p| {
+                        p.generation
+                            .upstreams
+                            .iter()
+                            .position(|old| {
+                                old.name() == u.name() && old.connect_timeout == u.connect_timeout
+                            })
+                            .map(|i| p.clients[i].clone())
+                    })
+                    .unwrap_or_else(|| pool::client(u.connect_timeout))
+            })
+            .collect();
+        WorkerGeneration {
+            generation,
+            clients,
+        }
+    }
+}

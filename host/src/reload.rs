@@ -1,0 +1,273 @@
+//! Hot reload: watching the manifest and the plugins directory (and SIGHUP), and turning a
+//! change into a new live generation, or into one clear error while the old one serves.
+//!
+//! A reload reads and validates the manifest, then loads its filters: entries and plugin
+//! files that did not change keep their loaded filter (and warm instances); new or changed
+//! ones are compiled off the request path (or taken from the compile cache), their world
+//! checked and `init`ed. Only when everything succeeded is the whole generation (routes,
+//! upstreams, filters) swapped in at once. A broken change (invalid Wasm, wrong world,
+//! `init` refusing its config, a manifest error, a plugin a route uses that was deleted)
+//! swaps nothing and is logged with the file and reason.
+//!
+//! Watching is debounced: a reload starts once the watched files have been quiet for
+//! [`QUIET`], so an editor's rename dance or a file still being written (each write is an
+//! event) triggers one load of the finished file, not of a half-written one.
+
+use crate::config::{Config, Diagnostic};
+use crate::filter::FilterEngine;
+use crate::live::{Generation, Live};
+use notify::{RecursiveMode, Watcher as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// How long the watched files must be quiet before a reload starts.
+pub const QUIET: Duration = Duration::from_millis(200);
+
+/// Reload from `manifest` now; on success the new generation is live.
+pub async fn reload(live: &Live, engine: &FilterEngine, manifest: &Path) -> Result<u64, String> {
+    let started = Instant::now();
+    let result = build(live, engine, manifest).await;
+    match result {
+        Ok(next) => {
+            let id = next.id;
+            let summary = describe(&live.current(), &next);
+            warn_restart_only(&live.current().config, &next.config);
+            live.swap(next);
+            tracing::info!(generation = id, took = ?started.elapsed(), "reloaded: {summary}");
+            Ok(id)
+        }
+        Err(why) => {
+            tracing::error!("reload refused, the previous configuration keeps serving:\n{why}");
+            live.refused(why.clone());
+            Err(why)
+        }
+    }
+}
+
+async fn build(live: &Live, engine: &FilterEngine, manifest: &Path) -> Result<Generation, String> {
+    let config = Config::load(manifest).map_err(|d| d.to_string())?;
+    let current = live.current();
+    let filters = load_located(engine, &config.filters, &current.filters)
+        .await
+        .map_err(|problems| {
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        })?;
+    Ok(Generation::build(current.id + 1, Arc::new(config), filters))
+}
+
+/// Load `filters` (keeping unchanged ones of `previous`), turning each failure into a
+/// diagnostic at its manifest entry.
+pub async fn load_located(
+    engine: &FilterEngine,
+    filters: &[crate::config::FilterConfig],
+    previous: &[Arc<crate::filter::Filter>],
+) -> Result<Vec<Arc<crate::filter::Filter>>, Vec<Diagnostic>> {
+    engine.load_all(filters, previous).await.map_err(|errors| {
+        errors
+            .into_iter()
+            .map(|(i, e)| Diagnostic {
+                message: format!("filters.{}: {e}", filters[i].name),
+                ..filters[i].location.clone()
+            })
+            .collect()
+    })
+}
+
+/// Which filters a reload changed, for the log.
+fn describe(old: &Generation, new: &Generation) -> String {
+    let mut parts = Vec::new();
+    for f in &new.filters {
+        let kept = old.filters.iter().any(|o| Arc::ptr_eq(o, f));
+        let hash = &f.version().sha256[..12];
+        parts.push(format!(
+            "{}@{hash}{}",
+            f.name(),
+            if kept { "" } else { " (loaded)" }
+        ));
+    }
+    for o in &old.filters {
+        if !new.filters.iter().any(|f| f.name() == o.name()) {
+            parts.push(format!("{} (removed)", o.name()));
+        }
+    }
+    format!(
+        "{} route(s), {} upstream(s), filters: {}",
+        new.config.routes.len(),
+        new.config.upstreams.len(),
+        if parts.is_empty() {
+            "none".to_string()
+        } else {
+            parts.join(", ")
+        }
+    )
+}
+
+/// Listeners, workers, the admin address and watching are set up at start: say so when a
+/// reload changes them.
+fn warn_restart_only(old: &Config, new: &Config) {
+    let mut changed = Vec::new();
+    if old.listeners != new.listeners {
+        changed.push("listeners");
+    }
+    if old.workers != new.workers {
+        changed.push("workers");
+    }
+    if old.admin != new.admin {
+        changed.push("admin");
+    }
+    if old.watch != new.watch {
+        changed.push("watch");
+    }
+    if old.compile_cache != new.compile_cache {
+        changed.push("compile-cache");
+    }
+    if !changed.is_empty() {
+        tracing::warn!(
+            "changed {} take effect on restart only; the rest is reloaded",
+            changed.join(", ")
+        );
+    }
+}
+
+/// Reload on SIGHUP, and on changes to the manifest or plugins directory when the manifest
+/// says `watch = true`. Runs until the process ends.
+pub async fn run(live: Arc<Live>, engine: FilterEngine, manifest: PathBuf) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let watcher = if live.current().config.watch {
+        match Watch::start(&manifest, &live.current().config.plugins_dir, tx) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::error!("cannot watch for changes (reload with SIGHUP): {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("cannot watch SIGHUP: {e}");
+            None
+        }
+    };
+    let mut watcher = watcher;
+    loop {
+        let hup_recv = async {
+            match hup.as_mut() {
+                Some(s) => s.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            event = rx.recv() => {
+                if event.is_none() {
+                    // The watcher is gone; keep serving SIGHUP.
+                    watcher = None;
+                    rx = mpsc::unbounded_channel().1;
+                    continue;
+                }
+                // Debounce: wait until nothing changed for QUIET.
+                while let Ok(Some(())) = tokio::time::timeout(QUIET, rx.recv()).await {}
+                tracing::info!("change on disk: reloading");
+            }
+            _ = hup_recv => tracing::info!("SIGHUP: reloading"),
+        }
+        let old_dir = live.current().config.plugins_dir.clone();
+        if reload(&live, &engine, &manifest).await.is_ok() {
+            let new_dir = live.current().config.plugins_dir.clone();
+            if let (Some(w), true) = (watcher.as_mut(), new_dir != old_dir) {
+                w.move_plugins_dir(&old_dir, &new_dir);
+            }
+        }
+    }
+}
+
+/// The file watcher: the manifest's folder (so renames onto the manifest are seen) and the
+/// plugins directory, not recursive.
+struct Watch {
+    watcher: notify::RecommendedWatcher,
+}
+
+impl Watch {
+    fn start(
+        manifest: &Path,
+        plugins: &Path,
+        tx: mpsc::UnboundedSender<()>,
+    ) -> notify::Result<Self> {
+        let manifest_name = manifest.file_name().map(|n| n.to_os_string());
+        let manifest_dir = parent(manifest);
+        let watched_dir = manifest_dir.clone();
+        let plugins_in_manifest_dir = plugins == manifest_dir;
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                let Ok(event) = event else { return };
+                if matches!(event.kind, notify::EventKind::Access(_)) {
+                    return;
+                }
+                let relevant = event.paths.iter().any(|p| {
+                    let name = p.file_name();
+                    let in_manifest_dir = parent(p) == watched_dir;
+                    if in_manifest_dir && name == manifest_name.as_deref() {
+                        return true;
+                    }
+                    // Anything else counts only in the plugins folder, and not editors' hidden
+                    // and backup files.
+                    (!in_manifest_dir || plugins_in_manifest_dir)
+                        && name.and_then(|n| n.to_str()).is_some_and(is_plugin_name)
+                });
+                if relevant {
+                    let _ = tx.send(());
+                }
+            })?;
+        watcher.watch(&manifest_dir, RecursiveMode::NonRecursive)?;
+        if plugins.is_dir() {
+            watcher.watch(plugins, RecursiveMode::NonRecursive)?;
+        }
+        Ok(Watch { watcher })
+    }
+
+    fn move_plugins_dir(&mut self, old: &Path, new: &Path) {
+        let _ = self.watcher.unwatch(old);
+        if let Err(e) = self.watcher.watch(new, RecursiveMode::NonRecursive) {
+            tracing::error!(dir = %new.display(), "cannot watch the new plugins directory: {e}");
+        }
+    }
+}
+
+/// Files in the plugins directory worth a reload: not hidden, not an editor's backup or
+/// swap file, not a temporary.
+fn is_plugin_name(name: &str) -> bool {
+    !(name.starts_with('.')
+        || name.ends_with('~')
+        || name.ends_with(".swp")
+        || name.ends_with(".tmp")
+        || name.starts_with('#'))
+}
+
+fn parent(p: &Path) -> PathBuf {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn editor_droppings_do_not_count() {
+        assert!(is_plugin_name("auth.wasm"));
+        assert!(!is_plugin_name(".auth.wasm.swp"));
+        assert!(!is_plugin_name("auth.wasm~"));
+        assert!(!is_plugin_name("#auth.wasm#"));
+        assert!(!is_plugin_name("auth.wasm.tmp"));
+    }
+}

@@ -1,0 +1,181 @@
+//! Failure policy and sandbox budgets: a filter that panics, loops, eats memory, overflows
+//! its stack, runs out of fuel or returns garbage fails only its own request, as its
+//! `on-failure` policy says (fail-closed: 503 or the configured status, no internal detail;
+//! fail-open: skipped, its changes undone), the proxy keeps serving, the host counts the
+//! failures and budget hits, and memory stays flat over thousands of such requests.
+
+mod harness;
+use harness::*;
+use std::time::{Duration, Instant};
+
+fn bad_filter(extra: &str) -> String {
+    format!("[filters.bad]\nplugin = \"panic.wasm\"\ncpu-deadline = \"10ms\"\nmemory-limit = \"32MiB\"\n{extra}")
+}
+
+const MISBEHAVIOURS: [&str; 5] = ["x-panic", "x-loop", "x-hog", "x-stack", "x-garbage"];
+
+#[tokio::test]
+async fn fail_closed_answers_503_without_detail_for_every_misbehaviour() {
+    let up = Upstream::echo("app").await;
+    let m = manifest(&[up.addr], &["bad"], &bad_filter(""))
+        .replace("{plugins}", "{fixtures}")
+        .replace("[[listeners]]", "admin = \"127.0.0.1:0\"\n\n[[listeners]]");
+    let weir = Weir::start(&m);
+
+    let r = get(&weir.url("/"), &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-fixture"), Some("panic"));
+
+    for header in MISBEHAVIOURS {
+        for _ in 0..2 {
+            let start = Instant::now();
+            let r = get(&weir.url("/"), &[(header, "1")]).await;
+            assert_eq!(r.status, 503, "{header}");
+            assert_eq!(
+                r.body, "503 Service Unavailable\n",
+                "{header}: no internal detail"
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "{header}: stopped promptly"
+            );
+            let r = get(&weir.url("/"), &[]).await;
+            assert_eq!(r.status, 200, "the request after {header} succeeds");
+            assert!(r.body.contains("x-fixture: panic"));
+        }
+    }
+    let logs = weir.wait_for_log("exceeded its CPU deadline of 10ms");
+    assert!(
+        logs.contains("exceeded its memory limit of 33554432 bytes"),
+        "{logs}"
+    );
+    assert!(logs.contains("call stack exhausted"), "{logs}");
+    assert!(
+        logs.contains("returned an invalid response: status 42"),
+        "{logs}"
+    );
+    assert!(logs.contains("filters=bad:failed"), "{logs}");
+
+    let r = get(&weir.url("/"), &[("x-panic-response", "1")]).await;
+    assert_eq!(r.status, 503);
+    weir.wait_for_log("trapped in on-response");
+
+    let status = weir.status().await;
+    let m = &status["filters"][0]["metrics"];
+    assert_eq!(m["failures"], 11, "{m:#}");
+    assert_eq!(m["cpu_deadline_hits"], 2, "{m:#}");
+    assert_eq!(m["memory_limit_hits"], 2, "{m:#}");
+    assert!(m["calls"].as_u64().unwrap() >= 23, "{m:#}");
+}
+
+#[tokio::test]
+async fn failure_status_is_configurable_and_fail_open_skips_the_filter() {
+    let up = Upstream::echo("app").await;
+    let extra = "[filters.closed]\nplugin = \"panic.wasm\"\nfailure-status = 500\n\n\
+                 [filters.open]\nplugin = \"panic.wasm\"\non-failure = \"fail-open\"\n\
+                 cpu-deadline = \"10ms\"\n\n\
+                 [[routes]]\npath = \"/open\"\nupstream = \"app\"\nfilters = [\"open\"]\n";
+    let m = manifest(&[up.addr], &["closed"], extra).replace("{plugins}", "{fixtures}");
+    let weir = Weir::start(&m);
+
+    let r = get(&weir.url("/"), &[("x-panic", "1")]).await;
+    assert_eq!(r.status, 500);
+    assert_eq!(r.body, "500 Internal Server Error\n");
+
+    for header in MISBEHAVIOURS {
+        let r = get(&weir.url("/open"), &[(header, "1")]).await;
+        assert_eq!(r.status, 200, "{header}: fail-open goes on to the upstream");
+        assert!(
+            !r.body.contains("x-fixture"),
+            "{header}: what the failed filter changed is undone:\n{}",
+            r.body
+        );
+    }
+    let logs = weir.wait_for_log("skipping it for this request (fail-open)");
+    assert!(logs.contains("filters=open:skipped"), "{logs}");
+    let r = get(&weir.url("/open"), &[]).await;
+    assert!(
+        r.body.contains("x-fixture: panic"),
+        "the filter still runs normally"
+    );
+}
+
+#[tokio::test]
+async fn a_fuel_budget_stops_long_computations() {
+    let up = Upstream::echo("app").await;
+    let m = manifest(&[up.addr], &["bad"], &bad_filter("fuel = 100000\n"))
+        .replace("{plugins}", "{fixtures}");
+    let weir = Weir::start(&m);
+    assert_eq!(get(&weir.url("/"), &[]).await.status, 200);
+    assert_eq!(get(&weir.url("/"), &[("x-fuel", "1")]).await.status, 503);
+    weir.wait_for_log("ran out of its fuel budget of 100000");
+    assert_eq!(get(&weir.url("/"), &[]).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_sleeping_filter_neither_blocks_its_worker_nor_hits_the_cpu_deadline() {
+    let up = Upstream::echo("app").await;
+    let m = manifest(&[up.addr], &["bad"], &bad_filter(""))
+        .replace("{plugins}", "{fixtures}")
+        .replace("[[listeners]]", "workers = 1\n\n[[listeners]]");
+    let weir = Weir::start(&m);
+    let slow_url = weir.url("/");
+    let slow = tokio::spawn(async move {
+        let start = Instant::now();
+        let r = get(&slow_url, &[("x-sleep", "600")]).await;
+        (r.status, start.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let start = Instant::now();
+    let r = get(&weir.url("/"), &[]).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        start.elapsed() < Duration::from_millis(400),
+        "the one worker served another request while the filter slept: {:?}",
+        start.elapsed()
+    );
+    let (status, took) = slow.await.unwrap();
+    assert_eq!(status, 200, "sleeping 600ms is waiting, not 10ms of CPU");
+    assert!(took >= Duration::from_millis(600));
+}
+
+#[tokio::test]
+async fn memory_stays_flat_over_thousands_of_failing_requests() {
+    let up = Upstream::echo("app").await;
+    let m = manifest(&[up.addr], &["bad"], &bad_filter(""))
+        .replace("{plugins}", "{fixtures}")
+        .replace("[[listeners]]", "access-log = false\n\n[[listeners]]");
+    let weir = Weir::start(&m);
+    let round = |n: usize| {
+        let url = weir.url("/");
+        async move {
+            let mut tasks = Vec::new();
+            for worker in 0..8 {
+                let url = url.clone();
+                tasks.push(tokio::spawn(async move {
+                    for i in 0..n / 8 {
+                        // Loops cost 2x the deadline each: keep them a small share.
+                        let header = match (i + worker) % 25 {
+                            0 => "x-loop",
+                            k => ["x-panic", "x-hog", "x-stack", "x-garbage"][k % 4],
+                        };
+                        assert_eq!(get(&url, &[(header, "1")]).await.status, 503);
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+        }
+    };
+    round(400).await;
+    let warm = weir.rss_kib();
+    round(2400).await;
+    let after = weir.rss_kib();
+    eprintln!("RSS after warm-up: {warm} KiB; after 2400 more failing requests: {after} KiB");
+    assert!(
+        after < warm + 32 * 1024,
+        "RSS grew from {warm} KiB to {after} KiB over 2400 failing requests"
+    );
+    assert_eq!(get(&weir.url("/"), &[]).await.status, 200);
+}
