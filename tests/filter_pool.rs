@@ -125,3 +125,70 @@ async fn a_component_of_another_world_is_refused() {
     );
     assert!(msg.contains("example:other/greet@1.0.0"), "{msg}");
 }
+
+#[tokio::test]
+async fn per_request_isolation_and_max_requests_recycle_instances() {
+    let engine = FilterEngine::new().unwrap();
+    let base = filter_config(
+        &plugins_dir(),
+        "headers.wasm",
+        r#"{"request":{"set":{"x-a":"1"}}}"#,
+    );
+    let isolated = FilterConfig {
+        isolation: weir::config::Isolation::PerRequest,
+        ..base.clone()
+    };
+    let filter = engine.load(&isolated).await.unwrap();
+    for _ in 0..10 {
+        filter.on_request(&mut head(None)).await.unwrap();
+    }
+    assert_eq!(
+        filter.instances_created(),
+        10,
+        "a fresh instance per request (the first is the unused one made at load)"
+    );
+    assert_eq!(filter.idle_instances(), 0, "none is kept");
+
+    let recycled = FilterConfig {
+        max_requests_per_instance: Some(4),
+        ..base
+    };
+    let filter = engine.load(&recycled).await.unwrap();
+    for _ in 0..12 {
+        filter.on_request(&mut head(None)).await.unwrap();
+    }
+    assert_eq!(
+        filter.instances_created(),
+        3,
+        "12 requests at 4 per instance: the load-time instance and 2 more"
+    );
+}
+
+#[tokio::test]
+async fn reloading_keeps_unchanged_filters_and_replaces_changed_ones() {
+    let engine = FilterEngine::new().unwrap();
+    let a = filter_config(
+        &plugins_dir(),
+        "headers.wasm",
+        r#"{"request":{"set":{"x-a":"1"}}}"#,
+    );
+    let b = FilterConfig {
+        name: "g".into(),
+        ..filter_config(&plugins_dir(), "block.wasm", r#"{"paths":["/a"]}"#)
+    };
+    let first = engine.load_all(&[a.clone(), b.clone()], &[]).await.unwrap();
+    let b2 = FilterConfig {
+        config_json: r#"{"paths":["/b"]}"#.into(),
+        ..b
+    };
+    let second = engine.load_all(&[a, b2], &first).await.unwrap();
+    assert!(
+        std::sync::Arc::ptr_eq(&first[0], &second[0]),
+        "unchanged: kept, warm"
+    );
+    assert!(
+        !std::sync::Arc::ptr_eq(&first[1], &second[1]),
+        "config changed: reloaded"
+    );
+    assert_eq!(first[1].version().sha256, second[1].version().sha256);
+}

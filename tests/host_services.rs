@@ -1,1 +1,198 @@
+//! Host services seen end to end through the `services` fixture: per-request context shared
+//! by filters and phases, the shared store's windowed counters (across workers), request
+//! and response bodies (read, replaced, limited), outbound HTTP (allow-listed, budgeted),
+//! filter metrics and secure random.
 
+mod harness;
+use harness::*;
+use std::time::{Duration, Instant};
+
+fn services_manifest(up: std::net::SocketAddr, routes_and_filters: &str) -> String {
+    format!(
+        "plugins-dir = \"{{fixtures}}\"\nadmin = \"127.0.0.1:0\"\nworkers = 2\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\n\n\
+         [upstreams.app]\ntargets = [\"{up}\"]\n\n{routes_and_filters}"
+    )
+}
+
+#[tokio::test]
+async fn context_passes_between_filters_and_phases() {
+    let up = Upstream::echo("app").await;
+    let weir = Weir::start(&services_manifest(
+        up.addr,
+        "[[routes]]\nupstream = \"app\"\nfilters = [\"setter\", \"reader\"]\n\n\
+         [filters.setter]\nplugin = \"services.wasm\"\nconfig = { context = true }\n\n\
+         [filters.reader]\nplugin = \"services.wasm\"\nconfig = { read-context = true }\n",
+    ));
+    let r = get(&weir.url("/"), &[("x-user", "ann")]).await;
+    assert!(r.body.contains("x-seen-user: ann"), "{}", r.body);
+    assert_eq!(r.header("x-context-user"), Some("ann"));
+    let r = get(&weir.url("/"), &[]).await;
+    assert!(
+        r.body.contains("x-seen-user: -"),
+        "no leak between requests: {}",
+        r.body
+    );
+    assert_eq!(r.header("x-context-user"), None);
+}
+
+#[tokio::test]
+async fn windowed_counters_are_shared_by_all_workers() {
+    let up = Upstream::echo("app").await;
+    let weir = Weir::start(&services_manifest(
+        up.addr,
+        "[[routes]]\nupstream = \"app\"\nfilters = [\"limit\"]\n\n\
+         [filters.limit]\nplugin = \"services.wasm\"\n\
+         config = { counter = { limit = 5, window-ms = 1500 } }\n",
+    ));
+    // Each request is a new connection, so they spread over both workers.
+    for i in 1..=5 {
+        let r = get(&weir.url("/"), &[("x-client", "a")]).await;
+        assert_eq!(r.status, 200);
+        assert!(r.body.contains(&format!("x-count: {i}")), "{}", r.body);
+    }
+    let r = get(&weir.url("/"), &[("x-client", "a")]).await;
+    assert_eq!(r.status, 429, "the sixth request in the window");
+    assert_eq!(get(&weir.url("/"), &[("x-client", "b")]).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let r = get(&weir.url("/"), &[("x-client", "a")]).await;
+    assert_eq!(r.status, 200, "a new window");
+    assert!(r.body.contains("x-count: 1"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn bodies_are_read_replaced_and_limited() {
+    let up = Upstream::echo("app").await;
+    let weir = Weir::start(&services_manifest(
+        up.addr,
+        "[[routes]]\nupstream = \"app\"\nfilters = [\"body\"]\n\n\
+         [filters.body]\nplugin = \"services.wasm\"\nbody-limit = \"2KiB\"\n\
+         config = { upper-request-body = true, tag-response-body = true }\n",
+    ));
+    let r = post(&weir.url("/"), &[], "hello body").await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("content-length: 10"), "{}", r.body);
+    assert!(r.body.ends_with("\nHELLO BODY [filtered]"), "{}", r.body);
+    assert_eq!(
+        r.header("content-length")
+            .map(|l| l.parse::<usize>().unwrap()),
+        Some(r.body.len()),
+        "Content-Length follows the replaced body"
+    );
+
+    let r = post(&weir.url("/"), &[], &"x".repeat(3000)).await;
+    assert_eq!(r.status, 413, "request body over the filter's body-limit");
+
+    // The echo answers with the request's headers and body: just under the limit going up,
+    // over it coming back.
+    let r = post(&weir.url("/"), &[], &"x".repeat(2000)).await;
+    assert_eq!(r.status, 502, "response body over the filter's body-limit");
+    weir.wait_for_log("response body over the filters' body-limit");
+}
+
+#[tokio::test]
+async fn outbound_http_is_allow_listed_and_budgeted() {
+    let up = Upstream::echo("app").await;
+    let auth = Upstream::start(|req: http::Request<hyper::body::Incoming>| async move {
+        let from = req.headers().get("x-from").cloned();
+        let body = if from.is_some_and(|v| v == "weir-filter") {
+            "user-42"
+        } else {
+            "unknown-caller"
+        };
+        http::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)))
+    })
+    .await;
+    let slow = Upstream::slow(Duration::from_secs(3)).await;
+    let routes = format!(
+        "[[routes]]\npath = \"/ok\"\nupstream = \"app\"\nfilters = [\"auth\"]\n\n\
+         [[routes]]\npath = \"/refused\"\nupstream = \"app\"\nfilters = [\"sneaky\"]\n\n\
+         [[routes]]\npath = \"/slow\"\nupstream = \"app\"\nfilters = [\"impatient\"]\n\n\
+         [filters.auth]\nplugin = \"services.wasm\"\nallow-hosts = [\"{auth}\"]\n\
+         config = {{ callout = \"http://{auth}/check\" }}\n\n\
+         [filters.sneaky]\nplugin = \"services.wasm\"\nallow-hosts = [\"{auth}\"]\n\
+         config = {{ callout = \"http://{slow}/exfiltrate\" }}\n\n\
+         [filters.impatient]\nplugin = \"services.wasm\"\nallow-hosts = [\"{slow}\"]\n\
+         outbound-timeout = \"300ms\"\nconfig = {{ callout = \"http://{slow}/\" }}\n",
+        auth = auth.addr,
+        slow = slow.addr
+    );
+    let weir = Weir::start(&services_manifest(up.addr, &routes));
+
+    let r = get(&weir.url("/ok"), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("x-callout: user-42"), "{}", r.body);
+
+    let r = get(&weir.url("/refused"), &[]).await;
+    assert_eq!(r.status, 403);
+    assert!(
+        r.body.contains(&format!(
+            "host {} is not in this filter's allow-hosts",
+            slow.addr
+        )),
+        "{}",
+        r.body
+    );
+
+    let start = Instant::now();
+    let r = get(&weir.url("/slow"), &[]).await;
+    assert_eq!(r.status, 403);
+    assert!(
+        r.body.contains("outbound time budget of 300ms"),
+        "{}",
+        r.body
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+
+    let s = weir.status().await;
+    let by_name = |n: &str| {
+        s["filters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == n)
+            .unwrap()["metrics"]
+            .clone()
+    };
+    assert_eq!(by_name("auth")["outbound_calls"], 1);
+    assert_eq!(by_name("sneaky")["outbound_refused"], 1);
+    assert_eq!(by_name("sneaky")["outbound_calls"], 0);
+}
+
+#[tokio::test]
+async fn filter_metrics_and_random_are_available() {
+    let up = Upstream::echo("app").await;
+    let weir = Weir::start(&services_manifest(
+        up.addr,
+        "[[routes]]\nupstream = \"app\"\nfilters = [\"m\"]\n\n\
+         [filters.m]\nplugin = \"services.wasm\"\nconfig = { metrics = true, random = true }\n",
+    ));
+    let mut tokens = std::collections::BTreeSet::new();
+    for path in ["/a", "/bb", "/ccc"] {
+        let r = get(&weir.url(path), &[]).await;
+        let token = r
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix("x-random: "))
+            .expect("x-random")
+            .to_string();
+        assert_eq!(token.len(), 32);
+        assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
+        tokens.insert(token);
+    }
+    assert_eq!(tokens.len(), 3, "random tokens differ");
+    let s = weir.status().await;
+    let m = &s["filters"][0]["metrics"];
+    assert_eq!(m["counters"]["requests"], 3, "{m:#}");
+    assert_eq!(m["histograms"]["path-length"]["count"], 3, "{m:#}");
+    assert_eq!(m["histograms"]["path-length"]["sum"], 9.0, "{m:#}");
+    assert!(
+        m["calls"].as_u64().unwrap() >= 6,
+        "both hooks counted: {m:#}"
+    );
+    assert!(m["call_time_ns"]["count"].as_u64().unwrap() >= 6, "{m:#}");
+}

@@ -261,10 +261,10 @@ pub fn take_metrics() -> (BTreeMap<String, u64>, BTreeMap<String, Vec<f64>>) {
 type Metrics = (BTreeMap<String, u64>, BTreeMap<String, Vec<f64>>);
 
 thread_local! {
-    static METRICS: RefCell<Metrics> = RefCell::new(Default::default());
+    static METRICS: RefCell<Metrics> = const { RefCell::new((BTreeMap::new(), BTreeMap::new())) };
     static KV: RefCell<BTreeMap<String, (kv_double::Value, Option<Instant>)>> =
-        RefCell::new(BTreeMap::new());
-    static HTTP: RefCell<Option<HttpHandler>> = RefCell::new(None);
+        const { RefCell::new(BTreeMap::new()) };
+    static HTTP: RefCell<Option<HttpHandler>> = const { RefCell::new(None) };
 }
 
 #[cfg_attr(target_arch = "wasm32", allow(dead_code))]

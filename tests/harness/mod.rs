@@ -359,6 +359,12 @@ pub async fn send(req: Request<Full<Bytes>>) -> Reply {
     collect(client.request(req).await.expect("request")).await
 }
 
+/// A client that keeps connections alive across requests, for load.
+pub fn keep_alive_client() -> Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>
+{
+    Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>()
+}
+
 /// Send over HTTP/2 with prior knowledge (h2c).
 pub async fn send_h2(req: Request<Full<Bytes>>) -> Reply {
     let client = Client::builder(TokioExecutor::new())

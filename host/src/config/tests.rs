@@ -164,3 +164,70 @@ fn unreadable_file_is_reported() {
         "{d}"
     );
 }
+
+#[test]
+fn filter_runtime_settings_resolve_with_defaults() {
+    let c = Config::parse(Path::new("/etc/weir/m.toml"), GOOD).unwrap();
+    let f = &c.filters[0];
+    assert_eq!(
+        f.on_failure,
+        FailurePolicy::Closed(http::StatusCode::SERVICE_UNAVAILABLE)
+    );
+    assert_eq!(f.isolation, Isolation::Pooled);
+    assert_eq!((f.fuel, f.max_requests_per_instance), (None, None));
+    assert_eq!(f.body_limit, DEFAULT_BODY_LIMIT);
+    assert!(f.allow_hosts.is_empty());
+    assert!(c.watch && c.admin.is_none() && c.compile_cache.is_some());
+
+    let src = GOOD.replace(
+        "plugin = \"headers.wasm\"",
+        "plugin = \"headers.wasm\"\non-failure = \"fail-open\"\nisolation = \"per-request\"\n\
+         fuel = 1000\nmax-requests-per-instance = 50\nbody-limit = \"64KiB\"\n\
+         allow-hosts = [\"Auth.Local\", \"10.0.0.1:8443\"]\noutbound-timeout = \"250ms\"\n\
+         store-max-entries = 7",
+    );
+    let src =
+        format!("admin = \"127.0.0.1:9901\"\nwatch = false\ncompile-cache-dir = \"cache\"\n{src}");
+    let c = Config::parse(Path::new("/etc/weir/m.toml"), &src).unwrap();
+    let f = &c.filters[0];
+    assert_eq!(f.on_failure, FailurePolicy::Open);
+    assert_eq!(f.isolation, Isolation::PerRequest);
+    assert_eq!(
+        (f.fuel, f.max_requests_per_instance),
+        (Some(1000), Some(50))
+    );
+    assert_eq!(f.body_limit, 64 << 10);
+    assert_eq!(f.allow_hosts, ["auth.local:80", "10.0.0.1:8443"]);
+    assert_eq!(f.outbound_timeout, Duration::from_millis(250));
+    assert_eq!(f.store_max_entries, 7);
+    assert_eq!(c.admin, Some("127.0.0.1:9901".parse().unwrap()));
+    assert!(!c.watch);
+    assert_eq!(
+        c.compile_cache.as_deref(),
+        Some(Path::new("/etc/weir/cache"))
+    );
+}
+
+#[test]
+fn bad_filter_runtime_settings_are_located() {
+    let src = GOOD.replace(
+        "plugin = \"headers.wasm\"",
+        "plugin = \"headers.wasm\"\non-failure = \"fail-sometimes\"\nfailure-status = 200\n\
+         isolation = \"shared\"\nfuel = -1\nmemory-limit = \"2GiB\"\n\
+         allow-hosts = [\"http://x/\"]\nstore-max-entries = 0",
+    );
+    let src = format!("admin = \"nowhere\"\n{src}");
+    let e = errors(&src).join("\n");
+    for needle in [
+        "m.toml:1:9: admin: \"nowhere\" is not an ip:port address",
+        "filters.tag.on-failure: \"fail-sometimes\" is not \"fail-closed\" or \"fail-open\"",
+        "filters.tag.failure-status: 200 is not an error status (400..=599)",
+        "filters.tag.isolation: \"shared\" is not \"pooled\" or \"per-request\"",
+        "filters.tag.fuel: -1 is not a positive number",
+        "filters.tag.memory-limit: must be between 1MiB and 1GiB",
+        "filters.tag.allow-hosts: \"http://x/\" is not a host or host:port",
+        "filters.tag.store-max-entries: 0 is not a positive number",
+    ] {
+        assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
+    }
+}

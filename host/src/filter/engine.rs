@@ -257,7 +257,7 @@ impl FilterEngine {
         });
         let pool = InstancePool::new(compiled.pre, cfg, services.clone());
         let (first, hooks) = pool.instantiate().await?;
-        pool.checkin(first);
+        pool.keep_idle(first);
         Ok(Filter {
             name,
             pool,

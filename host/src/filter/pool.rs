@@ -118,6 +118,11 @@ impl InstancePool {
         {
             return;
         }
+        self.keep_idle(instance);
+    }
+
+    /// Keep an unused instance (made at load time) for the next call.
+    pub fn keep_idle(&self, instance: Instance) {
         let mut idle = self.slot().lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE {
             idle.push(instance);
