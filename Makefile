@@ -1,5 +1,5 @@
 # Weir build entry point. `make demo` and `make test` are the two commands in the README.
-.PHONY: all plugins build demo test unit lint fmt bench bench-filter bench-proxy clean
+.PHONY: all plugins build demo test unit lint fmt bench bench-filter bench-runtime bench-proxy clean
 
 all: build
 
@@ -27,11 +27,15 @@ lint:
 fmt:
 	cargo fmt --all
 
-# Benchmarks (not part of `make test`): a pooled filter call, and weir vs nginx under wrk.
-bench: bench-filter bench-proxy
+# Benchmarks (not part of `make test`): a pooled filter call; reload latency and idle
+# memory; weir vs nginx under wrk.
+bench: bench-filter bench-runtime bench-proxy
 
 bench-filter: plugins
 	cargo bench -p weir --bench filter_call
+
+bench-runtime: plugins
+	cargo bench -p weir --bench reload_and_memory
 
 bench-proxy: build
 	host/benches/proxy_vs_nginx.sh

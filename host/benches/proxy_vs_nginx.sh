@@ -3,7 +3,8 @@
 #   upstream: nginx answering 200 "hello" (keep-alive)
 #   A: nginx as reverse proxy (keep-alive pool to the upstream)
 #   B: weir, no filters
-#   C: weir, a chain of 3 filters (headers, block, api-key)
+#   C: weir, a chain of 3 filters (headers both phases, block, api-key)
+#   D: weir, a chain of 3 header filters (each sets one request header)
 # Each proxy gets the same wrk load (HTTP/1.1 keep-alive, small body). Reported: req/s and
 # the proxy's CPU time per request (utime+stime of all its processes, from /proc), and ratios
 # to nginx. Absolute numbers on shared machines mean little; the ratios are the result.
@@ -41,7 +42,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-up=127.0.0.1:19100; pa=127.0.0.1:19101; pb=127.0.0.1:19102; pc=127.0.0.1:19103
+up=127.0.0.1:19100; pa=127.0.0.1:19101; pb=127.0.0.1:19102; pc=127.0.0.1:19103; pd=127.0.0.1:19104
 
 nginx_conf() { # name body
     mkdir -p "$work/$1"
@@ -91,14 +92,25 @@ config = { paths = ["/admin"] }
 [filters.key]
 plugin = "api-key.wasm"
 config = { keys = ["bench-key"] }
+[filters.h1]
+plugin = "headers.wasm"
+config = { request = { set = { "x-h1" = "1" } } }
+[filters.h2]
+plugin = "headers.wasm"
+config = { request = { set = { "x-h2" = "2" } } }
+[filters.h3]
+plugin = "headers.wasm"
+config = { request = { set = { "x-h3" = "3" } } }
 TOML
 }
 weir_manifest "$pb" "" > "$work/plain.toml"
 weir_manifest "$pc" '"tag", "deny", "key"' > "$work/filters.toml"
+weir_manifest "$pd" '"h1", "h2", "h3"' > "$work/headers.toml"
 RUST_LOG=warn taskset -c "$proxy_cpus" "$weir" run "$work/plain.toml" > /dev/null & pids+=($!); weir_plain=$!
 RUST_LOG=warn taskset -c "$proxy_cpus" "$weir" run "$work/filters.toml" > /dev/null & pids+=($!); weir_filters=$!
+RUST_LOG=warn taskset -c "$proxy_cpus" "$weir" run "$work/headers.toml" > /dev/null & pids+=($!); weir_headers=$!
 
-for addr in $up $pa $pb $pc; do
+for addr in $up $pa $pb $pc $pd; do
     for _ in $(seq 1 100); do curl -s -o /dev/null -H 'x-api-key: bench-key' "http://$addr/" && break; sleep 0.1; done
 done
 
@@ -137,6 +149,7 @@ results=$(for _ in $(seq 1 "$rounds"); do
     run "nginx" $pa "$nginx_pid"
     run "weir" $pb "$weir_plain"
     run "weir+3 filters" $pc "$weir_filters"
+    run "weir+3 header filters" $pd "$weir_headers"
 done)
 python3 - "$results" <<'PY'
 import sys
@@ -149,10 +162,11 @@ for label in labels:
     notes = " ".join(" ".join(r[3:]) for r in mine).strip()
     rows.append([label, str(median(float(r[1]) for r in mine)), str(median(float(r[2]) for r in mine)), notes])
 base_rps, base_cpu = float(rows[0][1]), float(rows[0][2])
-print(f"{'proxy':<16}{'req/s':>10}{'CPU us/req':>12}{'rps/nginx':>11}{'CPU/nginx':>11}  notes")
+print(f"{'proxy':<24}{'req/s':>10}{'CPU us/req':>12}{'rps/nginx':>11}{'CPU/nginx':>11}  notes")
 for label, rps, cpu, *rest in rows:
     rps, cpu = float(rps), float(cpu)
-    print(f"{label:<16}{rps:>10.0f}{cpu:>12.1f}{rps/base_rps:>11.2f}{cpu/base_cpu:>11.2f}  {' '.join(rest)}")
-plain, filt = float(rows[1][2]), float(rows[2][2])
-print(f"3-filter chain adds {filt - plain:.1f} us CPU per request over plain weir")
+    print(f"{label:<24}{rps:>10.0f}{cpu:>12.1f}{rps/base_rps:>11.2f}{cpu/base_cpu:>11.2f}  {' '.join(rest)}")
+plain, filt, headers = float(rows[1][2]), float(rows[2][2]), float(rows[3][2])
+print(f"3-filter chain (4 hook calls) adds {filt - plain:.1f} us CPU per request over plain weir")
+print(f"3 header filters (3 hook calls) add {headers - plain:.1f} us CPU per request over plain weir")
 PY
