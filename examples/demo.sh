@@ -41,9 +41,16 @@ echo "# The API without a key is refused by the api-key filter:"
 show curl -s -i http://127.0.0.1:8080/api/items
 echo "# ...and proxied with a valid key (which the upstream never sees):"
 show curl -s -i -H 'x-api-key: demo-key-123' http://127.0.0.1:8080/api/items
+echo "# The admin endpoint shows each live filter's version (SHA-256), instances and metrics:"
+show sh -c "curl -s http://127.0.0.1:9901/status | head -40"
+echo "# SIGHUP (or any change to the manifest or a plugin) reloads without failing a request:"
+show kill -HUP "${pids[2]}"
+sleep 1
+show sh -c "curl -s http://127.0.0.1:9901/status | grep -E '\"(generation|succeeded|failed)\"'"
 echo
 echo "============================================================="
-echo "weir is serving on http://127.0.0.1:8080 (manifest: examples/weir.toml)."
+echo "weir is serving on http://127.0.0.1:8080 (manifest: examples/weir.toml; admin on 127.0.0.1:9901)."
+echo "Edit examples/weir.toml or a file in target/plugins and watch it reload."
 if [ "${DEMO_EXIT:-0}" = 1 ]; then exit 0; fi
 echo "Try the commands above yourself; Ctrl-C stops everything."
 wait

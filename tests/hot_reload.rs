@@ -276,3 +276,38 @@ async fn the_compile_cache_skips_compilation_on_restart() {
     let entries: Vec<_> = std::fs::read_dir(cache.path()).unwrap().collect();
     assert_eq!(entries.len(), 1, "one artifact, no temporaries left");
 }
+
+#[tokio::test]
+async fn only_the_manifest_and_plugins_trigger_reloads() {
+    let up = Upstream::echo("app").await;
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = plugins_in(&dir);
+    std::fs::write(plugins.join("version.wasm"), version_bytes("v1")).unwrap();
+    // Started from its folder with a relative manifest path: the watcher reports absolute
+    // paths, which must still be recognised (and nothing else in the folder must count).
+    let weir = Weir::start_relative_in(
+        dir,
+        &version_manifest("").replace("{upstream}", &up.addr.to_string()),
+    );
+    let notes = weir.dir().join("notes.txt");
+    for i in 0..5 {
+        std::fs::write(&notes, format!("unrelated {i}")).unwrap();
+        std::fs::write(plugins.join(".version.wasm.swp"), "editor state").unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        weir.status().await["generation"],
+        1,
+        "no reload for unrelated files"
+    );
+
+    std::fs::write(plugins.join("version.wasm"), version_bytes("v2")).unwrap();
+    wait_for_version(&weir, "v2").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        weir.status().await["generation"],
+        2,
+        "one change, one reload (a reload reading files does not trigger another)"
+    );
+}

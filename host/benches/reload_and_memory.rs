@@ -62,9 +62,12 @@ fn start(manifest: &Path) -> Proxy {
     let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
         .arg("run")
         .arg(manifest)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_LOG").unwrap_or("warn".into()),
+        )
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::inherit())
         .spawn()
         .expect("start weir");
     let mut admin = None;

@@ -190,9 +190,11 @@ pub async fn run(live: Arc<Live>, engine: FilterEngine, manifest: PathBuf) {
 }
 
 /// The file watcher: the manifest's folder (so renames onto the manifest are seen) and the
-/// plugins directory, not recursive.
+/// plugins directory, not recursive. Paths are compared canonicalized: the watcher reports
+/// absolute paths whatever the manifest's were.
 struct Watch {
     watcher: notify::RecommendedWatcher,
+    plugins: Arc<std::sync::Mutex<PathBuf>>,
 }
 
 impl Watch {
@@ -202,43 +204,55 @@ impl Watch {
         tx: mpsc::UnboundedSender<()>,
     ) -> notify::Result<Self> {
         let manifest_name = manifest.file_name().map(|n| n.to_os_string());
-        let manifest_dir = parent(manifest);
-        let watched_dir = manifest_dir.clone();
-        let plugins_in_manifest_dir = plugins == manifest_dir;
+        let manifest_dir = canonical(&parent(manifest));
+        let plugins_dir = Arc::new(std::sync::Mutex::new(canonical(plugins)));
+        let (watched_manifest_dir, watched_plugins) = (manifest_dir.clone(), plugins_dir.clone());
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 let Ok(event) = event else { return };
                 if matches!(event.kind, notify::EventKind::Access(_)) {
                     return;
                 }
+                let plugins = watched_plugins
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
                 let relevant = event.paths.iter().any(|p| {
-                    let name = p.file_name();
-                    let in_manifest_dir = parent(p) == watched_dir;
-                    if in_manifest_dir && name == manifest_name.as_deref() {
-                        return true;
-                    }
-                    // Anything else counts only in the plugins folder, and not editors' hidden
-                    // and backup files.
-                    (!in_manifest_dir || plugins_in_manifest_dir)
-                        && name.and_then(|n| n.to_str()).is_some_and(is_plugin_name)
+                    let (dir, name) = (parent(p), p.file_name());
+                    (dir == watched_manifest_dir && name == manifest_name.as_deref())
+                        || (dir == plugins
+                            && name.and_then(|n| n.to_str()).is_some_and(is_plugin_name))
                 });
                 if relevant {
+                    tracing::debug!(?event, "watched file changed");
                     let _ = tx.send(());
                 }
             })?;
         watcher.watch(&manifest_dir, RecursiveMode::NonRecursive)?;
-        if plugins.is_dir() {
-            watcher.watch(plugins, RecursiveMode::NonRecursive)?;
+        let mut w = Watch {
+            watcher,
+            plugins: plugins_dir,
+        };
+        w.watch_plugins(plugins);
+        Ok(w)
+    }
+
+    fn watch_plugins(&mut self, dir: &Path) {
+        let dir = canonical(dir);
+        if let Err(e) = self.watcher.watch(&dir, RecursiveMode::NonRecursive) {
+            tracing::error!(dir = %dir.display(), "cannot watch the plugins directory: {e}");
         }
-        Ok(Watch { watcher })
+        *self.plugins.lock().unwrap_or_else(|p| p.into_inner()) = dir;
     }
 
     fn move_plugins_dir(&mut self, old: &Path, new: &Path) {
-        let _ = self.watcher.unwatch(old);
-        if let Err(e) = self.watcher.watch(new, RecursiveMode::NonRecursive) {
-            tracing::error!(dir = %new.display(), "cannot watch the new plugins directory: {e}");
-        }
+        let _ = self.watcher.unwatch(&canonical(old));
+        self.watch_plugins(new);
     }
+}
+
+fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// Files in the plugins directory worth a reload: not hidden, not an editor's backup or

@@ -159,12 +159,26 @@ impl Weir {
     /// Start with the manifest written to `dir/weir.toml` (`dir` may hold plugins too);
     /// `{dir}` in the manifest is replaced by `dir`.
     pub fn start_in(dir: tempfile::TempDir, manifest: &str) -> Weir {
+        Weir::launch(dir, manifest, false)
+    }
+
+    /// As [`Weir::start_in`], but run from `dir` with the manifest named relatively.
+    pub fn start_relative_in(dir: tempfile::TempDir, manifest: &str) -> Weir {
+        Weir::launch(dir, manifest, true)
+    }
+
+    fn launch(dir: tempfile::TempDir, manifest: &str, relative: bool) -> Weir {
         let path = dir.path().join("weir.toml");
         let text = expand(manifest).replace("{dir}", &dir.path().display().to_string());
         std::fs::write(&path, text).expect("write manifest");
         let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .current_dir(dir.path())
             .arg("run")
-            .arg(&path)
+            .arg(if relative {
+                Path::new("weir.toml")
+            } else {
+                path.as_path()
+            })
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
