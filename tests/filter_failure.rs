@@ -35,6 +35,11 @@ async fn fail_closed_answers_503_without_detail_for_every_misbehaviour() {
                 r.body, "503 Service Unavailable\n",
                 "{header}: no internal detail"
             );
+            assert_eq!(
+                r.header("x-fixture"),
+                None,
+                "{header}: the failed filter's response hook is not called"
+            );
             assert!(
                 start.elapsed() < Duration::from_secs(2),
                 "{header}: stopped promptly"

@@ -16,17 +16,21 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 /// How often the epoch advances: the granularity of CPU deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
-/// Advance the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
-pub fn start_epoch_ticker(engine: &Engine) -> Result<(), LoadError> {
-    let weak = engine.weak();
+/// Advance the engines' epochs every [`EPOCH_TICK`] until they are dropped.
+pub fn start_epoch_ticker(engines: &[&Engine]) -> Result<(), LoadError> {
+    let weak: Vec<_> = engines.iter().map(|e| e.weak()).collect();
     std::thread::Builder::new()
         .name("weir-epoch".into())
-        .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
+        .spawn(move || loop {
+            let mut alive = false;
+            for engine in weak.iter().filter_map(|w| w.upgrade()) {
                 engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
+                alive = true;
             }
+            if !alive {
+                return;
+            }
+            std::thread::sleep(EPOCH_TICK);
         })
         .map(|_| ())
         .map_err(|e| LoadError::Engine(format!("cannot start the epoch ticker: {e}")))

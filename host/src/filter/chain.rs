@@ -75,8 +75,11 @@ impl fmt::Display for Report<'_> {
 enum Outcome {
     /// Go on (the filter may have changed things).
     Continue,
-    /// Answer (or replace the response) with this.
+    /// The filter answered (or replaced the response) with this.
     Respond(Response<Body>),
+    /// The filter failed and its policy answers with this; the filter is not called again
+    /// for this request.
+    Failed(Response<Body>),
 }
 
 /// Apply the filter's verdict or its failure policy. `undo` restores what the filter saw
@@ -120,7 +123,7 @@ fn outcome<'a>(
                 status.as_u16()
             );
             report.record(filter.name(), Act::Failed);
-            Outcome::Respond(ProxyError::FilterFailed(status).response())
+            Outcome::Failed(ProxyError::FilterFailed(status).response())
         }
         FailurePolicy::Open => {
             tracing::warn!(
@@ -177,6 +180,7 @@ pub async fn on_request<'a>(
         match outcome(filter, result, report, undo) {
             Outcome::Continue => {}
             Outcome::Respond(resp) => return (i + 1, Some(resp)),
+            Outcome::Failed(resp) => return (i, Some(resp)),
         }
     }
     (filters.len(), None)
@@ -217,7 +221,9 @@ pub async fn on_response<'a>(
                 resp.body = body;
             }
         };
-        if let Outcome::Respond(local) = outcome(filter, result, report, undo) {
+        if let Outcome::Respond(local) | Outcome::Failed(local) =
+            outcome(filter, result, report, undo)
+        {
             // Filters still to run may read the body: keep it buffered (it already is).
             let (parts, local_body) = local.into_parts();
             let bytes = buffer(local_body, usize::MAX).await.unwrap_or_default();

@@ -33,35 +33,39 @@ pub const MAX_INSTANCES: u32 = 1000;
 const OUTBOUND_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Compiles and links filters. Cheap to clone.
+///
+/// There are two wasmtime engines: filters with a `fuel` budget are compiled with fuel
+/// metering, the others without, because metering instruments every block and costs every
+/// call of every filter about a fifth of its time.
 #[derive(Clone)]
 pub struct FilterEngine {
-    engine: Engine,
-    linker: Arc<Linker<FilterState>>,
+    plain: Runtime,
+    metered: Runtime,
     /// Started with the first filter, so a proxy without filters runs no ticker thread.
     ticker: Arc<std::sync::OnceLock<Result<(), LoadError>>>,
-    cache: Option<CompileCache>,
     kv: Arc<dyn KvBackend>,
     outbound_client: UpstreamClient,
 }
 
-/// A compiled, checked plugin file.
+/// One wasmtime engine with its linker and compile cache.
 #[derive(Clone)]
-pub struct Compiled {
-    pre: FilterWorldPre<FilterState>,
-    sha256: String,
+struct Runtime {
+    engine: Engine,
+    linker: Arc<Linker<FilterState>>,
+    cache: Option<CompileCache>,
+    metered: bool,
 }
 
-impl FilterEngine {
+impl Runtime {
     /// An engine with the component model, WASI p2 (capability-less), the Weir imports,
-    /// the pooling allocator, epoch interruption and fuel metering.
-    pub fn new() -> Result<Self, LoadError> {
+    /// the pooling allocator, epoch interruption, and fuel metering if `metered`.
+    fn new(metered: bool) -> Result<Self, LoadError> {
         let engine_error = |e: wasmtime::Error| LoadError::Engine(format!("{e:#}"));
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
         // CPU deadlines: a ticker advances the epoch; each call gets a deadline in ticks.
         config.epoch_interruption(true);
-        // Optional per-filter fuel budgets (filters without one get unlimited fuel).
-        config.consume_fuel(true);
+        config.consume_fuel(metered);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(MAX_INSTANCES)
             .total_core_instances(MAX_INSTANCES * 4)
@@ -74,52 +78,15 @@ impl FilterEngine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
         FilterWorld::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_error)?;
-        Ok(FilterEngine {
+        Ok(Runtime {
             engine,
             linker: Arc::new(linker),
-            ticker: Arc::new(std::sync::OnceLock::new()),
             cache: None,
-            kv: Arc::new(MemoryKv::default()),
-            outbound_client: crate::upstream::pool::client(OUTBOUND_CONNECT_TIMEOUT),
+            metered,
         })
     }
 
-    /// Use the on-disk compile cache at `dir`. A folder that cannot be used is logged and
-    /// the engine compiles every time.
-    pub fn with_cache(mut self, dir: Option<&Path>) -> Self {
-        self.cache = dir.and_then(|d| match CompileCache::open(d, &self.engine) {
-            Ok(c) => Some(c),
-            Err(why) => {
-                tracing::warn!("compile cache disabled: {why}");
-                None
-            }
-        });
-        self
-    }
-
-    /// Read the plugin at `path` and its content hash.
-    fn read(path: &Path) -> Result<(Vec<u8>, String), LoadError> {
-        let bytes = std::fs::read(path).map_err(|e| LoadError::Read {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        let sha256 = hex(&sha2::Sha256::digest(&bytes));
-        Ok((bytes, sha256))
-    }
-
-    /// Compile the component at `path` (or take it from the cache) and check that it is a
-    /// compatible filter.
-    pub fn compile(&self, path: &Path) -> Result<FilterWorldPre<FilterState>, LoadError> {
-        let (bytes, sha256) = Self::read(path)?;
-        self.compile_bytes(path, &bytes, sha256).map(|c| c.pre)
-    }
-
-    fn compile_bytes(
-        &self,
-        path: &Path,
-        bytes: &[u8],
-        sha256: String,
-    ) -> Result<Compiled, LoadError> {
+    fn compile(&self, path: &Path, bytes: &[u8], sha256: String) -> Result<Compiled, LoadError> {
         let shown = path.display().to_string();
         let started = std::time::Instant::now();
         let cached = self
@@ -136,7 +103,7 @@ impl FilterEngine {
                     path: shown.clone(),
                     reason: format!("{e:#}"),
                 })?;
-                tracing::info!(plugin = %shown, sha256 = &sha256[..12], took = ?started.elapsed(), "compiled");
+                tracing::info!(plugin = %shown, sha256 = &sha256[..12], took = ?started.elapsed(), metered = self.metered, "compiled");
                 if let Some(cache) = &self.cache {
                     cache.put(&sha256, &c);
                 }
@@ -155,6 +122,66 @@ impl FilterEngine {
         let pre = FilterWorldPre::new(pre).map_err(|e| world(format!("{e:#}")))?;
         Ok(Compiled { pre, sha256 })
     }
+}
+
+/// A compiled, checked plugin file.
+#[derive(Clone)]
+pub struct Compiled {
+    pre: FilterWorldPre<FilterState>,
+    sha256: String,
+}
+
+impl FilterEngine {
+    /// Both engines (see [`FilterEngine`]).
+    pub fn new() -> Result<Self, LoadError> {
+        Ok(FilterEngine {
+            plain: Runtime::new(false)?,
+            metered: Runtime::new(true)?,
+            ticker: Arc::new(std::sync::OnceLock::new()),
+            kv: Arc::new(MemoryKv::default()),
+            outbound_client: crate::upstream::pool::client(OUTBOUND_CONNECT_TIMEOUT),
+        })
+    }
+
+    /// Use the on-disk compile cache at `dir`. A folder that cannot be used is logged and
+    /// the engine compiles every time.
+    pub fn with_cache(mut self, dir: Option<&Path>) -> Self {
+        for rt in [&mut self.plain, &mut self.metered] {
+            rt.cache = dir.and_then(|d| match CompileCache::open(d, &rt.engine) {
+                Ok(c) => Some(c),
+                Err(why) => {
+                    tracing::warn!("compile cache disabled: {why}");
+                    None
+                }
+            });
+        }
+        self
+    }
+
+    fn runtime(&self, cfg: &FilterConfig) -> &Runtime {
+        if cfg.fuel.is_some() {
+            &self.metered
+        } else {
+            &self.plain
+        }
+    }
+
+    /// Read the plugin at `path` and its content hash.
+    fn read(path: &Path) -> Result<(Vec<u8>, String), LoadError> {
+        let bytes = std::fs::read(path).map_err(|e| LoadError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let sha256 = hex(&sha2::Sha256::digest(&bytes));
+        Ok((bytes, sha256))
+    }
+
+    /// Compile the component at `path` (or take it from the cache) for filters without a
+    /// fuel budget, and check that it is a compatible filter.
+    pub fn compile(&self, path: &Path) -> Result<FilterWorldPre<FilterState>, LoadError> {
+        let (bytes, sha256) = Self::read(path)?;
+        self.plain.compile(path, &bytes, sha256).map(|c| c.pre)
+    }
 
     /// Load every filter of a manifest. A filter whose entry and plugin content are the same
     /// as one in `previous` is kept as it is (with its warm instances); the others are
@@ -165,13 +192,13 @@ impl FilterEngine {
         filters: &[FilterConfig],
         previous: &[Arc<Filter>],
     ) -> Result<Vec<Arc<Filter>>, Vec<(usize, LoadError)>> {
-        let mut compiled: HashMap<String, Result<Compiled, LoadError>> = HashMap::new();
+        let mut compiled: HashMap<(String, bool), Result<Compiled, LoadError>> = HashMap::new();
         let mut out = Vec::new();
         let mut errors = Vec::new();
         if !filters.is_empty() {
-            let started = self
-                .ticker
-                .get_or_init(|| budget::start_epoch_ticker(&self.engine));
+            let started = self.ticker.get_or_init(|| {
+                budget::start_epoch_ticker(&[&self.plain.engine, &self.metered.engine])
+            });
             if let Err(e) = started {
                 return Err((0..filters.len()).map(|i| (i, e.clone())).collect());
             }
@@ -191,33 +218,33 @@ impl FilterEngine {
                 out.push(same.clone());
                 continue;
             }
+            let metered = cfg.fuel.is_some();
             let known = previous
                 .iter()
-                .find(|p| p.version.sha256 == sha256)
+                .find(|p| p.version.sha256 == sha256 && p.config().fuel.is_some() == metered)
                 .map(|p| {
                     Ok(Compiled {
                         pre: p.pool_pre(),
                         sha256: sha256.clone(),
                     })
                 });
-            let result = match compiled.get(&sha256) {
+            let key = (sha256.clone(), metered);
+            let result = match compiled.get(&key) {
                 Some(r) => r.clone(),
                 None => {
                     let r = match known {
                         Some(k) => k,
                         None => {
-                            let (this, path) = (self.clone(), cfg.plugin_path.clone());
-                            let hash = sha256.clone();
-                            tokio::task::spawn_blocking(move || {
-                                this.compile_bytes(&path, &bytes, hash)
-                            })
-                            .await
-                            .unwrap_or_else(|e| {
-                                Err(LoadError::Engine(format!("compiler task failed: {e}")))
-                            })
+                            let rt = self.runtime(cfg).clone();
+                            let (path, hash) = (cfg.plugin_path.clone(), sha256.clone());
+                            tokio::task::spawn_blocking(move || rt.compile(&path, &bytes, hash))
+                                .await
+                                .unwrap_or_else(|e| {
+                                    Err(LoadError::Engine(format!("compiler task failed: {e}")))
+                                })
                         }
                     };
-                    compiled.insert(sha256.clone(), r.clone());
+                    compiled.insert(key, r.clone());
                     r
                 }
             };

@@ -205,8 +205,10 @@ impl Filter {
     ) {
         inst.store.set_epoch_deadline(self.deadline_ticks);
         let cfg = self.pool.config();
-        // Fuel is an engine-wide setting; a filter without a budget gets all there is.
-        let _ = inst.store.set_fuel(cfg.fuel.unwrap_or(u64::MAX));
+        // Only filters with a fuel budget run on the metered engine.
+        if let Some(fuel) = cfg.fuel {
+            let _ = inst.store.set_fuel(fuel);
+        }
         let state = inst.store.data_mut();
         state.limits.memory_hit = false;
         let call = &mut state.call;

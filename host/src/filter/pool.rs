@@ -71,10 +71,12 @@ impl InstancePool {
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(INIT_DEADLINE_TICKS);
-        // `init` is bounded by its epoch deadline, not by fuel.
-        store
-            .set_fuel(u64::MAX)
-            .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        if self.cfg.fuel.is_some() {
+            // `init` is bounded by its epoch deadline, not by fuel.
+            store
+                .set_fuel(u64::MAX)
+                .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        }
         super::budget::install(&mut store, self.cfg.cpu_deadline);
         let world = self
             .pre
