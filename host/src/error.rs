@@ -15,6 +15,9 @@ pub enum ProxyError {
     /// The upstream did not answer in time.
     #[error("upstream timed out")]
     GatewayTimeout,
+    /// No backend can take the request (all drained).
+    #[error("service unavailable")]
+    Unavailable,
     /// A fail-closed filter failed; the request is answered with this status.
     #[error("filter failed")]
     FilterFailed(StatusCode),
@@ -34,6 +37,7 @@ impl ProxyError {
             ProxyError::BadGateway => StatusCode::BAD_GATEWAY,
             ProxyError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::FilterFailed(status) => status,
+            ProxyError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }

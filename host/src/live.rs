@@ -7,7 +7,7 @@
 
 use crate::config::Config;
 use crate::filter::Filter;
-use crate::route::{Route, RouteTable};
+use crate::route::{Backends, Route, RouteTable};
 use crate::upstream::pool::{self, UpstreamClient};
 use crate::upstream::Upstream;
 use arc_swap::ArcSwap;
@@ -46,7 +46,14 @@ impl Generation {
             .map(|r| Route {
                 host: r.host.clone(),
                 path: r.path.clone(),
-                upstream: upstreams[r.upstream].clone(),
+                methods: r.methods.clone(),
+                headers: r.headers.clone(),
+                backends: Backends::new(
+                    r.backends
+                        .iter()
+                        .map(|&(u, w)| (upstreams[u].clone(), w))
+                        .collect(),
+                ),
                 filters: r.filters.iter().map(|&i| filters[i].clone()).collect(),
             })
             .collect();

@@ -65,10 +65,12 @@ impl Proxy {
             .access_log
             .then(|| AccessLog::begin(&head, start));
 
-        let Some(route) = generation
-            .routes
-            .find(head.authority(), head.parts.uri.path())
-        else {
+        let Some(route) = generation.routes.find(
+            head.authority(),
+            &head.parts.method,
+            head.parts.uri.path(),
+            &head.parts.headers,
+        ) else {
             let resp = ProxyError::NoRoute.response();
             if let Some(log) = log {
                 log.finish(resp.status(), None, None, &Report::default());
@@ -76,6 +78,14 @@ impl Proxy {
             return resp;
         };
 
+        let Some(upstream) = route.backends.pick() else {
+            // Every backend drained (weight 0): answer fast.
+            let resp = ProxyError::Unavailable.response();
+            if let Some(log) = log {
+                log.finish(resp.status(), None, None, &Report::default());
+            }
+            return resp;
+        };
         let mut body = Body::from(body);
         let mut report = Report::default();
         // Filter futures are large (they hold wasmtime call state): box them so the request
@@ -108,8 +118,8 @@ impl Proxy {
                 if let Some(buffered) = sent.body.take() {
                     body = Body::full(buffered);
                 }
-                let client = &current.clients[route.upstream.id];
-                self.forward_to(&route.upstream, client, sent, &client_ip, body)
+                let client = &current.clients[upstream.id];
+                self.forward_to(upstream, client, sent, &client_ip, body)
                     .await
             }
         };
@@ -127,7 +137,7 @@ impl Proxy {
         if let Some(log) = log {
             log.finish(
                 response.status(),
-                Some(route.upstream.name()),
+                Some(upstream.name()),
                 target.as_ref(),
                 &report,
             );

@@ -1,23 +1,223 @@
-//! The route table: which route (upstream and filter chain) serves a request.
+//! The route table: which route (backends and filter chain) serves a request.
 //!
-//! Precedence, most specific first: a route with a `host` beats one without; among those,
-//! the longest path prefix wins. Prefixes match whole segments: `/api` matches `/api` and
-//! `/api/v1`, not `/apix`; a prefix ending in `/` matches everything below it.
+//! A route matches on host (exact, or `*.example.com` for any subdomain), path (prefix by
+//! whole segments, exact, or regex), methods and headers. Precedence, most specific first:
+//!
+//! 1. host: exact, then wildcard (longer suffix first), then routes without a host;
+//! 2. path: exact, then regex (in manifest order), then prefix (longest first);
+//! 3. more method and header conditions first;
+//! 4. manifest order.
+//!
+//! Prefixes match whole segments: `/api` matches `/api` and `/api/v1`, not `/apix`; a prefix
+//! ending in `/` matches everything below it. A route sends to one of its weighted
+//! backends (weight 0 drains one: it gets no new requests).
 
 use crate::filter::Filter;
 use crate::upstream::Upstream;
+use http::{HeaderMap, HeaderName, Method};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// How a route matches the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    /// This host (lower-case, no port).
+    Exact(String),
+    /// Any subdomain of this suffix: `*.example.com` is stored as `.example.com`.
+    Wildcard(String),
+}
+
+/// How a route matches the path.
+#[derive(Debug, Clone)]
+pub enum PathMatch {
+    /// Segment-aware prefix.
+    Prefix(String),
+    /// Exactly this path.
+    Exact(String),
+    /// A regular expression searched in the path (anchor it with `^…$`).
+    Regex(regex::Regex),
+}
+
+impl PathMatch {
+    /// Whether `path` matches.
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            PathMatch::Prefix(p) => prefix_matches(p, path),
+            PathMatch::Exact(p) => p == path,
+            PathMatch::Regex(r) => r.is_match(path),
+        }
+    }
+
+    /// Its text, for messages.
+    pub fn as_str(&self) -> &str {
+        match self {
+            PathMatch::Prefix(p) | PathMatch::Exact(p) => p,
+            PathMatch::Regex(r) => r.as_str(),
+        }
+    }
+
+    /// `prefix`, `exact` or `regex`.
+    pub fn rank_name(&self) -> &'static str {
+        match self {
+            PathMatch::Prefix(_) => "prefix",
+            PathMatch::Exact(_) => "exact",
+            PathMatch::Regex(_) => "regex",
+        }
+    }
+
+    /// Its precedence rank and, for prefixes, length (higher first).
+    fn rank(&self) -> (u8, usize) {
+        match self {
+            PathMatch::Exact(_) => (3, 0),
+            PathMatch::Regex(_) => (2, 0),
+            PathMatch::Prefix(p) => (1, p.len()),
+        }
+    }
+}
+
+impl HostMatch {
+    /// Whether `host` (lower-case, no port) matches.
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            HostMatch::Exact(h) => h.eq_ignore_ascii_case(host),
+            HostMatch::Wildcard(suffix) => {
+                host.len() > suffix.len()
+                    && host
+                        .get(host.len() - suffix.len()..)
+                        .is_some_and(|end| end.eq_ignore_ascii_case(suffix))
+            }
+        }
+    }
+
+    fn rank(&self) -> (u8, usize) {
+        match self {
+            HostMatch::Exact(_) => (2, 0),
+            HostMatch::Wildcard(s) => (1, s.len()),
+        }
+    }
+}
+
+/// A header condition: present (`None`) or with exactly this value.
+pub type HeaderMatch = (HeaderName, Option<String>);
 
 /// A resolved route.
 pub struct Route {
-    /// Lower-case host, or `None` for any.
-    pub host: Option<String>,
-    /// Path prefix.
-    pub path: String,
-    /// Where matching requests go.
-    pub upstream: Arc<Upstream>,
+    /// Host condition, or `None` for any.
+    pub host: Option<HostMatch>,
+    /// Path condition.
+    pub path: PathMatch,
+    /// Allowed methods; empty for any.
+    pub methods: Vec<Method>,
+    /// Header conditions, all of which must hold.
+    pub headers: Vec<HeaderMatch>,
+    /// Where matching requests go, with weights.
+    pub backends: Backends,
     /// Filters in request order.
     pub filters: Vec<Arc<Filter>>,
+}
+
+/// A route's weighted backends, picked in proportion to their weights, interleaved.
+pub struct Backends {
+    /// (upstream, weight); weight 0 drains.
+    list: Vec<(Arc<Upstream>, u32)>,
+    total: u64,
+    next: AtomicU64,
+}
+
+impl Backends {
+    /// Backends with weights (at least one non-zero, checked by the manifest).
+    pub fn new(list: Vec<(Arc<Upstream>, u32)>) -> Self {
+        let total = list.iter().map(|(_, w)| u64::from(*w)).sum();
+        Backends {
+            list,
+            total,
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// One upstream: the only one.
+    pub fn single(upstream: Arc<Upstream>) -> Self {
+        Backends::new(vec![(upstream, 1)])
+    }
+
+    /// The upstream for the next request: over `total` requests, each backend gets exactly
+    /// its weight's share, spread out rather than in runs.
+    pub fn pick(&self) -> Option<&Arc<Upstream>> {
+        if let [(only, w)] = self.list.as_slice() {
+            return (*w > 0).then_some(only);
+        }
+        if self.total == 0 {
+            return None;
+        }
+        // Bit-reversing the counter spreads consecutive requests over the weight range.
+        let n = self.next.fetch_add(1, Ordering::Relaxed) % self.total;
+        let slot = spread(n, self.total);
+        let mut acc = 0u64;
+        for (u, w) in &self.list {
+            acc += u64::from(*w);
+            if slot < acc {
+                return Some(u);
+            }
+        }
+        None
+    }
+
+    /// The upstreams, with weights.
+    pub fn list(&self) -> &[(Arc<Upstream>, u32)] {
+        &self.list
+    }
+}
+
+/// A permutation of `0..total` that interleaves: `n * step % total` with `step` coprime to
+/// `total` and close to the golden ratio of it.
+fn spread(n: u64, total: u64) -> u64 {
+    let mut step = ((total as f64) * 0.618_033_988_75) as u64;
+    step = step.max(1);
+    while gcd(step, total) != 1 {
+        step += 1;
+    }
+    n * step % total
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+impl Route {
+    fn matches(
+        &self,
+        host: Option<&str>,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> bool {
+        let host_ok = match (&self.host, host) {
+            (None, _) => true,
+            (Some(want), Some(have)) => want.matches(have),
+            (Some(_), None) => false,
+        };
+        host_ok
+            && self.path.matches(path)
+            && (self.methods.is_empty() || self.methods.contains(method))
+            && self.headers.iter().all(|(name, value)| match value {
+                None => headers.contains_key(name),
+                Some(v) => headers
+                    .get_all(name)
+                    .iter()
+                    .any(|h| h.as_bytes() == v.as_bytes()),
+            })
+    }
+
+    fn precedence(&self) -> impl Ord {
+        (
+            self.host.as_ref().map_or((0, 0), HostMatch::rank),
+            self.path.rank(),
+            self.methods.len().min(1) + self.headers.len(),
+        )
+    }
 }
 
 /// Routes ordered by precedence.
@@ -26,28 +226,24 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// Order `routes` by precedence.
+    /// Order `routes` by precedence (stable: ties keep manifest order).
     pub fn new(mut routes: Vec<Route>) -> Self {
-        routes.sort_by(|a, b| {
-            b.host
-                .is_some()
-                .cmp(&a.host.is_some())
-                .then(b.path.len().cmp(&a.path.len()))
-        });
+        routes.sort_by_key(|r| std::cmp::Reverse(r.precedence()));
         RouteTable { routes }
     }
 
-    /// The route for a request to `host` (any case, port allowed) and `path`.
-    pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Route> {
+    /// The route for a request.
+    pub fn find(
+        &self,
+        host: Option<&str>,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Option<&Route> {
         let host = host.map(strip_port);
-        self.routes.iter().find(|r| {
-            let host_ok = match (&r.host, host) {
-                (None, _) => true,
-                (Some(want), Some(have)) => want.eq_ignore_ascii_case(have),
-                (Some(_), None) => false,
-            };
-            host_ok && prefix_matches(&r.path, path)
-        })
+        self.routes
+            .iter()
+            .find(|r| r.matches(host, method, path, headers))
     }
 }
 
@@ -76,51 +272,155 @@ mod tests {
     use crate::config::UpstreamConfig;
     use std::time::Duration;
 
-    fn route(host: Option<&str>, path: &str, name: &str) -> Route {
+    fn upstream(name: &str) -> Arc<Upstream> {
         let cfg = UpstreamConfig {
             name: name.into(),
             targets: vec!["127.0.0.1:1".parse().unwrap()],
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
         };
+        Arc::new(Upstream::new(0, &cfg))
+    }
+
+    fn route(host: Option<&str>, path: PathMatch, name: &str) -> Route {
         Route {
-            host: host.map(str::to_owned),
-            path: path.into(),
-            upstream: Arc::new(Upstream::new(0, &cfg)),
+            host: host.map(|h| match h.strip_prefix('*') {
+                Some(suffix) => HostMatch::Wildcard(suffix.into()),
+                None => HostMatch::Exact(h.into()),
+            }),
+            path,
+            methods: vec![],
+            headers: vec![],
+            backends: Backends::single(upstream(name)),
             filters: vec![],
         }
     }
 
-    fn name<'a>(t: &'a RouteTable, host: Option<&str>, path: &str) -> Option<&'a str> {
-        t.find(host, path).map(|r| r.upstream.name())
+    fn prefix(p: &str) -> PathMatch {
+        PathMatch::Prefix(p.into())
+    }
+
+    fn find<'a>(t: &'a RouteTable, host: Option<&str>, path: &str) -> Option<&'a str> {
+        find_with(t, host, &Method::GET, path, &HeaderMap::new())
+    }
+
+    fn find_with<'a>(
+        t: &'a RouteTable,
+        host: Option<&str>,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Option<&'a str> {
+        t.find(host, method, path, headers)
+            .and_then(|r| r.backends.pick())
+            .map(|u| u.name())
     }
 
     #[test]
     fn most_specific_route_wins() {
         let t = RouteTable::new(vec![
-            route(None, "/", "default"),
-            route(None, "/api", "api"),
-            route(Some("example.com"), "/", "example"),
-            route(Some("example.com"), "/api/v2/", "example-v2"),
+            route(None, prefix("/"), "default"),
+            route(None, prefix("/api"), "api"),
+            route(Some("example.com"), prefix("/"), "example"),
+            route(Some("example.com"), prefix("/api/v2/"), "example-v2"),
         ]);
-        assert_eq!(name(&t, Some("other.org"), "/"), Some("default"));
-        assert_eq!(name(&t, Some("other.org"), "/api"), Some("api"));
-        assert_eq!(name(&t, Some("other.org"), "/api/x"), Some("api"));
-        assert_eq!(name(&t, Some("other.org"), "/apix"), Some("default"));
-        assert_eq!(name(&t, Some("EXAMPLE.com:8080"), "/api"), Some("example"));
+        assert_eq!(find(&t, Some("other.org"), "/"), Some("default"));
+        assert_eq!(find(&t, Some("other.org"), "/api"), Some("api"));
+        assert_eq!(find(&t, Some("other.org"), "/api/x"), Some("api"));
+        assert_eq!(find(&t, Some("other.org"), "/apix"), Some("default"));
+        assert_eq!(find(&t, Some("EXAMPLE.com:8080"), "/api"), Some("example"));
         assert_eq!(
-            name(&t, Some("example.com"), "/api/v2/items"),
+            find(&t, Some("example.com"), "/api/v2/items"),
             Some("example-v2")
         );
-        assert_eq!(name(&t, None, "/api"), Some("api"));
+        assert_eq!(find(&t, None, "/api"), Some("api"));
+    }
+
+    #[test]
+    fn hosts_exact_then_longest_wildcard_then_any() {
+        let t = RouteTable::new(vec![
+            route(None, prefix("/"), "any"),
+            route(Some("*.example.com"), prefix("/"), "wild"),
+            route(Some("*.eu.example.com"), prefix("/"), "wild-eu"),
+            route(Some("www.eu.example.com"), prefix("/"), "www-eu"),
+        ]);
+        assert_eq!(find(&t, Some("a.example.com"), "/"), Some("wild"));
+        assert_eq!(find(&t, Some("x.y.example.com"), "/"), Some("wild"));
+        assert_eq!(find(&t, Some("shop.eu.example.com"), "/"), Some("wild-eu"));
+        assert_eq!(find(&t, Some("www.eu.example.com"), "/"), Some("www-eu"));
+        assert_eq!(
+            find(&t, Some("example.com"), "/"),
+            Some("any"),
+            "the apex is not a subdomain"
+        );
+        assert_eq!(find(&t, Some("badexample.com"), "/"), Some("any"));
+    }
+
+    #[test]
+    fn paths_exact_then_regex_then_longest_prefix() {
+        let t = RouteTable::new(vec![
+            route(None, prefix("/"), "root"),
+            route(None, prefix("/users"), "users"),
+            route(
+                None,
+                PathMatch::Regex(regex::Regex::new(r"^/users/[0-9]+$").unwrap()),
+                "user-id",
+            ),
+            route(None, PathMatch::Exact("/users/me".into()), "me"),
+        ]);
+        assert_eq!(find(&t, None, "/users/me"), Some("me"));
+        assert_eq!(find(&t, None, "/users/42"), Some("user-id"));
+        assert_eq!(find(&t, None, "/users/ann"), Some("users"));
+        assert_eq!(find(&t, None, "/users/me/x"), Some("users"));
+        assert_eq!(find(&t, None, "/other"), Some("root"));
+    }
+
+    #[test]
+    fn methods_and_headers_narrow_a_route() {
+        let mut writes = route(None, prefix("/"), "writes");
+        writes.methods = vec![Method::POST, Method::PUT];
+        let mut canary = route(None, prefix("/"), "canary");
+        canary.headers = vec![(HeaderName::from_static("x-canary"), Some("1".into()))];
+        let mut debug = route(None, prefix("/"), "debug");
+        debug.headers = vec![(HeaderName::from_static("x-debug"), None)];
+        let t = RouteTable::new(vec![route(None, prefix("/"), "all"), writes, canary, debug]);
+        let none = HeaderMap::new();
+        let mut h = HeaderMap::new();
+        h.insert("x-canary", "1".parse().unwrap());
+        assert_eq!(find_with(&t, None, &Method::GET, "/", &none), Some("all"));
+        assert_eq!(
+            find_with(&t, None, &Method::POST, "/", &none),
+            Some("writes")
+        );
+        assert_eq!(find_with(&t, None, &Method::GET, "/", &h), Some("canary"));
+        h.insert("x-canary", "2".parse().unwrap());
+        assert_eq!(find_with(&t, None, &Method::GET, "/", &h), Some("all"));
+        h.insert("x-debug", "".parse().unwrap());
+        assert_eq!(find_with(&t, None, &Method::GET, "/", &h), Some("debug"));
+    }
+
+    #[test]
+    fn weighted_backends_get_their_share_interleaved_and_zero_drains() {
+        let b = Backends::new(vec![
+            (upstream("blue"), 3),
+            (upstream("green"), 1),
+            (upstream("old"), 0),
+        ]);
+        let picks: Vec<&str> = (0..400).map(|_| b.pick().unwrap().name()).collect();
+        assert_eq!(picks.iter().filter(|n| **n == "blue").count(), 300);
+        assert_eq!(picks.iter().filter(|n| **n == "green").count(), 100);
+        assert!(!picks.contains(&"old"), "weight 0 drains");
+        let longest_run = picks.chunk_by(|a, b| a == b).map(<[_]>::len).max().unwrap();
+        assert!(longest_run <= 3, "interleaved, not in runs: {longest_run}");
+        assert!(Backends::new(vec![(upstream("x"), 0)]).pick().is_none());
     }
 
     #[test]
     fn no_match_is_none() {
-        let t = RouteTable::new(vec![route(Some("a.test"), "/only", "a")]);
-        assert_eq!(name(&t, Some("a.test"), "/"), None);
-        assert_eq!(name(&t, Some("b.test"), "/only"), None);
-        assert_eq!(name(&t, None, "/only"), None);
+        let t = RouteTable::new(vec![route(Some("a.test"), prefix("/only"), "a")]);
+        assert_eq!(find(&t, Some("a.test"), "/"), None);
+        assert_eq!(find(&t, Some("b.test"), "/only"), None);
+        assert_eq!(find(&t, None, "/only"), None);
     }
 
     #[test]

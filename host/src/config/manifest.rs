@@ -69,15 +69,39 @@ pub struct UpstreamSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RouteSpec {
-    /// Host to match (case-insensitive, port ignored). Absent: any host.
+    /// Host to match (case-insensitive, port ignored), or `*.example.com` for any
+    /// subdomain. Absent: any host.
     pub host: Option<Spanned<String>>,
     /// Path prefix to match, segment-aware. Default: `/`.
     pub path: Option<Spanned<String>>,
-    /// Name of the upstream to forward to.
-    pub upstream: Spanned<String>,
+    /// Exact path to match (instead of `path`).
+    pub path_exact: Option<Spanned<String>>,
+    /// Regular expression searched in the path (instead of `path`).
+    pub path_regex: Option<Spanned<String>>,
+    /// Methods to match. Absent: any.
+    #[serde(default)]
+    pub methods: Vec<Spanned<String>>,
+    /// Headers that must be present with this exact value (`"*"`: present with any value).
+    #[serde(default)]
+    pub headers: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// Name of the upstream to forward to (or `backends`).
+    pub upstream: Option<Spanned<String>>,
+    /// Weighted upstreams, for canary and blue-green (instead of `upstream`).
+    #[serde(default)]
+    pub backends: Vec<Spanned<BackendSpec>>,
     /// Names of filters, in request order.
     #[serde(default)]
     pub filters: Vec<Spanned<String>>,
+}
+
+/// `[[routes.backends]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BackendSpec {
+    /// Name of the upstream.
+    pub upstream: Spanned<String>,
+    /// Share of requests relative to the route's other backends; 0 drains. Default: 1.
+    pub weight: Option<Spanned<i64>>,
 }
 
 /// `[filters.<name>]`

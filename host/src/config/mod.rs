@@ -10,6 +10,7 @@ mod manifest;
 pub use diagnostic::{Diagnostic, Diagnostics, SourceMap};
 pub use duration::parse as parse_duration;
 
+use crate::route::{HeaderMatch, HostMatch, PathMatch};
 use http::uri::Authority;
 use manifest::Manifest;
 use std::collections::{BTreeMap, HashSet};
@@ -83,12 +84,16 @@ pub struct UpstreamConfig {
 /// A validated route.
 #[derive(Debug, Clone)]
 pub struct RouteConfig {
-    /// Lower-case host without port, or `None` for any.
-    pub host: Option<String>,
-    /// Path prefix, starting with `/`.
-    pub path: String,
-    /// Index into [`Config::upstreams`].
-    pub upstream: usize,
+    /// Host condition, or `None` for any.
+    pub host: Option<HostMatch>,
+    /// Path condition.
+    pub path: PathMatch,
+    /// Methods to match; empty for any.
+    pub methods: Vec<http::Method>,
+    /// Header conditions.
+    pub headers: Vec<HeaderMatch>,
+    /// (index into [`Config::upstreams`], weight).
+    pub backends: Vec<(usize, u32)>,
     /// Indexes into [`Config::filters`], in request order.
     pub filters: Vec<usize>,
 }
@@ -414,50 +419,47 @@ impl Validator {
         for (i, r) in m.routes.iter().enumerate() {
             let span = r.span();
             let r = r.get_ref();
-            let host = r.host.as_ref().map(|h| {
-                let host = h.get_ref().to_ascii_lowercase();
-                if host.is_empty() || host.contains(['/', ' ', ':']) {
-                    self.error(
-                        h.span(),
+            let host = r.host.as_ref().map(|h| self.route_host(i, h));
+            let path = self.route_path(i, r, span.clone());
+            let mut methods = Vec::new();
+            for meth in &r.methods {
+                match http::Method::from_bytes(meth.get_ref().to_ascii_uppercase().as_bytes()) {
+                    Ok(x) => methods.push(x),
+                    Err(_) => self.error(
+                        meth.span(),
+                        format!("routes[{i}].methods: {:?} is not a method", meth.get_ref()),
+                    ),
+                }
+            }
+            let mut headers = Vec::new();
+            for (name, value) in &r.headers {
+                match http::HeaderName::from_bytes(name.get_ref().as_bytes()) {
+                    Ok(n) => {
+                        headers.push((n, (value.get_ref() != "*").then(|| value.get_ref().clone())))
+                    }
+                    Err(_) => self.error(
+                        name.span(),
                         format!(
-                            "routes[{i}].host: {:?} is not a host name (no port, scheme or path)",
-                            h.get_ref()
+                            "routes[{i}].headers: {:?} is not a header name",
+                            name.get_ref()
                         ),
-                    );
+                    ),
                 }
-                host
-            });
-            let path = match &r.path {
-                Some(p) if !p.get_ref().starts_with('/') => {
-                    self.error(
-                        p.span(),
-                        format!("routes[{i}].path: {:?} must start with '/'", p.get_ref()),
-                    );
-                    p.get_ref().clone()
-                }
-                Some(p) => p.get_ref().clone(),
-                None => "/".to_string(),
-            };
-            if !seen.insert((host.clone(), path.clone())) {
+            }
+            let key = format!(
+                "{host:?} {:?} {} {methods:?} {headers:?}",
+                path.rank_name(),
+                path.as_str()
+            );
+            if !seen.insert(key) {
                 self.error(
                     span.clone(),
-                    format!("routes[{i}]: another route already matches host {host:?} and path {path:?}"),
+                    format!(
+                        "routes[{i}]: another route already matches the same host, path, methods and headers"
+                    ),
                 );
             }
-            let upstream = match upstreams.get(r.upstream.get_ref().as_str()) {
-                Some(&u) => u,
-                None => {
-                    self.error(
-                        r.upstream.span(),
-                        format!(
-                            "routes[{i}].upstream: no upstream named {:?} (defined: {})",
-                            r.upstream.get_ref(),
-                            list(upstreams.keys())
-                        ),
-                    );
-                    0
-                }
-            };
+            let backends = self.route_backends(i, r, span, upstreams);
             let mut chain = Vec::new();
             for f in &r.filters {
                 match filters.get(f.get_ref().as_str()) {
@@ -479,7 +481,9 @@ impl Validator {
             out.push(RouteConfig {
                 host,
                 path,
-                upstream,
+                methods,
+                headers,
+                backends,
                 filters: chain,
             });
         }
@@ -490,6 +494,160 @@ impl Validator {
             );
         }
         out
+    }
+
+    fn route_host(&mut self, i: usize, h: &toml::Spanned<String>) -> HostMatch {
+        let host = h.get_ref().to_ascii_lowercase();
+        let (name, wildcard) = match host.strip_prefix("*.") {
+            Some(rest) => (rest, true),
+            None => (host.as_str(), false),
+        };
+        if name.is_empty() || name.contains(['/', ' ', ':', '*']) {
+            self.error(
+                h.span(),
+                format!(
+                    "routes[{i}].host: {:?} is not a host name or *.wildcard (no port, scheme or path)",
+                    h.get_ref()
+                ),
+            );
+        }
+        if wildcard {
+            HostMatch::Wildcard(format!(".{name}"))
+        } else {
+            HostMatch::Exact(host)
+        }
+    }
+
+    fn route_path(
+        &mut self,
+        i: usize,
+        r: &manifest::RouteSpec,
+        span: std::ops::Range<usize>,
+    ) -> PathMatch {
+        let given: Vec<&toml::Spanned<String>> = [&r.path, &r.path_exact, &r.path_regex]
+            .into_iter()
+            .flatten()
+            .collect();
+        if given.len() > 1 {
+            self.error(
+                span,
+                format!("routes[{i}]: give one of path, path-exact and path-regex"),
+            );
+        }
+        let literal = |v: &mut Self, p: &toml::Spanned<String>, key: &str| {
+            if !p.get_ref().starts_with('/') {
+                v.error(
+                    p.span(),
+                    format!("routes[{i}].{key}: {:?} must start with '/'", p.get_ref()),
+                );
+            }
+            p.get_ref().clone()
+        };
+        if let Some(p) = &r.path_exact {
+            return PathMatch::Exact(literal(self, p, "path-exact"));
+        }
+        if let Some(p) = &r.path_regex {
+            return match regex::Regex::new(p.get_ref()) {
+                Ok(re) => PathMatch::Regex(re),
+                Err(e) => {
+                    let why = e
+                        .to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or("")
+                        .trim()
+                        .to_string();
+                    self.error(
+                        p.span(),
+                        format!(
+                            "routes[{i}].path-regex: {:?} is not a valid regex: {why}",
+                            p.get_ref()
+                        ),
+                    );
+                    PathMatch::Prefix("/".into())
+                }
+            };
+        }
+        match &r.path {
+            Some(p) => PathMatch::Prefix(literal(self, p, "path")),
+            None => PathMatch::Prefix("/".into()),
+        }
+    }
+
+    fn route_backends(
+        &mut self,
+        i: usize,
+        r: &manifest::RouteSpec,
+        span: std::ops::Range<usize>,
+        upstreams: &BTreeMap<&str, usize>,
+    ) -> Vec<(usize, u32)> {
+        let lookup = |v: &mut Self, name: &toml::Spanned<String>, key: &str| match upstreams
+            .get(name.get_ref().as_str())
+        {
+            Some(&u) => Some(u),
+            None => {
+                v.error(
+                    name.span(),
+                    format!(
+                        "routes[{i}].{key}: no upstream named {:?} (defined: {})",
+                        name.get_ref(),
+                        list(upstreams.keys())
+                    ),
+                );
+                None
+            }
+        };
+        match (&r.upstream, r.backends.is_empty()) {
+            (Some(u), true) => lookup(self, u, "upstream")
+                .map(|u| vec![(u, 1)])
+                .unwrap_or_default(),
+            (None, false) => {
+                let mut out = Vec::new();
+                for b in &r.backends {
+                    let b = b.get_ref();
+                    let weight = match &b.weight {
+                        None => 1,
+                        Some(w) => match u32::try_from(*w.get_ref()) {
+                            Ok(w) if w <= 10_000 => w,
+                            _ => {
+                                self.error(
+                                    w.span(),
+                                    format!(
+                                        "routes[{i}].backends.weight: {} is not in 0..=10000",
+                                        w.get_ref()
+                                    ),
+                                );
+                                1
+                            }
+                        },
+                    };
+                    if let Some(u) = lookup(self, &b.upstream, "backends.upstream") {
+                        out.push((u, weight));
+                    }
+                }
+                if !out.is_empty() && out.iter().all(|(_, w)| *w == 0) {
+                    self.error(
+                        span,
+                        format!("routes[{i}].backends: every weight is 0, so the route could send nowhere"),
+                    );
+                }
+                out
+            }
+            (Some(_), false) => {
+                self.error(
+                    span,
+                    format!("routes[{i}]: give `upstream` or `backends`, not both"),
+                );
+                Vec::new()
+            }
+            (None, true) => {
+                self.error(
+                    span,
+                    format!("routes[{i}]: no `upstream` (or `backends`) to send to"),
+                );
+                Vec::new()
+            }
+        }
     }
 
     fn filter(

@@ -48,8 +48,12 @@ fn good_manifest_resolves() {
         (Duration::from_secs(2), Duration::from_millis(250))
     );
     assert_eq!(u.targets.len(), 2);
-    assert_eq!(c.routes[0].host.as_deref(), Some("example.com"));
-    assert_eq!(c.routes[1].path, "/");
+    assert_eq!(
+        c.routes[0].host,
+        Some(crate::route::HostMatch::Exact("example.com".into()))
+    );
+    assert_eq!(c.routes[1].path.as_str(), "/");
+    assert_eq!(c.routes[1].backends, vec![(0, 1)]);
     assert_eq!(
         c.filters[0].plugin_path,
         Path::new("/etc/weir/wasm/headers.wasm")
@@ -227,6 +231,57 @@ fn bad_filter_runtime_settings_are_located() {
         "filters.tag.memory-limit: must be between 1MiB and 1GiB",
         "filters.tag.allow-hosts: \"http://x/\" is not a host or host:port",
         "filters.tag.store-max-entries: 0 is not a positive number",
+    ] {
+        assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
+    }
+}
+
+#[test]
+fn route_matchers_and_weighted_backends_resolve() {
+    let src = GOOD.replace(
+        "[[routes]]\nupstream = \"app\"\n",
+        "[upstreams.green]\ntargets = [\"127.0.0.1:9003\"]\n\n\
+         [[routes]]\nhost = \"*.Example.com\"\npath-regex = \"^/u/[0-9]+$\"\n\
+         methods = [\"get\", \"HEAD\"]\nheaders = { x-canary = \"1\", x-debug = \"*\" }\n\
+         backends = [{ upstream = \"app\", weight = 9 }, { upstream = \"green\", weight = 1 }]\n",
+    );
+    let c = Config::parse(Path::new("/etc/weir/m.toml"), &src).unwrap();
+    let r = &c.routes[1];
+    assert_eq!(
+        r.host,
+        Some(crate::route::HostMatch::Wildcard(".example.com".into()))
+    );
+    assert!(r.path.matches("/u/42") && !r.path.matches("/u/x"));
+    assert_eq!(r.methods, [http::Method::GET, http::Method::HEAD]);
+    assert_eq!(r.headers.len(), 2);
+    assert!(r.headers.iter().any(|(n, v)| n == "x-debug" && v.is_none()));
+    assert_eq!(r.backends, vec![(0, 9), (1, 1)]);
+}
+
+#[test]
+fn bad_routes_are_located() {
+    let src = GOOD.replace(
+        "[[routes]]\nupstream = \"app\"\n",
+        "[[routes]]\npath = \"/a\"\npath-exact = \"/b\"\nupstream = \"app\"\n\n\
+         [[routes]]\npath-regex = \"^/(unclosed\"\nupstream = \"app\"\n\n\
+         [[routes]]\npath = \"/c\"\nmethods = [\"G ET\"]\nheaders = { \"bad name\" = \"1\" }\nupstream = \"app\"\n\n\
+         [[routes]]\npath = \"/d\"\nbackends = [{ upstream = \"app\", weight = 0 }]\n\n\
+         [[routes]]\npath = \"/e\"\nupstream = \"app\"\nbackends = [{ upstream = \"app\" }]\n\n\
+         [[routes]]\npath = \"/f\"\n\n\
+         [[routes]]\nhost = \"*.\"\npath = \"/g\"\nbackends = [{ upstream = \"nope\", weight = -2 }]\n",
+    );
+    let e = errors(&src).join("\n");
+    for needle in [
+        "routes[1]: give one of path, path-exact and path-regex",
+        "routes[2].path-regex: \"^/(unclosed\" is not a valid regex",
+        "routes[3].methods: \"G ET\" is not a method",
+        "routes[3].headers: \"bad name\" is not a header name",
+        "routes[4].backends: every weight is 0",
+        "routes[5]: give `upstream` or `backends`, not both",
+        "routes[6]: no `upstream` (or `backends`) to send to",
+        "routes[7].host: \"*.\" is not a host name",
+        "routes[7].backends.weight: -2 is not in 0..=10000",
+        "routes[7].backends.upstream: no upstream named \"nope\"",
     ] {
         assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
     }
