@@ -1,6 +1,7 @@
 //! The request path: route, request filters, upstream, response filters, access log.
 
 use crate::access_log::AccessLog;
+use crate::balance::RequestKey;
 use crate::body::Body;
 use crate::error::ProxyError;
 use crate::filter::chain::{self, Report};
@@ -154,9 +155,15 @@ impl Proxy {
         client_ip: &http::HeaderValue,
         body: Body,
     ) -> (Response<Body>, Option<Authority>) {
-        let Some(target) = upstream.pick() else {
+        let key = RequestKey {
+            client: head.client,
+            headers: &head.parts.headers,
+        };
+        let Some(picked) = upstream.pick(&key) else {
             return (ProxyError::BadGateway.response(), None);
         };
+        // The lease counts this request in flight until its response head is here.
+        let target = &picked.lease.target.authority;
         let req = match forward::upstream_request(head, client_ip, target, body) {
             Ok(req) => req,
             Err(e) => {
@@ -185,7 +192,14 @@ impl Proxy {
             Ok(Ok(resp)) => {
                 let (mut parts, body) = resp.into_parts();
                 forward::strip_hop_by_hop(&mut parts.headers);
-                Response::from_parts(parts, Body::from(body))
+                if let Some(cookie) = &picked.set_cookie {
+                    parts
+                        .headers
+                        .append(http::header::SET_COOKIE, cookie.clone());
+                }
+                let target = target.clone();
+                picked.lease.finish();
+                return (Response::from_parts(parts, Body::from(body)), Some(target));
             }
         };
         (resp, Some(target.clone()))

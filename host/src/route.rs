@@ -276,6 +276,9 @@ mod tests {
         let cfg = UpstreamConfig {
             name: name.into(),
             targets: vec!["127.0.0.1:1".parse().unwrap()],
+            weights: vec![1],
+            balance: crate::balance::Algorithm::RoundRobin,
+            sticky: None,
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
         };

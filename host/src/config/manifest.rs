@@ -57,8 +57,20 @@ pub struct ListenerSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct UpstreamSpec {
-    /// `host:port` targets, balanced round robin.
+    /// `host:port` targets.
     pub targets: Spanned<Vec<Spanned<String>>>,
+    /// Weights of targets (by their `host:port` as listed); others weigh 1.
+    #[serde(default)]
+    pub weights: BTreeMap<Spanned<String>, Spanned<i64>>,
+    /// `round-robin` (default), `weighted`, `least-connections`, `p2c` or `consistent-hash`.
+    pub balance: Option<Spanned<String>>,
+    /// For `consistent-hash`: `client-ip` (default), `header:<name>` or `cookie:<name>`.
+    pub hash_key: Option<Spanned<String>>,
+    /// Pin clients to a target with this cookie, set by the proxy.
+    pub sticky_cookie: Option<Spanned<String>>,
+    /// Key of the sticky cookie's values (share it between proxies). Default: random per
+    /// process.
+    pub sticky_secret: Option<String>,
     /// Overrides the top-level `timeout`.
     pub timeout: Option<ManifestDuration>,
     /// Overrides the top-level `connect-timeout`.

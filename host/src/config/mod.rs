@@ -10,6 +10,7 @@ mod manifest;
 pub use diagnostic::{Diagnostic, Diagnostics, SourceMap};
 pub use duration::parse as parse_duration;
 
+use crate::balance::{Algorithm, HashKey};
 use crate::route::{HeaderMatch, HostMatch, PathMatch};
 use http::uri::Authority;
 use manifest::Manifest;
@@ -75,6 +76,12 @@ pub struct UpstreamConfig {
     pub name: String,
     /// `host:port` targets.
     pub targets: Vec<Authority>,
+    /// Their weights, in the same order (1 unless configured).
+    pub weights: Vec<u32>,
+    /// How requests are spread over the targets.
+    pub balance: Algorithm,
+    /// Sticky sessions: (cookie name, secret).
+    pub sticky: Option<(String, String)>,
     /// Time to wait for the response head.
     pub timeout: Duration,
     /// Time to wait for a TCP connection.
@@ -400,8 +407,124 @@ impl Validator {
                 ),
             }
         }
+        let field = |key: &str| format!("upstreams.{}.{key}", name.get_ref());
+        let mut weights = vec![1; targets.len()];
+        for (target, w) in &spec.weights {
+            let Some(i) = spec
+                .targets
+                .get_ref()
+                .iter()
+                .position(|t| t.get_ref() == target.get_ref())
+            else {
+                self.error(
+                    target.span(),
+                    format!(
+                        "{}: {:?} is not one of the targets",
+                        field("weights"),
+                        target.get_ref()
+                    ),
+                );
+                continue;
+            };
+            match u32::try_from(*w.get_ref()) {
+                Ok(v) if (1..=10_000).contains(&v) => {
+                    if i < weights.len() {
+                        weights[i] = v;
+                    }
+                }
+                _ => self.error(
+                    w.span(),
+                    format!("{}: {} is not in 1..=10000", field("weights"), w.get_ref()),
+                ),
+            }
+        }
+        let hash_key = match &spec.hash_key {
+            None => HashKey::ClientIp,
+            Some(k) => {
+                match k.get_ref().as_str() {
+                    "client-ip" => HashKey::ClientIp,
+                    other => {
+                        let parsed = if let Some(h) = other.strip_prefix("header:") {
+                            http::HeaderName::from_bytes(h.as_bytes())
+                                .ok()
+                                .map(HashKey::Header)
+                        } else {
+                            other
+                                .strip_prefix("cookie:")
+                                .filter(|c| !c.is_empty() && !c.contains([';', '=', ' ']))
+                                .map(|c| HashKey::Cookie(c.to_string()))
+                        };
+                        parsed.unwrap_or_else(|| {
+                        self.error(
+                            k.span(),
+                            format!("{}: {other:?} is not client-ip, header:<name> or cookie:<name>", field("hash-key")),
+                        );
+                        HashKey::ClientIp
+                    })
+                    }
+                }
+            }
+        };
+        let balance = match spec
+            .balance
+            .as_ref()
+            .map(|b| (b.get_ref().as_str(), b.span()))
+        {
+            None | Some(("round-robin", _)) => Algorithm::RoundRobin,
+            Some(("weighted", _)) => Algorithm::Weighted,
+            Some(("least-connections", _)) => Algorithm::LeastConnections,
+            Some(("p2c", _)) => Algorithm::PowerOfTwo,
+            Some(("consistent-hash", _)) => Algorithm::ConsistentHash(hash_key.clone()),
+            Some((other, span)) => {
+                self.error(
+                    span,
+                    format!(
+                        "{}: {other:?} is not round-robin, weighted, least-connections, p2c or consistent-hash",
+                        field("balance")
+                    ),
+                );
+                Algorithm::RoundRobin
+            }
+        };
+        if let (Some(k), false) = (
+            &spec.hash_key,
+            matches!(balance, Algorithm::ConsistentHash(_)),
+        ) {
+            self.error(
+                k.span(),
+                format!(
+                    "{}: only applies with balance = \"consistent-hash\"",
+                    field("hash-key")
+                ),
+            );
+        }
+        let sticky = spec.sticky_cookie.as_ref().map(|c| {
+            if c.get_ref().is_empty()
+                || !c
+                    .get_ref()
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                self.error(
+                    c.span(),
+                    format!(
+                        "{}: {:?} is not a cookie name (letters, digits, - and _)",
+                        field("sticky-cookie"),
+                        c.get_ref()
+                    ),
+                );
+            }
+            let secret = spec
+                .sticky_secret
+                .clone()
+                .unwrap_or_else(|| process_secret().to_string());
+            (c.get_ref().clone(), secret)
+        });
         UpstreamConfig {
             name: name.get_ref().clone(),
+            weights,
+            balance,
+            sticky,
             targets,
             timeout: spec.timeout.map_or(timeout, |d| d.0),
             connect_timeout: spec.connect_timeout.map_or(connect_timeout, |d| d.0),
@@ -844,6 +967,16 @@ impl Validator {
             }
         }
     }
+}
+
+/// A random key made once per process, so sticky cookies survive reloads.
+fn process_secret() -> &'static str {
+    static SECRET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SECRET.get_or_init(|| {
+        let mut b = [0u8; 16];
+        let _ = getrandom::fill(&mut b);
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    })
 }
 
 /// The compile cache's default folder: `$XDG_CACHE_HOME/weir`, `~/.cache/weir`, or a

@@ -286,3 +286,36 @@ fn bad_routes_are_located() {
         assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
     }
 }
+
+#[test]
+fn balancing_settings_resolve_and_bad_ones_are_located() {
+    let src = GOOD.replace(
+        "connect-timeout = \"250ms\"",
+        "connect-timeout = \"250ms\"\nbalance = \"consistent-hash\"\nhash-key = \"cookie:sid\"\n\
+         weights = { \"localhost:9002\" = 4 }\nsticky-cookie = \"pin\"\nsticky-secret = \"s\"",
+    );
+    let c = Config::parse(Path::new("/etc/weir/m.toml"), &src).unwrap();
+    let u = &c.upstreams[0];
+    assert_eq!(
+        u.balance,
+        Algorithm::ConsistentHash(HashKey::Cookie("sid".into()))
+    );
+    assert_eq!(u.weights, [1, 4]);
+    assert_eq!(u.sticky, Some(("pin".into(), "s".into())));
+
+    let src = GOOD.replace(
+        "connect-timeout = \"250ms\"",
+        "connect-timeout = \"250ms\"\nbalance = \"fastest\"\nhash-key = \"body\"\n\
+         weights = { \"10.9.9.9:1\" = 2, \"localhost:9002\" = 0 }\nsticky-cookie = \"a b\"",
+    );
+    let e = errors(&src).join("\n");
+    for needle in [
+        "upstreams.app.balance: \"fastest\" is not round-robin, weighted, least-connections, p2c or consistent-hash",
+        "upstreams.app.hash-key: \"body\" is not client-ip, header:<name> or cookie:<name>",
+        "upstreams.app.weights: \"10.9.9.9:1\" is not one of the targets",
+        "upstreams.app.weights: 0 is not in 1..=10000",
+        "upstreams.app.sticky-cookie: \"a b\" is not a cookie name",
+    ] {
+        assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
+    }
+}

@@ -1,11 +1,11 @@
-//! Upstream services: their targets, balancing and timeouts. Shared by all workers; each
-//! worker has its own connection pool per upstream (see [`pool`]).
+//! Upstream services: their targets, balancing, sticky sessions and timeouts. Shared by all
+//! workers; each worker has its own connection pool per upstream (see [`pool`]).
 
 pub mod pool;
 
-use crate::balance::RoundRobin;
+use crate::balance::sticky::Sticky;
+use crate::balance::{Balancer, Lease, RequestKey, Target};
 use crate::config::UpstreamConfig;
-use http::uri::Authority;
 use std::time::Duration;
 
 /// A named upstream service.
@@ -13,22 +13,41 @@ pub struct Upstream {
     /// Index in the manifest's upstreams (and in each worker's client list).
     pub id: usize,
     name: String,
-    targets: Vec<Authority>,
-    balance: RoundRobin,
+    targets: Vec<Target>,
+    balancer: Balancer,
+    sticky: Option<Sticky>,
     /// Time to wait for the response head.
     pub timeout: Duration,
     /// Time to wait for a TCP connection.
     pub connect_timeout: Duration,
 }
 
+/// A target chosen for one request.
+pub struct Picked<'a> {
+    /// The target, counted in flight while this lives.
+    pub lease: Lease<'a>,
+    /// A `Set-Cookie` to send back when the client is not yet pinned to this target.
+    pub set_cookie: Option<http::HeaderValue>,
+}
+
 impl Upstream {
     /// From its validated configuration.
     pub fn new(id: usize, cfg: &UpstreamConfig) -> Self {
+        let targets: Vec<Target> = cfg
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, a)| Target::new(a.clone(), cfg.weights.get(i).copied().unwrap_or(1)))
+            .collect();
         Upstream {
             id,
             name: cfg.name.clone(),
-            targets: cfg.targets.clone(),
-            balance: RoundRobin::default(),
+            balancer: Balancer::new(&cfg.balance, &targets),
+            sticky: cfg
+                .sticky
+                .as_ref()
+                .map(|(cookie, secret)| Sticky::new(cookie.clone(), secret, &targets)),
+            targets,
             timeout: cfg.timeout,
             connect_timeout: cfg.connect_timeout,
         }
@@ -39,8 +58,30 @@ impl Upstream {
         &self.name
     }
 
-    /// The target for the next request (`None` only if there are no targets).
-    pub fn pick(&self) -> Option<&Authority> {
-        self.targets.get(self.balance.pick(self.targets.len()))
+    /// Its targets, with their live figures.
+    pub fn targets(&self) -> &[Target] {
+        &self.targets
+    }
+
+    /// The target for a request: the one its sticky cookie names, else the balancer's
+    /// choice (`None` only if there are no targets).
+    pub fn pick(&self, req: &RequestKey<'_>) -> Option<Picked<'_>> {
+        let eligible = |_: usize| true;
+        if let Some(i) = self
+            .sticky
+            .as_ref()
+            .and_then(|s| s.target(req.headers))
+            .filter(|&i| eligible(i))
+        {
+            return Some(Picked {
+                lease: Lease::new(&self.targets[i], i),
+                set_cookie: None,
+            });
+        }
+        let i = self.balancer.pick(&self.targets, req, eligible)?;
+        Some(Picked {
+            lease: Lease::new(&self.targets[i], i),
+            set_cookie: self.sticky.as_ref().and_then(|s| s.set_cookie(i)),
+        })
     }
 }
