@@ -7,7 +7,7 @@
 //! - [`config`]: the manifest, validated with located errors.
 //! - [`listener`]: accepting connections, HTTP/1.1 + HTTP/2 serving.
 //! - [`proxy`]: the request path.
-//! - [`route`]: choosing a route. [`upstream`], [`balance`]: where requests go.
+//! - [`route`]: choosing a route. [`upstream`], [`balance`], [`health`]: where requests go.
 //! - [`forward`]: hop-by-hop and `X-Forwarded-*` headers.
 //! - [`filter`]: the Wasm filter engine, instance pools and chains.
 //! - [`live`]: the generation being served; [`reload`]: replacing it on change.
@@ -23,6 +23,7 @@ pub mod config;
 pub mod error;
 pub mod filter;
 pub mod forward;
+pub mod health;
 pub mod listener;
 pub mod live;
 pub mod proxy;

@@ -68,6 +68,14 @@ impl Generation {
     }
 }
 
+impl Generation {
+    /// Start the active health checks of its upstreams on the current runtime; they stop
+    /// when the generation is dropped.
+    pub fn start_health_checks(&self) {
+        crate::health::start(&self.upstreams);
+    }
+}
+
 /// How reloads went.
 #[derive(Debug, Clone, Default)]
 pub struct ReloadStatus {

@@ -86,6 +86,8 @@ async fn run(manifest: PathBuf) -> anyhow::Result<()> {
             let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
             anyhow::anyhow!("cannot load filters:\n{}", lines.join("\n"))
         })?;
-    let live = Arc::new(Live::new(Generation::build(1, Arc::new(config), filters)));
+    let first = Generation::build(1, Arc::new(config), filters);
+    first.start_health_checks();
+    let live = Arc::new(Live::new(first));
     server::serve(live, engine, manifest, server::shutdown_signal()).await
 }

@@ -160,8 +160,13 @@ impl Proxy {
             headers: &head.parts.headers,
         };
         let Some(picked) = upstream.pick(&key) else {
-            return (ProxyError::BadGateway.response(), None);
+            tracing::warn!(
+                upstream = upstream.name(),
+                "no healthy target: answering 503"
+            );
+            return (ProxyError::Unavailable.response(), None);
         };
+        let index = picked.lease.index;
         // The lease counts this request in flight until its response head is here.
         let target = &picked.lease.target.authority;
         let req = match forward::upstream_request(head, client_ip, target, body) {
@@ -175,6 +180,8 @@ impl Proxy {
             }
         };
         let sent = tokio::time::timeout(upstream.timeout, client.request(req)).await;
+        let ok = matches!(&sent, Ok(Ok(r)) if !r.status().is_server_error());
+        upstream.report(index, ok);
         let resp = match sent {
             Err(_) => {
                 tracing::warn!(upstream = upstream.name(), %target, timeout = ?upstream.timeout, "upstream timed out");

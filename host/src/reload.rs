@@ -34,6 +34,7 @@ pub async fn reload(live: &Live, engine: &FilterEngine, manifest: &Path) -> Resu
             let id = next.id;
             let summary = describe(&live.current(), &next);
             warn_restart_only(&live.current().config, &next.config);
+            next.start_health_checks();
             live.swap(next);
             tracing::info!(generation = id, took = ?started.elapsed(), "reloaded: {summary}");
             Ok(id)

@@ -279,6 +279,8 @@ mod tests {
             weights: vec![1],
             balance: crate::balance::Algorithm::RoundRobin,
             sticky: None,
+            health: None,
+            passive: Default::default(),
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
         };

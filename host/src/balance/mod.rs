@@ -33,6 +33,8 @@ pub struct Target {
     in_flight: AtomicU64,
     /// EWMA of response-head latency in nanoseconds, as f64 bits (0: no sample yet).
     ewma_ns: AtomicU64,
+    /// Active and passive health.
+    pub health: crate::health::Health,
 }
 
 /// Weight of the newest latency sample in the EWMA.
@@ -46,6 +48,7 @@ impl Target {
             weight: weight.max(1),
             in_flight: AtomicU64::new(0),
             ewma_ns: AtomicU64::new(0f64.to_bits()),
+            health: Default::default(),
         }
     }
 

@@ -71,10 +71,44 @@ pub struct UpstreamSpec {
     /// Key of the sticky cookie's values (share it between proxies). Default: random per
     /// process.
     pub sticky_secret: Option<String>,
+    /// Active health checks. Absent: none.
+    pub health: Option<Spanned<HealthSpec>>,
+    /// Passive outlier ejection (on by default).
+    pub passive: Option<Spanned<PassiveSpec>>,
     /// Overrides the top-level `timeout`.
     pub timeout: Option<ManifestDuration>,
     /// Overrides the top-level `connect-timeout`.
     pub connect_timeout: Option<ManifestDuration>,
+}
+
+/// `[upstreams.<name>.health]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HealthSpec {
+    /// Path of an HTTP GET check; absent: a TCP connect check.
+    pub path: Option<Spanned<String>>,
+    /// Expected status of the HTTP check. Default: any 2xx.
+    pub expect_status: Option<Spanned<i64>>,
+    /// Time between checks. Default: 5s.
+    pub interval: Option<ManifestDuration>,
+    /// Time one check may take. Default: 1s.
+    pub timeout: Option<ManifestDuration>,
+    /// Consecutive successes to bring a target up. Default: 2.
+    pub rise: Option<Spanned<i64>>,
+    /// Consecutive failures to take a target down. Default: 3.
+    pub fall: Option<Spanned<i64>>,
+}
+
+/// `[upstreams.<name>.passive]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PassiveSpec {
+    /// Consecutive connect failures or 5xx answers that eject a target. Default: 5.
+    pub consecutive_failures: Option<Spanned<i64>>,
+    /// How long an ejected target is left out. Default: 30s.
+    pub cooldown: Option<ManifestDuration>,
+    /// Most targets ejected at once, in percent. Default: 50.
+    pub max_ejected_percent: Option<Spanned<i64>>,
 }
 
 /// `[[routes]]`

@@ -11,6 +11,7 @@ pub use diagnostic::{Diagnostic, Diagnostics, SourceMap};
 pub use duration::parse as parse_duration;
 
 use crate::balance::{Algorithm, HashKey};
+use crate::health::{ActiveCheck, Passive};
 use crate::route::{HeaderMatch, HostMatch, PathMatch};
 use http::uri::Authority;
 use manifest::Manifest;
@@ -82,6 +83,10 @@ pub struct UpstreamConfig {
     pub balance: Algorithm,
     /// Sticky sessions: (cookie name, secret).
     pub sticky: Option<(String, String)>,
+    /// Active health checks, if any.
+    pub health: Option<ActiveCheck>,
+    /// Passive outlier ejection.
+    pub passive: Passive,
     /// Time to wait for the response head.
     pub timeout: Duration,
     /// Time to wait for a TCP connection.
@@ -520,11 +525,104 @@ impl Validator {
                 .unwrap_or_else(|| process_secret().to_string());
             (c.get_ref().clone(), secret)
         });
+        let count =
+            |v: &mut Self, n: &Option<toml::Spanned<i64>>, key: &str, default: u32, max: u32| {
+                match n {
+                    None => default,
+                    Some(n) => match u32::try_from(*n.get_ref()) {
+                        Ok(x) if (1..=max).contains(&x) => x,
+                        _ => {
+                            v.error(
+                                n.span(),
+                                format!("{}: {} is not in 1..={max}", field(key), n.get_ref()),
+                            );
+                            default
+                        }
+                    },
+                }
+            };
+        let health = spec.health.as_ref().map(|h| {
+            let h = h.get_ref();
+            if let Some(p) = &h.path {
+                if !p.get_ref().starts_with('/') {
+                    self.error(
+                        p.span(),
+                        format!(
+                            "{}: {:?} must start with '/'",
+                            field("health.path"),
+                            p.get_ref()
+                        ),
+                    );
+                }
+            }
+            let expect_status = h.expect_status.as_ref().and_then(|st| {
+                match u16::try_from(*st.get_ref())
+                    .ok()
+                    .filter(|s| (100..=599).contains(s))
+                {
+                    Some(s) => Some(s),
+                    None => {
+                        self.error(
+                            st.span(),
+                            format!(
+                                "{}: {} is not a status",
+                                field("health.expect-status"),
+                                st.get_ref()
+                            ),
+                        );
+                        None
+                    }
+                }
+            });
+            ActiveCheck {
+                path: h.path.as_ref().map(|p| p.get_ref().clone()),
+                expect_status,
+                interval: h.interval.map_or(Duration::from_secs(5), |d| d.0),
+                timeout: h.timeout.map_or(Duration::from_secs(1), |d| d.0),
+                rise: count(self, &h.rise, "health.rise", 2, 100),
+                fall: count(self, &h.fall, "health.fall", 3, 100),
+            }
+        });
+        let passive = match &spec.passive {
+            None => Passive::default(),
+            Some(p) => {
+                let p = p.get_ref();
+                Passive {
+                    consecutive_failures: count(
+                        self,
+                        &p.consecutive_failures,
+                        "passive.consecutive-failures",
+                        5,
+                        1000,
+                    ),
+                    cooldown: p.cooldown.map_or(Duration::from_secs(30), |d| d.0),
+                    max_ejected_percent: match &p.max_ejected_percent {
+                        None => 50,
+                        Some(n) => match u32::try_from(*n.get_ref()) {
+                            Ok(x) if x <= 100 => x,
+                            _ => {
+                                self.error(
+                                    n.span(),
+                                    format!(
+                                        "{}: {} is not in 0..=100",
+                                        field("passive.max-ejected-percent"),
+                                        n.get_ref()
+                                    ),
+                                );
+                                50
+                            }
+                        },
+                    },
+                }
+            }
+        };
         UpstreamConfig {
             name: name.get_ref().clone(),
             weights,
             balance,
             sticky,
+            health,
+            passive,
             targets,
             timeout: spec.timeout.map_or(timeout, |d| d.0),
             connect_timeout: spec.connect_timeout.map_or(connect_timeout, |d| d.0),

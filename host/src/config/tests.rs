@@ -319,3 +319,44 @@ fn balancing_settings_resolve_and_bad_ones_are_located() {
         assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
     }
 }
+
+#[test]
+fn health_settings_resolve_and_bad_ones_are_located() {
+    let src = GOOD.replace(
+        "connect-timeout = \"250ms\"",
+        "connect-timeout = \"250ms\"\nhealth = { path = \"/healthz\", expect-status = 204, interval = \"2s\", rise = 1 }\n\
+         passive = { consecutive-failures = 3, cooldown = \"10s\", max-ejected-percent = 20 }",
+    );
+    let c = Config::parse(Path::new("/etc/weir/m.toml"), &src).unwrap();
+    let u = &c.upstreams[0];
+    let h = u.health.as_ref().unwrap();
+    assert_eq!(h.path.as_deref(), Some("/healthz"));
+    assert_eq!(
+        (h.expect_status, h.interval, h.rise, h.fall),
+        (Some(204), Duration::from_secs(2), 1, 3)
+    );
+    assert_eq!(
+        (
+            u.passive.consecutive_failures,
+            u.passive.cooldown,
+            u.passive.max_ejected_percent
+        ),
+        (3, Duration::from_secs(10), 20)
+    );
+
+    let src = GOOD.replace(
+        "connect-timeout = \"250ms\"",
+        "connect-timeout = \"250ms\"\nhealth = { path = \"healthz\", expect-status = 42, fall = 0 }\n\
+         passive = { consecutive-failures = -1, max-ejected-percent = 101 }",
+    );
+    let e = errors(&src).join("\n");
+    for needle in [
+        "upstreams.app.health.path: \"healthz\" must start with '/'",
+        "upstreams.app.health.expect-status: 42 is not a status",
+        "upstreams.app.health.fall: 0 is not in 1..=100",
+        "upstreams.app.passive.consecutive-failures: -1 is not in 1..=1000",
+        "upstreams.app.passive.max-ejected-percent: 101 is not in 0..=100",
+    ] {
+        assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
+    }
+}

@@ -6,6 +6,7 @@ pub mod pool;
 use crate::balance::sticky::Sticky;
 use crate::balance::{Balancer, Lease, RequestKey, Target};
 use crate::config::UpstreamConfig;
+use crate::health::{ActiveCheck, Passive};
 use std::time::Duration;
 
 /// A named upstream service.
@@ -16,6 +17,8 @@ pub struct Upstream {
     targets: Vec<Target>,
     balancer: Balancer,
     sticky: Option<Sticky>,
+    active: Option<ActiveCheck>,
+    passive: Passive,
     /// Time to wait for the response head.
     pub timeout: Duration,
     /// Time to wait for a TCP connection.
@@ -48,6 +51,8 @@ impl Upstream {
                 .as_ref()
                 .map(|(cookie, secret)| Sticky::new(cookie.clone(), secret, &targets)),
             targets,
+            active: cfg.health.clone(),
+            passive: cfg.passive.clone(),
             timeout: cfg.timeout,
             connect_timeout: cfg.connect_timeout,
         }
@@ -63,10 +68,30 @@ impl Upstream {
         &self.targets
     }
 
+    /// Its active health check, if configured.
+    pub fn active_check(&self) -> Option<&ActiveCheck> {
+        self.active.as_ref()
+    }
+
+    /// Record how a request to target `index` went: a connect failure, timeout or 5xx is a
+    /// failure for passive ejection.
+    pub fn report(&self, index: usize, ok: bool) {
+        let Some(target) = self.targets.get(index) else {
+            return;
+        };
+        let ejected = self.targets.iter().filter(|t| t.health.ejected()).count();
+        let may_eject =
+            (ejected + 1) * 100 <= self.passive.max_ejected_percent as usize * self.targets.len();
+        if target.health.passive_result(ok, &self.passive, may_eject) {
+            tracing::warn!(upstream = %self.name, target = %target.authority, cooldown = ?self.passive.cooldown,
+                "target ejected after {} consecutive failures", self.passive.consecutive_failures);
+        }
+    }
+
     /// The target for a request: the one its sticky cookie names, else the balancer's
-    /// choice (`None` only if there are no targets).
+    /// choice, among healthy targets (`None` when none is healthy).
     pub fn pick(&self, req: &RequestKey<'_>) -> Option<Picked<'_>> {
-        let eligible = |_: usize| true;
+        let eligible = |i: usize| self.targets[i].health.eligible();
         if let Some(i) = self
             .sticky
             .as_ref()
