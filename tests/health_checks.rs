@@ -105,7 +105,7 @@ async fn passive_ejection_takes_a_failing_target_out_for_a_cooldown() {
     let weir = Weir::start(&format!(
         "workers = 1\n\n[[listeners]]\naddress = \"127.0.0.1:0\"\n\n\
          [upstreams.app]\ntargets = [\"{dead}\", \"{}\"]\n\
-         passive = {{ consecutive-failures = 2, cooldown = \"700ms\" }}\n\n\
+         retries = 0\npassive = {{ consecutive-failures = 2, cooldown = \"700ms\" }}\n\n\
          [[routes]]\nupstream = \"app\"\n",
         b.addr
     ));

@@ -28,6 +28,7 @@ pub mod listener;
 pub mod live;
 pub mod proxy;
 pub mod reload;
+pub mod retry;
 pub mod route;
 pub mod server;
 pub mod upstream;

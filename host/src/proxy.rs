@@ -8,6 +8,7 @@ use crate::filter::chain::{self, Report};
 use crate::filter::{Filter, RequestHead};
 use crate::forward;
 use crate::live::{Live, WorkerGeneration};
+use crate::retry::{self, Failure};
 use crate::upstream::pool::UpstreamClient;
 use crate::upstream::Upstream;
 use http::uri::Authority;
@@ -151,65 +152,114 @@ impl Proxy {
         &self,
         upstream: &Upstream,
         client: &UpstreamClient,
-        head: RequestHead,
+        mut head: RequestHead,
         client_ip: &http::HeaderValue,
         body: Body,
     ) -> (Response<Body>, Option<Authority>) {
-        let key = RequestKey {
-            client: head.client,
-            headers: &head.parts.headers,
-        };
-        let Some(picked) = upstream.pick(&key) else {
+        if upstream.saturated() {
             tracing::warn!(
                 upstream = upstream.name(),
-                "no healthy target: answering 503"
+                "max-requests in flight reached: answering 503"
             );
             return (ProxyError::Unavailable.response(), None);
-        };
-        let index = picked.lease.index;
-        // The lease counts this request in flight until its response head is here.
-        let target = &picked.lease.target.authority;
-        let req = match forward::upstream_request(head, client_ip, target, body) {
-            Ok(req) => req,
-            Err(e) => {
+        }
+        upstream.retry_budget.deposit();
+        // Only a request without a body can be sent again.
+        let replayable = upstream.retries > 0 && http_body::Body::is_end_stream(&body);
+        let mut body = Some(body);
+        let mut tried: Vec<usize> = Vec::new();
+        // The answer of the last failed attempt, sent if no other target is left to try.
+        let mut last: Option<(Response<Body>, Authority)> = None;
+        loop {
+            let key = RequestKey {
+                client: head.client,
+                headers: &head.parts.headers,
+            };
+            let Some(picked) = upstream.pick(&key, &tried) else {
+                if let Some((resp, target)) = last {
+                    return (resp, Some(target));
+                }
                 tracing::warn!(
                     upstream = upstream.name(),
-                    "cannot build the upstream request: {e}"
+                    "no healthy target: answering 503"
                 );
-                return (ProxyError::Internal.response(), Some(target.clone()));
-            }
-        };
-        let sent = tokio::time::timeout(upstream.timeout, client.request(req)).await;
-        let ok = matches!(&sent, Ok(Ok(r)) if !r.status().is_server_error());
-        upstream.report(index, ok);
-        let resp = match sent {
-            Err(_) => {
-                tracing::warn!(upstream = upstream.name(), %target, timeout = ?upstream.timeout, "upstream timed out");
-                ProxyError::GatewayTimeout.response()
-            }
-            Ok(Err(e)) => {
-                let error = if is_timeout(&e) {
-                    ProxyError::GatewayTimeout
-                } else {
-                    ProxyError::BadGateway
-                };
-                tracing::warn!(upstream = upstream.name(), %target, "upstream failed: {}", chain_text(&e));
-                error.response()
-            }
-            Ok(Ok(resp)) => {
-                let (mut parts, body) = resp.into_parts();
-                forward::strip_hop_by_hop(&mut parts.headers);
-                if let Some(cookie) = &picked.set_cookie {
-                    parts
-                        .headers
-                        .append(http::header::SET_COOKIE, cookie.clone());
+                return (ProxyError::Unavailable.response(), None);
+            };
+            let index = picked.lease.index;
+            tried.push(index);
+            // The lease counts this request in flight until its response head is here.
+            let target = picked.lease.target.authority.clone();
+            let may_retry = replayable && (tried.len() as u32) <= upstream.retries;
+            let method = head.parts.method.clone();
+            let this_head = if may_retry {
+                head.clone()
+            } else {
+                std::mem::replace(&mut head, RequestHead::placeholder())
+            };
+            let this_body = body.take().unwrap_or_else(Body::empty);
+            let req = match forward::upstream_request(this_head, client_ip, &target, this_body) {
+                Ok(req) => req,
+                Err(e) => {
+                    tracing::warn!(
+                        upstream = upstream.name(),
+                        "cannot build the upstream request: {e}"
+                    );
+                    return (ProxyError::Internal.response(), Some(target));
                 }
-                let target = target.clone();
-                picked.lease.finish();
-                return (Response::from_parts(parts, Body::from(body)), Some(target));
+            };
+            let sent = tokio::time::timeout(upstream.timeout, client.request(req)).await;
+            let ok = matches!(&sent, Ok(Ok(r)) if !r.status().is_server_error());
+            upstream.report(index, ok);
+            let (failure, resp) = match sent {
+                Err(_) => {
+                    tracing::warn!(upstream = upstream.name(), %target, timeout = ?upstream.timeout, "upstream timed out");
+                    (Failure::Other, ProxyError::GatewayTimeout.response())
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(upstream = upstream.name(), %target, "upstream failed: {}", chain_text(&e));
+                    if e.is_connect() {
+                        (Failure::Connect, ProxyError::BadGateway.response())
+                    } else if is_timeout(&e) {
+                        (Failure::Other, ProxyError::GatewayTimeout.response())
+                    } else {
+                        (Failure::Other, ProxyError::BadGateway.response())
+                    }
+                }
+                Ok(Ok(resp)) => {
+                    let status = resp.status();
+                    let (mut parts, body) = resp.into_parts();
+                    forward::strip_hop_by_hop(&mut parts.headers);
+                    if let Some(cookie) = &picked.set_cookie {
+                        parts
+                            .headers
+                            .append(http::header::SET_COOKIE, cookie.clone());
+                    }
+                    picked.lease.finish();
+                    let failure = if status == http::StatusCode::BAD_GATEWAY
+                        || status == http::StatusCode::SERVICE_UNAVAILABLE
+                    {
+                        Failure::Unavailable
+                    } else {
+                        Failure::Other
+                    };
+                    let resp = Response::from_parts(parts, Body::from(body));
+                    if failure == Failure::Other {
+                        return (resp, Some(target));
+                    }
+                    (failure, resp)
+                }
+            };
+            if !(may_retry
+                && retry::retryable(failure, &method)
+                && upstream.retry_budget.withdraw())
+            {
+                return (resp, Some(target));
             }
-        };
-        (resp, Some(target.clone()))
+            let wait = retry::backoff(tried.len() as u32);
+            tracing::info!(upstream = upstream.name(), %target, attempt = tried.len() + 1, ?wait, "retrying on another target");
+            last = Some((resp, target));
+            tokio::time::sleep(wait).await;
+        }
     }
 }
 

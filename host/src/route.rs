@@ -281,6 +281,8 @@ mod tests {
             sticky: None,
             health: None,
             passive: Default::default(),
+            retries: 1,
+            max_requests: 10_000,
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
         };

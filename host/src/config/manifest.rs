@@ -71,6 +71,10 @@ pub struct UpstreamSpec {
     /// Key of the sticky cookie's values (share it between proxies). Default: random per
     /// process.
     pub sticky_secret: Option<String>,
+    /// Further attempts on other targets after a retryable failure. Default: 1.
+    pub retries: Option<Spanned<i64>>,
+    /// Most requests in flight to this upstream; beyond, 503 at once. Default: 10000.
+    pub max_requests: Option<Spanned<i64>>,
     /// Active health checks. Absent: none.
     pub health: Option<Spanned<HealthSpec>>,
     /// Passive outlier ejection (on by default).

@@ -83,6 +83,10 @@ pub struct UpstreamConfig {
     pub balance: Algorithm,
     /// Sticky sessions: (cookie name, secret).
     pub sticky: Option<(String, String)>,
+    /// Further attempts after a retryable failure.
+    pub retries: u32,
+    /// Most requests in flight (circuit breaker).
+    pub max_requests: u64,
     /// Active health checks, if any.
     pub health: Option<ActiveCheck>,
     /// Passive outlier ejection.
@@ -616,11 +620,33 @@ impl Validator {
                 }
             }
         };
+        let retries = match &spec.retries {
+            None => 1,
+            Some(n) => match u32::try_from(*n.get_ref()) {
+                Ok(x) if x <= 10 => x,
+                _ => {
+                    self.error(
+                        n.span(),
+                        format!("{}: {} is not in 0..=10", field("retries"), n.get_ref()),
+                    );
+                    1
+                }
+            },
+        };
+        let max_requests = u64::from(count(
+            self,
+            &spec.max_requests,
+            "max-requests",
+            10_000,
+            1_000_000,
+        ));
         UpstreamConfig {
             name: name.get_ref().clone(),
             weights,
             balance,
             sticky,
+            retries,
+            max_requests,
             health,
             passive,
             targets,

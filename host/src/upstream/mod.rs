@@ -7,6 +7,7 @@ use crate::balance::sticky::Sticky;
 use crate::balance::{Balancer, Lease, RequestKey, Target};
 use crate::config::UpstreamConfig;
 use crate::health::{ActiveCheck, Passive};
+use crate::retry::RetryBudget;
 use std::time::Duration;
 
 /// A named upstream service.
@@ -19,6 +20,11 @@ pub struct Upstream {
     sticky: Option<Sticky>,
     active: Option<ActiveCheck>,
     passive: Passive,
+    /// Further attempts after a retryable failure.
+    pub retries: u32,
+    /// The retry budget shared by all requests to this upstream.
+    pub retry_budget: RetryBudget,
+    max_requests: u64,
     /// Time to wait for the response head.
     pub timeout: Duration,
     /// Time to wait for a TCP connection.
@@ -53,6 +59,9 @@ impl Upstream {
             targets,
             active: cfg.health.clone(),
             passive: cfg.passive.clone(),
+            retries: cfg.retries,
+            retry_budget: RetryBudget::default(),
+            max_requests: cfg.max_requests,
             timeout: cfg.timeout,
             connect_timeout: cfg.connect_timeout,
         }
@@ -88,10 +97,16 @@ impl Upstream {
         }
     }
 
+    /// Whether another request would exceed `max-requests` in flight (circuit breaker).
+    pub fn saturated(&self) -> bool {
+        let in_flight: u64 = self.targets.iter().map(Target::in_flight).sum();
+        in_flight >= self.max_requests
+    }
+
     /// The target for a request: the one its sticky cookie names, else the balancer's
-    /// choice, among healthy targets (`None` when none is healthy).
-    pub fn pick(&self, req: &RequestKey<'_>) -> Option<Picked<'_>> {
-        let eligible = |i: usize| self.targets[i].health.eligible();
+    /// choice, among healthy targets not in `tried` (`None` when there is none).
+    pub fn pick(&self, req: &RequestKey<'_>, tried: &[usize]) -> Option<Picked<'_>> {
+        let eligible = |i: usize| self.targets[i].health.eligible() && !tried.contains(&i);
         if let Some(i) = self
             .sticky
             .as_ref()
