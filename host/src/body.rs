@@ -11,6 +11,14 @@ use pin_project_lite::pin_project;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+/// The error of a body: the stream's, or [`TooLarge`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A streamed request body went over the manifest's `max-body-size`.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body is larger than max-body-size ({0} bytes)")]
+pub struct TooLarge(pub u64);
+
 pin_project! {
     /// A request or response body.
     #[derive(Debug)]
@@ -18,6 +26,8 @@ pin_project! {
     pub enum Body {
         /// Streamed from the client or the upstream.
         Incoming { #[pin] inner: Incoming },
+        /// Streamed from the client, failing once more than `limit` bytes have come.
+        Limited { #[pin] inner: Incoming, limit: u64, seen: u64 },
         /// Made by the proxy or a filter.
         Full { #[pin] inner: Full<Bytes> },
     }
@@ -35,6 +45,15 @@ impl Body {
     pub fn empty() -> Self {
         Body::full(Bytes::new())
     }
+
+    /// A streamed body that fails after `limit` bytes.
+    pub fn limited(inner: Incoming, limit: u64) -> Self {
+        Body::Limited {
+            inner,
+            limit,
+            seen: 0,
+        }
+    }
 }
 
 impl From<Incoming> for Body {
@@ -45,14 +64,26 @@ impl From<Incoming> for Body {
 
 impl HttpBody for Body {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.project() {
-            BodyProj::Incoming { inner } => inner.poll_frame(cx),
+            BodyProj::Incoming { inner } => inner.poll_frame(cx).map_err(Into::into),
+            BodyProj::Limited { inner, limit, seen } => match inner.poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        *seen += data.len() as u64;
+                        if *seen > *limit {
+                            return Poll::Ready(Some(Err(Box::new(TooLarge(*limit)))));
+                        }
+                    }
+                    Poll::Ready(Some(Ok(frame)))
+                }
+                other => other.map_err(Into::into),
+            },
             BodyProj::Full { inner } => match inner.poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
                 Poll::Ready(Some(Err(never))) => match never {},
@@ -64,14 +95,14 @@ impl HttpBody for Body {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            Body::Incoming { inner } => inner.is_end_stream(),
+            Body::Incoming { inner } | Body::Limited { inner, .. } => inner.is_end_stream(),
             Body::Full { inner } => inner.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            Body::Incoming { inner } => inner.size_hint(),
+            Body::Incoming { inner } | Body::Limited { inner, .. } => inner.size_hint(),
             Body::Full { inner } => inner.size_hint(),
         }
     }

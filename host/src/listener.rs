@@ -1,32 +1,78 @@
 //! Accepting client connections and serving HTTP/1.1 and HTTP/2 (cleartext, detected from
 //! the connection preface) on them, each connection watched for graceful shutdown.
 
+use crate::config::ClientLimits;
 use crate::proxy::Proxy;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// The connection builder shared by all listeners.
-pub fn connection_builder() -> auto::Builder<TokioExecutor> {
+/// The connection builder shared by all listeners, enforcing the client limits: a request
+/// head over `max-header-size` or with more than `max-headers` headers gets 431, a client
+/// slower than `header-read-timeout` to send its head is disconnected.
+pub fn connection_builder(limits: &ClientLimits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_size)
+        .max_headers(limits.max_headers)
         .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
     builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX));
+    builder
+}
+
+/// Open connections of one listener over all workers, against its `max-connections`.
+#[derive(Debug)]
+pub struct ConnectionSlots {
+    open: AtomicUsize,
+    max: Option<usize>,
+}
+
+impl ConnectionSlots {
+    /// Slots for at most `max` connections (`None`: no limit).
+    pub fn new(max: Option<usize>) -> Self {
+        ConnectionSlots {
+            open: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// Take a slot for a new connection, unless the listener is full.
+    fn take(self: &Arc<Self>) -> Option<SlotGuard> {
+        let prev = self.open.fetch_add(1, Ordering::Relaxed);
+        if self.max.is_some_and(|m| prev >= m) {
+            self.open.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(SlotGuard(self.clone()))
+    }
+}
+
+/// Gives its slot back when the connection ends.
+struct SlotGuard(Arc<ConnectionSlots>);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Accept connections on `listener` until `stop` turns true.
 pub async fn accept_loop(
     listener: TcpListener,
+    slots: Arc<ConnectionSlots>,
     proxy: Arc<Proxy>,
     builder: auto::Builder<TokioExecutor>,
     graceful: Arc<GracefulShutdown>,
@@ -47,6 +93,11 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        let Some(slot) = slots.take() else {
+            tracing::warn!(%peer, "max-connections reached: closing the new connection");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let proxy = proxy.clone();
         let client_ip = crate::forward::client_ip_value(peer.ip());
@@ -60,6 +111,7 @@ pub async fn accept_loop(
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
+            let _slot = slot;
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, "connection ended with an error: {e}");
             }

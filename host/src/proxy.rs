@@ -2,7 +2,7 @@
 
 use crate::access_log::AccessLog;
 use crate::balance::RequestKey;
-use crate::body::Body;
+use crate::body::{Body, TooLarge};
 use crate::error::ProxyError;
 use crate::filter::chain::{self, Report};
 use crate::filter::{Filter, RequestHead};
@@ -88,7 +88,27 @@ impl Proxy {
             }
             return resp;
         };
-        let mut body = Body::from(body);
+        let mut body = match generation.config.limits.max_body_size {
+            None => Body::from(body),
+            Some(limit) => {
+                let declared = head
+                    .parts
+                    .headers
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                if declared.is_some_and(|n| n > limit) {
+                    let resp = ProxyError::PayloadTooLarge.response();
+                    if let Some(log) = log {
+                        log.finish(resp.status(), None, None, &Report::default());
+                    }
+                    return resp;
+                }
+                // A body without a length is cut off at the limit (the upstream request
+                // then fails).
+                Body::limited(body, limit)
+            }
+        };
         let mut report = Report::default();
         // Filter futures are large (they hold wasmtime call state): box them so the request
         // future that hyper stores and moves stays small, and plain routes pay nothing.
@@ -208,6 +228,12 @@ impl Proxy {
                 }
             };
             let sent = tokio::time::timeout(upstream.timeout, client.request(req)).await;
+            if let Ok(Err(e)) = &sent {
+                if caused_by::<TooLarge>(e) {
+                    // The client's fault, not the target's.
+                    return (ProxyError::PayloadTooLarge.response(), Some(target));
+                }
+            }
             let ok = matches!(&sent, Ok(Ok(r)) if !r.status().is_server_error());
             upstream.report(index, ok);
             let (failure, resp) = match sent {
@@ -261,6 +287,18 @@ impl Proxy {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// Whether `E` is somewhere in the error's source chain.
+fn caused_by<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<E>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {

@@ -116,6 +116,12 @@ fn warn_restart_only(old: &Config, new: &Config) {
     if old.listeners != new.listeners {
         changed.push("listeners");
     }
+    if old.limits.max_header_size != new.limits.max_header_size
+        || old.limits.max_headers != new.limits.max_headers
+        || old.limits.header_read_timeout != new.limits.header_read_timeout
+    {
+        changed.push("max-header-size, max-headers, header-read-timeout");
+    }
     if old.workers != new.workers {
         changed.push("workers");
     }

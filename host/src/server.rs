@@ -76,12 +76,19 @@ pub async fn serve(
     )));
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Connection limits count over all workers.
+    let slots: Vec<Arc<listener::ConnectionSlots>> = config
+        .listeners
+        .iter()
+        .map(|l| Arc::new(listener::ConnectionSlots::new(l.max_connections)))
+        .collect();
     let mut threads = Vec::new();
     for (id, listeners) in sockets.into_iter().enumerate() {
         let (live, stop, grace) = (live.clone(), stop_rx.clone(), config.shutdown_timeout);
+        let slots = slots.clone();
         let thread = std::thread::Builder::new()
             .name(format!("weir-worker-{id}"))
-            .spawn(move || worker(id, live, grace, listeners, stop))
+            .spawn(move || worker(id, live, grace, listeners, slots, stop))
             .context("cannot start a worker thread")?;
         threads.push(thread);
     }
@@ -116,7 +123,8 @@ fn bind_all(config: &Config) -> anyhow::Result<Bound> {
     let mut per_worker: Vec<Vec<std::net::TcpListener>> =
         (0..config.workers).map(|_| Vec::new()).collect();
     for configured in &config.listeners {
-        let mut addr = *configured;
+        let configured = configured.address;
+        let mut addr = configured;
         for sockets in per_worker.iter_mut() {
             let socket =
                 bind_reuseport(addr).with_context(|| format!("cannot listen on {configured}"))?;
@@ -145,6 +153,7 @@ fn worker(
     live: Arc<Live>,
     shutdown_timeout: std::time::Duration,
     listeners: Vec<std::net::TcpListener>,
+    connection_slots: Vec<Arc<listener::ConnectionSlots>>,
     stop: watch::Receiver<bool>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -158,14 +167,15 @@ fn worker(
         }
     };
     runtime.block_on(async {
+        let builder = listener::connection_builder(&live.current().config.limits);
         let proxy = Arc::new(Proxy::new(live));
         let graceful = Arc::new(GracefulShutdown::new());
-        let builder = listener::connection_builder();
         let mut loops = Vec::new();
-        for l in listeners {
+        for (l, slots) in listeners.into_iter().zip(connection_slots) {
             match TcpListener::from_std(l) {
                 Ok(l) => loops.push(tokio::spawn(listener::accept_loop(
                     l,
+                    slots,
                     proxy.clone(),
                     builder.clone(),
                     graceful.clone(),

@@ -21,6 +21,15 @@ pub struct Manifest {
     pub access_log: Option<bool>,
     /// Worker threads, each serving its own share of connections. Default: one per CPU.
     pub workers: Option<Spanned<usize>>,
+    /// Largest request head (request line and headers), e.g. "64KiB"; beyond: 431.
+    /// Default: 64KiB.
+    pub max_header_size: Option<Spanned<String>>,
+    /// Most request headers; beyond: 431. Default: 100.
+    pub max_headers: Option<Spanned<i64>>,
+    /// Time a client may take to send its request head. Default: 30s.
+    pub header_read_timeout: Option<ManifestDuration>,
+    /// Largest request body, e.g. "10MiB"; beyond: 413. Default: no limit.
+    pub max_body_size: Option<Spanned<String>>,
     /// `ip:port` of the admin endpoint (`GET /status`: live filter versions, reload state,
     /// filter metrics). Absent: no admin endpoint.
     pub admin: Option<Spanned<String>>,
@@ -51,6 +60,8 @@ pub struct Manifest {
 pub struct ListenerSpec {
     /// `ip:port` to bind, e.g. `"0.0.0.0:8080"`.
     pub address: Spanned<String>,
+    /// Most client connections open at once; more are closed on accept. Default: no limit.
+    pub max_connections: Option<Spanned<i64>>,
 }
 
 /// `[upstreams.<name>]`

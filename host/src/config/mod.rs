@@ -54,8 +54,10 @@ pub struct Config {
     pub access_log: bool,
     /// Worker threads (each a single-threaded runtime with its own listeners and pools).
     pub workers: usize,
-    /// Addresses to listen on.
-    pub listeners: Vec<SocketAddr>,
+    /// Where to listen.
+    pub listeners: Vec<ListenerConfig>,
+    /// Limits on what clients send.
+    pub limits: ClientLimits,
     /// Address of the admin endpoint, if any.
     pub admin: Option<SocketAddr>,
     /// Whether to watch the manifest and plugins and reload on change.
@@ -68,6 +70,28 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Filters, by index.
     pub filters: Vec<FilterConfig>,
+}
+
+/// A validated listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerConfig {
+    /// Address to bind.
+    pub address: SocketAddr,
+    /// Most connections open at once.
+    pub max_connections: Option<usize>,
+}
+
+/// Limits on what clients send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// Largest request head, in bytes (431 beyond).
+    pub max_header_size: usize,
+    /// Most request headers (431 beyond).
+    pub max_headers: usize,
+    /// Time to receive a request head.
+    pub header_read_timeout: Duration,
+    /// Largest request body, in bytes (413 beyond).
+    pub max_body_size: Option<u64>,
 }
 
 /// A validated upstream.
@@ -282,6 +306,7 @@ impl Validator {
         let connect_timeout = m.connect_timeout.map_or(DEFAULT_CONNECT_TIMEOUT, |d| d.0);
 
         let listeners = self.listeners(&m);
+        let limits = self.limits(&m);
         let workers = match &m.workers {
             Some(w) if *w.get_ref() == 0 || *w.get_ref() > 1024 => {
                 self.error(
@@ -351,6 +376,7 @@ impl Validator {
             access_log: m.access_log.unwrap_or(true),
             workers,
             listeners,
+            limits,
             upstreams,
             routes,
             filters,
@@ -358,7 +384,48 @@ impl Validator {
         (config, self.errors)
     }
 
-    fn listeners(&mut self, m: &Manifest) -> Vec<SocketAddr> {
+    fn limits(&mut self, m: &Manifest) -> ClientLimits {
+        let size = |v: &mut Self, text: &Option<toml::Spanned<String>>, key: &str| {
+            text.as_ref().and_then(|t| match parse_size(t.get_ref()) {
+                Ok(n) => Some((n, t.span())),
+                Err(why) => {
+                    v.error(t.span(), format!("{key}: {why}"));
+                    None
+                }
+            })
+        };
+        let max_header_size = match size(self, &m.max_header_size, "max-header-size") {
+            None => 64 << 10,
+            Some((n, _)) if (8192..=(1 << 20)).contains(&n) => n,
+            Some((_, span)) => {
+                self.error(span, "max-header-size: must be between 8KiB and 1MiB");
+                64 << 10
+            }
+        };
+        let max_headers = match &m.max_headers {
+            None => 100,
+            Some(n) => match usize::try_from(*n.get_ref()) {
+                Ok(x) if (1..=10_000).contains(&x) => x,
+                _ => {
+                    self.error(
+                        n.span(),
+                        format!("max-headers: {} is not in 1..=10000", n.get_ref()),
+                    );
+                    100
+                }
+            },
+        };
+        ClientLimits {
+            max_header_size,
+            max_headers,
+            header_read_timeout: m
+                .header_read_timeout
+                .map_or(Duration::from_secs(30), |d| d.0),
+            max_body_size: size(self, &m.max_body_size, "max-body-size").map(|(n, _)| n as u64),
+        }
+    }
+
+    fn listeners(&mut self, m: &Manifest) -> Vec<ListenerConfig> {
         if m.listeners.is_empty() {
             self.errors.push(self.map.at(
                 None,
@@ -369,11 +436,29 @@ impl Validator {
         let mut out = Vec::new();
         for l in &m.listeners {
             let a = &l.get_ref().address;
+            let max_connections = l.get_ref().max_connections.as_ref().and_then(|n| {
+                match usize::try_from(*n.get_ref()) {
+                    Ok(x) if x > 0 => Some(x),
+                    _ => {
+                        self.error(
+                            n.span(),
+                            format!(
+                                "listeners.max-connections: {} is not a positive number",
+                                n.get_ref()
+                            ),
+                        );
+                        None
+                    }
+                }
+            });
             match a.get_ref().parse::<SocketAddr>() {
                 Ok(addr) if !seen.insert(addr) => {
                     self.error(a.span(), format!("listeners.address: {addr} is listed twice"))
                 }
-                Ok(addr) => out.push(addr),
+                Ok(address) => out.push(ListenerConfig {
+                    address,
+                    max_connections,
+                }),
                 Err(_) => self.error(
                     a.span(),
                     format!(

@@ -40,8 +40,13 @@ fn good_manifest_resolves() {
     assert_eq!(c.plugins_dir, Path::new("/etc/weir/wasm"));
     assert_eq!(
         c.listeners,
-        vec!["127.0.0.1:8080".parse::<SocketAddr>().unwrap()]
+        vec![ListenerConfig {
+            address: "127.0.0.1:8080".parse::<SocketAddr>().unwrap(),
+            max_connections: None
+        }]
     );
+    assert_eq!(c.limits.max_header_size, 64 << 10);
+    assert_eq!(c.limits.max_body_size, None);
     let u = &c.upstreams[0];
     assert_eq!(
         (u.timeout, u.connect_timeout),
@@ -356,6 +361,41 @@ fn health_settings_resolve_and_bad_ones_are_located() {
         "upstreams.app.health.fall: 0 is not in 1..=100",
         "upstreams.app.passive.consecutive-failures: -1 is not in 1..=1000",
         "upstreams.app.passive.max-ejected-percent: 101 is not in 0..=100",
+    ] {
+        assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
+    }
+}
+
+#[test]
+fn client_limits_resolve_and_bad_ones_are_located() {
+    let src = format!(
+        "max-header-size = \"16KiB\"\nmax-headers = 50\nheader-read-timeout = \"5s\"\nmax-body-size = \"10MiB\"\n{}",
+        GOOD.replace("address = \"127.0.0.1:8080\"", "address = \"127.0.0.1:8080\"\nmax-connections = 1000")
+    );
+    let c = Config::parse(Path::new("/etc/weir/m.toml"), &src).unwrap();
+    assert_eq!(
+        c.limits,
+        ClientLimits {
+            max_header_size: 16 << 10,
+            max_headers: 50,
+            header_read_timeout: Duration::from_secs(5),
+            max_body_size: Some(10 << 20),
+        }
+    );
+    assert_eq!(c.listeners[0].max_connections, Some(1000));
+    let src = format!(
+        "max-header-size = \"1KiB\"\nmax-headers = 0\nmax-body-size = \"lots\"\n{}",
+        GOOD.replace(
+            "address = \"127.0.0.1:8080\"",
+            "address = \"127.0.0.1:8080\"\nmax-connections = 0"
+        )
+    );
+    let e = errors(&src).join("\n");
+    for needle in [
+        "max-header-size: must be between 8KiB and 1MiB",
+        "max-headers: 0 is not in 1..=10000",
+        "max-body-size: invalid size \"lots\"",
+        "listeners.max-connections: 0 is not a positive number",
     ] {
         assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
     }
