@@ -31,4 +31,5 @@ pub mod reload;
 pub mod retry;
 pub mod route;
 pub mod server;
+pub mod upgrade;
 pub mod upstream;

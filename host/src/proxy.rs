@@ -9,11 +9,13 @@ use crate::filter::{Filter, RequestHead};
 use crate::forward;
 use crate::live::{Live, WorkerGeneration};
 use crate::retry::{self, Failure};
+use crate::upgrade;
 use crate::upstream::pool::UpstreamClient;
 use crate::upstream::Upstream;
 use http::uri::Authority;
 use http::{Request, Response};
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 use std::error::Error as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -60,6 +62,10 @@ impl Proxy {
         // Held to the end: this request finishes on this generation whatever reloads do.
         let current = self.generation();
         let generation = &current.generation;
+        let mut req = req;
+        // A protocol switch (WebSocket...): keep the client's side of it for later.
+        let upgrade = upgrade::requested(req.headers())
+            .map(|protocol| (protocol, hyper::upgrade::on(&mut req)));
         let (parts, body) = req.into_parts();
         let mut head = RequestHead::new(parts, client.ip(), "http");
         let log = generation
@@ -141,7 +147,7 @@ impl Proxy {
                     body = Body::full(buffered);
                 }
                 let client = &current.clients[upstream.id];
-                self.forward_to(upstream, client, sent, &client_ip, body)
+                self.forward_to(upstream, client, sent, &client_ip, body, upgrade)
                     .await
             }
         };
@@ -175,6 +181,7 @@ impl Proxy {
         mut head: RequestHead,
         client_ip: &http::HeaderValue,
         body: Body,
+        mut upgrade: Option<(http::HeaderValue, OnUpgrade)>,
     ) -> (Response<Body>, Option<Authority>) {
         if upstream.saturated() {
             tracing::warn!(
@@ -185,7 +192,8 @@ impl Proxy {
         }
         upstream.retry_budget.deposit();
         // Only a request without a body can be sent again.
-        let replayable = upstream.retries > 0 && http_body::Body::is_end_stream(&body);
+        let replayable =
+            upstream.retries > 0 && upgrade.is_none() && http_body::Body::is_end_stream(&body);
         let mut body = Some(body);
         let mut tried: Vec<usize> = Vec::new();
         // The answer of the last failed attempt, sent if no other target is left to try.
@@ -218,7 +226,12 @@ impl Proxy {
             };
             let this_body = body.take().unwrap_or_else(Body::empty);
             let req = match forward::upstream_request(this_head, client_ip, &target, this_body) {
-                Ok(req) => req,
+                Ok(mut req) => {
+                    if let Some((protocol, _)) = &upgrade {
+                        upgrade::restore(req.headers_mut(), protocol.clone());
+                    }
+                    req
+                }
                 Err(e) => {
                     tracing::warn!(
                         upstream = upstream.name(),
@@ -251,10 +264,28 @@ impl Proxy {
                         (Failure::Other, ProxyError::BadGateway.response())
                     }
                 }
-                Ok(Ok(resp)) => {
+                Ok(Ok(mut resp)) => {
                     let status = resp.status();
+                    let switched = match (status, upgrade.take()) {
+                        (http::StatusCode::SWITCHING_PROTOCOLS, Some((_, client_side))) => {
+                            let protocol = resp.headers().get(http::header::UPGRADE).cloned();
+                            upgrade::splice(
+                                client_side,
+                                hyper::upgrade::on(&mut resp),
+                                upstream.upgrade_idle_timeout,
+                            );
+                            protocol
+                        }
+                        (_, not_taken) => {
+                            upgrade = not_taken;
+                            None
+                        }
+                    };
                     let (mut parts, body) = resp.into_parts();
                     forward::strip_hop_by_hop(&mut parts.headers);
+                    if let Some(protocol) = switched {
+                        upgrade::restore(&mut parts.headers, protocol);
+                    }
                     if let Some(cookie) = &picked.set_cookie {
                         parts
                             .headers

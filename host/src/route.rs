@@ -283,6 +283,7 @@ mod tests {
             passive: Default::default(),
             retries: 1,
             max_requests: 10_000,
+            upgrade_idle_timeout: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
         };

@@ -111,6 +111,8 @@ pub struct UpstreamConfig {
     pub retries: u32,
     /// Most requests in flight (circuit breaker).
     pub max_requests: u64,
+    /// Idle timeout of upgraded connections.
+    pub upgrade_idle_timeout: Duration,
     /// Active health checks, if any.
     pub health: Option<ActiveCheck>,
     /// Passive outlier ejection.
@@ -732,6 +734,9 @@ impl Validator {
             sticky,
             retries,
             max_requests,
+            upgrade_idle_timeout: spec
+                .upgrade_idle_timeout
+                .map_or(crate::upgrade::DEFAULT_IDLE_TIMEOUT, |d| d.0),
             health,
             passive,
             targets,

@@ -25,6 +25,8 @@ pub struct Upstream {
     /// The retry budget shared by all requests to this upstream.
     pub retry_budget: RetryBudget,
     max_requests: u64,
+    /// Idle timeout of upgraded connections.
+    pub upgrade_idle_timeout: Duration,
     /// Time to wait for the response head.
     pub timeout: Duration,
     /// Time to wait for a TCP connection.
@@ -62,6 +64,7 @@ impl Upstream {
             retries: cfg.retries,
             retry_budget: RetryBudget::default(),
             max_requests: cfg.max_requests,
+            upgrade_idle_timeout: cfg.upgrade_idle_timeout,
             timeout: cfg.timeout,
             connect_timeout: cfg.connect_timeout,
         }
