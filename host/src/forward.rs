@@ -68,7 +68,17 @@ pub fn upstream_request(
     };
     let mut parts = head.parts;
     let headers = &mut parts.headers;
+    // `TE: trailers` is the one hop-by-hop value that must go on (gRPC needs it).
+    let te_trailers = headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
     strip_hop_by_hop(headers);
+    if te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
 
     let forwarded_for = match headers.get(&X_FORWARDED_FOR) {
         Some(prev) => {

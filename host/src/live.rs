@@ -170,11 +170,13 @@ impl WorkerGeneration {
                             .upstreams
                             .iter()
                             .position(|old| {
-                                old.name() == u.name() && old.connect_timeout == u.connect_timeout
+                                old.name() == u.name()
+                                    && old.connect_timeout == u.connect_timeout
+                                    && old.protocol == u.protocol
                             })
                             .map(|i| p.clients[i].clone())
                     })
-                    .unwrap_or_else(|| pool::client(u.connect_timeout))
+                    .unwrap_or_else(|| pool::client_for(u.connect_timeout, u.protocol))
             })
             .collect();
         WorkerGeneration {

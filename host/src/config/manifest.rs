@@ -86,6 +86,8 @@ pub struct UpstreamSpec {
     pub retries: Option<Spanned<i64>>,
     /// Most requests in flight to this upstream; beyond, 503 at once. Default: 10000.
     pub max_requests: Option<Spanned<i64>>,
+    /// `http1` (default) or `h2c` (HTTP/2 with prior knowledge, e.g. gRPC).
+    pub protocol: Option<Spanned<String>>,
     /// How long an upgraded (e.g. WebSocket) connection may be silent. Default: 5m.
     pub upgrade_idle_timeout: Option<ManifestDuration>,
     /// Active health checks. Absent: none.

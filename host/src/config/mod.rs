@@ -13,6 +13,7 @@ pub use duration::parse as parse_duration;
 use crate::balance::{Algorithm, HashKey};
 use crate::health::{ActiveCheck, Passive};
 use crate::route::{HeaderMatch, HostMatch, PathMatch};
+use crate::upstream::pool::Protocol;
 use http::uri::Authority;
 use manifest::Manifest;
 use std::collections::{BTreeMap, HashSet};
@@ -113,6 +114,8 @@ pub struct UpstreamConfig {
     pub max_requests: u64,
     /// Idle timeout of upgraded connections.
     pub upgrade_idle_timeout: Duration,
+    /// Protocol spoken to the targets.
+    pub protocol: Protocol,
     /// Active health checks, if any.
     pub health: Option<ActiveCheck>,
     /// Passive outlier ejection.
@@ -734,6 +737,21 @@ impl Validator {
             sticky,
             retries,
             max_requests,
+            protocol: match spec
+                .protocol
+                .as_ref()
+                .map(|p| (p.get_ref().as_str(), p.span()))
+            {
+                None | Some(("http1", _)) => Protocol::Http1,
+                Some(("h2c", _)) => Protocol::H2c,
+                Some((other, span)) => {
+                    self.error(
+                        span,
+                        format!("{}: {other:?} is not http1 or h2c", field("protocol")),
+                    );
+                    Protocol::Http1
+                }
+            },
             upgrade_idle_timeout: spec
                 .upgrade_idle_timeout
                 .map_or(crate::upgrade::DEFAULT_IDLE_TIMEOUT, |d| d.0),

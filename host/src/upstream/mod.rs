@@ -27,6 +27,8 @@ pub struct Upstream {
     max_requests: u64,
     /// Idle timeout of upgraded connections.
     pub upgrade_idle_timeout: Duration,
+    /// Protocol spoken to the targets.
+    pub protocol: pool::Protocol,
     /// Time to wait for the response head.
     pub timeout: Duration,
     /// Time to wait for a TCP connection.
@@ -65,6 +67,7 @@ impl Upstream {
             retry_budget: RetryBudget::default(),
             max_requests: cfg.max_requests,
             upgrade_idle_timeout: cfg.upgrade_idle_timeout,
+            protocol: cfg.protocol,
             timeout: cfg.timeout,
             connect_timeout: cfg.connect_timeout,
         }
