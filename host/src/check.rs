@@ -24,6 +24,16 @@ pub async fn check(path: &Path) -> CheckReport {
         .filter(|f| f.loadable)
         .cloned()
         .collect();
+    for l in &config.listeners {
+        if let Some(files) = &l.tls {
+            if let Err(e) = crate::tls::load_all(files) {
+                problems.push(Diagnostic {
+                    message: format!("listeners.tls: {e}"),
+                    ..l.location.clone()
+                });
+            }
+        }
+    }
     match FilterEngine::new() {
         Err(e) => problems.push(config.source.at(None, e.to_string())),
         Ok(engine) => {

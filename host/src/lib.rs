@@ -31,5 +31,6 @@ pub mod reload;
 pub mod retry;
 pub mod route;
 pub mod server;
+pub mod tls;
 pub mod upgrade;
 pub mod upstream;

@@ -3,6 +3,7 @@
 
 use crate::config::ClientLimits;
 use crate::proxy::Proxy;
+use crate::tls::TlsListener;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -73,10 +74,12 @@ impl Drop for SlotGuard {
 pub async fn accept_loop(
     listener: TcpListener,
     slots: Arc<ConnectionSlots>,
+    tls: Option<Arc<TlsListener>>,
     proxy: Arc<Proxy>,
     builder: auto::Builder<TokioExecutor>,
     graceful: Arc<GracefulShutdown>,
     mut stop: watch::Receiver<bool>,
+    handshake_timeout: Duration,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -101,18 +104,45 @@ pub async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let proxy = proxy.clone();
         let client_ip = crate::forward::client_ip_value(peer.ip());
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let service = service_fn(move |req| {
             let proxy = proxy.clone();
             let client_ip = client_ip.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(req, peer, client_ip).await) }
+            async move { Ok::<_, Infallible>(proxy.handle(req, peer, client_ip, scheme).await) }
         });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let Some(tls) = tls.clone() else {
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                let _slot = slot;
+                if let Err(e) = conn.await {
+                    tracing::debug!(%peer, "connection ended with an error: {e}");
+                }
+            });
+            continue;
+        };
+        let (builder, graceful) = (builder.clone(), graceful.clone());
         tokio::spawn(async move {
             let _slot = slot;
-            if let Err(e) = conn.await {
+            // The handshake runs in the connection's task, bounded like a request head.
+            let stream =
+                match tokio::time::timeout(handshake_timeout, tls.acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, "TLS handshake failed: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            if let Err(e) = graceful.watch(conn).await {
                 tracing::debug!(%peer, "connection ended with an error: {e}");
             }
         });

@@ -57,6 +57,7 @@ impl Proxy {
         req: Request<Incoming>,
         client: SocketAddr,
         client_ip: http::HeaderValue,
+        scheme: &'static str,
     ) -> Response<Body> {
         let start = Instant::now();
         // Held to the end: this request finishes on this generation whatever reloads do.
@@ -67,7 +68,7 @@ impl Proxy {
         let upgrade = upgrade::requested(req.headers())
             .map(|protocol| (protocol, hyper::upgrade::on(&mut req)));
         let (parts, body) = req.into_parts();
-        let mut head = RequestHead::new(parts, client.ip(), "http");
+        let mut head = RequestHead::new(parts, client.ip(), scheme);
         let log = generation
             .config
             .access_log

@@ -113,7 +113,13 @@ fn describe(old: &Generation, new: &Generation) -> String {
 /// reload changes them.
 fn warn_restart_only(old: &Config, new: &Config) {
     let mut changed = Vec::new();
-    if old.listeners != new.listeners {
+    let listeners = |c: &Config| {
+        c.listeners
+            .iter()
+            .map(|l| (l.address, l.max_connections, l.tls.clone()))
+            .collect::<Vec<_>>()
+    };
+    if listeners(old) != listeners(new) {
         changed.push("listeners");
     }
     if old.limits.max_header_size != new.limits.max_header_size

@@ -6,6 +6,7 @@ use crate::filter::{Filter, FilterEngine};
 use crate::listener;
 use crate::live::Live;
 use crate::proxy::Proxy;
+use crate::tls::TlsListener;
 use anyhow::Context as _;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
@@ -42,6 +43,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let config = live.current().config.clone();
+    let tls = tls_listeners(&config)?;
     let (addrs, sockets) = bind_all(&config)?;
     let admin = match config.admin {
         Some(addr) => Some(
@@ -58,8 +60,9 @@ pub async fn serve(
         if let Some(a) = admin.as_ref().and_then(|l| l.local_addr().ok()) {
             let _ = writeln!(out, "weir: admin on http://{a}");
         }
-        for a in &addrs {
-            let _ = writeln!(out, "weir: listening on http://{a}");
+        for (a, t) in addrs.iter().zip(&tls) {
+            let scheme = if t.is_some() { "https" } else { "http" };
+            let _ = writeln!(out, "weir: listening on {scheme}://{a}");
         }
         let _ = out.flush();
     }
@@ -68,6 +71,10 @@ pub async fn serve(
     let mut background = Vec::new();
     if let Some(listener) = admin {
         background.push(tokio::spawn(admin::serve(listener, live.clone())));
+    }
+    let watched: Vec<_> = tls.iter().flatten().cloned().collect();
+    if !watched.is_empty() {
+        background.push(tokio::spawn(crate::tls::watch(watched)));
     }
     background.push(tokio::spawn(crate::reload::run(
         live.clone(),
@@ -86,9 +93,10 @@ pub async fn serve(
     for (id, listeners) in sockets.into_iter().enumerate() {
         let (live, stop, grace) = (live.clone(), stop_rx.clone(), config.shutdown_timeout);
         let slots = slots.clone();
+        let tls = tls.clone();
         let thread = std::thread::Builder::new()
             .name(format!("weir-worker-{id}"))
-            .spawn(move || worker(id, live, grace, listeners, slots, stop))
+            .spawn(move || worker(id, live, grace, listeners, slots, tls, stop))
             .context("cannot start a worker thread")?;
         threads.push(thread);
     }
@@ -112,6 +120,28 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Load the certificates of the TLS listeners (in listener order; `None` for plaintext).
+fn tls_listeners(config: &Config) -> anyhow::Result<Vec<Option<Arc<TlsListener>>>> {
+    config
+        .listeners
+        .iter()
+        .map(|l| match &l.tls {
+            None => Ok(None),
+            Some(files) => TlsListener::new(files.clone())
+                .map(|t| Some(Arc::new(t)))
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "{}",
+                        Diagnostic {
+                            message: format!("listeners.tls: {e}"),
+                            ..l.location.clone()
+                        }
+                    )
+                }),
+        })
+        .collect()
 }
 
 /// One socket per (worker, listener). The first worker's socket fixes the port (so port 0
@@ -154,6 +184,7 @@ fn worker(
     shutdown_timeout: std::time::Duration,
     listeners: Vec<std::net::TcpListener>,
     connection_slots: Vec<Arc<listener::ConnectionSlots>>,
+    tls: Vec<Option<Arc<TlsListener>>>,
     stop: watch::Receiver<bool>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -167,19 +198,23 @@ fn worker(
         }
     };
     runtime.block_on(async {
-        let builder = listener::connection_builder(&live.current().config.limits);
+        let limits = live.current().config.limits.clone();
+        let builder = listener::connection_builder(&limits);
+        let handshake_timeout = limits.header_read_timeout;
         let proxy = Arc::new(Proxy::new(live));
         let graceful = Arc::new(GracefulShutdown::new());
         let mut loops = Vec::new();
-        for (l, slots) in listeners.into_iter().zip(connection_slots) {
+        for ((l, slots), tls) in listeners.into_iter().zip(connection_slots).zip(tls) {
             match TcpListener::from_std(l) {
                 Ok(l) => loops.push(tokio::spawn(listener::accept_loop(
                     l,
                     slots,
+                    tls,
                     proxy.clone(),
                     builder.clone(),
                     graceful.clone(),
                     stop.clone(),
+                    handshake_timeout,
                 ))),
                 Err(e) => tracing::error!(worker = id, "cannot use a listening socket: {e}"),
             }

@@ -205,7 +205,10 @@ impl Weir {
                     if let Some(a) = line.strip_prefix("weir: admin on http://") {
                         admin = Some(a.parse().expect("admin address"));
                     }
-                    if let Some(a) = line.strip_prefix("weir: listening on http://") {
+                    if let Some(a) = line
+                        .strip_prefix("weir: listening on http://")
+                        .or_else(|| line.strip_prefix("weir: listening on https://"))
+                    {
                         break a.parse().expect("listen address");
                     }
                 }

@@ -62,6 +62,26 @@ pub struct ListenerSpec {
     pub address: Spanned<String>,
     /// Most client connections open at once; more are closed on accept. Default: no limit.
     pub max_connections: Option<Spanned<i64>>,
+    /// Terminate TLS on this listener.
+    pub tls: Option<Spanned<TlsSpec>>,
+}
+
+/// `[listeners.tls]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TlsSpec {
+    /// Certificates, chosen by SNI; the first is the default.
+    pub certificates: Vec<Spanned<CertSpec>>,
+}
+
+/// One certificate of `[listeners.tls]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CertSpec {
+    /// PEM certificate chain, relative to the manifest.
+    pub cert: Spanned<String>,
+    /// PEM private key, relative to the manifest.
+    pub key: Spanned<String>,
 }
 
 /// `[upstreams.<name>]`

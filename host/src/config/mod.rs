@@ -80,6 +80,10 @@ pub struct ListenerConfig {
     pub address: SocketAddr,
     /// Most connections open at once.
     pub max_connections: Option<usize>,
+    /// Certificates when the listener terminates TLS (the first is the default).
+    pub tls: Option<Vec<crate::tls::CertFiles>>,
+    /// Where the listener is in the manifest, for certificate errors.
+    pub location: Diagnostic,
 }
 
 /// Limits on what clients send.
@@ -310,7 +314,7 @@ impl Validator {
         let timeout = m.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
         let connect_timeout = m.connect_timeout.map_or(DEFAULT_CONNECT_TIMEOUT, |d| d.0);
 
-        let listeners = self.listeners(&m);
+        let listeners = self.listeners(&m, base);
         let limits = self.limits(&m);
         let workers = match &m.workers {
             Some(w) if *w.get_ref() == 0 || *w.get_ref() > 1024 => {
@@ -430,7 +434,7 @@ impl Validator {
         }
     }
 
-    fn listeners(&mut self, m: &Manifest) -> Vec<ListenerConfig> {
+    fn listeners(&mut self, m: &Manifest, base: &Path) -> Vec<ListenerConfig> {
         if m.listeners.is_empty() {
             self.errors.push(self.map.at(
                 None,
@@ -460,10 +464,27 @@ impl Validator {
                 Ok(addr) if !seen.insert(addr) => {
                     self.error(a.span(), format!("listeners.address: {addr} is listed twice"))
                 }
-                Ok(address) => out.push(ListenerConfig {
-                    address,
-                    max_connections,
-                }),
+                Ok(address) => {
+                    let tls = l.get_ref().tls.as_ref().map(|t| {
+                        if t.get_ref().certificates.is_empty() {
+                            self.error(t.span(), "listeners.tls.certificates: at least one certificate is required");
+                        }
+                        t.get_ref()
+                            .certificates
+                            .iter()
+                            .map(|c| crate::tls::CertFiles {
+                                cert: base.join(c.get_ref().cert.get_ref()),
+                                key: base.join(c.get_ref().key.get_ref()),
+                            })
+                            .collect()
+                    });
+                    out.push(ListenerConfig {
+                        address,
+                        max_connections,
+                        tls,
+                        location: self.map.at(Some(a.span()), String::new()),
+                    })
+                }
                 Err(_) => self.error(
                     a.span(),
                     format!(
