@@ -70,65 +70,91 @@ impl Drop for SlotGuard {
     }
 }
 
-/// Accept connections on `listener` until `stop` turns true.
-pub async fn accept_loop(
-    listener: TcpListener,
-    slots: Arc<ConnectionSlots>,
-    tls: Option<Arc<TlsListener>>,
-    proxy: Arc<Proxy>,
-    builder: auto::Builder<TokioExecutor>,
-    graceful: Arc<GracefulShutdown>,
-    mut stop: watch::Receiver<bool>,
-    handshake_timeout: Duration,
-) {
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            _ = stop.wait_for(|s| *s) => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of file descriptors and the like: wait a moment rather than spin.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+/// One listener's accept loop on one worker: what it needs to accept and serve connections.
+pub struct AcceptLoop {
+    /// The worker's socket of the listener.
+    pub listener: TcpListener,
+    /// The listener's connection count over all workers.
+    pub slots: Arc<ConnectionSlots>,
+    /// TLS, when the listener terminates it.
+    pub tls: Option<Arc<TlsListener>>,
+    /// The worker's proxy.
+    pub proxy: Arc<Proxy>,
+    /// HTTP/1.1 and HTTP/2 settings.
+    pub builder: auto::Builder<TokioExecutor>,
+    /// The worker's connections, for a graceful stop.
+    pub graceful: Arc<GracefulShutdown>,
+    /// Turns true on stop.
+    pub stop: watch::Receiver<bool>,
+    /// Time a TLS handshake may take.
+    pub handshake_timeout: Duration,
+}
+
+impl AcceptLoop {
+    /// Accept connections until `stop` turns true.
+    pub async fn run(self) {
+        let AcceptLoop {
+            listener,
+            slots,
+            tls,
+            proxy,
+            builder,
+            graceful,
+            mut stop,
+            handshake_timeout,
+        } = self;
+        loop {
+            let accepted = tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => return,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Some(slot) = slots.take() else {
+                tracing::warn!(%peer, "max-connections reached: closing the new connection");
+                drop(stream);
                 continue;
-            }
-        };
-        let Some(slot) = slots.take() else {
-            tracing::warn!(%peer, "max-connections reached: closing the new connection");
-            drop(stream);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let proxy = proxy.clone();
-        let client_ip = crate::forward::client_ip_value(peer.ip());
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let service = service_fn(move |req| {
+            };
+            let _ = stream.set_nodelay(true);
             let proxy = proxy.clone();
-            let client_ip = client_ip.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(req, peer, client_ip, scheme).await) }
-        });
-        let Some(tls) = tls.clone() else {
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
-            let conn = graceful.watch(conn);
+            let client_ip = crate::forward::client_ip_value(peer.ip());
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let service = service_fn(move |req| {
+                let proxy = proxy.clone();
+                let client_ip = client_ip.clone();
+                async move { Ok::<_, Infallible>(proxy.handle(req, peer, client_ip, scheme).await) }
+            });
+            let Some(tls) = tls.clone() else {
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, "connection ended with an error: {e}");
+                    }
+                });
+                continue;
+            };
+            let (builder, graceful) = (builder.clone(), graceful.clone());
             tokio::spawn(async move {
                 let _slot = slot;
-                if let Err(e) = conn.await {
-                    tracing::debug!(%peer, "connection ended with an error: {e}");
-                }
-            });
-            continue;
-        };
-        let (builder, graceful) = (builder.clone(), graceful.clone());
-        tokio::spawn(async move {
-            let _slot = slot;
-            // The handshake runs in the connection's task, bounded like a request head.
-            let stream =
-                match tokio::time::timeout(handshake_timeout, tls.acceptor.accept(stream)).await {
+                // The handshake runs in the connection's task, bounded like a request head.
+                let stream = match tokio::time::timeout(
+                    handshake_timeout,
+                    tls.acceptor.accept(stream),
+                )
+                .await
+                {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, "TLS handshake failed: {e}");
@@ -139,12 +165,13 @@ pub async fn accept_loop(
                         return;
                     }
                 };
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
-            if let Err(e) = graceful.watch(conn).await {
-                tracing::debug!(%peer, "connection ended with an error: {e}");
-            }
-        });
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                if let Err(e) = graceful.watch(conn).await {
+                    tracing::debug!(%peer, "connection ended with an error: {e}");
+                }
+            });
+        }
     }
 }

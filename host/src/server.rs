@@ -206,16 +206,19 @@ fn worker(
         let mut loops = Vec::new();
         for ((l, slots), tls) in listeners.into_iter().zip(connection_slots).zip(tls) {
             match TcpListener::from_std(l) {
-                Ok(l) => loops.push(tokio::spawn(listener::accept_loop(
-                    l,
-                    slots,
-                    tls,
-                    proxy.clone(),
-                    builder.clone(),
-                    graceful.clone(),
-                    stop.clone(),
-                    handshake_timeout,
-                ))),
+                Ok(l) => loops.push(tokio::spawn(
+                    listener::AcceptLoop {
+                        listener: l,
+                        slots,
+                        tls,
+                        proxy: proxy.clone(),
+                        builder: builder.clone(),
+                        graceful: graceful.clone(),
+                        stop: stop.clone(),
+                        handshake_timeout,
+                    }
+                    .run(),
+                )),
                 Err(e) => tracing::error!(worker = id, "cannot use a listening socket: {e}"),
             }
         }
