@@ -181,6 +181,8 @@ impl Weir {
                 path.as_path()
             })
             .env("RUST_LOG", "info")
+            // Tests share one compile cache inside the build folder, not the user's.
+            .env("XDG_CACHE_HOME", workspace().join("target/test-cache"))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
