@@ -110,10 +110,7 @@ async fn passive_ejection_takes_a_failing_target_out_for_a_cooldown() {
         b.addr
     ));
     // Round robin sends every other request to the dead target until it is ejected.
-    let mut statuses = Vec::new();
-    for _ in 0..4 {
-        statuses.push(get(&weir.url("/"), &[]).await.status.as_u16());
-    }
+    let statuses = statuses(&weir, 4).await;
     assert_eq!(
         statuses.iter().filter(|s| **s == 502).count(),
         2,

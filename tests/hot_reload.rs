@@ -9,19 +9,6 @@ use harness::*;
 use std::path::Path;
 use std::time::Duration;
 
-/// The `version` fixture with its version marker set to `v`.
-pub fn version_bytes(v: &str) -> Vec<u8> {
-    let bytes = std::fs::read(fixtures_dir().join("version.wasm")).expect("version.wasm");
-    let marker = b"weir-fixture-version:v1";
-    let at = bytes
-        .windows(marker.len())
-        .position(|w| w == marker)
-        .expect("version marker in the fixture");
-    let mut out = bytes.clone();
-    out[at + marker.len() - 2..at + marker.len()].copy_from_slice(v.as_bytes());
-    out
-}
-
 fn version_manifest(extra: &str) -> String {
     format!(
         "plugins-dir = \"plugins\"\nadmin = \"127.0.0.1:0\"\ncompile-cache = false\n{extra}\n\
@@ -30,6 +17,21 @@ fn version_manifest(extra: &str) -> String {
          [[routes]]\nupstream = \"app\"\nfilters = [\"ver\"]\n\n\
          [filters.ver]\nplugin = \"version.wasm\"\n"
     )
+}
+
+/// Weir serving the `version` fixture at v1 from its own plugins folder, with `extra` at the
+/// top of the manifest; also returns that folder.
+fn start_versioned(up: &Upstream, extra: &str, relative: bool) -> (Weir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = plugins_in(&dir);
+    std::fs::write(plugins.join("version.wasm"), version_fixture("v1")).unwrap();
+    let manifest = version_manifest(extra).replace("{upstream}", &up.addr.to_string());
+    let weir = if relative {
+        Weir::start_relative_in(dir, &manifest)
+    } else {
+        Weir::start_in(dir, &manifest)
+    };
+    (weir, plugins)
 }
 
 fn plugins_in(dir: &tempfile::TempDir) -> std::path::PathBuf {
@@ -64,13 +66,7 @@ fn replace_file(path: &Path, bytes: &[u8]) {
 #[tokio::test]
 async fn changed_plugins_are_swapped_in_and_broken_ones_keep_the_old_version() {
     let up = Upstream::echo("app").await;
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = plugins_in(&dir);
-    std::fs::write(plugins.join("version.wasm"), version_bytes("v1")).unwrap();
-    let weir = Weir::start_in(
-        dir,
-        &version_manifest("").replace("{upstream}", &up.addr.to_string()),
-    );
+    let (weir, plugins) = start_versioned(&up, "", false);
     assert_eq!(version_of(&weir).await, "v1");
     let s1 = weir.status().await;
     assert_eq!(s1["generation"], 1);
@@ -78,7 +74,7 @@ async fn changed_plugins_are_swapped_in_and_broken_ones_keep_the_old_version() {
     assert_eq!(sha1.len(), 64);
 
     // Written in place (truncate + write): the debounce waits for the finished file.
-    std::fs::write(plugins.join("version.wasm"), version_bytes("v2")).unwrap();
+    std::fs::write(plugins.join("version.wasm"), version_fixture("v2")).unwrap();
     wait_for_version(&weir, "v2").await;
     let s2 = weir.status().await;
     assert_eq!(s2["generation"], 2);
@@ -89,7 +85,7 @@ async fn changed_plugins_are_swapped_in_and_broken_ones_keep_the_old_version() {
     );
 
     // Broken: half a component.
-    let v3 = version_bytes("v3");
+    let v3 = version_fixture("v3");
     std::fs::write(plugins.join("version.wasm"), &v3[..v3.len() / 2]).unwrap();
     let s = weir
         .wait_for_status("a failed reload", |s| s["reloads"]["failed"] == 1)
@@ -234,14 +230,8 @@ async fn manifest_changes_are_applied_and_bad_ones_refused() {
 #[tokio::test]
 async fn sighup_reloads_when_watching_is_off() {
     let up = Upstream::echo("app").await;
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = plugins_in(&dir);
-    std::fs::write(plugins.join("version.wasm"), version_bytes("v1")).unwrap();
-    let weir = Weir::start_in(
-        dir,
-        &version_manifest("watch = false").replace("{upstream}", &up.addr.to_string()),
-    );
-    std::fs::write(plugins.join("version.wasm"), version_bytes("v2")).unwrap();
+    let (weir, plugins) = start_versioned(&up, "watch = false", false);
+    std::fs::write(plugins.join("version.wasm"), version_fixture("v2")).unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(version_of(&weir).await, "v1", "not watching");
     weir.signal("HUP");
@@ -261,7 +251,7 @@ async fn the_compile_cache_skips_compilation_on_restart() {
     .replace("{upstream}", &up.addr.to_string());
     for (round, expected) in [(1, "compiled"), (2, "loaded from the compile cache")] {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(plugins_in(&dir).join("version.wasm"), version_bytes("v1")).unwrap();
+        std::fs::write(plugins_in(&dir).join("version.wasm"), version_fixture("v1")).unwrap();
         let weir = Weir::start_in(dir, &manifest);
         assert_eq!(version_of(&weir).await, "v1", "round {round}");
         let logs = weir.wait_for_log(expected);
@@ -280,15 +270,9 @@ async fn the_compile_cache_skips_compilation_on_restart() {
 #[tokio::test]
 async fn only_the_manifest_and_plugins_trigger_reloads() {
     let up = Upstream::echo("app").await;
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = plugins_in(&dir);
-    std::fs::write(plugins.join("version.wasm"), version_bytes("v1")).unwrap();
     // Started from its folder with a relative manifest path: the watcher reports absolute
     // paths, which must still be recognised (and nothing else in the folder must count).
-    let weir = Weir::start_relative_in(
-        dir,
-        &version_manifest("").replace("{upstream}", &up.addr.to_string()),
-    );
+    let (weir, plugins) = start_versioned(&up, "", true);
     let notes = weir.dir().join("notes.txt");
     for i in 0..5 {
         std::fs::write(&notes, format!("unrelated {i}")).unwrap();
@@ -302,7 +286,7 @@ async fn only_the_manifest_and_plugins_trigger_reloads() {
         "no reload for unrelated files"
     );
 
-    std::fs::write(plugins.join("version.wasm"), version_bytes("v2")).unwrap();
+    std::fs::write(plugins.join("version.wasm"), version_fixture("v2")).unwrap();
     wait_for_version(&weir, "v2").await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(

@@ -8,18 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn version_bytes(v: &str) -> Vec<u8> {
-    let bytes = std::fs::read(fixtures_dir().join("version.wasm")).expect("version.wasm");
-    let marker = b"weir-fixture-version:v1";
-    let at = bytes
-        .windows(marker.len())
-        .position(|w| w == marker)
-        .expect("version marker in the fixture");
-    let mut out = bytes;
-    out[at + marker.len() - 2..at + marker.len()].copy_from_slice(v.as_bytes());
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_request_fails_while_plugins_change() {
     let up = Upstream::echo("app").await;
@@ -27,7 +15,7 @@ async fn no_request_fails_while_plugins_change() {
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     let plugin = plugins.join("version.wasm");
-    std::fs::write(&plugin, version_bytes("v1")).unwrap();
+    std::fs::write(&plugin, version_fixture("v1")).unwrap();
     let manifest = format!(
         "plugins-dir = \"plugins\"\nadmin = \"127.0.0.1:0\"\ncompile-cache = false\n\
          access-log = false\nworkers = 2\n\n\
@@ -75,11 +63,11 @@ async fn no_request_fails_while_plugins_change() {
 
     let pause = Duration::from_millis(700);
     tokio::time::sleep(pause).await;
-    std::fs::write(&plugin, version_bytes("v2")).unwrap();
+    std::fs::write(&plugin, version_fixture("v2")).unwrap();
     weir.wait_for_status("v2 live", |s| s["generation"] == 2)
         .await;
     tokio::time::sleep(pause).await;
-    let v3 = version_bytes("v3");
+    let v3 = version_fixture("v3");
     std::fs::write(&plugin, &v3[..v3.len() / 3]).unwrap();
     weir.wait_for_status("the broken file refused", |s| s["reloads"]["failed"] == 1)
         .await;

@@ -66,10 +66,7 @@ async fn unavailable_answers_are_retried_only_for_idempotent_methods() {
 async fn retries_can_be_turned_off() {
     let b = Upstream::echo("b").await;
     let weir = Weir::start(&manifest(&[closed_port(), b.addr], "retries = 0"));
-    let mut statuses = Vec::new();
-    for _ in 0..4 {
-        statuses.push(get(&weir.url("/"), &[]).await.status.as_u16());
-    }
+    let statuses = statuses(&weir, 4).await;
     assert_eq!(
         statuses.iter().filter(|s| **s == 502).count(),
         2,

@@ -45,6 +45,16 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Whether a comma-separated header (`Connection`, `TE`...) lists `token` (any case).
+pub fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
 /// The client's IP as a header value, made once per connection.
 pub fn client_ip_value(client: std::net::IpAddr) -> HeaderValue {
     HeaderValue::try_from(client.to_string()).unwrap_or(HeaderValue::from_static("unknown"))
@@ -69,12 +79,7 @@ pub fn upstream_request(
     let mut parts = head.parts;
     let headers = &mut parts.headers;
     // `TE: trailers` is the one hop-by-hop value that must go on (gRPC needs it).
-    let te_trailers = headers
-        .get_all(header::TE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
+    let te_trailers = has_token(headers, &header::TE, "trailers");
     strip_hop_by_hop(headers);
     if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -140,7 +145,7 @@ mod tests {
             .header("connection", "keep-alive, x-secret")
             .header("keep-alive", "timeout=5")
             .header("x-secret", "1")
-            .header("te", "trailers")
+            .header("te", "gzip")
             .header("upgrade", "websocket")
             .header("x-kept", "yes")
             .body(())
@@ -158,6 +163,16 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "10.0.0.9");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(out.uri(), "http://127.0.0.1:9000/a?b=1");
+        let grpc = Request::post("/svc/M")
+            .header("te", "trailers, deflate")
+            .body(())
+            .unwrap();
+        let out = upstream_request(head(grpc), &ip, &target, Body::empty()).unwrap();
+        assert_eq!(
+            out.headers()["te"],
+            "trailers",
+            "TE: trailers goes on (gRPC)"
+        );
         assert_eq!(out.version(), Version::HTTP_11);
     }
 

@@ -16,13 +16,7 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The `Upgrade` value of an HTTP/1.1 request asking for a protocol switch.
 pub fn requested(headers: &HeaderMap) -> Option<HeaderValue> {
-    let connection_upgrade = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    if !connection_upgrade {
+    if !crate::forward::has_token(headers, &header::CONNECTION, "upgrade") {
         return None;
     }
     headers.get(header::UPGRADE).cloned()

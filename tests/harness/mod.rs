@@ -416,6 +416,29 @@ pub async fn post(url: &str, headers: &[(&str, &str)], body: &str) -> Reply {
     .await
 }
 
+/// The `version` fixture with its version marker (`v1` as built) set to `v` (two characters):
+/// the same component with other bytes, for reload tests.
+pub fn version_fixture(v: &str) -> Vec<u8> {
+    let bytes = std::fs::read(fixtures_dir().join("version.wasm")).expect("version.wasm");
+    let marker = b"weir-fixture-version:v1";
+    let at = bytes
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .expect("version marker in the fixture");
+    let mut out = bytes;
+    out[at + marker.len() - 2..at + marker.len()].copy_from_slice(v.as_bytes());
+    out
+}
+
+/// The status of each of `n` GET requests to `/`, in order.
+pub async fn statuses(weir: &Weir, n: usize) -> Vec<u16> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(get(&weir.url("/"), &[]).await.status.as_u16());
+    }
+    out
+}
+
 /// Copy a built fixture or plugin (`{fixtures}/name` or `{plugins}/name`) into `dir`.
 pub fn copy_filter(from: &Path, name: &str, dir: &Path, as_name: &str) {
     std::fs::copy(from.join(name), dir.join(as_name)).expect("copy filter");
