@@ -411,19 +411,11 @@ impl Validator {
                 64 << 10
             }
         };
-        let max_headers = match &m.max_headers {
-            None => 100,
-            Some(n) => match usize::try_from(*n.get_ref()) {
-                Ok(x) if (1..=10_000).contains(&x) => x,
-                _ => {
-                    self.error(
-                        n.span(),
-                        format!("max-headers: {} is not in 1..=10000", n.get_ref()),
-                    );
-                    100
-                }
-            },
-        };
+        let max_headers = m
+            .max_headers
+            .as_ref()
+            .and_then(|n| self.in_range(n, "max-headers", 1..=10_000))
+            .map_or(100, |n| n as usize);
         ClientLimits {
             max_header_size,
             max_headers,
@@ -546,16 +538,11 @@ impl Validator {
                 );
                 continue;
             };
-            match u32::try_from(*w.get_ref()) {
-                Ok(v) if (1..=10_000).contains(&v) => {
-                    if i < weights.len() {
-                        weights[i] = v;
-                    }
-                }
-                _ => self.error(
-                    w.span(),
-                    format!("{}: {} is not in 1..=10000", field("weights"), w.get_ref()),
-                ),
+            if let (Some(v), Some(slot)) = (
+                self.in_range(w, &field("weights"), 1..=10_000),
+                weights.get_mut(i),
+            ) {
+                *slot = v as u32;
             }
         }
         let hash_key = match &spec.hash_key {
@@ -642,19 +629,9 @@ impl Validator {
         });
         let count =
             |v: &mut Self, n: &Option<toml::Spanned<i64>>, key: &str, default: u32, max: u32| {
-                match n {
-                    None => default,
-                    Some(n) => match u32::try_from(*n.get_ref()) {
-                        Ok(x) if (1..=max).contains(&x) => x,
-                        _ => {
-                            v.error(
-                                n.span(),
-                                format!("{}: {} is not in 1..={max}", field(key), n.get_ref()),
-                            );
-                            default
-                        }
-                    },
-                }
+                n.as_ref()
+                    .and_then(|n| v.in_range(n, &field(key), 1..=u64::from(max)))
+                    .map_or(default, |n| n as u32)
             };
         let health = spec.health.as_ref().map(|h| {
             let h = h.get_ref();
@@ -711,39 +688,21 @@ impl Validator {
                         1000,
                     ),
                     cooldown: p.cooldown.map_or(Duration::from_secs(30), |d| d.0),
-                    max_ejected_percent: match &p.max_ejected_percent {
-                        None => 50,
-                        Some(n) => match u32::try_from(*n.get_ref()) {
-                            Ok(x) if x <= 100 => x,
-                            _ => {
-                                self.error(
-                                    n.span(),
-                                    format!(
-                                        "{}: {} is not in 0..=100",
-                                        field("passive.max-ejected-percent"),
-                                        n.get_ref()
-                                    ),
-                                );
-                                50
-                            }
-                        },
-                    },
+                    max_ejected_percent: p
+                        .max_ejected_percent
+                        .as_ref()
+                        .and_then(|n| {
+                            self.in_range(n, &field("passive.max-ejected-percent"), 0..=100)
+                        })
+                        .map_or(50, |n| n as u32),
                 }
             }
         };
-        let retries = match &spec.retries {
-            None => 1,
-            Some(n) => match u32::try_from(*n.get_ref()) {
-                Ok(x) if x <= 10 => x,
-                _ => {
-                    self.error(
-                        n.span(),
-                        format!("{}: {} is not in 0..=10", field("retries"), n.get_ref()),
-                    );
-                    1
-                }
-            },
-        };
+        let retries = spec
+            .retries
+            .as_ref()
+            .and_then(|n| self.in_range(n, &field("retries"), 0..=10))
+            .map_or(1, |n| n as u32);
         let max_requests = u64::from(count(
             self,
             &spec.max_requests,
@@ -981,22 +940,13 @@ impl Validator {
                 let mut out = Vec::new();
                 for b in &r.backends {
                     let b = b.get_ref();
-                    let weight = match &b.weight {
-                        None => 1,
-                        Some(w) => match u32::try_from(*w.get_ref()) {
-                            Ok(w) if w <= 10_000 => w,
-                            _ => {
-                                self.error(
-                                    w.span(),
-                                    format!(
-                                        "routes[{i}].backends.weight: {} is not in 0..=10000",
-                                        w.get_ref()
-                                    ),
-                                );
-                                1
-                            }
-                        },
-                    };
+                    let weight = b
+                        .weight
+                        .as_ref()
+                        .and_then(|w| {
+                            self.in_range(w, &format!("routes[{i}].backends.weight"), 0..=10_000)
+                        })
+                        .map_or(1, |w| w as u32);
                     if let Some(u) = lookup(self, &b.upstream, "backends.upstream") {
                         out.push((u, weight));
                     }
@@ -1207,6 +1157,30 @@ impl Validator {
 }
 
 impl Validator {
+    /// A whole number within `range`, or an error naming `field`.
+    fn in_range(
+        &mut self,
+        n: &toml::Spanned<i64>,
+        field: &str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Option<u64> {
+        match u64::try_from(*n.get_ref()) {
+            Ok(v) if range.contains(&v) => Some(v),
+            _ => {
+                self.error(
+                    n.span(),
+                    format!(
+                        "{field}: {} is not in {}..={}",
+                        n.get_ref(),
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
     /// A positive whole number, or an error naming `field`.
     fn positive(&mut self, n: &toml::Spanned<i64>, field: &str) -> Option<u64> {
         match u64::try_from(*n.get_ref()) {
