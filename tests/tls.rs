@@ -4,94 +4,13 @@
 //! reports unreadable and mismatched files.
 
 mod harness;
+use harness::pki::*;
 use harness::*;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
-
-/// A test CA issuing leaf certificates.
-struct Ca {
-    cert: rcgen::Certificate,
-    key: rcgen::KeyPair,
-}
-
-impl Ca {
-    fn new() -> Ca {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        Ca { cert, key }
-    }
-
-    /// Write a leaf for `names` to `dir/<file>.pem` and `.key`; returns its DER.
-    fn leaf(&self, names: &[&str], dir: &Path, file: &str) -> Vec<u8> {
-        let params =
-            rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                .unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        std::fs::write(dir.join(format!("{file}.pem")), cert.pem()).unwrap();
-        std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).unwrap();
-        cert.der().to_vec()
-    }
-}
-
-/// Accepts any server certificate: these tests look at which one was served.
-#[derive(Debug)]
-struct AnyCert;
-
-impl rustls::client::danger::ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-    }
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        rustls::crypto::ring::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
 
 /// Connect with SNI `name`, offering `alpn`.
 async fn connect(weir: &Weir, name: &str, alpn: &[&[u8]]) -> Tls {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCert))
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(weir.addr).await.unwrap();
-    connector
-        .connect(ServerName::try_from(name.to_string()).unwrap(), tcp)
+    connect_as(weir.addr, name, alpn, None)
         .await
         .expect("TLS handshake")
 }
@@ -242,4 +161,137 @@ fn check_reports_unreadable_and_mismatched_certificates() {
         err.contains("b.key does not match the certificate in"),
         "{err}"
     );
+}
+
+/// Whether a GET over a connection presenting `client` is answered (the handshake or the
+/// request fails when the proxy refuses the certificate).
+async fn answered(weir: &Weir, client: Option<&Leaf>) -> bool {
+    let Ok(tls) = connect_as(weir.addr, "a.test", &[b"http/1.1"], client).await else {
+        return false;
+    };
+    matches!(get_over(tls, "a.test", "/mtls").await, Ok(r) if r.status() == 200)
+}
+
+fn mtls_manifest(up: std::net::SocketAddr, client_auth: &str) -> String {
+    format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\
+         tls = {{ certificates = [{{ cert = \"a.pem\", key = \"a.key\" }}], client-ca = \"clients.pem\"{client_auth} }}\n\n\
+         [upstreams.app]\ntargets = [\"{up}\"]\n\n[[routes]]\nupstream = \"app\"\n"
+    )
+}
+
+#[tokio::test]
+async fn mtls_accepts_clients_of_the_configured_ca_and_refuses_the_others() {
+    let up = Upstream::echo("app").await;
+    let dir = tempfile::tempdir().unwrap();
+    let server_ca = Ca::new();
+    server_ca.leaf(&["a.test"], dir.path(), "a");
+    let clients = Ca::new();
+    clients.write(&dir.path().join("clients.pem"));
+    let stranger = Ca::new();
+    let weir = Weir::start_in(dir, &mtls_manifest(up.addr, ""));
+
+    assert!(
+        answered(&weir, Some(&clients.issue(&["client.test"]))).await,
+        "a client certificate from client-ca is accepted"
+    );
+    assert!(
+        !answered(&weir, None).await,
+        "no client certificate: refused"
+    );
+    assert!(
+        !answered(&weir, Some(&stranger.issue(&["client.test"]))).await,
+        "a certificate from another CA: refused"
+    );
+}
+
+#[tokio::test]
+async fn optional_client_auth_serves_anonymous_clients_but_still_refuses_bad_certificates() {
+    let up = Upstream::echo("app").await;
+    let dir = tempfile::tempdir().unwrap();
+    Ca::new().leaf(&["a.test"], dir.path(), "a");
+    let clients = Ca::new();
+    clients.write(&dir.path().join("clients.pem"));
+    let weir = Weir::start_in(dir, &mtls_manifest(up.addr, ", client-auth = \"optional\""));
+
+    assert!(answered(&weir, None).await, "anonymous client served");
+    assert!(answered(&weir, Some(&clients.issue(&["c"]))).await);
+    assert!(
+        !answered(&weir, Some(&Ca::new().issue(&["c"]))).await,
+        "an untrusted certificate is refused even when optional"
+    );
+}
+
+#[test]
+fn client_ca_problems_and_unusable_files_are_reported_with_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    Ca::new().leaf(&["a.test"], dir.path(), "a");
+    std::fs::write(dir.path().join("clients.pem"), "no PEM here\n").unwrap();
+    let manifest = dir.path().join("weir.toml");
+    std::fs::write(
+        &manifest,
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\
+         tls = { certificates = [{ cert = \"a.pem\", key = \"a.key\" }], client-ca = \"clients.pem\" }\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:1\"\n\
+         tls = { certificates = [{ cert = \"a.pem\", key = \"a.key\" }], client-auth = \"sometimes\" }\n\n\
+         [upstreams.app]\ntargets = [\"127.0.0.1:9\"]\n\n[[routes]]\nupstream = \"app\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .arg("check")
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("is not required or optional") && err.contains("needs client-ca"),
+        "{err}"
+    );
+    assert!(
+        err.contains("weir.toml:7:75: listeners.tls.client-auth:"),
+        "located: {err}"
+    );
+    assert!(
+        err.contains("weir.toml:2:11: listeners.tls:")
+            && err.contains("clients.pem: no CERTIFICATE in the file"),
+        "an unusable client-ca file: {err}"
+    );
+}
+
+#[tokio::test]
+async fn a_plaintext_listener_redirects_to_https() {
+    let up = Upstream::echo("app").await;
+    let dir = tempfile::tempdir().unwrap();
+    Ca::new().leaf(&["a.test"], dir.path(), "a");
+    let weir = Weir::start_in(
+        dir,
+        &format!(
+            "[[listeners]]\naddress = \"127.0.0.1:0\"\nredirect-https = true\nhttps-port = 8443\n\n\
+             [[listeners]]\naddress = \"127.0.0.1:0\"\n\
+             tls = {{ certificates = [{{ cert = \"a.pem\", key = \"a.key\" }}] }}\n\n\
+             [upstreams.app]\ntargets = [\"{}\"]\n\n[[routes]]\nupstream = \"app\"\n",
+            up.addr
+        ),
+    );
+    assert_eq!(weir.addrs.len(), 2);
+    let r = get(
+        &format!("http://{}/cart?item=7", weir.addrs[0]),
+        &[("host", "shop.test")],
+    )
+    .await;
+    assert_eq!(r.status, 308);
+    assert_eq!(
+        r.header("location"),
+        Some("https://shop.test:8443/cart?item=7")
+    );
+    assert!(!r.body.contains("x-upstream"), "not proxied");
+
+    // The TLS listener proxies as usual.
+    let tls = connect_as(weir.addrs[1], "a.test", &[b"http/1.1"], None)
+        .await
+        .unwrap();
+    let resp = get_over(tls, "a.test", "/cart").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-upstream"], "app");
 }

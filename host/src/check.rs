@@ -25,8 +25,8 @@ pub async fn check(path: &Path) -> CheckReport {
         .cloned()
         .collect();
     for l in &config.listeners {
-        if let Some(files) = &l.tls {
-            if let Err(e) = crate::tls::load_all(files) {
+        if let Some(settings) = &l.tls {
+            if let Err(e) = settings.check() {
                 problems.push(Diagnostic {
                     message: format!("listeners.tls: {e}"),
                     ..l.location.clone()

@@ -27,6 +27,7 @@ pub mod health;
 pub mod listener;
 pub mod live;
 pub mod proxy;
+pub mod redirect;
 pub mod reload;
 pub mod retry;
 pub mod route;

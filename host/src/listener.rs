@@ -88,6 +88,8 @@ pub struct AcceptLoop {
     pub stop: watch::Receiver<bool>,
     /// Time a TLS handshake may take.
     pub handshake_timeout: Duration,
+    /// Answer every request with a redirect to https on this port instead of proxying it.
+    pub redirect_https: Option<u16>,
 }
 
 impl AcceptLoop {
@@ -102,6 +104,7 @@ impl AcceptLoop {
             graceful,
             mut stop,
             handshake_timeout,
+            redirect_https,
         } = self;
         loop {
             let accepted = tokio::select! {
@@ -130,7 +133,12 @@ impl AcceptLoop {
             let service = service_fn(move |req| {
                 let proxy = proxy.clone();
                 let client_ip = client_ip.clone();
-                async move { Ok::<_, Infallible>(proxy.handle(req, peer, client_ip, scheme).await) }
+                async move {
+                    Ok::<_, Infallible>(match redirect_https {
+                        Some(port) => crate::redirect::to_https(&req, port),
+                        None => proxy.handle(req, peer, client_ip, scheme).await,
+                    })
+                }
             });
             let Some(tls) = tls.clone() else {
                 let conn = builder
@@ -149,22 +157,20 @@ impl AcceptLoop {
             tokio::spawn(async move {
                 let _slot = slot;
                 // The handshake runs in the connection's task, bounded like a request head.
-                let stream = match tokio::time::timeout(
-                    handshake_timeout,
-                    tls.acceptor.accept(stream),
-                )
-                .await
-                {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, "TLS handshake failed: {e}");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
+                let stream =
+                    match tokio::time::timeout(handshake_timeout, tls.acceptor().accept(stream))
+                        .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, "TLS handshake failed: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
                 let conn = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .into_owned();

@@ -64,6 +64,7 @@ pub async fn serve(
             let scheme = if t.is_some() { "https" } else { "http" };
             let _ = writeln!(out, "weir: listening on {scheme}://{a}");
         }
+        let _ = writeln!(out, "weir: ready");
         let _ = out.flush();
     }
     tracing::info!(listeners = ?addrs, workers = config.workers, routes = config.routes.len(), filters = config.filters.len(), "weir started");
@@ -129,7 +130,7 @@ fn tls_listeners(config: &Config) -> anyhow::Result<Vec<Option<Arc<TlsListener>>
         .iter()
         .map(|l| match &l.tls {
             None => Ok(None),
-            Some(files) => TlsListener::new(files.clone())
+            Some(settings) => TlsListener::new(settings.clone())
                 .map(|t| Some(Arc::new(t)))
                 .map_err(|e| {
                     anyhow::anyhow!(
@@ -201,10 +202,22 @@ fn worker(
         let limits = live.current().config.limits.clone();
         let builder = listener::connection_builder(&limits);
         let handshake_timeout = limits.header_read_timeout;
+        let redirects: Vec<Option<u16>> = live
+            .current()
+            .config
+            .listeners
+            .iter()
+            .map(|l| l.redirect_https)
+            .collect();
         let proxy = Arc::new(Proxy::new(live));
         let graceful = Arc::new(GracefulShutdown::new());
         let mut loops = Vec::new();
-        for ((l, slots), tls) in listeners.into_iter().zip(connection_slots).zip(tls) {
+        for (((l, slots), tls), redirect_https) in listeners
+            .into_iter()
+            .zip(connection_slots)
+            .zip(tls)
+            .zip(redirects)
+        {
             match TcpListener::from_std(l) {
                 Ok(l) => loops.push(tokio::spawn(
                     listener::AcceptLoop {
@@ -216,6 +229,7 @@ fn worker(
                         graceful: graceful.clone(),
                         stop: stop.clone(),
                         handshake_timeout,
+                        redirect_https,
                     }
                     .run(),
                 )),

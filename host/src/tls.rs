@@ -3,9 +3,12 @@
 //! certificates chosen by SNI: the first listed certificate valid for the requested name
 //! (exact or wildcard, as its SANs say), else the first one (the default).
 //!
-//! Certificate and key files are polled for changes and reloaded without a restart; a file
-//! that does not parse, or a key that does not match its certificate, keeps the old
-//! certificates serving and logs why.
+//! A listener may verify client certificates (mTLS) against a CA bundle, requiring one or
+//! accepting clients without one.
+//!
+//! Certificate, key and client-CA files are polled for changes and reloaded without a
+//! restart; a file that does not parse, or a key that does not match its certificate, keeps
+//! the old certificates serving and logs why.
 
 use arc_swap::ArcSwap;
 use rustls::crypto::ring::sign::any_supported_type;
@@ -27,6 +30,44 @@ pub struct CertFiles {
     pub cert: PathBuf,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
+}
+
+/// Client-certificate verification of a listener (mTLS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAuth {
+    /// PEM bundle of the CAs that issue client certificates.
+    pub ca: PathBuf,
+    /// Refuse clients without a certificate (`false`: accept them, still refusing invalid
+    /// ones).
+    pub required: bool,
+}
+
+/// A TLS listener's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// Certificates chosen by SNI; the first is the default.
+    pub certificates: Vec<CertFiles>,
+    /// Client-certificate verification, if any.
+    pub client_auth: Option<ClientAuth>,
+}
+
+impl TlsSettings {
+    /// Every file the settings name.
+    fn files(&self) -> impl Iterator<Item = &PathBuf> {
+        self.certificates
+            .iter()
+            .flat_map(|f| [&f.cert, &f.key])
+            .chain(self.client_auth.as_ref().map(|c| &c.ca))
+    }
+
+    /// Load and check every file, as a listener would (for `weir check`).
+    pub fn check(&self) -> Result<(), TlsError> {
+        load_all(&self.certificates)?;
+        if let Some(auth) = &self.client_auth {
+            client_verifier(auth)?;
+        }
+        Ok(())
+    }
 }
 
 /// A certificate that could not be loaded.
@@ -97,6 +138,54 @@ pub fn load(files: &CertFiles) -> Result<Arc<CertifiedKey>, TlsError> {
     Ok(Arc::new(certified))
 }
 
+/// Read a PEM bundle of CA certificates (at least one).
+pub fn load_roots(path: &Path) -> Result<rustls::RootCertStore, TlsError> {
+    let shown = path.display().to_string();
+    let pem = std::fs::read(path).map_err(|e| TlsError::Read {
+        path: shown.clone(),
+        reason: e.to_string(),
+    })?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| TlsError::Pem {
+            path: shown.clone(),
+            reason: format!("not a PEM certificate bundle: {e}"),
+        })?;
+        roots.add(cert).map_err(|e| TlsError::Pem {
+            path: shown.clone(),
+            reason: format!("not a usable CA certificate: {e}"),
+        })?;
+    }
+    if roots.is_empty() {
+        return Err(TlsError::Pem {
+            path: shown,
+            reason: "no CERTIFICATE in the file".into(),
+        });
+    }
+    Ok(roots)
+}
+
+/// The verifier of client certificates for `auth`.
+fn client_verifier(
+    auth: &ClientAuth,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let roots = Arc::new(load_roots(&auth.ca)?);
+    let builder = rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider());
+    let builder = if auth.required {
+        builder
+    } else {
+        builder.allow_unauthenticated()
+    };
+    builder.build().map_err(|e| TlsError::Pem {
+        path: auth.ca.display().to_string(),
+        reason: format!("cannot verify clients with these CAs: {e}"),
+    })
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
 /// Load every certificate of a listener, in order (the first is the default).
 pub fn load_all(files: &[CertFiles]) -> Result<Vec<Arc<CertifiedKey>>, TlsError> {
     files.iter().map(load).collect()
@@ -144,52 +233,78 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
-/// A TLS listener's state: its acceptor, and the files to watch.
+/// A TLS listener's state: its server configuration, and the files to watch.
 pub struct TlsListener {
-    /// Accepts TLS connections with the current certificates.
-    pub acceptor: tokio_rustls::TlsAcceptor,
+    config: ArcSwap<rustls::ServerConfig>,
     resolver: Arc<SniResolver>,
-    files: Vec<CertFiles>,
+    /// Kept across client-CA reloads so that session tickets stay valid.
+    ticketer: Option<Arc<dyn rustls::server::ProducesTickets>>,
+    settings: TlsSettings,
 }
 
 impl TlsListener {
-    /// Load the certificates and build the server configuration.
-    pub fn new(files: Vec<CertFiles>) -> Result<Self, TlsError> {
-        let resolver = Arc::new(SniResolver::new(load_all(&files)?));
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| TlsError::Pem {
-                path: String::new(),
-                reason: e.to_string(),
-            })?
-            .with_no_client_auth()
-            .with_cert_resolver(resolver.clone());
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        if let Ok(ticketer) = rustls::crypto::ring::Ticketer::new() {
-            config.ticketer = ticketer;
-        }
+    /// Load the certificates (and client CAs) and build the server configuration.
+    pub fn new(settings: TlsSettings) -> Result<Self, TlsError> {
+        let resolver = Arc::new(SniResolver::new(load_all(&settings.certificates)?));
+        let ticketer = rustls::crypto::ring::Ticketer::new().ok();
+        let config = server_config(&settings, resolver.clone(), ticketer.clone())?;
         Ok(TlsListener {
-            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+            config: ArcSwap::from_pointee(config),
             resolver,
-            files,
+            ticketer,
+            settings,
         })
     }
 
-    /// Reload the certificates; on failure the current ones stay and the error is returned.
+    /// An acceptor with the current configuration.
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.config.load_full())
+    }
+
+    /// Reload the certificates and client CAs; on failure the current ones stay and the
+    /// error is returned.
     pub fn reload(&self) -> Result<(), TlsError> {
-        self.resolver.replace(load_all(&self.files)?);
+        let certs = load_all(&self.settings.certificates)?;
+        if self.settings.client_auth.is_some() {
+            let config =
+                server_config(&self.settings, self.resolver.clone(), self.ticketer.clone())?;
+            self.config.store(Arc::new(config));
+        }
+        self.resolver.replace(certs);
         Ok(())
     }
 
-    /// Latest modification time over the certificate and key files.
+    /// Latest modification time over the listener's files.
     fn stamp(&self) -> Option<SystemTime> {
-        self.files
-            .iter()
-            .flat_map(|f| [&f.cert, &f.key])
+        self.settings
+            .files()
             .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
             .max()
     }
+}
+
+/// TLS 1.3 and 1.2, ALPN h2 then http/1.1, certificates from `resolver`.
+fn server_config(
+    settings: &TlsSettings,
+    resolver: Arc<SniResolver>,
+    ticketer: Option<Arc<dyn rustls::server::ProducesTickets>>,
+) -> Result<rustls::ServerConfig, TlsError> {
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Pem {
+            path: String::new(),
+            reason: e.to_string(),
+        })?;
+    let builder = match &settings.client_auth {
+        None => builder.with_no_client_auth(),
+        Some(auth) => builder.with_client_cert_verifier(client_verifier(auth)?),
+    };
+    let mut config = builder.with_cert_resolver(resolver);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    if let Some(ticketer) = ticketer {
+        config.ticketer = ticketer;
+    }
+    Ok(config)
 }
 
 /// Poll the listeners' certificate files and reload those that changed, until the process

@@ -20,6 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+pub mod pki;
+
 /// The workspace root.
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -142,7 +144,10 @@ pub fn closed_port() -> SocketAddr {
 
 /// The real `weir` binary, running with a manifest; killed on drop.
 pub struct Weir {
+    /// The first listener's address.
     pub addr: SocketAddr,
+    /// Every listener's address, in manifest order.
+    pub addrs: Vec<SocketAddr>,
     /// The admin endpoint, when the manifest has `admin`.
     pub admin: Option<SocketAddr>,
     child: Child,
@@ -201,7 +206,8 @@ impl Weir {
         let out = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(out).lines();
         let mut admin = None;
-        let addr = loop {
+        let mut addrs: Vec<SocketAddr> = Vec::new();
+        loop {
             match lines.next() {
                 Some(Ok(line)) => {
                     if let Some(a) = line.strip_prefix("weir: admin on http://") {
@@ -211,7 +217,10 @@ impl Weir {
                         .strip_prefix("weir: listening on http://")
                         .or_else(|| line.strip_prefix("weir: listening on https://"))
                     {
-                        break a.parse().expect("listen address");
+                        addrs.push(a.parse().expect("listen address"));
+                    }
+                    if line == "weir: ready" {
+                        break;
                     }
                 }
                 _ => {
@@ -223,9 +232,10 @@ impl Weir {
                     );
                 }
             }
-        };
+        }
         Weir {
-            addr,
+            addr: addrs[0],
+            addrs,
             admin,
             child,
             dir,

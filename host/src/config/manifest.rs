@@ -64,6 +64,11 @@ pub struct ListenerSpec {
     pub max_connections: Option<Spanned<i64>>,
     /// Terminate TLS on this listener.
     pub tls: Option<Spanned<TlsSpec>>,
+    /// Answer every request with a permanent redirect (308) to the same URL over https
+    /// (plaintext listeners only). Default: false.
+    pub redirect_https: Option<Spanned<bool>>,
+    /// Port of the https URLs that `redirect-https` sends clients to. Default: 443.
+    pub https_port: Option<Spanned<i64>>,
 }
 
 /// `[listeners.tls]`
@@ -72,6 +77,12 @@ pub struct ListenerSpec {
 pub struct TlsSpec {
     /// Certificates, chosen by SNI; the first is the default.
     pub certificates: Vec<Spanned<CertSpec>>,
+    /// PEM bundle of CAs whose client certificates are accepted (mTLS), relative to the
+    /// manifest. Absent: clients are not asked for a certificate.
+    pub client_ca: Option<Spanned<String>>,
+    /// With `client-ca`: `required` (default: clients without a valid certificate are
+    /// refused) or `optional` (clients without one are served; invalid ones are refused).
+    pub client_auth: Option<Spanned<String>>,
 }
 
 /// One certificate of `[listeners.tls]`.

@@ -80,8 +80,10 @@ pub struct ListenerConfig {
     pub address: SocketAddr,
     /// Most connections open at once.
     pub max_connections: Option<usize>,
-    /// Certificates when the listener terminates TLS (the first is the default).
-    pub tls: Option<Vec<crate::tls::CertFiles>>,
+    /// TLS settings when the listener terminates TLS.
+    pub tls: Option<crate::tls::TlsSettings>,
+    /// Redirect every request to https on this port (plaintext listeners).
+    pub redirect_https: Option<u16>,
     /// Where the listener is in the manifest, for certificate errors.
     pub location: Diagnostic,
 }
@@ -453,27 +455,22 @@ impl Validator {
                 }
             });
             match a.get_ref().parse::<SocketAddr>() {
-                Ok(addr) if !seen.insert(addr) => {
+                // Port 0 asks for any free port: several such listeners do not collide.
+                Ok(addr) if addr.port() != 0 && !seen.insert(addr) => {
                     self.error(a.span(), format!("listeners.address: {addr} is listed twice"))
                 }
                 Ok(address) => {
-                    let tls = l.get_ref().tls.as_ref().map(|t| {
-                        if t.get_ref().certificates.is_empty() {
-                            self.error(t.span(), "listeners.tls.certificates: at least one certificate is required");
-                        }
-                        t.get_ref()
-                            .certificates
-                            .iter()
-                            .map(|c| crate::tls::CertFiles {
-                                cert: base.join(c.get_ref().cert.get_ref()),
-                                key: base.join(c.get_ref().key.get_ref()),
-                            })
-                            .collect()
-                    });
+                    let tls = l
+                        .get_ref()
+                        .tls
+                        .as_ref()
+                        .map(|t| self.listener_tls(t, base));
+                    let redirect_https = self.redirect_https(l.get_ref(), tls.is_some());
                     out.push(ListenerConfig {
                         address,
                         max_connections,
                         tls,
+                        redirect_https,
                         location: self.map.at(Some(a.span()), String::new()),
                     })
                 }
@@ -487,6 +484,82 @@ impl Validator {
             }
         }
         out
+    }
+
+    fn listener_tls(
+        &mut self,
+        t: &toml::Spanned<manifest::TlsSpec>,
+        base: &Path,
+    ) -> crate::tls::TlsSettings {
+        let spec = t.get_ref();
+        if spec.certificates.is_empty() {
+            self.error(
+                t.span(),
+                "listeners.tls.certificates: at least one certificate is required",
+            );
+        }
+        let certificates = spec
+            .certificates
+            .iter()
+            .map(|c| crate::tls::CertFiles {
+                cert: base.join(c.get_ref().cert.get_ref()),
+                key: base.join(c.get_ref().key.get_ref()),
+            })
+            .collect();
+        let required = match spec.client_auth.as_ref() {
+            None => true,
+            Some(a) => match a.get_ref().as_str() {
+                "required" => true,
+                "optional" => false,
+                other => {
+                    self.error(
+                        a.span(),
+                        format!("listeners.tls.client-auth: {other:?} is not required or optional"),
+                    );
+                    true
+                }
+            },
+        };
+        if let (None, Some(a)) = (&spec.client_ca, &spec.client_auth) {
+            self.error(
+                a.span(),
+                "listeners.tls.client-auth: needs client-ca (the CAs that issue client certificates)",
+            );
+        }
+        crate::tls::TlsSettings {
+            certificates,
+            client_auth: spec.client_ca.as_ref().map(|ca| crate::tls::ClientAuth {
+                ca: base.join(ca.get_ref()),
+                required,
+            }),
+        }
+    }
+
+    fn redirect_https(&mut self, l: &manifest::ListenerSpec, tls: bool) -> Option<u16> {
+        let port = l
+            .https_port
+            .as_ref()
+            .and_then(|p| self.in_range(p, "listeners.https-port", 1..=65535))
+            .map_or(443, |p| p as u16);
+        match &l.redirect_https {
+            Some(r) if *r.get_ref() && tls => {
+                self.error(
+                    r.span(),
+                    "listeners.redirect-https: this listener terminates TLS already; redirect from a plaintext listener",
+                );
+                None
+            }
+            Some(r) if *r.get_ref() => Some(port),
+            _ => {
+                if let Some(p) = &l.https_port {
+                    self.error(
+                        p.span(),
+                        "listeners.https-port: only used with redirect-https = true",
+                    );
+                }
+                None
+            }
+        }
     }
 
     fn upstream(
