@@ -66,6 +66,7 @@ pub fn upstream_request(
     head: RequestHead,
     client_ip: &HeaderValue,
     target: &Authority,
+    scheme: Scheme,
     body: Body,
 ) -> Result<Request<Body>, http::Error> {
     // The Host header is reused as is; only HTTP/2 requests (authority in the URI) need a new value.
@@ -117,7 +118,7 @@ pub fn upstream_request(
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
     parts.uri = Uri::builder()
-        .scheme(Scheme::HTTP)
+        .scheme(scheme)
         .authority(target.clone())
         .path_and_query(path_and_query)
         .build()?;
@@ -152,7 +153,7 @@ mod tests {
             .unwrap();
         let target: Authority = "127.0.0.1:9000".parse().unwrap();
         let ip = client_ip_value("10.0.0.9".parse().unwrap());
-        let out = upstream_request(head(req), &ip, &target, Body::empty()).unwrap();
+        let out = upstream_request(head(req), &ip, &target, Scheme::HTTP, Body::empty()).unwrap();
         let h = out.headers();
         for gone in ["connection", "keep-alive", "x-secret", "te", "upgrade"] {
             assert!(!h.contains_key(gone), "{gone}");
@@ -167,7 +168,7 @@ mod tests {
             .header("te", "trailers, deflate")
             .body(())
             .unwrap();
-        let out = upstream_request(head(grpc), &ip, &target, Body::empty()).unwrap();
+        let out = upstream_request(head(grpc), &ip, &target, Scheme::HTTP, Body::empty()).unwrap();
         assert_eq!(
             out.headers()["te"],
             "trailers",
@@ -185,7 +186,7 @@ mod tests {
             .unwrap();
         let target: Authority = "10.1.1.1:80".parse().unwrap();
         let ip = client_ip_value("10.0.0.9".parse().unwrap());
-        let out = upstream_request(head(req), &ip, &target, Body::empty()).unwrap();
+        let out = upstream_request(head(req), &ip, &target, Scheme::HTTP, Body::empty()).unwrap();
         assert_eq!(out.headers()["x-forwarded-for"], "1.2.3.4, 10.0.0.9");
         assert_eq!(out.headers()["host"], "example.org:8443");
         assert_eq!(out.uri(), "http://10.1.1.1:80/x");

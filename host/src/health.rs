@@ -136,13 +136,24 @@ impl Health {
 /// Run the active checks of `upstream` until it is dropped (a reload replaced it). Targets
 /// are probed concurrently.
 pub async fn run_active(upstream: Weak<Upstream>, check: ActiveCheck) {
-    let client = crate::upstream::pool::client(check.timeout);
+    let Some(transport) = upstream.upgrade().map(|u| u.transport.clone()) else {
+        return;
+    };
+    let client = crate::upstream::pool::client_for(check.timeout, &transport);
+    let scheme = transport.scheme();
     loop {
         let Some(up) = upstream.upgrade() else { return };
         let probes: Vec<_> = up
             .targets()
             .iter()
-            .map(|t| tokio::spawn(probe(client.clone(), t.authority.clone(), check.clone())))
+            .map(|t| {
+                tokio::spawn(probe(
+                    client.clone(),
+                    scheme.clone(),
+                    t.authority.clone(),
+                    check.clone(),
+                ))
+            })
             .collect();
         drop(up);
         let mut results = Vec::with_capacity(probes.len());
@@ -169,6 +180,7 @@ pub async fn run_active(upstream: Weak<Upstream>, check: ActiveCheck) {
 /// One check of one target.
 async fn probe(
     client: crate::upstream::pool::UpstreamClient,
+    scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     check: ActiveCheck,
 ) -> bool {
@@ -178,7 +190,7 @@ async fn probe(
                 .await
                 .is_ok(),
             Some(path) => {
-                let uri = format!("http://{authority}{path}");
+                let uri = format!("{scheme}://{authority}{path}");
                 let Ok(req) = http::Request::get(uri)
                     .header(http::header::USER_AGENT, "weir-health-check")
                     .body(crate::body::Body::empty())

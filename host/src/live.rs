@@ -158,7 +158,7 @@ pub struct WorkerGeneration {
 
 impl WorkerGeneration {
     /// Clients for `generation`, keeping the pooled connections of `previous`'s clients for
-    /// upstreams with the same name and connect timeout.
+    /// upstreams with the same name, connect timeout and transport.
     pub fn new(generation: Arc<Generation>, previous: Option<&WorkerGeneration>) -> Self {
         let clients = generation
             .upstreams
@@ -172,11 +172,11 @@ impl WorkerGeneration {
                             .position(|old| {
                                 old.name() == u.name()
                                     && old.connect_timeout == u.connect_timeout
-                                    && old.protocol == u.protocol
+                                    && old.transport == u.transport
                             })
                             .map(|i| p.clients[i].clone())
                     })
-                    .unwrap_or_else(|| pool::client_for(u.connect_timeout, u.protocol))
+                    .unwrap_or_else(|| pool::client_for(u.connect_timeout, &u.transport))
             })
             .collect();
         WorkerGeneration {

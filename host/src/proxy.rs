@@ -226,7 +226,13 @@ impl Proxy {
                 std::mem::replace(&mut head, RequestHead::placeholder())
             };
             let this_body = body.take().unwrap_or_else(Body::empty);
-            let req = match forward::upstream_request(this_head, client_ip, &target, this_body) {
+            let req = match forward::upstream_request(
+                this_head,
+                client_ip,
+                &target,
+                upstream.transport.scheme(),
+                this_body,
+            ) {
                 Ok(mut req) => {
                     if let Some((protocol, _)) = &upgrade {
                         upgrade::restore(req.headers_mut(), protocol.clone());

@@ -284,7 +284,7 @@ mod tests {
             retries: 1,
             max_requests: 10_000,
             upgrade_idle_timeout: Duration::from_secs(1),
-            protocol: Default::default(),
+            transport: Default::default(),
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
         };

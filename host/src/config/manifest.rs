@@ -117,8 +117,11 @@ pub struct UpstreamSpec {
     pub retries: Option<Spanned<i64>>,
     /// Most requests in flight to this upstream; beyond, 503 at once. Default: 10000.
     pub max_requests: Option<Spanned<i64>>,
-    /// `http1` (default) or `h2c` (HTTP/2 with prior knowledge, e.g. gRPC).
+    /// `http1` (default), `h2c` (HTTP/2 with prior knowledge, e.g. gRPC), and with `tls`:
+    /// `h2` (HTTP/2 by ALPN) or `auto` (HTTP/2 or HTTP/1.1, as the upstream picks by ALPN).
     pub protocol: Option<Spanned<String>>,
+    /// Connect to the targets over TLS (`tls = {}`: system CA roots, SNI = the target host).
+    pub tls: Option<Spanned<UpstreamTlsSpec>>,
     /// How long an upgraded (e.g. WebSocket) connection may be silent. Default: 5m.
     pub upgrade_idle_timeout: Option<ManifestDuration>,
     /// Active health checks. Absent: none.
@@ -129,6 +132,22 @@ pub struct UpstreamSpec {
     pub timeout: Option<ManifestDuration>,
     /// Overrides the top-level `connect-timeout`.
     pub connect_timeout: Option<ManifestDuration>,
+}
+
+/// `[upstreams.<name>.tls]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct UpstreamTlsSpec {
+    /// PEM bundle of the CAs to trust, relative to the manifest. Default: the system's.
+    pub ca: Option<Spanned<String>>,
+    /// Name sent as SNI and verified in the certificate. Default: the target's host.
+    pub server_name: Option<Spanned<String>>,
+    /// Client certificate (PEM chain) presented to the upstream, with `key`.
+    pub cert: Option<Spanned<String>>,
+    /// Private key of `cert`.
+    pub key: Option<Spanned<String>>,
+    /// Verify the upstream's certificate. Default: true.
+    pub verify: Option<Spanned<bool>>,
 }
 
 /// `[upstreams.<name>.health]`

@@ -13,7 +13,7 @@ pub use duration::parse as parse_duration;
 use crate::balance::{Algorithm, HashKey};
 use crate::health::{ActiveCheck, Passive};
 use crate::route::{HeaderMatch, HostMatch, PathMatch};
-use crate::upstream::pool::Protocol;
+use crate::upstream::pool::{Protocol, Transport};
 use http::uri::Authority;
 use manifest::Manifest;
 use std::collections::{BTreeMap, HashSet};
@@ -120,8 +120,8 @@ pub struct UpstreamConfig {
     pub max_requests: u64,
     /// Idle timeout of upgraded connections.
     pub upgrade_idle_timeout: Duration,
-    /// Protocol spoken to the targets.
-    pub protocol: Protocol,
+    /// Protocol and TLS spoken to the targets.
+    pub transport: Transport,
     /// Active health checks, if any.
     pub health: Option<ActiveCheck>,
     /// Passive outlier ejection.
@@ -345,7 +345,7 @@ impl Validator {
         let upstreams = m
             .upstreams
             .iter()
-            .map(|(name, spec)| self.upstream(name, spec.get_ref(), timeout, connect_timeout))
+            .map(|(name, spec)| self.upstream(name, spec.get_ref(), timeout, connect_timeout, base))
             .collect();
         let routes = self.routes(&m, &upstream_index, &filter_index);
         let filters = m
@@ -562,12 +562,103 @@ impl Validator {
         }
     }
 
+    fn transport(&mut self, name: &str, spec: &manifest::UpstreamSpec, base: &Path) -> Transport {
+        let field = |f: &str| format!("upstreams.{name}.{f}");
+        let tls = spec.tls.as_ref().and_then(|t| {
+            let settings = self.upstream_tls(&field("tls"), t.get_ref(), base);
+            match crate::upstream::tls::UpstreamTls::load(&settings) {
+                Ok(tls) => Some(tls),
+                Err(e) => {
+                    self.error(t.span(), format!("{}: {e}", field("tls")));
+                    None
+                }
+            }
+        });
+        let protocol = match spec
+            .protocol
+            .as_ref()
+            .map(|p| (p.get_ref().as_str(), p.span()))
+        {
+            None | Some(("http1", _)) => Protocol::Http1,
+            Some(("h2c", span)) if spec.tls.is_some() => {
+                self.error(
+                    span,
+                    format!(
+                        "{}: h2c is cleartext; over tls use h2 or auto",
+                        field("protocol")
+                    ),
+                );
+                Protocol::Http1
+            }
+            Some(("h2c", _)) => Protocol::H2c,
+            Some((p @ ("h2" | "auto"), span)) if spec.tls.is_none() => {
+                self.error(
+                    span,
+                    format!(
+                        "{}: {p} is negotiated by TLS ALPN and needs tls; for cleartext HTTP/2 use h2c",
+                        field("protocol")
+                    ),
+                );
+                Protocol::Http1
+            }
+            Some(("h2", _)) => Protocol::H2,
+            Some(("auto", _)) => Protocol::Auto,
+            Some((other, span)) => {
+                self.error(
+                    span,
+                    format!(
+                        "{}: {other:?} is not http1, h2c, h2 or auto",
+                        field("protocol")
+                    ),
+                );
+                Protocol::Http1
+            }
+        };
+        Transport { protocol, tls }
+    }
+
+    fn upstream_tls(
+        &mut self,
+        field: &str,
+        t: &manifest::UpstreamTlsSpec,
+        base: &Path,
+    ) -> crate::upstream::tls::TlsSpec {
+        let client_cert = match (&t.cert, &t.key) {
+            (Some(cert), Some(key)) => Some(crate::tls::CertFiles {
+                cert: base.join(cert.get_ref()),
+                key: base.join(key.get_ref()),
+            }),
+            (Some(only), None) | (None, Some(only)) => {
+                self.error(
+                    only.span(),
+                    format!("{field}: a client certificate needs both cert and key"),
+                );
+                None
+            }
+            (None, None) => None,
+        };
+        let verify = t.verify.as_ref().is_none_or(|v| *v.get_ref());
+        if let (false, Some(ca)) = (verify, &t.ca) {
+            self.error(
+                ca.span(),
+                format!("{field}.ca: unused with verify = false (remove one of them)"),
+            );
+        }
+        crate::upstream::tls::TlsSpec {
+            ca: t.ca.as_ref().map(|c| base.join(c.get_ref())),
+            server_name: t.server_name.as_ref().map(|n| n.get_ref().clone()),
+            client_cert,
+            verify,
+        }
+    }
+
     fn upstream(
         &mut self,
         name: &toml::Spanned<String>,
         spec: &manifest::UpstreamSpec,
         timeout: Duration,
         connect_timeout: Duration,
+        base: &Path,
     ) -> UpstreamConfig {
         if spec.targets.get_ref().is_empty() {
             self.error(
@@ -790,21 +881,7 @@ impl Validator {
             sticky,
             retries,
             max_requests,
-            protocol: match spec
-                .protocol
-                .as_ref()
-                .map(|p| (p.get_ref().as_str(), p.span()))
-            {
-                None | Some(("http1", _)) => Protocol::Http1,
-                Some(("h2c", _)) => Protocol::H2c,
-                Some((other, span)) => {
-                    self.error(
-                        span,
-                        format!("{}: {other:?} is not http1 or h2c", field("protocol")),
-                    );
-                    Protocol::Http1
-                }
-            },
+            transport: self.transport(name.get_ref(), spec, base),
             upgrade_idle_timeout: spec
                 .upgrade_idle_timeout
                 .map_or(crate::upgrade::DEFAULT_IDLE_TIMEOUT, |d| d.0),

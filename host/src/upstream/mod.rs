@@ -2,6 +2,7 @@
 //! workers; each worker has its own connection pool per upstream (see [`pool`]).
 
 pub mod pool;
+pub mod tls;
 
 use crate::balance::sticky::Sticky;
 use crate::balance::{Balancer, Lease, RequestKey, Target};
@@ -27,8 +28,8 @@ pub struct Upstream {
     max_requests: u64,
     /// Idle timeout of upgraded connections.
     pub upgrade_idle_timeout: Duration,
-    /// Protocol spoken to the targets.
-    pub protocol: pool::Protocol,
+    /// Protocol and TLS spoken to the targets.
+    pub transport: pool::Transport,
     /// Time to wait for the response head.
     pub timeout: Duration,
     /// Time to wait for a TCP connection.
@@ -67,7 +68,7 @@ impl Upstream {
             retry_budget: RetryBudget::default(),
             max_requests: cfg.max_requests,
             upgrade_idle_timeout: cfg.upgrade_idle_timeout,
-            protocol: cfg.protocol,
+            transport: cfg.transport.clone(),
             timeout: cfg.timeout,
             connect_timeout: cfg.connect_timeout,
         }

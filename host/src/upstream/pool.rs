@@ -1,13 +1,17 @@
-//! Keep-alive connection pooling to upstreams, over hyper-util's pooled client.
+//! Keep-alive connection pooling to upstreams, over hyper-util's pooled client, in cleartext
+//! or TLS (hyper-rustls), HTTP/1.1 or HTTP/2.
 
+use super::tls::UpstreamTls;
 use crate::body::Body;
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-/// A pooled HTTP/1.1 client; connections are keyed by target and reused.
-pub type UpstreamClient = Client<HttpConnector, Body>;
+/// A pooled client; connections are keyed by scheme and target and reused.
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Body>;
 
 /// How long an idle pooled connection is kept.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -20,21 +24,68 @@ pub enum Protocol {
     Http1,
     /// HTTP/2 over cleartext with prior knowledge (gRPC backends, for instance).
     H2c,
+    /// HTTP/2 only, over TLS (ALPN `h2`).
+    H2,
+    /// Over TLS: HTTP/2 or HTTP/1.1, as the upstream chooses by ALPN.
+    Auto,
 }
 
-/// An HTTP/1.1 client whose TCP connects give up after `connect_timeout`.
+/// How the proxy talks to an upstream's targets.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Transport {
+    /// HTTP version(s).
+    pub protocol: Protocol,
+    /// TLS, when the targets speak it.
+    pub tls: Option<UpstreamTls>,
+}
+
+impl Transport {
+    /// The scheme of upstream request URIs.
+    pub fn scheme(&self) -> http::uri::Scheme {
+        if self.tls.is_some() {
+            http::uri::Scheme::HTTPS
+        } else {
+            http::uri::Scheme::HTTP
+        }
+    }
+}
+
+/// A cleartext HTTP/1.1 client whose TCP connects give up after `connect_timeout`.
 pub fn client(connect_timeout: Duration) -> UpstreamClient {
-    client_for(connect_timeout, Protocol::Http1)
+    client_for(connect_timeout, &Transport::default())
 }
 
-/// A client speaking `protocol`, whose TCP connects give up after `connect_timeout`.
-pub fn client_for(connect_timeout: Duration, protocol: Protocol) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(connect_timeout));
-    connector.set_keepalive(Some(Duration::from_secs(60)));
+/// A client for `transport`, whose TCP connects give up after `connect_timeout`.
+pub fn client_for(connect_timeout: Duration, transport: &Transport) -> UpstreamClient {
+    let mut tcp = HttpConnector::new();
+    tcp.set_nodelay(true);
+    tcp.set_connect_timeout(Some(connect_timeout));
+    tcp.set_keepalive(Some(Duration::from_secs(60)));
+    tcp.enforce_http(false);
+    let connector = match &transport.tls {
+        // Cleartext: the TLS configuration is never used (URIs are http://).
+        None => HttpsConnector::from((tcp, cleartext_config())),
+        Some(tls) => {
+            let builder = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config((*tls.config).clone())
+                .https_only();
+            let builder = match &tls.server_name {
+                Some(name) => {
+                    builder.with_server_name_resolver(FixedServerNameResolver::new(name.clone()))
+                }
+                None => builder,
+            };
+            // The ALPN offer follows the protocol.
+            match transport.protocol {
+                Protocol::Http1 | Protocol::H2c => builder.enable_http1().wrap_connector(tcp),
+                Protocol::H2 => builder.enable_http2().wrap_connector(tcp),
+                Protocol::Auto => builder.enable_all_versions().wrap_connector(tcp),
+            }
+        }
+    };
     let mut builder = Client::builder(TokioExecutor::new());
-    if protocol == Protocol::H2c {
+    // With TLS, the ALPN list above decides; HTTP/2 is used when negotiated.
+    if matches!(transport.protocol, Protocol::H2c | Protocol::H2) {
         builder.http2_only(true);
     }
     builder
@@ -43,4 +94,25 @@ pub fn client_for(connect_timeout: Duration, protocol: Protocol) -> UpstreamClie
         .pool_max_idle_per_host(1024)
         .timer(TokioTimer::new())
         .build(connector)
+}
+
+/// The configuration a cleartext connector carries unused.
+fn cleartext_config() -> Arc<rustls::ClientConfig> {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map(|b| {
+                    b.with_root_certificates(rustls::RootCertStore::empty())
+                        .with_no_client_auth()
+                });
+            match config {
+                Ok(c) => Arc::new(c),
+                // The ring provider supports the default versions; this cannot fail.
+                Err(e) => unreachable!("ring supports TLS 1.2/1.3: {e}"),
+            }
+        })
+        .clone()
 }
