@@ -83,6 +83,29 @@ async fn least_connections_avoids_the_busy_target() {
 }
 
 #[tokio::test]
+async fn least_connections_counts_a_request_until_its_body_ends() {
+    // The first target answers its head at once, then streams the body for a second.
+    let streaming = Upstream::streaming(vec![
+        (Duration::ZERO, "a"),
+        (Duration::from_millis(1000), "b"),
+    ])
+    .await;
+    let (b, c) = (Upstream::echo("b").await, Upstream::echo("c").await);
+    let weir = Weir::start(&manifest(
+        &[streaming.addr, b.addr, c.addr],
+        "balance = \"least-connections\"",
+    ));
+    let url = weir.url("/");
+    let busy = tokio::spawn(async move { get(&url, &[]).await.body });
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    for _ in 0..10 {
+        let w = who(&weir, &[]).await;
+        assert_ne!(w, "slow", "a target still streaming a response is busy");
+    }
+    assert_eq!(busy.await.unwrap(), "ab");
+}
+
+#[tokio::test]
 async fn p2c_learns_latency_and_steers_away_from_the_slow_target() {
     let slow = Upstream::slow(Duration::from_millis(60)).await;
     let (b, c) = (Upstream::echo("b").await, Upstream::echo("c").await);

@@ -1,6 +1,7 @@
 //! Resilience: connect failures are retried on another target for any method, 502/503
 //! answers only for idempotent methods; `retries = 0` turns retrying off; a circuit breaker
-//! (`max-requests`) answers 503 at once when too many requests are in flight.
+//! answers 503 at once when too many requests are in flight (`max-requests`, counting
+//! responses still streaming) or waiting for a response head (`max-pending`).
 
 mod harness;
 use harness::*;
@@ -100,4 +101,38 @@ async fn the_circuit_breaker_answers_503_at_once_beyond_max_requests() {
         "fast: {results:?}"
     );
     weir.wait_for_log("max-requests in flight reached");
+}
+
+#[tokio::test]
+async fn max_requests_counts_responses_still_streaming() {
+    let up = Upstream::streaming(vec![
+        (Duration::ZERO, "a"),
+        (Duration::from_millis(800), "b"),
+    ])
+    .await;
+    let weir = Weir::start(&manifest(&[up.addr], "max-requests = 1"));
+    let url = weir.url("/");
+    let first = tokio::spawn(async move { get(&url, &[]).await.body });
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let start = Instant::now();
+    let r = get(&weir.url("/"), &[]).await;
+    assert_eq!(r.status, 503, "the first response is still streaming");
+    assert!(start.elapsed() < Duration::from_millis(300));
+    assert_eq!(first.await.unwrap(), "ab");
+    assert_eq!(get(&weir.url("/"), &[]).await.status, 200, "free again");
+}
+
+#[tokio::test]
+async fn max_pending_answers_503_at_once_beyond_the_requests_waiting_for_a_head() {
+    let slow = Upstream::slow(Duration::from_millis(600)).await;
+    let weir = Weir::start(&manifest(&[slow.addr], "max-pending = 1"));
+    let url = weir.url("/");
+    let first = tokio::spawn(async move { get(&url, &[]).await.status.as_u16() });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let start = Instant::now();
+    let r = get(&weir.url("/"), &[]).await;
+    assert_eq!(r.status, 503);
+    assert!(start.elapsed() < Duration::from_millis(300));
+    assert_eq!(first.await.unwrap(), 200);
+    weir.wait_for_log("max-pending requests waiting for a response head");
 }

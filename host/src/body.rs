@@ -30,6 +30,8 @@ pin_project! {
         Limited { #[pin] inner: Incoming, limit: u64, seen: u64 },
         /// Made by the proxy or a filter.
         Full { #[pin] inner: Full<Bytes> },
+        /// An upstream's response, with its in-flight count and time limits.
+        Upstream { #[pin] inner: crate::upstream::body::UpstreamBody },
     }
 }
 
@@ -53,6 +55,12 @@ impl Body {
             limit,
             seen: 0,
         }
+    }
+}
+
+impl From<crate::upstream::body::UpstreamBody> for Body {
+    fn from(inner: crate::upstream::body::UpstreamBody) -> Self {
+        Body::Upstream { inner }
     }
 }
 
@@ -84,6 +92,7 @@ impl HttpBody for Body {
                 }
                 other => other.map_err(Into::into),
             },
+            BodyProj::Upstream { inner } => inner.poll_frame(cx),
             BodyProj::Full { inner } => match inner.poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
                 Poll::Ready(Some(Err(never))) => match never {},
@@ -97,6 +106,7 @@ impl HttpBody for Body {
         match self {
             Body::Incoming { inner } | Body::Limited { inner, .. } => inner.is_end_stream(),
             Body::Full { inner } => inner.is_end_stream(),
+            Body::Upstream { inner } => inner.is_end_stream(),
         }
     }
 
@@ -104,6 +114,7 @@ impl HttpBody for Body {
         match self {
             Body::Incoming { inner } | Body::Limited { inner, .. } => inner.size_hint(),
             Body::Full { inner } => inner.size_hint(),
+            Body::Upstream { inner } => inner.size_hint(),
         }
     }
 }

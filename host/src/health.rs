@@ -139,7 +139,11 @@ pub async fn run_active(upstream: Weak<Upstream>, check: ActiveCheck) {
     let Some(transport) = upstream.upgrade().map(|u| u.transport.clone()) else {
         return;
     };
-    let client = crate::upstream::pool::client_for(check.timeout, &transport);
+    let client = crate::upstream::pool::client_for(
+        check.timeout,
+        crate::upstream::pool::POOL_IDLE_TIMEOUT,
+        &transport,
+    );
     let scheme = transport.scheme();
     loop {
         let Some(up) = upstream.upgrade() else { return };

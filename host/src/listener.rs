@@ -17,7 +17,8 @@ use tokio::sync::watch;
 
 /// The connection builder shared by all listeners, enforcing the client limits: a request
 /// head over `max-header-size` or with more than `max-headers` headers gets 431, a client
-/// slower than `header-read-timeout` to send its head is disconnected.
+/// slower than `header-read-timeout` to send its head is disconnected, and so is an HTTP/1.1
+/// keep-alive connection silent that long between requests; HTTP/2 clients are pinged.
 pub fn connection_builder(limits: &ClientLimits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -30,6 +31,9 @@ pub fn connection_builder(limits: &ClientLimits) -> auto::Builder<TokioExecutor>
     builder
         .http2()
         .timer(TokioTimer::new())
+        // Pings find HTTP/2 clients that went away without closing.
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20))
         .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX));
     builder
 }

@@ -55,6 +55,7 @@ impl Generation {
                         .collect(),
                 ),
                 filters: r.filters.iter().map(|&i| filters[i].clone()).collect(),
+                timeouts: r.timeouts,
             })
             .collect();
         Generation {
@@ -158,7 +159,7 @@ pub struct WorkerGeneration {
 
 impl WorkerGeneration {
     /// Clients for `generation`, keeping the pooled connections of `previous`'s clients for
-    /// upstreams with the same name, connect timeout and transport.
+    /// upstreams with the same name, connect and pool timeouts and transport.
     pub fn new(generation: Arc<Generation>, previous: Option<&WorkerGeneration>) -> Self {
         let clients = generation
             .upstreams
@@ -173,10 +174,13 @@ impl WorkerGeneration {
                                 old.name() == u.name()
                                     && old.connect_timeout == u.connect_timeout
                                     && old.transport == u.transport
+                                    && old.pool_idle_timeout == u.pool_idle_timeout
                             })
                             .map(|i| p.clients[i].clone())
                     })
-                    .unwrap_or_else(|| pool::client_for(u.connect_timeout, &u.transport))
+                    .unwrap_or_else(|| {
+                        pool::client_for(u.connect_timeout, u.pool_idle_timeout, &u.transport)
+                    })
             })
             .collect();
         WorkerGeneration {

@@ -10,6 +10,7 @@ use crate::forward;
 use crate::live::{Live, WorkerGeneration};
 use crate::retry::{self, Failure};
 use crate::upgrade;
+use crate::upstream::body::{BodyLimits, UpstreamBody};
 use crate::upstream::pool::UpstreamClient;
 use crate::upstream::Upstream;
 use http::uri::Authority;
@@ -147,9 +148,21 @@ impl Proxy {
                 if let Some(buffered) = sent.body.take() {
                     body = Body::full(buffered);
                 }
-                let client = &current.clients[upstream.id];
-                self.forward_to(upstream, client, sent, &client_ip, body, upgrade)
-                    .await
+                let timeouts = &route.timeouts;
+                let out = Outbound {
+                    upstream,
+                    client: &current.clients[upstream.id],
+                    client_ip: &client_ip,
+                    head_timeout: timeouts.timeout.unwrap_or(upstream.timeout),
+                    body: BodyLimits {
+                        idle: Some(timeouts.idle.unwrap_or(upstream.idle_timeout)),
+                        deadline: timeouts
+                            .overall
+                            .or(upstream.overall_timeout)
+                            .map(|d| tokio::time::Instant::from_std(start) + d),
+                    },
+                };
+                out.forward(sent, body, upgrade).await
             }
         };
         let response = if respond_phase {
@@ -173,17 +186,35 @@ impl Proxy {
         }
         response
     }
+}
 
+/// One request's way to its upstream: where it goes and within which time limits.
+struct Outbound<'a> {
+    upstream: &'a Upstream,
+    /// This worker's pooled client for the upstream.
+    client: &'a UpstreamClient,
+    client_ip: &'a http::HeaderValue,
+    /// Time to wait for the response head, per attempt.
+    head_timeout: std::time::Duration,
+    /// Idle timeout and overall deadline of the response body.
+    body: BodyLimits,
+}
+
+impl Outbound<'_> {
     /// Send the request to one of the upstream's targets; map failures to 502/504.
-    async fn forward_to(
-        &self,
-        upstream: &Upstream,
-        client: &UpstreamClient,
+    async fn forward(
+        self,
         mut head: RequestHead,
-        client_ip: &http::HeaderValue,
         body: Body,
         mut upgrade: Option<(http::HeaderValue, OnUpgrade)>,
     ) -> (Response<Body>, Option<Authority>) {
+        let Outbound {
+            upstream,
+            client,
+            client_ip,
+            head_timeout,
+            body: body_limits,
+        } = self;
         if upstream.saturated() {
             tracing::warn!(
                 upstream = upstream.name(),
@@ -191,6 +222,14 @@ impl Proxy {
             );
             return (ProxyError::Unavailable.response(), None);
         }
+        // Counts this request as waiting for a response head until it has one (or fails).
+        let Some(_pending) = upstream.begin_pending() else {
+            tracing::warn!(
+                upstream = upstream.name(),
+                "max-pending requests waiting for a response head: answering 503"
+            );
+            return (ProxyError::Unavailable.response(), None);
+        };
         upstream.retry_budget.deposit();
         // Only a request without a body can be sent again.
         let replayable =
@@ -247,7 +286,14 @@ impl Proxy {
                     return (ProxyError::Internal.response(), Some(target));
                 }
             };
-            let sent = tokio::time::timeout(upstream.timeout, client.request(req)).await;
+            // The head must come within the head timeout and the overall deadline.
+            let wait = match body_limits.deadline {
+                Some(d) => {
+                    head_timeout.min(d.saturating_duration_since(tokio::time::Instant::now()))
+                }
+                None => head_timeout,
+            };
+            let sent = tokio::time::timeout(wait, client.request(req)).await;
             if let Ok(Err(e)) = &sent {
                 if caused_by::<TooLarge>(e) {
                     // The client's fault, not the target's.
@@ -258,7 +304,7 @@ impl Proxy {
             upstream.report(index, ok);
             let (failure, resp) = match sent {
                 Err(_) => {
-                    tracing::warn!(upstream = upstream.name(), %target, timeout = ?upstream.timeout, "upstream timed out");
+                    tracing::warn!(upstream = upstream.name(), %target, timeout = ?wait, "upstream timed out waiting for the response head");
                     (Failure::Other, ProxyError::GatewayTimeout.response())
                 }
                 Ok(Err(e)) => {
@@ -298,7 +344,7 @@ impl Proxy {
                             .headers
                             .append(http::header::SET_COOKIE, cookie.clone());
                     }
-                    picked.lease.finish();
+                    let in_flight = picked.lease.finish();
                     let failure = if status == http::StatusCode::BAD_GATEWAY
                         || status == http::StatusCode::SERVICE_UNAVAILABLE
                     {
@@ -306,6 +352,7 @@ impl Proxy {
                     } else {
                         Failure::Other
                     };
+                    let body = UpstreamBody::new(body, in_flight, body_limits);
                     let resp = Response::from_parts(parts, Body::from(body));
                     if failure == Failure::Other {
                         return (resp, Some(target));

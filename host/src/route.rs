@@ -114,6 +114,8 @@ pub struct Route {
     pub backends: Backends,
     /// Filters in request order.
     pub filters: Vec<Arc<Filter>>,
+    /// Time limits overriding the upstream's.
+    pub timeouts: crate::config::RouteTimeouts,
 }
 
 /// A route's weighted backends, picked in proportion to their weights, interleaved.
@@ -287,6 +289,10 @@ mod tests {
             transport: Default::default(),
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+            overall_timeout: None,
+            max_pending: 1_000,
+            pool_idle_timeout: Duration::from_secs(1),
         };
         Arc::new(Upstream::new(0, &cfg))
     }
@@ -302,6 +308,7 @@ mod tests {
             headers: vec![],
             backends: Backends::single(upstream(name)),
             filters: vec![],
+            timeouts: Default::default(),
         }
     }
 

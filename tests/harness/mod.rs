@@ -126,6 +126,49 @@ impl Upstream {
         .await
     }
 
+    /// An upstream that answers every request (HTTP/1.1, one per connection) with a chunked
+    /// 200 whose chunks are sent one by one, each after its delay.
+    pub async fn streaming(chunks: Vec<(Duration, &'static str)>) -> Upstream {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        let addr = listener.local_addr().expect("local addr");
+        let chunks = Arc::new(chunks);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let chunks = chunks.clone();
+                tokio::spawn(async move {
+                    // Read the request head.
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let start = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+                    if stream.write_all(start).await.is_err() {
+                        return;
+                    }
+                    for (delay, text) in chunks.iter() {
+                        tokio::time::sleep(*delay).await;
+                        let chunk = format!("{:x}\r\n{text}\r\n", text.len());
+                        if stream.write_all(chunk.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = stream.write_all(b"0\r\n\r\n").await;
+                });
+            }
+        });
+        Upstream { addr, task }
+    }
+
     /// An upstream that waits `delay` before answering 200.
     pub async fn slow(delay: Duration) -> Upstream {
         Upstream::start(move |_req| async move {

@@ -9,7 +9,9 @@
 //!
 //! [`sticky`] sessions pin a client to the target named by a proxy-set cookie whose value does
 //! not reveal the address. Every pick returns a [`Lease`] that counts the request in flight
-//! and records its latency when done.
+//! and records its latency when the response head arrives; the count then stays with the
+//! response body ([`InFlight`]) until the body ends, so least-connections and P2C see
+//! streaming responses as the load they are.
 
 pub mod least_conn;
 pub mod p2c;
@@ -21,6 +23,7 @@ pub mod weighted;
 use http::uri::Authority;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// One target of an upstream, with the live figures the algorithms use.
@@ -30,7 +33,7 @@ pub struct Target {
     pub authority: Authority,
     /// Relative share (weighted algorithms); at least 1.
     pub weight: u32,
-    in_flight: AtomicU64,
+    in_flight: Arc<AtomicU64>,
     /// EWMA of response-head latency in nanoseconds, as f64 bits (0: no sample yet).
     ewma_ns: AtomicU64,
     /// Active and passive health.
@@ -46,7 +49,7 @@ impl Target {
         Target {
             authority,
             weight: weight.max(1),
-            in_flight: AtomicU64::new(0),
+            in_flight: Arc::new(AtomicU64::new(0)),
             ewma_ns: AtomicU64::new(0f64.to_bits()),
             health: Default::default(),
         }
@@ -78,13 +81,16 @@ impl Target {
     }
 }
 
-/// A picked target: counted in flight until dropped; [`Lease::finish`] records latency.
+/// A picked target: counted in flight until dropped; [`Lease::finish`] records latency and
+/// hands the count over to the response body.
 pub struct Lease<'a> {
     /// The target.
     pub target: &'a Target,
     /// Its index among the upstream's targets.
     pub index: usize,
     start: Instant,
+    /// Taken by `finish`.
+    count: Option<InFlight>,
 }
 
 impl<'a> Lease<'a> {
@@ -94,18 +100,25 @@ impl<'a> Lease<'a> {
             target,
             index,
             start: Instant::now(),
+            count: Some(InFlight(target.in_flight.clone())),
         }
     }
 
-    /// The response head arrived: record the latency for latency-aware balancing.
-    pub fn finish(self) {
+    /// The response head arrived: record the latency for latency-aware balancing, and keep
+    /// the request counted in flight for as long as the returned guard lives.
+    pub fn finish(mut self) -> Option<InFlight> {
         self.target.record(self.start.elapsed());
+        self.count.take()
     }
 }
 
-impl Drop for Lease<'_> {
+/// Counts a request in flight on its target until dropped (with the response body).
+#[derive(Debug)]
+pub struct InFlight(Arc<AtomicU64>);
+
+impl Drop for InFlight {
     fn drop(&mut self) {
-        self.target.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -15,6 +15,11 @@ pub struct Manifest {
     pub timeout: Option<ManifestDuration>,
     /// Default time to wait for a TCP connection to an upstream. Default: 5s.
     pub connect_timeout: Option<ManifestDuration>,
+    /// Default longest silence of an upstream within a response body. Default: 60s.
+    pub idle_timeout: Option<ManifestDuration>,
+    /// Default time limit of a whole exchange (request head to last response byte).
+    /// Default: none.
+    pub overall_timeout: Option<ManifestDuration>,
     /// How long a graceful stop waits for requests in flight. Default: 10s.
     pub shutdown_timeout: Option<ManifestDuration>,
     /// Write one access-log line per request. Default: true.
@@ -132,6 +137,15 @@ pub struct UpstreamSpec {
     pub timeout: Option<ManifestDuration>,
     /// Overrides the top-level `connect-timeout`.
     pub connect_timeout: Option<ManifestDuration>,
+    /// Overrides the top-level `idle-timeout`.
+    pub idle_timeout: Option<ManifestDuration>,
+    /// Overrides the top-level `overall-timeout`.
+    pub overall_timeout: Option<ManifestDuration>,
+    /// Most requests waiting for a response head from this upstream; beyond, 503 at once.
+    /// Default: 1000.
+    pub max_pending: Option<Spanned<i64>>,
+    /// How long an idle keep-alive connection to a target is kept. Default: 90s.
+    pub pool_idle_timeout: Option<ManifestDuration>,
 }
 
 /// `[upstreams.<name>.tls]`
@@ -207,6 +221,12 @@ pub struct RouteSpec {
     /// Names of filters, in request order.
     #[serde(default)]
     pub filters: Vec<Spanned<String>>,
+    /// Overrides the upstream's `timeout` (response head) for this route.
+    pub timeout: Option<ManifestDuration>,
+    /// Overrides the upstream's `idle-timeout` for this route.
+    pub idle_timeout: Option<ManifestDuration>,
+    /// Overrides the upstream's `overall-timeout` for this route.
+    pub overall_timeout: Option<ManifestDuration>,
 }
 
 /// `[[routes.backends]]`

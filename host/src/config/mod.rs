@@ -25,6 +25,8 @@ use std::time::Duration;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default time to wait for a TCP connection to an upstream.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default longest silence within an upstream's response body (nginx's proxy_read_timeout).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default CPU deadline of one filter hook call.
 pub const DEFAULT_CPU_DEADLINE: Duration = Duration::from_millis(5);
 /// Default linear-memory limit of one filter instance.
@@ -130,6 +132,35 @@ pub struct UpstreamConfig {
     pub timeout: Duration,
     /// Time to wait for a TCP connection.
     pub connect_timeout: Duration,
+    /// Longest silence within a response body.
+    pub idle_timeout: Duration,
+    /// Time limit of a whole exchange.
+    pub overall_timeout: Option<Duration>,
+    /// Most requests waiting for a response head.
+    pub max_pending: u64,
+    /// How long idle keep-alive connections are kept.
+    pub pool_idle_timeout: Duration,
+}
+
+/// Time limits a route sets instead of its upstream's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouteTimeouts {
+    /// Response head.
+    pub timeout: Option<Duration>,
+    /// Longest silence within the response body.
+    pub idle: Option<Duration>,
+    /// Whole exchange.
+    pub overall: Option<Duration>,
+}
+
+/// Manifest-wide upstream defaults.
+struct UpstreamDefaults<'a> {
+    timeout: Duration,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    overall_timeout: Option<Duration>,
+    /// The manifest's folder (relative file names).
+    base: &'a Path,
 }
 
 /// A validated route.
@@ -147,6 +178,8 @@ pub struct RouteConfig {
     pub backends: Vec<(usize, u32)>,
     /// Indexes into [`Config::filters`], in request order.
     pub filters: Vec<usize>,
+    /// Time limits overriding the upstream's.
+    pub timeouts: RouteTimeouts,
 }
 
 /// A validated filter entry.
@@ -313,8 +346,13 @@ impl Validator {
             Some(dir) => base.join(dir.get_ref()),
             None => base.join("plugins"),
         };
-        let timeout = m.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
-        let connect_timeout = m.connect_timeout.map_or(DEFAULT_CONNECT_TIMEOUT, |d| d.0);
+        let defaults = UpstreamDefaults {
+            timeout: m.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0),
+            connect_timeout: m.connect_timeout.map_or(DEFAULT_CONNECT_TIMEOUT, |d| d.0),
+            idle_timeout: m.idle_timeout.map_or(DEFAULT_IDLE_TIMEOUT, |d| d.0),
+            overall_timeout: m.overall_timeout.map(|d| d.0),
+            base,
+        };
 
         let listeners = self.listeners(&m, base);
         let limits = self.limits(&m);
@@ -345,7 +383,7 @@ impl Validator {
         let upstreams = m
             .upstreams
             .iter()
-            .map(|(name, spec)| self.upstream(name, spec.get_ref(), timeout, connect_timeout, base))
+            .map(|(name, spec)| self.upstream(name, spec.get_ref(), &defaults))
             .collect();
         let routes = self.routes(&m, &upstream_index, &filter_index);
         let filters = m
@@ -656,9 +694,7 @@ impl Validator {
         &mut self,
         name: &toml::Spanned<String>,
         spec: &manifest::UpstreamSpec,
-        timeout: Duration,
-        connect_timeout: Duration,
-        base: &Path,
+        defaults: &UpstreamDefaults<'_>,
     ) -> UpstreamConfig {
         if spec.targets.get_ref().is_empty() {
             self.error(
@@ -881,15 +917,32 @@ impl Validator {
             sticky,
             retries,
             max_requests,
-            transport: self.transport(name.get_ref(), spec, base),
+            transport: self.transport(name.get_ref(), spec, defaults.base),
             upgrade_idle_timeout: spec
                 .upgrade_idle_timeout
                 .map_or(crate::upgrade::DEFAULT_IDLE_TIMEOUT, |d| d.0),
             health,
             passive,
             targets,
-            timeout: spec.timeout.map_or(timeout, |d| d.0),
-            connect_timeout: spec.connect_timeout.map_or(connect_timeout, |d| d.0),
+            timeout: spec.timeout.map_or(defaults.timeout, |d| d.0),
+            connect_timeout: spec
+                .connect_timeout
+                .map_or(defaults.connect_timeout, |d| d.0),
+            idle_timeout: spec.idle_timeout.map_or(defaults.idle_timeout, |d| d.0),
+            overall_timeout: spec
+                .overall_timeout
+                .map(|d| d.0)
+                .or(defaults.overall_timeout),
+            max_pending: u64::from(count(
+                self,
+                &spec.max_pending,
+                "max-pending",
+                1_000,
+                1_000_000,
+            )),
+            pool_idle_timeout: spec
+                .pool_idle_timeout
+                .map_or(crate::upstream::pool::POOL_IDLE_TIMEOUT, |d| d.0),
         }
     }
 
@@ -970,6 +1023,11 @@ impl Validator {
                 headers,
                 backends,
                 filters: chain,
+                timeouts: RouteTimeouts {
+                    timeout: r.timeout.map(|d| d.0),
+                    idle: r.idle_timeout.map(|d| d.0),
+                    overall: r.overall_timeout.map(|d| d.0),
+                },
             });
         }
         if m.routes.is_empty() {

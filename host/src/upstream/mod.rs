@@ -1,6 +1,7 @@
 //! Upstream services: their targets, balancing, sticky sessions and timeouts. Shared by all
 //! workers; each worker has its own connection pool per upstream (see [`pool`]).
 
+pub mod body;
 pub mod pool;
 pub mod tls;
 
@@ -9,6 +10,7 @@ use crate::balance::{Balancer, Lease, RequestKey, Target};
 use crate::config::UpstreamConfig;
 use crate::health::{ActiveCheck, Passive};
 use crate::retry::RetryBudget;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// A named upstream service.
@@ -34,6 +36,23 @@ pub struct Upstream {
     pub timeout: Duration,
     /// Time to wait for a TCP connection.
     pub connect_timeout: Duration,
+    /// Longest silence within a response body.
+    pub idle_timeout: Duration,
+    /// Time limit of a whole exchange.
+    pub overall_timeout: Option<Duration>,
+    /// How long idle keep-alive connections are kept.
+    pub pool_idle_timeout: Duration,
+    max_pending: u64,
+    pending: AtomicU64,
+}
+
+/// Counts a request as waiting for its response head until dropped.
+pub struct Pending<'a>(&'a AtomicU64);
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A target chosen for one request.
@@ -71,6 +90,11 @@ impl Upstream {
             transport: cfg.transport.clone(),
             timeout: cfg.timeout,
             connect_timeout: cfg.connect_timeout,
+            idle_timeout: cfg.idle_timeout,
+            overall_timeout: cfg.overall_timeout,
+            pool_idle_timeout: cfg.pool_idle_timeout,
+            max_pending: cfg.max_pending,
+            pending: AtomicU64::new(0),
         }
     }
 
@@ -104,10 +128,19 @@ impl Upstream {
         }
     }
 
-    /// Whether another request would exceed `max-requests` in flight (circuit breaker).
+    /// Whether another request would exceed `max-requests` in flight, counting responses
+    /// still streaming (circuit breaker).
     pub fn saturated(&self) -> bool {
         let in_flight: u64 = self.targets.iter().map(Target::in_flight).sum();
         in_flight >= self.max_requests
+    }
+
+    /// Count a request as waiting for its response head, unless `max-pending` are already
+    /// waiting (circuit breaker: `None`, answer 503).
+    pub fn begin_pending(&self) -> Option<Pending<'_>> {
+        let before = self.pending.fetch_add(1, Ordering::Relaxed);
+        let guard = Pending(&self.pending);
+        (before < self.max_pending).then_some(guard)
     }
 
     /// The target for a request: the one its sticky cookie names, else the balancer's

@@ -13,7 +13,7 @@ use std::time::Duration;
 /// A pooled client; connections are keyed by scheme and target and reused.
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Body>;
 
-/// How long an idle pooled connection is kept.
+/// How long an idle pooled connection is kept, by default.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The protocol spoken to an upstream.
@@ -52,11 +52,16 @@ impl Transport {
 
 /// A cleartext HTTP/1.1 client whose TCP connects give up after `connect_timeout`.
 pub fn client(connect_timeout: Duration) -> UpstreamClient {
-    client_for(connect_timeout, &Transport::default())
+    client_for(connect_timeout, POOL_IDLE_TIMEOUT, &Transport::default())
 }
 
-/// A client for `transport`, whose TCP connects give up after `connect_timeout`.
-pub fn client_for(connect_timeout: Duration, transport: &Transport) -> UpstreamClient {
+/// A client for `transport`, whose TCP connects give up after `connect_timeout` and whose
+/// idle connections are closed after `idle`.
+pub fn client_for(
+    connect_timeout: Duration,
+    idle: Duration,
+    transport: &Transport,
+) -> UpstreamClient {
     let mut tcp = HttpConnector::new();
     tcp.set_nodelay(true);
     tcp.set_connect_timeout(Some(connect_timeout));
@@ -89,7 +94,7 @@ pub fn client_for(connect_timeout: Duration, transport: &Transport) -> UpstreamC
         builder.http2_only(true);
     }
     builder
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_idle_timeout(idle)
         .pool_timer(TokioTimer::new())
         .pool_max_idle_per_host(1024)
         .timer(TokioTimer::new())

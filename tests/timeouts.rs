@@ -1,0 +1,158 @@
+//! Timeouts: the response head (per upstream, overridden per route), the longest silence
+//! within a response body (idle), the whole exchange (overall), and idle client keep-alive
+//! connections.
+
+mod harness;
+use bytes::Bytes;
+use harness::*;
+use http_body_util::{BodyExt, Full};
+use std::time::{Duration, Instant};
+
+/// What a client got: the status, the body bytes that arrived, whether the body ended
+/// cleanly, and how long it all took.
+struct Outcome {
+    status: u16,
+    body: String,
+    complete: bool,
+    took: Duration,
+}
+
+async fn fetch(url: &str) -> Outcome {
+    let start = Instant::now();
+    let client = keep_alive_client();
+    let resp = client
+        .request(
+            http::Request::get(url)
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .expect("response head");
+    let status = resp.status().as_u16();
+    let mut body = resp.into_body();
+    let mut text = String::new();
+    let complete = loop {
+        match body.frame().await {
+            None => break true,
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    text.push_str(&String::from_utf8_lossy(data));
+                }
+            }
+            Some(Err(_)) => break false,
+        }
+    };
+    Outcome {
+        status,
+        body: text,
+        complete,
+        took: start.elapsed(),
+    }
+}
+
+#[tokio::test]
+async fn a_route_timeout_overrides_the_upstreams() {
+    let slow = Upstream::slow(Duration::from_millis(700)).await;
+    let weir = Weir::start(&format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n\
+         [upstreams.app]\ntargets = [\"{}\"]\ntimeout = \"5s\"\nretries = 0\n\n\
+         [[routes]]\npath = \"/impatient\"\nupstream = \"app\"\ntimeout = \"200ms\"\n\n\
+         [[routes]]\nupstream = \"app\"\n",
+        slow.addr
+    ));
+    let r = fetch(&weir.url("/impatient")).await;
+    assert_eq!(r.status, 504);
+    assert!(r.took < Duration::from_millis(650), "{:?}", r.took);
+    let r = fetch(&weir.url("/patient")).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "late\n"));
+}
+
+#[tokio::test]
+async fn a_silent_upstream_body_is_cut_off_after_the_idle_timeout() {
+    let up = Upstream::streaming(vec![
+        (Duration::ZERO, "hello "),
+        (Duration::from_millis(1500), "world"),
+    ])
+    .await;
+    let weir = Weir::start(&format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n\
+         [upstreams.app]\ntargets = [\"{}\"]\nidle-timeout = \"300ms\"\n\n\
+         [[routes]]\npath = \"/patient\"\nupstream = \"app\"\nidle-timeout = \"5s\"\n\n\
+         [[routes]]\nupstream = \"app\"\n",
+        up.addr
+    ));
+    let r = fetch(&weir.url("/")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, "hello ");
+    assert!(
+        !r.complete,
+        "the client must see the body cut off, not ended"
+    );
+    assert!(r.took < Duration::from_millis(1200), "{:?}", r.took);
+    weir.wait_for_log("idle longer than idle-timeout");
+
+    // The route's longer idle timeout lets the same body finish.
+    let r = fetch(&weir.url("/patient")).await;
+    assert!(r.complete);
+    assert_eq!(r.body, "hello world");
+}
+
+#[tokio::test]
+async fn the_overall_timeout_bounds_a_busy_stream_and_a_slow_head() {
+    // A chunk every 100 ms for 2 s: never idle, but long.
+    let chunks = (0..20).map(|_| (Duration::from_millis(100), ".")).collect();
+    let up = Upstream::streaming(chunks).await;
+    let slow = Upstream::slow(Duration::from_secs(2)).await;
+    let weir = Weir::start(&format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n\
+         [upstreams.stream]\ntargets = [\"{}\"]\nidle-timeout = \"1s\"\noverall-timeout = \"600ms\"\n\n\
+         [upstreams.slow]\ntargets = [\"{}\"]\ntimeout = \"10s\"\noverall-timeout = \"300ms\"\nretries = 0\n\n\
+         [[routes]]\npath = \"/slow\"\nupstream = \"slow\"\n\n\
+         [[routes]]\nupstream = \"stream\"\n",
+        up.addr, slow.addr
+    ));
+    let r = fetch(&weir.url("/")).await;
+    assert_eq!(r.status, 200);
+    assert!(!r.complete, "cut off");
+    assert!(
+        !r.body.is_empty() && r.body.len() < 20,
+        "some chunks, not all: {:?}",
+        r.body
+    );
+    assert!(r.took < Duration::from_millis(1500), "{:?}", r.took);
+
+    let r = fetch(&weir.url("/slow")).await;
+    assert_eq!(r.status, 504, "the overall limit applies to the head too");
+    assert!(r.took < Duration::from_millis(1500), "{:?}", r.took);
+}
+
+#[tokio::test]
+async fn idle_keep_alive_client_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Upstream::echo("app").await;
+    let weir = Weir::start(&format!(
+        "header-read-timeout = \"400ms\"\n\n[[listeners]]\naddress = \"127.0.0.1:0\"\n\n\
+         [upstreams.app]\ntargets = [\"{}\"]\n\n[[routes]]\nupstream = \"app\"\n",
+        up.addr
+    ));
+    let mut conn = tokio::net::TcpStream::connect(weir.addr).await.unwrap();
+    conn.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = conn.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    // Silent after the response: the proxy closes the connection.
+    let start = Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "still open after 3 s");
+    assert!(start.elapsed() >= Duration::from_millis(300));
+}
