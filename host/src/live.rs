@@ -70,10 +70,21 @@ impl Generation {
 }
 
 impl Generation {
-    /// Start the active health checks of its upstreams on the current runtime; they stop
-    /// when the generation is dropped.
-    pub fn start_health_checks(&self) {
+    /// Start the active health checks and name re-resolution of its upstreams on the
+    /// current runtime; they stop when the generation is dropped.
+    pub fn start_background_tasks(&self) {
         crate::health::start(&self.upstreams);
+        for u in &self.upstreams {
+            let hosts = u.target_names();
+            if !hosts.is_empty() {
+                tokio::spawn(crate::upstream::resolve::run(
+                    Arc::downgrade(u),
+                    u.name().to_string(),
+                    hosts,
+                    u.resolve_interval,
+                ));
+            }
+        }
     }
 }
 

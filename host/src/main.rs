@@ -87,7 +87,7 @@ async fn run(manifest: PathBuf) -> anyhow::Result<()> {
             anyhow::anyhow!("cannot load filters:\n{}", lines.join("\n"))
         })?;
     let first = Generation::build(1, Arc::new(config), filters);
-    first.start_health_checks();
+    first.start_background_tasks();
     let live = Arc::new(Live::new(first));
     server::serve(live, engine, manifest, server::shutdown_signal()).await
 }

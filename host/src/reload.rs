@@ -34,7 +34,7 @@ pub async fn reload(live: &Live, engine: &FilterEngine, manifest: &Path) -> Resu
             let id = next.id;
             let summary = describe(&live.current(), &next);
             warn_restart_only(&live.current().config, &next.config);
-            next.start_health_checks();
+            next.start_background_tasks();
             live.swap(next);
             tracing::info!(generation = id, took = ?started.elapsed(), "reloaded: {summary}");
             Ok(id)

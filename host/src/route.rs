@@ -293,6 +293,7 @@ mod tests {
             overall_timeout: None,
             max_pending: 1_000,
             pool_idle_timeout: Duration::from_secs(1),
+            resolve_interval: Duration::from_secs(1),
         };
         Arc::new(Upstream::new(0, &cfg))
     }

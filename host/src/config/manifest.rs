@@ -146,6 +146,8 @@ pub struct UpstreamSpec {
     pub max_pending: Option<Spanned<i64>>,
     /// How long an idle keep-alive connection to a target is kept. Default: 90s.
     pub pool_idle_timeout: Option<ManifestDuration>,
+    /// Time between two resolutions of targets given by host name. Default: 30s.
+    pub resolve_interval: Option<ManifestDuration>,
 }
 
 /// `[upstreams.<name>.tls]`

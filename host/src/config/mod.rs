@@ -140,6 +140,8 @@ pub struct UpstreamConfig {
     pub max_pending: u64,
     /// How long idle keep-alive connections are kept.
     pub pool_idle_timeout: Duration,
+    /// Time between two resolutions of target host names.
+    pub resolve_interval: Duration,
 }
 
 /// Time limits a route sets instead of its upstream's.
@@ -943,6 +945,9 @@ impl Validator {
             pool_idle_timeout: spec
                 .pool_idle_timeout
                 .map_or(crate::upstream::pool::POOL_IDLE_TIMEOUT, |d| d.0),
+            resolve_interval: spec
+                .resolve_interval
+                .map_or(crate::upstream::resolve::DEFAULT_INTERVAL, |d| d.0),
         }
     }
 

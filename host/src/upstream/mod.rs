@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod pool;
+pub mod resolve;
 pub mod tls;
 
 use crate::balance::sticky::Sticky;
@@ -42,6 +43,8 @@ pub struct Upstream {
     pub overall_timeout: Option<Duration>,
     /// How long idle keep-alive connections are kept.
     pub pool_idle_timeout: Duration,
+    /// Time between two resolutions of target host names.
+    pub resolve_interval: Duration,
     max_pending: u64,
     pending: AtomicU64,
 }
@@ -93,6 +96,7 @@ impl Upstream {
             idle_timeout: cfg.idle_timeout,
             overall_timeout: cfg.overall_timeout,
             pool_idle_timeout: cfg.pool_idle_timeout,
+            resolve_interval: cfg.resolve_interval,
             max_pending: cfg.max_pending,
             pending: AtomicU64::new(0),
         }
@@ -106,6 +110,20 @@ impl Upstream {
     /// Its targets, with their live figures.
     pub fn targets(&self) -> &[Target] {
         &self.targets
+    }
+
+    /// The host names among its targets (not IP addresses), each once.
+    pub fn target_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .targets
+            .iter()
+            .map(|t| t.authority.host())
+            .filter(|h| resolve::is_name(h))
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// Its active health check, if configured.

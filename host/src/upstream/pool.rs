@@ -1,6 +1,7 @@
 //! Keep-alive connection pooling to upstreams, over hyper-util's pooled client, in cleartext
 //! or TLS (hyper-rustls), HTTP/1.1 or HTTP/2.
 
+use super::resolve::CachedResolver;
 use super::tls::UpstreamTls;
 use crate::body::Body;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
@@ -11,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// A pooled client; connections are keyed by scheme and target and reused.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Body>;
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector<CachedResolver>>, Body>;
 
 /// How long an idle pooled connection is kept, by default.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -62,7 +63,8 @@ pub fn client_for(
     idle: Duration,
     transport: &Transport,
 ) -> UpstreamClient {
-    let mut tcp = HttpConnector::new();
+    // Host names come from the re-resolved cache (see `resolve`).
+    let mut tcp = HttpConnector::new_with_resolver(CachedResolver);
     tcp.set_nodelay(true);
     tcp.set_connect_timeout(Some(connect_timeout));
     tcp.set_keepalive(Some(Duration::from_secs(60)));
