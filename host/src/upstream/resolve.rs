@@ -66,7 +66,7 @@ pub fn is_name(host: &str) -> bool {
 pub struct CachedResolver;
 
 impl tower_service::Service<Name> for CachedResolver {
-    type Response = std::vec::IntoIter<SocketAddr>;
+    type Response = Addrs;
     type Error = std::io::Error;
     type Future = Pin<Box<dyn Future<Output = std::io::Result<Self::Response>> + Send>>;
 
@@ -78,10 +78,30 @@ impl tower_service::Service<Name> for CachedResolver {
         let cached = DnsCache::global().get(name.as_str());
         Box::pin(async move {
             match cached {
-                Some(addrs) if !addrs.is_empty() => Ok(addrs.to_vec().into_iter()),
-                _ => lookup(name.as_str()).await.map(Vec::into_iter),
+                Some(list) if !list.is_empty() => Ok(Addrs { list, next: 0 }),
+                _ => lookup(name.as_str()).await.map(|found| Addrs {
+                    list: found.into(),
+                    next: 0,
+                }),
             }
         })
+    }
+}
+
+/// The addresses of one resolution, in turn.
+#[derive(Debug)]
+pub struct Addrs {
+    list: Arc<[SocketAddr]>,
+    next: usize,
+}
+
+impl Iterator for Addrs {
+    type Item = SocketAddr;
+
+    fn next(&mut self) -> Option<SocketAddr> {
+        let addr = self.list.get(self.next).copied();
+        self.next += 1;
+        addr
     }
 }
 
