@@ -1,5 +1,5 @@
 # Weir build entry point. `make demo` and `make test` are the two commands in the README.
-.PHONY: all plugins build demo test unit lint fmt bench bench-filter bench-runtime bench-proxy clean
+.PHONY: all plugins build demo test unit lint fmt bench bench-filter bench-runtime bench-proxy bench-tls clean
 
 all: build
 
@@ -29,7 +29,7 @@ fmt:
 
 # Benchmarks (not part of `make test`): a pooled filter call; reload latency and idle
 # memory; weir vs nginx under wrk.
-bench: bench-filter bench-runtime bench-proxy
+bench: bench-filter bench-runtime bench-proxy bench-tls
 
 bench-filter: plugins
 	cargo bench -p weir --bench filter_call
@@ -39,6 +39,9 @@ bench-runtime: plugins
 
 bench-proxy: build
 	host/benches/proxy_vs_nginx.sh
+
+bench-tls: build
+	host/benches/tls_vs_nginx.sh
 
 clean:
 	cargo clean

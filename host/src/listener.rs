@@ -140,7 +140,9 @@ impl AcceptLoop {
                 async move {
                     Ok::<_, Infallible>(match redirect_https {
                         Some(port) => crate::redirect::to_https(&req, port),
-                        None => proxy.handle(req, peer, client_ip, scheme).await,
+                        // Boxed: HTTP/2 moves each request's future into a task of its own,
+                        // and a pointer moves cheaper than the request's whole state.
+                        None => Box::pin(proxy.handle(req, peer, client_ip, scheme)).await,
                     })
                 }
             });

@@ -162,7 +162,9 @@ impl Proxy {
                             .map(|d| tokio::time::Instant::from_std(start) + d),
                     },
                 };
-                out.forward(sent, body, upgrade).await
+                // Boxed: the forwarding state is large and most of it is needed only
+                // after the filters ran.
+                Box::pin(out.forward(sent, body, upgrade)).await
             }
         };
         let response = if respond_phase {

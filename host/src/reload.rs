@@ -252,7 +252,10 @@ impl Watch {
 
     fn watch_plugins(&mut self, dir: &Path) {
         let dir = canonical(dir);
-        if let Err(e) = self.watcher.watch(&dir, RecursiveMode::NonRecursive) {
+        if !dir.is_dir() {
+            // A manifest without filters needs no plugins directory.
+            tracing::info!(dir = %dir.display(), "no plugins directory: not watched (filters added later need a restart to be watched)");
+        } else if let Err(e) = self.watcher.watch(&dir, RecursiveMode::NonRecursive) {
             tracing::error!(dir = %dir.display(), "cannot watch the plugins directory: {e}");
         }
         *self.plugins.lock().unwrap_or_else(|p| p.into_inner()) = dir;
