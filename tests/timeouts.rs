@@ -156,3 +156,40 @@ async fn idle_keep_alive_client_connections_are_closed() {
     assert!(closed.is_ok(), "still open after 3 s");
     assert!(start.elapsed() >= Duration::from_millis(300));
 }
+
+/// A port whose connects hang: a listener with a full accept queue that never accepts
+/// (Linux then drops further SYNs).
+fn black_hole() -> (socket2::Socket, std::net::TcpStream, std::net::SocketAddr) {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    socket.listen(0).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    // Fill the accept queue.
+    let filler = std::net::TcpStream::connect(addr).unwrap();
+    (socket, filler, addr)
+}
+
+#[tokio::test]
+async fn a_hanging_connect_gives_up_after_the_connect_timeout() {
+    let (_socket, _filler, addr) = black_hole();
+    let weir = Weir::start(&format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n\
+         [upstreams.app]\ntargets = [\"{addr}\"]\nconnect-timeout = \"300ms\"\ntimeout = \"10s\"\nretries = 0\n\n\
+         [[routes]]\nupstream = \"app\"\n"
+    ));
+    let r = fetch(&weir.url("/")).await;
+    assert_eq!(r.status, 504, "{}", r.body);
+    assert!(
+        r.took >= Duration::from_millis(250) && r.took < Duration::from_secs(3),
+        "{:?}",
+        r.took
+    );
+}

@@ -295,3 +295,46 @@ async fn a_plaintext_listener_redirects_to_https() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-upstream"], "app");
 }
+
+#[tokio::test]
+async fn sessions_resume_without_a_full_handshake() {
+    let up = Upstream::echo("app").await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new();
+    ca.leaf(&["a.test"], dir.path(), "a");
+    ca.leaf(&["*.b.test"], dir.path(), "b");
+    let weir = Weir::start_in(dir, &tls_manifest(up.addr));
+
+    // One client configuration (and so one session cache) for both connections.
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(AnyCert))
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let mut kinds = Vec::new();
+    for _ in 0..2 {
+        let tcp = tokio::net::TcpStream::connect(weir.addr).await.unwrap();
+        let tls = connector
+            .connect(
+                rustls::pki_types::ServerName::try_from("a.test").unwrap(),
+                tcp,
+            )
+            .await
+            .unwrap();
+        kinds.push(tls.get_ref().1.handshake_kind());
+        // A request, so that the TLS 1.3 ticket sent after the handshake is read.
+        let resp = get_over(tls, "a.test", "/").await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
+    }
+    assert_eq!(
+        kinds,
+        vec![
+            Some(rustls::HandshakeKind::Full),
+            Some(rustls::HandshakeKind::Resumed)
+        ]
+    );
+}

@@ -312,7 +312,13 @@ impl Outbound<'_> {
                 Ok(Err(e)) => {
                     tracing::warn!(upstream = upstream.name(), %target, "upstream failed: {}", chain_text(&e));
                     if e.is_connect() {
-                        (Failure::Connect, ProxyError::BadGateway.response())
+                        // connect-timeout: 504, as nginx; refused or unreachable: 502.
+                        let resp = if is_timeout(&e) {
+                            ProxyError::GatewayTimeout.response()
+                        } else {
+                            ProxyError::BadGateway.response()
+                        };
+                        (Failure::Connect, resp)
                     } else if is_timeout(&e) {
                         (Failure::Other, ProxyError::GatewayTimeout.response())
                     } else {
