@@ -5,22 +5,6 @@ mod harness;
 use harness::*;
 use std::process::Command;
 
-fn check(manifest: &str) -> (bool, String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("weir.toml");
-    std::fs::write(&path, expand(manifest)).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["check"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 const GOOD: &str = r#"plugins-dir = "{plugins}"
 
 [[listeners]]

@@ -137,21 +137,13 @@ fn check_reports_unreadable_and_mismatched_certificates() {
     ca.leaf(&["a.test"], dir.path(), "a");
     ca.leaf(&["b.test"], dir.path(), "b");
     std::fs::copy(dir.path().join("a.key"), dir.path().join("b.key")).unwrap();
-    let manifest = dir.path().join("weir.toml");
-    std::fs::write(
-        &manifest,
+    let (ok, _, err) = check_in(
+        dir.path(),
         "[[listeners]]\naddress = \"127.0.0.1:0\"\ntls = { certificates = [{ cert = \"missing.pem\", key = \"a.key\" }] }\n\n\
          [[listeners]]\naddress = \"127.0.0.1:1\"\ntls = { certificates = [{ cert = \"b.pem\", key = \"b.key\" }] }\n\n\
          [upstreams.app]\ntargets = [\"127.0.0.1:9\"]\n\n[[routes]]\nupstream = \"app\"\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
-        .arg("check")
-        .arg(&manifest)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    );
+    assert!(!ok);
     assert!(
         err.contains("weir.toml:2:11: listeners.tls: cannot read"),
         "{err}"
@@ -227,23 +219,15 @@ fn client_ca_problems_and_unusable_files_are_reported_with_their_place() {
     let dir = tempfile::tempdir().unwrap();
     Ca::new().leaf(&["a.test"], dir.path(), "a");
     std::fs::write(dir.path().join("clients.pem"), "no PEM here\n").unwrap();
-    let manifest = dir.path().join("weir.toml");
-    std::fs::write(
-        &manifest,
+    let (ok, _, err) = check_in(
+        dir.path(),
         "[[listeners]]\naddress = \"127.0.0.1:0\"\n\
          tls = { certificates = [{ cert = \"a.pem\", key = \"a.key\" }], client-ca = \"clients.pem\" }\n\n\
          [[listeners]]\naddress = \"127.0.0.1:1\"\n\
          tls = { certificates = [{ cert = \"a.pem\", key = \"a.key\" }], client-auth = \"sometimes\" }\n\n\
          [upstreams.app]\ntargets = [\"127.0.0.1:9\"]\n\n[[routes]]\nupstream = \"app\"\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
-        .arg("check")
-        .arg(&manifest)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    );
+    assert!(!ok);
     assert!(
         err.contains("is not required or optional") && err.contains("needs client-ca"),
         "{err}"

@@ -5,6 +5,13 @@ mod harness;
 use harness::pki::*;
 use harness::*;
 
+/// A folder for the manifest holding `ca` as `ca.pem`.
+fn trusting(ca: &Ca) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    ca.write(&dir.path().join("ca.pem"));
+    dir
+}
+
 /// Start weir with one upstream `app` at `target` whose `[upstreams.app]` table gets
 /// `settings`, and return the GET reply for `/`.
 async fn through(dir: tempfile::TempDir, target: std::net::SocketAddr, settings: &str) -> Reply {
@@ -20,9 +27,8 @@ async fn through(dir: tempfile::TempDir, target: std::net::SocketAddr, settings:
 
 #[tokio::test]
 async fn the_configured_ca_and_server_name_are_verified() {
-    let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new();
-    ca.write(&dir.path().join("ca.pem"));
+    let dir = trusting(&ca);
     let up = tls_upstream(&ca.issue(&["backend.test"]), &[b"http/1.1"], None).await;
 
     let r = through(
@@ -42,9 +48,8 @@ async fn the_configured_ca_and_server_name_are_verified() {
 
 #[tokio::test]
 async fn the_target_address_is_verified_when_no_server_name_is_given() {
-    let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new();
-    ca.write(&dir.path().join("ca.pem"));
+    let dir = trusting(&ca);
     let up = tls_upstream(&ca.issue(&["127.0.0.1"]), &[b"http/1.1"], None).await;
     let r = through(dir, up.addr, "tls = { ca = \"ca.pem\" }").await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -58,8 +63,7 @@ async fn an_untrusted_or_misnamed_certificate_is_refused_unless_verify_is_off() 
     let misnamed = tls_upstream(&ca.issue(&["other.test"]), &[], None).await;
 
     for (up, what) in [(&by_stranger, "another CA"), (&misnamed, "another name")] {
-        let dir = tempfile::tempdir().unwrap();
-        ca.write(&dir.path().join("ca.pem"));
+        let dir = trusting(&ca);
         let r = through(
             dir,
             up.addr,
@@ -84,8 +88,7 @@ async fn a_client_certificate_is_presented_when_configured() {
     let clients = Ca::new();
     let up = tls_upstream(&ca.issue(&["backend.test"]), &[], Some(&clients)).await;
 
-    let dir = tempfile::tempdir().unwrap();
-    ca.write(&dir.path().join("ca.pem"));
+    let dir = trusting(&ca);
     let r = through(
         dir,
         up.addr,
@@ -94,8 +97,7 @@ async fn a_client_certificate_is_presented_when_configured() {
     .await;
     assert_eq!(r.status, 502, "the upstream requires a client certificate");
 
-    let dir = tempfile::tempdir().unwrap();
-    ca.write(&dir.path().join("ca.pem"));
+    let dir = trusting(&ca);
     clients.leaf(&["weir.test"], dir.path(), "client");
     let r = through(
         dir,
@@ -122,8 +124,7 @@ async fn http2_is_negotiated_by_alpn() {
         (&both, "protocol = \"http1\"", "HTTP/1.1", ""),
     ];
     for (up, protocol, version, alpn) in cases {
-        let dir = tempfile::tempdir().unwrap();
-        ca.write(&dir.path().join("ca.pem"));
+        let dir = trusting(&ca);
         let r = through(dir, up.addr, &format!("{tls}\n{protocol}")).await;
         assert_eq!(r.status, 200, "{protocol}: {}", r.body);
         assert_eq!(r.header("x-http-version"), Some(version), "{protocol}");
@@ -134,23 +135,15 @@ async fn http2_is_negotiated_by_alpn() {
 #[test]
 fn upstream_tls_mistakes_are_reported_with_their_place() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("weir.toml");
-    std::fs::write(
-        &manifest,
+    let (ok, _, err) = check_in(
+        dir.path(),
         "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n\
          [upstreams.a]\ntargets = [\"127.0.0.1:9\"]\nprotocol = \"h2\"\n\n\
          [upstreams.b]\ntargets = [\"127.0.0.1:9\"]\nprotocol = \"h2c\"\ntls = { verify = false }\n\n\
          [upstreams.c]\ntargets = [\"127.0.0.1:9\"]\ntls = { ca = \"missing.pem\", cert = \"c.pem\" }\n\n\
          [[routes]]\nupstream = \"a\"\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
-        .arg("check")
-        .arg(&manifest)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    );
+    assert!(!ok);
     for expected in [
         "weir.toml:6:12: upstreams.a.protocol: h2 is negotiated by TLS ALPN and needs tls",
         "weir.toml:10:12: upstreams.b.protocol: h2c is cleartext",

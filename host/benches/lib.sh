@@ -87,19 +87,17 @@ cpu_ticks() {
 run() { # label pid tool args...
     local label=$1 pid=$2 tool=$3; shift 3
     local before after out reqs rps notes
+    local warm=(-d2s) full=(-d"$duration")
+    [ "$tool" = h2load ] && warm=(-D 2) full=(-D "${duration%s}")
+    taskset -c "$load_cpus" "$tool" "$@" "${warm[@]}" > /dev/null   # warm-up
+    before=$(cpu_ticks "$pid")
+    out=$(taskset -c "$load_cpus" "$tool" "$@" "${full[@]}")
+    after=$(cpu_ticks "$pid")
     if [ "$tool" = wrk ]; then
-        taskset -c "$load_cpus" wrk "$@" -d2s > /dev/null   # warm-up
-        before=$(cpu_ticks "$pid")
-        out=$(taskset -c "$load_cpus" wrk "$@" -d"$duration")
-        after=$(cpu_ticks "$pid")
         reqs=$(echo "$out" | awk '/requests in/ {print $1}')
         rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
         notes=$(echo "$out" | awk '/Non-2xx|Socket errors/ {print}' | tr '\n' ' ')
     else
-        taskset -c "$load_cpus" h2load "$@" -D 2 > /dev/null   # warm-up
-        before=$(cpu_ticks "$pid")
-        out=$(taskset -c "$load_cpus" h2load "$@" -D "${duration%s}")
-        after=$(cpu_ticks "$pid")
         reqs=$(echo "$out" | awk '/^requests:/ {print $8}')
         rps=$(echo "$out" | awk '/^finished in/ {print $4}')
         notes=$(echo "$out" | awk '/^requests:/ && $10 != "0" {print $10 " failed"} /^status codes:/ && ($5 != "0" || $7 != "0" || $9 != "0") {print "non-2xx: " $0}' | tr '\n' ' ')

@@ -497,6 +497,28 @@ pub fn copy_filter(from: &Path, name: &str, dir: &Path, as_name: &str) {
     std::fs::copy(from.join(name), dir.join(as_name)).expect("copy filter");
 }
 
+/// `weir check` of `manifest` (expanded as by [`Weir::start`]) written to `dir/weir.toml`:
+/// (success, stdout, stderr).
+pub fn check_in(dir: &Path, manifest: &str) -> (bool, String, String) {
+    let path = dir.join("weir.toml");
+    std::fs::write(&path, expand(manifest)).expect("write manifest");
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .arg("check")
+        .arg(&path)
+        .output()
+        .expect("run weir check");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `weir check` of `manifest` in a fresh folder.
+pub fn check(manifest: &str) -> (bool, String, String) {
+    check_in(tempfile::tempdir().expect("tempdir").path(), manifest)
+}
+
 /// GET `url` with `headers`.
 pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
     let mut b = Request::get(url);
