@@ -158,12 +158,14 @@ impl Filter {
     pub async fn on_request(&self, head: &mut RequestHead) -> Result<HookResult, CallError> {
         let mut inst = self.checkout().await?;
         self.prepare(&mut inst, head, None);
+        let running = budget::Activity::global().enter();
         let started = Instant::now();
         let result = inst
             .world
             .weir_filter_filter()
             .call_on_request(&mut inst.store, Resource::new_borrow(0))
             .await;
+        drop(running);
         self.finish(inst, started, head, None, "on-request", result)
     }
 
@@ -176,6 +178,7 @@ impl Filter {
     ) -> Result<HookResult, CallError> {
         let mut inst = self.checkout().await?;
         self.prepare(&mut inst, head, Some(resp));
+        let running = budget::Activity::global().enter();
         let started = Instant::now();
         let result = inst
             .world
@@ -186,6 +189,7 @@ impl Filter {
                 Resource::new_borrow(0),
             )
             .await;
+        drop(running);
         self.finish(inst, started, head, Some(resp), "on-response", result)
     }
 

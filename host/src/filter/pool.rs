@@ -63,6 +63,8 @@ impl InstancePool {
     /// Create and `init` a fresh instance; also returns the hooks its `init` declared.
     pub async fn instantiate(&self) -> Result<(Instance, Hooks), LoadError> {
         self.created.fetch_add(1, Ordering::Relaxed);
+        // `init` runs guest code under an epoch deadline too.
+        let _running = super::budget::Activity::global().enter();
         let state = FilterState::new(
             self.services.clone(),
             self.cfg.inherit_stdio,
