@@ -9,7 +9,7 @@ use harness::*;
 async fn a_target_given_by_name_is_resolved_and_served() {
     let up = Upstream::echo("by-name").await;
     let weir = Weir::start(&format!(
-        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n\
+        "admin = \"127.0.0.1:0\"\n\n[[listeners]]\naddress = \"127.0.0.1:0\"\n\n\
          [upstreams.app]\ntargets = [\"localhost:{}\"]\nresolve-interval = \"200ms\"\n\n\
          [[routes]]\nupstream = \"app\"\n",
         up.addr.port()
@@ -23,6 +23,19 @@ async fn a_target_given_by_name_is_resolved_and_served() {
     let r = get(&weir.url("/"), &[]).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.header("x-upstream"), Some("by-name"));
+
+    // The admin status shows the target with its addresses and health.
+    let status = weir.status().await;
+    let target = &status["upstreams"][0]["targets"][0];
+    assert_eq!(target["address"], format!("localhost:{}", up.addr.port()));
+    assert!(
+        target["resolved"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|ip| ip == "127.0.0.1")),
+        "{status:#}"
+    );
+    assert_eq!(target["up"], true);
+    assert_eq!(target["ejected"], false);
 }
 
 #[tokio::test]

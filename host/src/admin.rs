@@ -1,5 +1,6 @@
 //! The admin endpoint: `GET /status` answers JSON with the live generation, each filter's
-//! plugin version (SHA-256), load time, instances and metrics, and the reload history.
+//! plugin version (SHA-256), load time, instances and metrics, each upstream target's health,
+//! load and resolved addresses, and the reload history.
 //! Bind it to a private address: it is for operators, not clients.
 
 use crate::filter::metrics::MetricsSnapshot;
@@ -24,6 +25,35 @@ pub struct Status {
     pub reloads: Reloads,
     /// The live filters, in manifest order.
     pub filters: Vec<FilterStatus>,
+    /// The live upstreams, in manifest order.
+    pub upstreams: Vec<UpstreamStatus>,
+}
+
+/// One upstream.
+#[derive(Debug, Serialize)]
+pub struct UpstreamStatus {
+    /// Its name in the manifest.
+    pub name: String,
+    /// Its targets, in manifest order.
+    pub targets: Vec<TargetStatus>,
+}
+
+/// One target of an upstream.
+#[derive(Debug, Serialize)]
+pub struct TargetStatus {
+    /// `host:port` as configured.
+    pub address: String,
+    /// Up per the active check (always true without one).
+    pub up: bool,
+    /// Left out by passive ejection right now.
+    pub ejected: bool,
+    /// Requests in flight (until their response body ends).
+    pub in_flight: u64,
+    /// Response-head latency EWMA in milliseconds (0 before the first response).
+    pub latency_ewma_ms: f64,
+    /// The addresses its host name resolves to (empty for an IP address or before the first
+    /// resolution).
+    pub resolved: Vec<String>,
 }
 
 /// Reload history.
@@ -87,6 +117,28 @@ pub fn status(live: &Live) -> Status {
                 instances_created: f.instances_created(),
                 instances_idle: f.idle_instances(),
                 metrics: f.metrics(),
+            })
+            .collect(),
+        upstreams: g
+            .upstreams
+            .iter()
+            .map(|u| UpstreamStatus {
+                name: u.name().to_string(),
+                targets: u
+                    .targets()
+                    .iter()
+                    .map(|t| TargetStatus {
+                        address: t.authority.to_string(),
+                        up: t.health.is_up(),
+                        ejected: t.health.ejected(),
+                        in_flight: t.in_flight(),
+                        latency_ewma_ms: t.ewma_ns() / 1e6,
+                        resolved: crate::upstream::resolve::DnsCache::global()
+                            .get(t.authority.host())
+                            .map(|addrs| addrs.iter().map(|a| a.ip().to_string()).collect())
+                            .unwrap_or_default(),
+                    })
+                    .collect(),
             })
             .collect(),
     }
