@@ -47,6 +47,13 @@ echo "# SIGHUP (or any change to the manifest or a plugin) reloads without faili
 show kill -HUP "${pids[2]}"
 sleep 1
 show sh -c "curl -s http://127.0.0.1:9901/status | grep -E '\"(generation|succeeded|failed)\"'"
+echo "# Each target's health, requests in flight and latency:"
+show sh -c "curl -s http://127.0.0.1:9901/status | sed -n '/\"upstreams\"/,\$p'; echo"
+echo "# Stop upstream 'two': requests keep succeeding (retried on 'one'), then the health check takes it out:"
+show kill "${pids[1]}"
+show sh -c 'for i in 1 2 3 4; do curl -s http://127.0.0.1:8080/hello | head -1; done'
+sleep 2.5
+show sh -c "curl -s http://127.0.0.1:9901/status | grep -E '\"(address|up)\"'"
 echo
 echo "============================================================="
 echo "weir is serving on http://127.0.0.1:8080 (manifest: examples/weir.toml; admin on 127.0.0.1:9901)."
