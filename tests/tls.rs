@@ -322,3 +322,58 @@ async fn sessions_resume_without_a_full_handshake() {
         ]
     );
 }
+
+/// The echo upstream's view of a GET over `tls` that claims a client certificate.
+async fn echoed(tls: Tls) -> String {
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let resp = send
+        .send_request(
+            http::Request::get("/who")
+                .header("host", "a.test")
+                .header("x-client-cert-sha256", "forged")
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+#[tokio::test]
+async fn the_verified_client_certificate_is_passed_on_and_forgeries_are_dropped() {
+    use sha2::Digest;
+    let up = Upstream::echo("app").await;
+    let dir = tempfile::tempdir().unwrap();
+    Ca::new().leaf(&["a.test"], dir.path(), "a");
+    let clients = Ca::new();
+    clients.write(&dir.path().join("clients.pem"));
+    let weir = Weir::start_in(dir, &mtls_manifest(up.addr, ", client-auth = \"optional\""));
+
+    let leaf = clients.issue(&["client.test"]);
+    let hex: String = sha2::Sha256::digest(leaf.der())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let tls = connect_as(weir.addr, "a.test", &[b"http/1.1"], Some(&leaf))
+        .await
+        .unwrap();
+    let seen = echoed(tls).await;
+    assert!(
+        seen.contains(&format!("x-client-cert-sha256: {hex}\n")),
+        "{seen}"
+    );
+    assert!(!seen.contains("forged"), "{seen}");
+
+    let anonymous = connect_as(weir.addr, "a.test", &[b"http/1.1"], None)
+        .await
+        .unwrap();
+    let seen = echoed(anonymous).await;
+    assert!(!seen.contains("x-client-cert-sha256"), "{seen}");
+}

@@ -2,7 +2,7 @@
 //! the connection preface) on them, each connection watched for graceful shutdown.
 
 use crate::config::ClientLimits;
-use crate::proxy::Proxy;
+use crate::proxy::{Peer, Proxy};
 use crate::tls::TlsListener;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -131,22 +131,24 @@ impl AcceptLoop {
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            let proxy = proxy.clone();
-            let client_ip = crate::forward::client_ip_value(peer.ip());
             let scheme = if tls.is_some() { "https" } else { "http" };
-            let service = service_fn(move |req| {
-                let proxy = proxy.clone();
-                let client_ip = client_ip.clone();
-                async move {
-                    Ok::<_, Infallible>(match redirect_https {
-                        Some(port) => crate::redirect::to_https(&req, port),
-                        // Boxed: HTTP/2 moves each request's future into a task of its own,
-                        // and a pointer moves cheaper than the request's whole state.
-                        None => Box::pin(proxy.handle(req, peer, client_ip, scheme)).await,
-                    })
-                }
-            });
+            let proxy = proxy.clone();
+            let service = move |client: Arc<Peer>| {
+                service_fn(move |req| {
+                    let proxy = proxy.clone();
+                    let client = client.clone();
+                    async move {
+                        Ok::<_, Infallible>(match redirect_https {
+                            Some(port) => crate::redirect::to_https(&req, port),
+                            // Boxed: HTTP/2 moves each request's future into a task of its
+                            // own, and a pointer moves cheaper than the request's whole state.
+                            None => Box::pin(proxy.handle(req, &client)).await,
+                        })
+                    }
+                })
+            };
             let Some(tls) = tls.clone() else {
+                let service = service(Arc::new(Peer::new(peer, scheme)));
                 let conn = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .into_owned();
@@ -177,6 +179,12 @@ impl AcceptLoop {
                             return;
                         }
                     };
+                let client = Peer::new(peer, scheme);
+                let client = match stream.get_ref().1.peer_certificates() {
+                    Some([leaf, ..]) => client.with_certificate(leaf),
+                    _ => client,
+                };
+                let service = service(Arc::new(client));
                 let conn = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .into_owned();

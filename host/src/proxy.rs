@@ -22,6 +22,47 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+/// Set on requests of clients that presented a verified certificate (mTLS): the SHA-256 of
+/// the certificate, in hex. Removed from every request that arrives with it.
+pub const X_CLIENT_CERT_SHA256: http::HeaderName =
+    http::HeaderName::from_static("x-client-cert-sha256");
+
+/// The client end of a connection, as requests from it need it.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The client's address.
+    pub addr: SocketAddr,
+    /// Its IP as a header value (for X-Forwarded-For), made once per connection.
+    pub ip_header: http::HeaderValue,
+    /// `http` or `https`.
+    pub scheme: &'static str,
+    /// The verified client certificate's SHA-256 (hex), on mTLS listeners.
+    pub client_cert: Option<http::HeaderValue>,
+}
+
+impl Peer {
+    /// A client at `addr` on a connection using `scheme`, with no client certificate.
+    pub fn new(addr: SocketAddr, scheme: &'static str) -> Self {
+        Peer {
+            addr,
+            ip_header: crate::forward::client_ip_value(addr.ip()),
+            scheme,
+            client_cert: None,
+        }
+    }
+
+    /// The same peer, which presented `der` (verified by the TLS handshake).
+    pub fn with_certificate(mut self, der: &[u8]) -> Self {
+        use sha2::Digest;
+        let hex: String = sha2::Sha256::digest(der)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.client_cert = http::HeaderValue::try_from(hex).ok();
+        self
+    }
+}
+
 /// Serves requests: one per hyper service call. One per worker thread, shared by that
 /// worker's connections.
 pub struct Proxy {
@@ -51,15 +92,9 @@ impl Proxy {
         current.clone()
     }
 
-    /// Answer one request from `client`.
-    /// `client_ip` is the client's address as a header value, made once per connection.
-    pub async fn handle(
-        &self,
-        req: Request<Incoming>,
-        client: SocketAddr,
-        client_ip: http::HeaderValue,
-        scheme: &'static str,
-    ) -> Response<Body> {
+    /// Answer one request from the client at the other end of `peer`'s connection.
+    pub async fn handle(&self, req: Request<Incoming>, peer: &Peer) -> Response<Body> {
+        let client_ip = &peer.ip_header;
         let start = Instant::now();
         // Held to the end: this request finishes on this generation whatever reloads do.
         let current = self.generation();
@@ -69,7 +104,14 @@ impl Proxy {
         let upgrade = upgrade::requested(req.headers())
             .map(|protocol| (protocol, hyper::upgrade::on(&mut req)));
         let (parts, body) = req.into_parts();
-        let mut head = RequestHead::new(parts, client.ip(), scheme);
+        let mut head = RequestHead::new(parts, peer.addr.ip(), peer.scheme);
+        // Only the proxy vouches for a client certificate.
+        head.parts.headers.remove(&X_CLIENT_CERT_SHA256);
+        if let Some(cert) = &peer.client_cert {
+            head.parts
+                .headers
+                .insert(X_CLIENT_CERT_SHA256, cert.clone());
+        }
         let log = generation
             .config
             .access_log
@@ -152,7 +194,7 @@ impl Proxy {
                 let out = Outbound {
                     upstream,
                     client: &current.clients[upstream.id],
-                    client_ip: &client_ip,
+                    client_ip,
                     head_timeout: timeouts.timeout.unwrap_or(upstream.timeout),
                     body: BodyLimits {
                         idle: Some(timeouts.idle.unwrap_or(upstream.idle_timeout)),
