@@ -55,24 +55,7 @@ async fn sni_picks_the_certificate_and_requests_are_proxied_over_h1_and_h2() {
     // HTTP/1.1 over TLS.
     let tls = connect(&weir, "a.test", &[b"http/1.1"]).await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
-    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let resp = send
-        .send_request(
-            http::Request::get("/secure")
-                .header("host", "a.test")
-                .body(http_body_util::Full::new(bytes::Bytes::new()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let body = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    let body = String::from_utf8_lossy(&body);
+    let body = text(get_over(tls, "a.test", "/secure").await.unwrap()).await;
     assert!(body.contains("x-forwarded-proto: https"), "{body}");
 
     // HTTP/2 chosen by ALPN.
@@ -325,25 +308,8 @@ async fn sessions_resume_without_a_full_handshake() {
 
 /// The echo upstream's view of a GET over `tls` that claims a client certificate.
 async fn echoed(tls: Tls) -> String {
-    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let resp = send
-        .send_request(
-            http::Request::get("/who")
-                .header("host", "a.test")
-                .header("x-client-cert-sha256", "forged")
-                .body(http_body_util::Full::new(bytes::Bytes::new()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let body = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    String::from_utf8_lossy(&body).into_owned()
+    let forged = [("x-client-cert-sha256", "forged")];
+    text(get_over_with(tls, "a.test", "/who", &forged).await.unwrap()).await
 }
 
 #[tokio::test]

@@ -147,15 +147,33 @@ pub async fn get_over(
     host: &str,
     path: &str,
 ) -> Result<Response<Incoming>, hyper::Error> {
+    get_over_with(tls, host, path, &[]).await
+}
+
+/// GET `path` with `headers` over an established TLS connection with HTTP/1.1.
+pub async fn get_over_with(
+    tls: Tls,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Response<Incoming>, hyper::Error> {
     let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
     tokio::spawn(conn);
-    send.send_request(
-        Request::get(path)
-            .header("host", host)
-            .body(Full::new(Bytes::new()))
-            .unwrap(),
-    )
-    .await
+    let mut req = Request::get(path).header("host", host);
+    for (n, v) in headers {
+        req = req.header(*n, *v);
+    }
+    send.send_request(req.body(Full::new(Bytes::new())).unwrap())
+        .await
+}
+
+/// A response's body as text.
+pub async fn text(resp: Response<Incoming>) -> String {
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// A TLS upstream serving `leaf` with ALPN `alpn`, verifying client certificates against
