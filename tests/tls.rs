@@ -19,11 +19,18 @@ fn served(tls: &Tls) -> Vec<u8> {
     tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
 }
 
-fn tls_manifest(up: std::net::SocketAddr) -> String {
+/// One TLS listener with `tls` as its table, proxying to `up`.
+fn with_tls(up: std::net::SocketAddr, tls: &str) -> String {
     format!(
-        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\
-         tls = {{ certificates = [{{ cert = \"a.pem\", key = \"a.key\" }}, {{ cert = \"b.pem\", key = \"b.key\" }}] }}\n\n\
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\ntls = {{ {tls} }}\n\n\
          [upstreams.app]\ntargets = [\"{up}\"]\n\n[[routes]]\nupstream = \"app\"\n"
+    )
+}
+
+fn tls_manifest(up: std::net::SocketAddr) -> String {
+    with_tls(
+        up,
+        "certificates = [{ cert = \"a.pem\", key = \"a.key\" }, { cert = \"b.pem\", key = \"b.key\" }]",
     )
 }
 
@@ -148,10 +155,9 @@ async fn answered(weir: &Weir, client: Option<&Leaf>) -> bool {
 }
 
 fn mtls_manifest(up: std::net::SocketAddr, client_auth: &str) -> String {
-    format!(
-        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\
-         tls = {{ certificates = [{{ cert = \"a.pem\", key = \"a.key\" }}], client-ca = \"clients.pem\"{client_auth} }}\n\n\
-         [upstreams.app]\ntargets = [\"{up}\"]\n\n[[routes]]\nupstream = \"app\"\n"
+    with_tls(
+        up,
+        &format!("certificates = [{{ cert = \"a.pem\", key = \"a.key\" }}], client-ca = \"clients.pem\"{client_auth}"),
     )
 }
 
