@@ -153,3 +153,41 @@ fn upstream_tls_mistakes_are_reported_with_their_place() {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
     }
 }
+
+#[tokio::test]
+async fn a_renewed_client_certificate_is_picked_up_without_a_restart() {
+    let ca = Ca::new();
+    let clients = Ca::new();
+    let up = tls_upstream(&ca.issue(&["backend.test"]), &[], Some(&clients)).await;
+    let dir = trusting(&ca);
+    // At first the proxy holds a certificate the upstream does not accept.
+    Ca::new().leaf(&["weir.test"], dir.path(), "client");
+    let weir = Weir::start_in(
+        dir,
+        &format!(
+            "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n\
+             [upstreams.app]\ntargets = [\"{}\"]\nretries = 0\n\
+             tls = {{ ca = \"ca.pem\", server-name = \"backend.test\", cert = \"client.pem\", key = \"client.key\" }}\n\n\
+             [[routes]]\nupstream = \"app\"\n",
+            up.addr
+        ),
+    );
+    assert_eq!(get(&weir.url("/"), &[]).await.status, 502);
+
+    clients.leaf(&["weir.test"], weir.dir(), "client");
+    weir.wait_for_log("upstream TLS files changed: reloading");
+    let mut status = 0;
+    for _ in 0..50 {
+        status = get(&weir.url("/"), &[]).await.status.as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status,
+        200,
+        "the renewed certificate is used; logs:\n{}",
+        weir.logs()
+    );
+}

@@ -171,6 +171,10 @@ pub async fn run(live: Arc<Live>, engine: FilterEngine, manifest: PathBuf) {
         }
     };
     let mut watcher = watcher;
+    // Upstream TLS files (CA bundles, client certificates) are polled, wherever they are.
+    let mut poll = tokio::time::interval(crate::tls::POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tls_files = upstream_tls_stamp(&live.current());
     loop {
         let hup_recv = async {
             match hup.as_mut() {
@@ -191,6 +195,13 @@ pub async fn run(live: Arc<Live>, engine: FilterEngine, manifest: PathBuf) {
                 tracing::info!("change on disk: reloading");
             }
             _ = hup_recv => tracing::info!("SIGHUP: reloading"),
+            _ = poll.tick() => {
+                let now = upstream_tls_stamp(&live.current());
+                if now == tls_files {
+                    continue;
+                }
+                tracing::info!("upstream TLS files changed: reloading");
+            }
         }
         let old_dir = live.current().config.plugins_dir.clone();
         if reload(&live, &engine, &manifest).await.is_ok() {
@@ -199,7 +210,19 @@ pub async fn run(live: Arc<Live>, engine: FilterEngine, manifest: PathBuf) {
                 w.move_plugins_dir(&old_dir, &new_dir);
             }
         }
+        tls_files = upstream_tls_stamp(&live.current());
     }
+}
+
+/// The modification times of the live generation's upstream TLS files.
+fn upstream_tls_stamp(generation: &Generation) -> Vec<Option<std::time::SystemTime>> {
+    generation
+        .upstreams
+        .iter()
+        .filter_map(|u| u.transport.tls.as_ref())
+        .flat_map(|tls| tls.files())
+        .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+        .collect()
 }
 
 /// The file watcher: the manifest's folder (so renames onto the manifest are seen) and the

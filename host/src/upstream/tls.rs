@@ -1,7 +1,8 @@
 //! TLS to upstreams: which CAs are trusted (the system's, or a configured bundle), the
 //! server name sent as SNI and verified (the target's host unless configured), an optional
 //! client certificate, and ALPN for the configured protocol. Verification is on unless the
-//! manifest turns it off explicitly.
+//! manifest turns it off explicitly. The files are polled: a change reloads the manifest (see
+//! `reload`), which builds new clients with them, or keeps the old ones if they are broken.
 
 use crate::tls::{CertFiles, TlsError};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -33,6 +34,8 @@ pub struct UpstreamTls {
     pub server_name: Option<ServerName<'static>>,
     /// SHA-256 over the settings and the files' contents: equal fingerprints, same client.
     fingerprint: [u8; 32],
+    /// The files it was loaded from (CA bundle, client certificate and key), to watch.
+    files: Vec<PathBuf>,
 }
 
 impl std::fmt::Debug for UpstreamTls {
@@ -95,11 +98,23 @@ impl UpstreamTls {
                 })?,
             ),
         };
+        let files = spec
+            .ca
+            .iter()
+            .chain(spec.client_cert.iter().flat_map(|c| [&c.cert, &c.key]))
+            .cloned()
+            .collect();
         Ok(UpstreamTls {
             config: Arc::new(config),
             server_name,
             fingerprint: hash.finalize().into(),
+            files,
         })
+    }
+
+    /// The files it was loaded from (a change to one calls for a reload).
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
     }
 }
 
