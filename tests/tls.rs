@@ -329,10 +329,7 @@ async fn the_verified_client_certificate_is_passed_on_and_forgeries_are_dropped(
     let weir = Weir::start_in(dir, &mtls_manifest(up.addr, ", client-auth = \"optional\""));
 
     let leaf = clients.issue(&["client.test"]);
-    let hex: String = sha2::Sha256::digest(leaf.der())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = weir::hex::encode(&sha2::Sha256::digest(leaf.der()));
     let tls = connect_as(weir.addr, "a.test", &[b"http/1.1"], Some(&leaf))
         .await
         .unwrap();

@@ -24,6 +24,7 @@ pub mod error;
 pub mod filter;
 pub mod forward;
 pub mod health;
+pub mod hex;
 pub mod listener;
 pub mod live;
 pub mod proxy;

@@ -54,10 +54,7 @@ impl Peer {
     /// The same peer, which presented `der` (verified by the TLS handshake).
     pub fn with_certificate(mut self, der: &[u8]) -> Self {
         use sha2::Digest;
-        let hex: String = sha2::Sha256::digest(der)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hex = crate::hex::encode(&sha2::Sha256::digest(der));
         self.client_cert = http::HeaderValue::try_from(hex).ok();
         self
     }

@@ -1415,7 +1415,7 @@ fn process_secret() -> &'static str {
     SECRET.get_or_init(|| {
         let mut b = [0u8; 16];
         let _ = getrandom::fill(&mut b);
-        b.iter().map(|x| format!("{x:02x}")).collect()
+        crate::hex::encode(&b)
     })
 }
 

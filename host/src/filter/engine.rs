@@ -172,7 +172,7 @@ impl FilterEngine {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        let sha256 = hex(&sha2::Sha256::digest(&bytes));
+        let sha256 = crate::hex::encode(&sha2::Sha256::digest(&bytes));
         Ok((bytes, sha256))
     }
 
@@ -305,10 +305,6 @@ impl FilterEngine {
             .map(|mut v| v.remove(0))
             .map_err(|mut e| e.remove(0).1)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Check the component's exports and imports against the world this host provides, naming
