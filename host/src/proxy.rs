@@ -296,7 +296,8 @@ impl Outbound<'_> {
             };
             let index = picked.lease.index;
             tried.push(index);
-            // The lease counts this request in flight until its response head is here.
+            // The lease counts this request in flight; at the response head it hands the
+            // count over to the response body.
             let target = picked.lease.target.authority.clone();
             let may_retry = replayable && (tried.len() as u32) <= upstream.retries;
             let method = head.parts.method.clone();
@@ -350,19 +351,19 @@ impl Outbound<'_> {
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(upstream = upstream.name(), %target, "upstream failed: {}", chain_text(&e));
-                    if e.is_connect() {
-                        // connect-timeout: 504, as nginx; refused or unreachable: 502.
-                        let resp = if is_timeout(&e) {
-                            ProxyError::GatewayTimeout.response()
-                        } else {
-                            ProxyError::BadGateway.response()
-                        };
-                        (Failure::Connect, resp)
-                    } else if is_timeout(&e) {
-                        (Failure::Other, ProxyError::GatewayTimeout.response())
+                    // A timeout (connect-timeout included, as nginx) is 504, anything
+                    // else 502; only a failed connect is retried for any method.
+                    let resp = if is_timeout(&e) {
+                        ProxyError::GatewayTimeout.response()
                     } else {
-                        (Failure::Other, ProxyError::BadGateway.response())
-                    }
+                        ProxyError::BadGateway.response()
+                    };
+                    let failure = if e.is_connect() {
+                        Failure::Connect
+                    } else {
+                        Failure::Other
+                    };
+                    (failure, resp)
                 }
                 Ok(Ok(mut resp)) => {
                     let status = resp.status();

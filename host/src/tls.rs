@@ -182,8 +182,21 @@ fn client_verifier(
     })
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+/// The crypto of every TLS configuration in Weir (server and upstream sides): ring.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The protocol versions Weir speaks, on both sides: TLS 1.3 and 1.2.
+pub const VERSIONS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+/// A configuration builder the provider refused (cannot happen with ring and [`VERSIONS`]).
+pub fn unsupported(e: rustls::Error) -> TlsError {
+    TlsError::Pem {
+        path: String::new(),
+        reason: e.to_string(),
+    }
 }
 
 /// Load every certificate of a listener, in order (the first is the default).
@@ -290,11 +303,8 @@ fn server_config(
     ticketer: Option<Arc<dyn rustls::server::ProducesTickets>>,
 ) -> Result<rustls::ServerConfig, TlsError> {
     let builder = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| TlsError::Pem {
-            path: String::new(),
-            reason: e.to_string(),
-        })?;
+        .with_protocol_versions(VERSIONS)
+        .map_err(unsupported)?;
     let builder = match &settings.client_auth {
         None => builder.with_no_client_auth(),
         Some(auth) => builder.with_client_cert_verifier(client_verifier(auth)?),

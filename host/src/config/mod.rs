@@ -479,21 +479,12 @@ impl Validator {
         let mut out = Vec::new();
         for l in &m.listeners {
             let a = &l.get_ref().address;
-            let max_connections = l.get_ref().max_connections.as_ref().and_then(|n| {
-                match usize::try_from(*n.get_ref()) {
-                    Ok(x) if x > 0 => Some(x),
-                    _ => {
-                        self.error(
-                            n.span(),
-                            format!(
-                                "listeners.max-connections: {} is not a positive number",
-                                n.get_ref()
-                            ),
-                        );
-                        None
-                    }
-                }
-            });
+            let max_connections = l
+                .get_ref()
+                .max_connections
+                .as_ref()
+                .and_then(|n| self.positive(n, "listeners.max-connections"))
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
             match a.get_ref().parse::<SocketAddr>() {
                 // Port 0 asks for any free port: several such listeners do not collide.
                 Ok(addr) if addr.port() != 0 && !seen.insert(addr) => {

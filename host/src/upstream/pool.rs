@@ -108,9 +108,8 @@ fn cleartext_config() -> Arc<rustls::ClientConfig> {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
+            let config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+                .with_protocol_versions(crate::tls::VERSIONS)
                 .map(|b| {
                     b.with_root_certificates(rustls::RootCertStore::empty())
                         .with_no_client_auth()

@@ -57,13 +57,10 @@ impl UpstreamTls {
     pub fn load(spec: &TlsSpec) -> Result<Self, TlsError> {
         let mut hash = Sha256::new();
         hash.update(format!("{spec:?}"));
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = crate::tls::provider();
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| TlsError::Pem {
-                path: String::new(),
-                reason: e.to_string(),
-            })?;
+            .with_protocol_versions(crate::tls::VERSIONS)
+            .map_err(crate::tls::unsupported)?;
         let builder = if !spec.verify {
             builder
                 .dangerous()
