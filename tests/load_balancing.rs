@@ -63,23 +63,34 @@ async fn round_robin_and_smooth_weighted_spread_exactly() {
     );
 }
 
+/// With least-connections over `busy` (first, unnamed) and two echo targets: the first
+/// request goes to `busy` (all idle) and keeps it busy; after `settle`, ten more requests
+/// avoid it. Returns the first request's body.
+async fn least_connections_avoid(busy: &Upstream, settle: Duration, why: &str) -> String {
+    let (b, c) = (Upstream::echo("b").await, Upstream::echo("c").await);
+    let weir = Weir::start(&manifest(
+        &[busy.addr, b.addr, c.addr],
+        "balance = \"least-connections\"",
+    ));
+    let url = weir.url("/");
+    let first = tokio::spawn(async move { get(&url, &[]).await.body });
+    tokio::time::sleep(settle).await;
+    for _ in 0..10 {
+        assert_ne!(who(&weir, &[]).await, "slow", "{why}");
+    }
+    first.await.unwrap()
+}
+
 #[tokio::test]
 async fn least_connections_avoids_the_busy_target() {
     let slow = Upstream::slow(Duration::from_millis(800)).await;
-    let (b, c) = (Upstream::echo("b").await, Upstream::echo("c").await);
-    let weir = Weir::start(&manifest(
-        &[slow.addr, b.addr, c.addr],
-        "balance = \"least-connections\"",
-    ));
-    // The first request goes to the first target (all idle) and keeps it busy.
-    let url = weir.url("/");
-    let busy = tokio::spawn(async move { get(&url, &[]).await.body });
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    for _ in 0..10 {
-        let w = who(&weir, &[]).await;
-        assert_ne!(w, "slow", "a target with a request in flight is avoided");
-    }
-    assert_eq!(busy.await.unwrap(), "late\n");
+    let body = least_connections_avoid(
+        &slow,
+        Duration::from_millis(150),
+        "a target with a request in flight is avoided",
+    )
+    .await;
+    assert_eq!(body, "late\n");
 }
 
 #[tokio::test]
@@ -90,19 +101,13 @@ async fn least_connections_counts_a_request_until_its_body_ends() {
         (Duration::from_millis(1000), "b"),
     ])
     .await;
-    let (b, c) = (Upstream::echo("b").await, Upstream::echo("c").await);
-    let weir = Weir::start(&manifest(
-        &[streaming.addr, b.addr, c.addr],
-        "balance = \"least-connections\"",
-    ));
-    let url = weir.url("/");
-    let busy = tokio::spawn(async move { get(&url, &[]).await.body });
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    for _ in 0..10 {
-        let w = who(&weir, &[]).await;
-        assert_ne!(w, "slow", "a target still streaming a response is busy");
-    }
-    assert_eq!(busy.await.unwrap(), "ab");
+    let body = least_connections_avoid(
+        &streaming,
+        Duration::from_millis(250),
+        "a target still streaming a response is busy",
+    )
+    .await;
+    assert_eq!(body, "ab");
 }
 
 #[tokio::test]
