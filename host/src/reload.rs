@@ -216,13 +216,13 @@ pub async fn run(live: Arc<Live>, engine: FilterEngine, manifest: PathBuf) {
 
 /// The modification times of the live generation's upstream TLS files.
 fn upstream_tls_stamp(generation: &Generation) -> Vec<Option<std::time::SystemTime>> {
-    generation
-        .upstreams
-        .iter()
-        .filter_map(|u| u.transport.tls.as_ref())
-        .flat_map(|tls| tls.files())
-        .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
-        .collect()
+    crate::tls::stamps(
+        generation
+            .upstreams
+            .iter()
+            .filter_map(|u| u.transport.tls.as_ref())
+            .flat_map(|tls| tls.files()),
+    )
 }
 
 /// The file watcher: the manifest's folder (so renames onto the manifest are seen) and the

@@ -287,13 +287,18 @@ impl TlsListener {
         Ok(())
     }
 
-    /// Latest modification time over the listener's files.
-    fn stamp(&self) -> Option<SystemTime> {
-        self.settings
-            .files()
-            .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-            .max()
+    /// The modification times of the listener's files.
+    fn stamp(&self) -> Vec<Option<SystemTime>> {
+        stamps(self.settings.files())
     }
+}
+
+/// The modification time of each file (`None`: missing or unreadable), to poll for changes.
+pub fn stamps<'a>(files: impl IntoIterator<Item = &'a PathBuf>) -> Vec<Option<SystemTime>> {
+    files
+        .into_iter()
+        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .collect()
 }
 
 /// TLS 1.3 and 1.2, ALPN h2 then http/1.1, certificates from `resolver`.
@@ -320,10 +325,11 @@ fn server_config(
 /// Poll the listeners' certificate files and reload those that changed, until the process
 /// ends.
 pub async fn watch(listeners: Vec<Arc<TlsListener>>) {
-    let mut stamps: Vec<Option<SystemTime>> = listeners.iter().map(|l| l.stamp()).collect();
+    let mut seen_stamps: Vec<Vec<Option<SystemTime>>> =
+        listeners.iter().map(|l| l.stamp()).collect();
     loop {
         tokio::time::sleep(POLL).await;
-        for (l, seen) in listeners.iter().zip(stamps.iter_mut()) {
+        for (l, seen) in listeners.iter().zip(seen_stamps.iter_mut()) {
             let now = l.stamp();
             if now == *seen {
                 continue;
