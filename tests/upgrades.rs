@@ -128,3 +128,77 @@ async fn an_upgrade_the_upstream_refuses_is_a_plain_response() {
         r.body
     );
 }
+
+/// A raw upgrade request for `protocol` on `path`, and the response head.
+async fn ask_upgrade(weir: &Weir, path: &str, protocol: &str, extra: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(weir.addr).await.unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nhost: a\r\nconnection: Upgrade, HTTP2-Settings\r\n\
+         upgrade: {protocol}\r\n{extra}\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    read_head(&mut s).await.to_ascii_lowercase()
+}
+
+#[tokio::test]
+async fn h2c_and_unlisted_upgrades_go_on_as_plain_requests() {
+    // An upstream that would switch to anything: h2c must never reach it as an upgrade
+    // (in such a tunnel, later requests would bypass every filter).
+    let up = echo_after_upgrade().await;
+    let m = manifest(&[up.addr], &[], "")
+        + "[[routes]]\npath = \"/custom\"\nupstream = \"app\"\nupgrades = [\"x-custom\"]\n\n\
+           [[routes]]\npath = \"/none\"\nupstream = \"app\"\nupgrades = []\n";
+    let weir = Weir::start(&m);
+    let head = ask_upgrade(
+        &weir,
+        "/",
+        "h2c",
+        "http2-settings: AAMAAABkAARAAAAAAAIAAAAA\r\n",
+    )
+    .await;
+    assert!(
+        head.starts_with("http/1.1 200"),
+        "h2c is not passed on: {head}"
+    );
+    let head = ask_upgrade(&weir, "/", "websocket", "").await;
+    assert!(
+        head.starts_with("http/1.1 101"),
+        "websocket by default: {head}"
+    );
+    let head = ask_upgrade(&weir, "/", "x-custom", "").await;
+    assert!(
+        head.starts_with("http/1.1 200"),
+        "not on this route: {head}"
+    );
+    let head = ask_upgrade(&weir, "/custom", "x-custom", "").await;
+    assert!(head.starts_with("http/1.1 101"), "listed: {head}");
+    let head = ask_upgrade(&weir, "/custom", "x-custom, h2c", "").await;
+    assert!(
+        head.starts_with("http/1.1 200"),
+        "an offer with h2c: {head}"
+    );
+    let head = ask_upgrade(&weir, "/none", "websocket", "").await;
+    assert!(head.starts_with("http/1.1 200"), "none allowed: {head}");
+
+    let (ok, _, err) = check(&manifest(&[up.addr], &[], "").replace(
+        "upstream = \"app\"",
+        "upstream = \"app\"\nupgrades = [\"websocket\", \"H2C\"]",
+    ));
+    assert!(!ok);
+    assert!(
+        err.contains("routes[0].upgrades: h2c upgrades are never passed on"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_filter_that_removes_upgrade_vetoes_it() {
+    let up = echo_after_upgrade().await;
+    let weir = Weir::start(&manifest(
+        &[up.addr],
+        &["veto"],
+        "[filters.veto]\nplugin = \"headers.wasm\"\nconfig.request.remove = [\"upgrade\"]\n",
+    ));
+    let head = ask_upgrade(&weir, "/", "websocket", "").await;
+    assert!(head.starts_with("http/1.1 200"), "vetoed: {head}");
+}

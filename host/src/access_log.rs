@@ -1,7 +1,6 @@
 //! One access-log line per request, on the `weir::access` tracing target.
 
 use crate::filter::chain::Report;
-use crate::filter::RequestHead;
 use http::uri::Authority;
 use http::{Method, StatusCode, Uri};
 use std::net::IpAddr;
@@ -10,19 +9,20 @@ use std::time::Instant;
 /// What the log line needs from the start of a request.
 pub struct AccessLog {
     start: Instant,
-    client: IpAddr,
+    /// The client: the peer until the request's client address is settled.
+    pub client: IpAddr,
     method: Method,
     uri: Uri,
 }
 
 impl AccessLog {
     /// Remember the request as the client sent it.
-    pub fn begin(head: &RequestHead, start: Instant) -> Self {
+    pub fn begin(client: IpAddr, method: &Method, uri: &Uri, start: Instant) -> Self {
         AccessLog {
             start,
-            client: head.client,
-            method: head.parts.method.clone(),
-            uri: head.parts.uri.clone(),
+            client,
+            method: method.clone(),
+            uri: uri.clone(),
         }
     }
 

@@ -14,6 +14,12 @@ use std::task::{Context, Poll};
 /// The error of a body: the stream's, or [`TooLarge`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The client's request body failed (malformed chunked framing, reset, closed early): the
+/// client's fault, answered 400 and not held against the upstream.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body could not be read: {0}")]
+pub struct ClientBodyError(#[source] pub hyper::Error);
+
 /// A streamed request body went over the manifest's `max-body-size`.
 #[derive(Debug, thiserror::Error)]
 #[error("the request body is larger than max-body-size ({0} bytes)")]
@@ -70,6 +76,10 @@ impl From<Incoming> for Body {
     }
 }
 
+fn client_error(e: hyper::Error) -> BoxError {
+    Box::new(ClientBodyError(e))
+}
+
 impl HttpBody for Body {
     type Data = Bytes;
     type Error = BoxError;
@@ -79,7 +89,7 @@ impl HttpBody for Body {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.project() {
-            BodyProj::Incoming { inner } => inner.poll_frame(cx).map_err(Into::into),
+            BodyProj::Incoming { inner } => inner.poll_frame(cx).map_err(client_error),
             BodyProj::Limited { inner, limit, seen } => match inner.poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Some(data) = frame.data_ref() {
@@ -90,7 +100,7 @@ impl HttpBody for Body {
                     }
                     Poll::Ready(Some(Ok(frame)))
                 }
-                other => other.map_err(Into::into),
+                other => other.map_err(client_error),
             },
             BodyProj::Upstream { inner } => inner.poll_frame(cx),
             BodyProj::Full { inner } => match inner.poll_frame(cx) {

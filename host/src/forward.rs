@@ -1,5 +1,6 @@
-//! Rewriting messages as they cross the proxy: hop-by-hop headers removed, `X-Forwarded-*`
-//! set, the client's `Host` preserved.
+//! Rewriting messages as they cross the proxy: hop-by-hop headers removed (again: filters
+//! may have added some), `X-Forwarded-Proto` and `X-Forwarded-Host` set, the canonical `Host`
+//! passed on. `X-Forwarded-For` was settled on arrival ([`crate::request::client`]).
 
 use crate::body::Body;
 use crate::filter::RequestHead;
@@ -14,7 +15,7 @@ pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-
 /// `X-Forwarded-Host`
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-static HOP_BY_HOP: [HeaderName; 9] = [
+static HOP_BY_HOP: [HeaderName; 10] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -24,17 +25,25 @@ static HOP_BY_HOP: [HeaderName; 9] = [
     header::TRAILER,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
+    HeaderName::from_static("http2-settings"),
 ];
 
-/// Remove hop-by-hop headers, including those the `Connection` header names.
+/// Headers that a `Connection` header may not remove: they carry the message's identity and
+/// framing, which the proxy itself reads.
+fn protected(name: &HeaderName) -> bool {
+    name == header::HOST || name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING
+}
+
+/// Remove hop-by-hop headers, including those the `Connection` header names (but never the
+/// host or the framing).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if headers.contains_key(header::CONNECTION) {
         let listed: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
+            .filter(|n| !protected(n))
             .collect();
         for name in listed {
             headers.remove(name);
@@ -60,23 +69,16 @@ pub fn client_ip_value(client: std::net::IpAddr) -> HeaderValue {
     HeaderValue::try_from(client.to_string()).unwrap_or(HeaderValue::from_static("unknown"))
 }
 
-/// Build the request to send to `target` from the (filtered) head and the client's body.
-/// `client_ip` is [`client_ip_value`] of `head.client`.
+/// Build the request to send to `target` from the (canonical, filtered) head and the
+/// client's body.
 pub fn upstream_request(
     head: RequestHead,
-    client_ip: &HeaderValue,
     target: &Authority,
     scheme: Scheme,
     body: Body,
 ) -> Result<Request<Body>, http::Error> {
-    // The Host header is reused as is; only HTTP/2 requests (authority in the URI) need a new value.
-    let host = match head.parts.headers.get(header::HOST) {
-        Some(h) => Some(h.clone()),
-        None => match head.parts.uri.authority() {
-            Some(a) => Some(HeaderValue::try_from(a.as_str())?),
-            None => None,
-        },
-    };
+    // The canonical Host (or a filter's replacement) goes on as it is.
+    let host = head.parts.headers.get(header::HOST).cloned();
     let mut parts = head.parts;
     let headers = &mut parts.headers;
     // `TE: trailers` is the one hop-by-hop value that must go on (gRPC needs it).
@@ -86,26 +88,13 @@ pub fn upstream_request(
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
 
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR) {
-        Some(prev) => {
-            let mut v = Vec::with_capacity(prev.len() + 2 + client_ip.len());
-            v.extend_from_slice(prev.as_bytes());
-            v.extend_from_slice(b", ");
-            v.extend_from_slice(client_ip.as_bytes());
-            HeaderValue::try_from(v)?
-        }
-        None => client_ip.clone(),
-    };
-    headers.insert(X_FORWARDED_FOR.clone(), forwarded_for);
     headers.insert(
         X_FORWARDED_PROTO.clone(),
         HeaderValue::from_static(head.scheme),
     );
     match host {
         Some(value) => {
-            headers.insert(X_FORWARDED_HOST.clone(), value.clone());
-            // HTTP/2 clients send the authority in the URI; upstreams need it as Host.
-            headers.entry(header::HOST).or_insert(value);
+            headers.insert(X_FORWARDED_HOST.clone(), value);
         }
         None => {
             headers.remove(&X_FORWARDED_HOST);
@@ -148,47 +137,44 @@ mod tests {
             .header("x-secret", "1")
             .header("te", "gzip")
             .header("upgrade", "websocket")
+            .header("http2-settings", "AAMAAABkAAQAAP__")
+            .header("x-forwarded-host", "forged")
             .header("x-kept", "yes")
             .body(())
             .unwrap();
         let target: Authority = "127.0.0.1:9000".parse().unwrap();
-        let ip = client_ip_value("10.0.0.9".parse().unwrap());
-        let out = upstream_request(head(req), &ip, &target, Scheme::HTTP, Body::empty()).unwrap();
+        let out = upstream_request(head(req), &target, Scheme::HTTP, Body::empty()).unwrap();
         let h = out.headers();
-        for gone in ["connection", "keep-alive", "x-secret", "te", "upgrade"] {
+        for gone in [
+            "connection",
+            "keep-alive",
+            "x-secret",
+            "te",
+            "upgrade",
+            "http2-settings",
+        ] {
             assert!(!h.contains_key(gone), "{gone}");
         }
         assert_eq!(h["x-kept"], "yes");
         assert_eq!(h["host"], "example.com");
         assert_eq!(h["x-forwarded-host"], "example.com");
-        assert_eq!(h["x-forwarded-for"], "10.0.0.9");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(out.uri(), "http://127.0.0.1:9000/a?b=1");
         let grpc = Request::post("/svc/M")
             .header("te", "trailers, deflate")
+            .header("x-forwarded-host", "forged")
             .body(())
             .unwrap();
-        let out = upstream_request(head(grpc), &ip, &target, Scheme::HTTP, Body::empty()).unwrap();
+        let out = upstream_request(head(grpc), &target, Scheme::HTTP, Body::empty()).unwrap();
         assert_eq!(
             out.headers()["te"],
             "trailers",
             "TE: trailers goes on (gRPC)"
         );
+        assert!(
+            !out.headers().contains_key("x-forwarded-host"),
+            "no host, no forwarded host"
+        );
         assert_eq!(out.version(), Version::HTTP_11);
-    }
-
-    #[test]
-    fn appends_to_forwarded_for_and_sets_host_from_h2_authority() {
-        let req = Request::get("https://example.org:8443/x")
-            .version(Version::HTTP_2)
-            .header("x-forwarded-for", "1.2.3.4")
-            .body(())
-            .unwrap();
-        let target: Authority = "10.1.1.1:80".parse().unwrap();
-        let ip = client_ip_value("10.0.0.9".parse().unwrap());
-        let out = upstream_request(head(req), &ip, &target, Scheme::HTTP, Body::empty()).unwrap();
-        assert_eq!(out.headers()["x-forwarded-for"], "1.2.3.4, 10.0.0.9");
-        assert_eq!(out.headers()["host"], "example.org:8443");
-        assert_eq!(out.uri(), "http://10.1.1.1:80/x");
     }
 }

@@ -6,9 +6,10 @@
 //! Layout, one concept per module:
 //! - [`config`]: the manifest, validated with located errors.
 //! - [`listener`]: accepting connections, HTTP/1.1 + HTTP/2 serving.
+//! - [`request`]: the canonical request (path, authority, headers, client address).
 //! - [`proxy`]: the request path.
 //! - [`route`]: choosing a route. [`upstream`], [`balance`], [`health`]: where requests go.
-//! - [`forward`]: hop-by-hop and `X-Forwarded-*` headers.
+//! - [`forward`]: the request as sent upstream (hop-by-hop, `X-Forwarded-Proto`/`-Host`).
 //! - [`filter`]: the Wasm filter engine, instance pools and chains.
 //! - [`live`]: the generation being served; [`reload`]: replacing it on change.
 //! - [`admin`]: the status endpoint.
@@ -30,6 +31,7 @@ pub mod live;
 pub mod proxy;
 pub mod redirect;
 pub mod reload;
+pub mod request;
 pub mod retry;
 pub mod route;
 pub mod server;

@@ -94,6 +94,8 @@ pub struct AcceptLoop {
     pub handshake_timeout: Duration,
     /// Answer every request with a redirect to https on this port instead of proxying it.
     pub redirect_https: Option<u16>,
+    /// The listener's index in the manifest.
+    pub index: usize,
 }
 
 impl AcceptLoop {
@@ -109,6 +111,7 @@ impl AcceptLoop {
             mut stop,
             handshake_timeout,
             redirect_https,
+            index,
         } = self;
         loop {
             let accepted = tokio::select! {
@@ -148,7 +151,7 @@ impl AcceptLoop {
                 })
             };
             let Some(tls) = tls.clone() else {
-                let service = service(Arc::new(Peer::new(peer, scheme)));
+                let service = service(Arc::new(Peer::new(peer, scheme, index)));
                 let conn = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .into_owned();
@@ -179,7 +182,7 @@ impl AcceptLoop {
                             return;
                         }
                     };
-                let client = Peer::new(peer, scheme);
+                let client = Peer::new(peer, scheme, index);
                 let client = match stream.get_ref().1.peer_certificates() {
                     Some([leaf, ..]) => client.with_certificate(leaf),
                     _ => client,

@@ -56,6 +56,7 @@ impl Generation {
                 ),
                 filters: r.filters.iter().map(|&i| filters[i].clone()).collect(),
                 timeouts: r.timeouts,
+                upgrades: r.upgrades.clone(),
             })
             .collect();
         Generation {

@@ -1,14 +1,18 @@
-//! The request path: route, request filters, upstream, response filters, access log.
+//! The request path: canonical request, route, request filters, upstream, response filters,
+//! access log. One upstream attempt (with its retries) is [`Outbound`].
 
 use crate::access_log::AccessLog;
 use crate::balance::RequestKey;
-use crate::body::{Body, TooLarge};
+use crate::body::{Body, ClientBodyError, TooLarge};
 use crate::error::ProxyError;
 use crate::filter::chain::{self, Report};
 use crate::filter::{Filter, RequestHead};
 use crate::forward;
 use crate::live::{Live, WorkerGeneration};
+use crate::request::client::TrustedProxies;
+use crate::request::{self, Refusal};
 use crate::retry::{self, Failure};
+use crate::route::Route;
 use crate::upgrade;
 use crate::upstream::body::{BodyLimits, UpstreamBody};
 use crate::upstream::pool::UpstreamClient;
@@ -30,7 +34,7 @@ pub const X_CLIENT_CERT_SHA256: http::HeaderName =
 /// The client end of a connection, as requests from it need it.
 #[derive(Debug, Clone)]
 pub struct Peer {
-    /// The client's address.
+    /// The peer's address (the client, or a proxy in front of it).
     pub addr: SocketAddr,
     /// Its IP as a header value (for X-Forwarded-For), made once per connection.
     pub ip_header: http::HeaderValue,
@@ -38,16 +42,19 @@ pub struct Peer {
     pub scheme: &'static str,
     /// The verified client certificate's SHA-256 (hex), on mTLS listeners.
     pub client_cert: Option<http::HeaderValue>,
+    /// Index of the listener it connected to (its settings live in the generation).
+    pub listener: usize,
 }
 
 impl Peer {
-    /// A client at `addr` on a connection using `scheme`, with no client certificate.
-    pub fn new(addr: SocketAddr, scheme: &'static str) -> Self {
+    /// A peer at `addr` on listener `listener`, using `scheme`, with no client certificate.
+    pub fn new(addr: SocketAddr, scheme: &'static str, listener: usize) -> Self {
         Peer {
             addr,
             ip_header: crate::forward::client_ip_value(addr.ip()),
             scheme,
             client_cert: None,
+            listener,
         }
     }
 
@@ -69,6 +76,29 @@ pub struct Proxy {
     current: Mutex<Arc<WorkerGeneration>>,
 }
 
+/// How a request ended, for the access log.
+struct Outcome<'g> {
+    response: Response<Body>,
+    upstream: Option<&'g str>,
+    target: Option<Authority>,
+    report: Report<'g>,
+}
+
+impl Outcome<'_> {
+    /// Answered by the proxy before any upstream or filter.
+    fn local(response: Response<Body>) -> Self {
+        Outcome {
+            response,
+            upstream: None,
+            target: None,
+            report: Report::default(),
+        }
+    }
+}
+
+static NO_TRUSTED_PROXIES: std::sync::LazyLock<TrustedProxies> =
+    std::sync::LazyLock::new(TrustedProxies::default);
+
 impl Proxy {
     /// A worker's proxy over the live configuration.
     pub fn new(live: Arc<Live>) -> Self {
@@ -89,73 +119,143 @@ impl Proxy {
         current.clone()
     }
 
-    /// Answer one request from the client at the other end of `peer`'s connection.
+    /// Answer one request from the client at the other end of `peer`'s connection, and log
+    /// it (one line, written here whatever way the request ended).
     pub async fn handle(&self, req: Request<Incoming>, peer: &Peer) -> Response<Body> {
-        let client_ip = &peer.ip_header;
         let start = Instant::now();
         // Held to the end: this request finishes on this generation whatever reloads do.
         let current = self.generation();
-        let generation = &current.generation;
-        let mut req = req;
-        // A protocol switch (WebSocket...): keep the client's side of it for later.
-        let upgrade = upgrade::requested(req.headers())
-            .map(|protocol| (protocol, hyper::upgrade::on(&mut req)));
         let (parts, body) = req.into_parts();
-        let mut head = RequestHead::new(parts, peer.addr.ip(), peer.scheme);
-        // Only the proxy vouches for a client certificate.
-        head.parts.headers.remove(&X_CLIENT_CERT_SHA256);
-        if let Some(cert) = &peer.client_cert {
-            head.parts
-                .headers
-                .insert(X_CLIENT_CERT_SHA256, cert.clone());
-        }
-        let log = generation
+        let mut log = current
+            .generation
             .config
             .access_log
-            .then(|| AccessLog::begin(&head, start));
+            .then(|| AccessLog::begin(peer.addr.ip(), &parts.method, &parts.uri, start));
+        let out = serve(&current, parts, body, peer, log.as_mut(), start).await;
+        if let Some(log) = log {
+            log.finish(
+                out.response.status(),
+                out.upstream,
+                out.target.as_ref(),
+                &out.report,
+            );
+        }
+        out.response
+    }
+}
 
-        let Some(route) = generation.routes.find(
-            head.authority(),
-            &head.parts.method,
-            head.parts.uri.path(),
-            &head.parts.headers,
-        ) else {
-            let resp = ProxyError::NoRoute.response();
-            if let Some(log) = log {
-                log.finish(resp.status(), None, None, &Report::default());
-            }
-            return resp;
-        };
+/// The request path of [`Proxy::handle`].
+async fn serve<'g>(
+    current: &'g WorkerGeneration,
+    mut parts: http::request::Parts,
+    body: Incoming,
+    peer: &Peer,
+    log: Option<&mut AccessLog>,
+    start: Instant,
+) -> Outcome<'g> {
+    let generation = &current.generation;
+    let config = &generation.config;
+    let canonical = match request::canonicalize(&mut parts, &config.rules) {
+        Ok(c) => c,
+        Err(refusal) => {
+            tracing::debug!(peer = %peer.addr, "request refused: {refusal}");
+            return Outcome::local(refusal.response());
+        }
+    };
+    let trusted = config
+        .listeners
+        .get(peer.listener)
+        .map_or(&*NO_TRUSTED_PROXIES, |l| &l.trusted_proxies);
+    let client =
+        request::client::resolve(&mut parts.headers, peer.addr.ip(), &peer.ip_header, trusted);
+    if let Some(log) = log {
+        log.client = client;
+    }
+    // Only the proxy vouches for a client certificate.
+    parts.headers.remove(&X_CLIENT_CERT_SHA256);
+    if let Some(cert) = &peer.client_cert {
+        parts.headers.insert(X_CLIENT_CERT_SHA256, cert.clone());
+    }
+    let mut head = RequestHead::new(parts, client, peer.scheme);
+    head.raw_path_and_query = canonical.raw_path_and_query;
 
-        let Some(upstream) = route.backends.pick() else {
-            // Every backend drained (weight 0): answer fast.
-            let resp = ProxyError::Unavailable.response();
-            if let Some(log) = log {
-                log.finish(resp.status(), None, None, &Report::default());
-            }
-            return resp;
-        };
-        let mut body = match generation.config.limits.max_body_size {
-            None => Body::from(body),
-            Some(limit) => {
-                let declared = head
-                    .parts
-                    .headers
-                    .get(http::header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok());
-                if declared.is_some_and(|n| n > limit) {
-                    let resp = ProxyError::PayloadTooLarge.response();
-                    if let Some(log) = log {
-                        log.finish(resp.status(), None, None, &Report::default());
-                    }
-                    return resp;
-                }
-                // A body without a length is cut off at the limit (the upstream request
-                // then fails).
-                Body::limited(body, limit)
-            }
-        };
+    let Some(route) = generation.routes.find(
+        head.authority(),
+        &head.parts.method,
+        head.parts.uri.path(),
+        &head.parts.headers,
+    ) else {
+        return Outcome::local(ProxyError::NoRoute.response());
+    };
+    if !route.allows_method(&head.parts.method) {
+        let why = format!("{} is not allowed on this route", head.parts.method);
+        return Outcome::local(Refusal::MethodNotAllowed(why).response());
+    }
+    // A protocol switch the route allows: filters see it (and may veto it by removing
+    // `Upgrade`); any other is ignored and the request goes on as a plain one.
+    let upgrade = match canonical.upgrade {
+        Some(protocol) if route.allows_upgrade(&protocol) => {
+            let client_side = head.parts.extensions.remove::<OnUpgrade>();
+            upgrade::restore(&mut head.parts.headers, protocol.clone());
+            client_side.map(|on| (protocol, on))
+        }
+        _ => None,
+    };
+    let Some(upstream) = route.backends.pick() else {
+        // Every backend drained (weight 0): answer fast.
+        return Outcome::local(ProxyError::Unavailable.response());
+    };
+    let Some(body) = limit_body(body, &head, config.limits.max_body_size) else {
+        return Outcome::local(ProxyError::PayloadTooLarge.response());
+    };
+    let exchange = Exchange {
+        current,
+        route,
+        upstream,
+        start,
+    };
+    exchange.run(head, body, upgrade).await
+}
+
+/// The client's body, failing past `max-body-size`; `None` when its declared length is over.
+fn limit_body(body: Incoming, head: &RequestHead, limit: Option<u64>) -> Option<Body> {
+    let Some(limit) = limit else {
+        return Some(Body::from(body));
+    };
+    let declared = head
+        .parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return None;
+    }
+    // A body without a length is cut off at the limit (the upstream request then fails).
+    Some(Body::limited(body, limit))
+}
+
+/// A routed request: its filters, its upstream exchange and its response phase.
+struct Exchange<'g> {
+    current: &'g WorkerGeneration,
+    route: &'g Route,
+    upstream: &'g Arc<Upstream>,
+    start: Instant,
+}
+
+impl<'g> Exchange<'g> {
+    async fn run(
+        self,
+        mut head: RequestHead,
+        mut body: Body,
+        mut upgrade: Option<(http::HeaderValue, OnUpgrade)>,
+    ) -> Outcome<'g> {
+        let Exchange {
+            current,
+            route,
+            upstream,
+            start,
+        } = self;
         let mut report = Report::default();
         // Filter futures are large (they hold wasmtime call state): box them so the request
         // future that hyper stores and moves stays small, and plain routes pay nothing.
@@ -173,6 +273,10 @@ impl Proxy {
             })
             .await
         };
+        // A filter that removed `Upgrade` vetoed the switch.
+        if !head.parts.headers.contains_key(http::header::UPGRADE) {
+            upgrade = None;
+        }
         // Only filters that ran and asked for `on-response` need the response phase.
         let respond_phase = route.filters[..ran].iter().any(|f| f.wants_response());
         let (response, target) = match local {
@@ -191,7 +295,6 @@ impl Proxy {
                 let out = Outbound {
                     upstream,
                     client: &current.clients[upstream.id],
-                    client_ip,
                     head_timeout: timeouts.timeout.unwrap_or(upstream.timeout),
                     body: BodyLimits {
                         idle: Some(timeouts.idle.unwrap_or(upstream.idle_timeout)),
@@ -217,15 +320,12 @@ impl Proxy {
         } else {
             response
         };
-        if let Some(log) = log {
-            log.finish(
-                response.status(),
-                Some(upstream.name()),
-                target.as_ref(),
-                &report,
-            );
+        Outcome {
+            response,
+            upstream: Some(upstream.name()),
+            target,
+            report,
         }
-        response
     }
 }
 
@@ -234,28 +334,30 @@ struct Outbound<'a> {
     upstream: &'a Upstream,
     /// This worker's pooled client for the upstream.
     client: &'a UpstreamClient,
-    client_ip: &'a http::HeaderValue,
     /// Time to wait for the response head, per attempt.
     head_timeout: std::time::Duration,
     /// Idle timeout and overall deadline of the response body.
     body: BodyLimits,
 }
 
+/// How one attempt on one target ended.
+enum Attempt {
+    /// The answer to send (a response, or an error that must not be retried).
+    Done(Response<Body>),
+    /// A failure another target might not have.
+    Failed(Failure, Response<Body>),
+}
+
 impl Outbound<'_> {
-    /// Send the request to one of the upstream's targets; map failures to 502/504.
+    /// Send the request to one of the upstream's targets, retrying on others within the
+    /// retry budget; map failures to 502/504.
     async fn forward(
         self,
         mut head: RequestHead,
         body: Body,
         mut upgrade: Option<(http::HeaderValue, OnUpgrade)>,
     ) -> (Response<Body>, Option<Authority>) {
-        let Outbound {
-            upstream,
-            client,
-            client_ip,
-            head_timeout,
-            body: body_limits,
-        } = self;
+        let upstream = self.upstream;
         if upstream.saturated() {
             tracing::warn!(
                 upstream = upstream.name(),
@@ -294,10 +396,7 @@ impl Outbound<'_> {
                 );
                 return (ProxyError::Unavailable.response(), None);
             };
-            let index = picked.lease.index;
-            tried.push(index);
-            // The lease counts this request in flight; at the response head it hands the
-            // count over to the response body.
+            tried.push(picked.lease.index);
             let target = picked.lease.target.authority.clone();
             let may_retry = replayable && (tried.len() as u32) <= upstream.retries;
             let method = head.parts.method.clone();
@@ -307,106 +406,12 @@ impl Outbound<'_> {
                 std::mem::replace(&mut head, RequestHead::placeholder())
             };
             let this_body = body.take().unwrap_or_else(Body::empty);
-            let req = match forward::upstream_request(
-                this_head,
-                client_ip,
-                &target,
-                upstream.transport.scheme(),
-                this_body,
-            ) {
-                Ok(mut req) => {
-                    if let Some((protocol, _)) = &upgrade {
-                        upgrade::restore(req.headers_mut(), protocol.clone());
-                    }
-                    req
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        upstream = upstream.name(),
-                        "cannot build the upstream request: {e}"
-                    );
-                    return (ProxyError::Internal.response(), Some(target));
-                }
-            };
-            // The head must come within the head timeout and the overall deadline.
-            let wait = match body_limits.deadline {
-                Some(d) => {
-                    head_timeout.min(d.saturating_duration_since(tokio::time::Instant::now()))
-                }
-                None => head_timeout,
-            };
-            let sent = tokio::time::timeout(wait, client.request(req)).await;
-            if let Ok(Err(e)) = &sent {
-                if caused_by::<TooLarge>(e) {
-                    // The client's fault, not the target's.
-                    return (ProxyError::PayloadTooLarge.response(), Some(target));
-                }
-            }
-            let ok = matches!(&sent, Ok(Ok(r)) if !r.status().is_server_error());
-            upstream.report(index, ok);
-            let (failure, resp) = match sent {
-                Err(_) => {
-                    tracing::warn!(upstream = upstream.name(), %target, timeout = ?wait, "upstream timed out waiting for the response head");
-                    (Failure::Other, ProxyError::GatewayTimeout.response())
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(upstream = upstream.name(), %target, "upstream failed: {}", chain_text(&e));
-                    // A timeout (connect-timeout included, as nginx) is 504, anything
-                    // else 502; only a failed connect is retried for any method.
-                    let resp = if is_timeout(&e) {
-                        ProxyError::GatewayTimeout.response()
-                    } else {
-                        ProxyError::BadGateway.response()
-                    };
-                    let failure = if e.is_connect() {
-                        Failure::Connect
-                    } else {
-                        Failure::Other
-                    };
-                    (failure, resp)
-                }
-                Ok(Ok(mut resp)) => {
-                    let status = resp.status();
-                    let switched = match (status, upgrade.take()) {
-                        (http::StatusCode::SWITCHING_PROTOCOLS, Some((_, client_side))) => {
-                            let protocol = resp.headers().get(http::header::UPGRADE).cloned();
-                            upgrade::splice(
-                                client_side,
-                                hyper::upgrade::on(&mut resp),
-                                upstream.upgrade_idle_timeout,
-                            );
-                            protocol
-                        }
-                        (_, not_taken) => {
-                            upgrade = not_taken;
-                            None
-                        }
-                    };
-                    let (mut parts, body) = resp.into_parts();
-                    forward::strip_hop_by_hop(&mut parts.headers);
-                    if let Some(protocol) = switched {
-                        upgrade::restore(&mut parts.headers, protocol);
-                    }
-                    if let Some(cookie) = &picked.set_cookie {
-                        parts
-                            .headers
-                            .append(http::header::SET_COOKIE, cookie.clone());
-                    }
-                    let in_flight = picked.lease.finish();
-                    let failure = if status == http::StatusCode::BAD_GATEWAY
-                        || status == http::StatusCode::SERVICE_UNAVAILABLE
-                    {
-                        Failure::Unavailable
-                    } else {
-                        Failure::Other
-                    };
-                    let body = UpstreamBody::new(body, in_flight, body_limits);
-                    let resp = Response::from_parts(parts, Body::from(body));
-                    if failure == Failure::Other {
-                        return (resp, Some(target));
-                    }
-                    (failure, resp)
-                }
+            let (failure, resp) = match self
+                .attempt(picked, this_head, this_body, &mut upgrade)
+                .await
+            {
+                Attempt::Done(resp) => return (resp, Some(target)),
+                Attempt::Failed(failure, resp) => (failure, resp),
             };
             if !(may_retry
                 && retry::retryable(failure, &method)
@@ -418,6 +423,136 @@ impl Outbound<'_> {
             tracing::info!(upstream = upstream.name(), %target, attempt = tried.len() + 1, ?wait, "retrying on another target");
             last = Some((resp, target));
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Send the request to the target `picked` leases, within the head timeout.
+    async fn attempt(
+        &self,
+        picked: crate::upstream::Picked<'_>,
+        head: RequestHead,
+        body: Body,
+        upgrade: &mut Option<(http::HeaderValue, OnUpgrade)>,
+    ) -> Attempt {
+        let upstream = self.upstream;
+        let index = picked.lease.index;
+        let target = &picked.lease.target.authority;
+        let req = match forward::upstream_request(head, target, upstream.transport.scheme(), body) {
+            Ok(mut req) => {
+                if let Some((protocol, _)) = upgrade {
+                    upgrade::restore(req.headers_mut(), protocol.clone());
+                }
+                req
+            }
+            Err(e) => {
+                tracing::warn!(
+                    upstream = upstream.name(),
+                    "cannot build the upstream request: {e}"
+                );
+                return Attempt::Done(ProxyError::Internal.response());
+            }
+        };
+        // The head must come within the head timeout and the overall deadline.
+        let wait = match self.body.deadline {
+            Some(d) => self
+                .head_timeout
+                .min(d.saturating_duration_since(tokio::time::Instant::now())),
+            None => self.head_timeout,
+        };
+        let sent = tokio::time::timeout(wait, self.client.request(req)).await;
+        if let Ok(Err(e)) = &sent {
+            // The client's fault, not the target's: not counted against it.
+            if caused_by::<TooLarge>(e) {
+                return Attempt::Done(ProxyError::PayloadTooLarge.response());
+            }
+            if caused_by::<ClientBodyError>(e) {
+                tracing::debug!(
+                    upstream = upstream.name(),
+                    "the client's request body failed: {}",
+                    chain_text(e)
+                );
+                return Attempt::Done(
+                    Refusal::bad("malformed or interrupted request body").response(),
+                );
+            }
+        }
+        let ok = matches!(&sent, Ok(Ok(r)) if !r.status().is_server_error());
+        upstream.report(index, ok);
+        match sent {
+            Err(_) => {
+                tracing::warn!(upstream = upstream.name(), %target, timeout = ?wait, "upstream timed out waiting for the response head");
+                Attempt::Failed(Failure::Other, ProxyError::GatewayTimeout.response())
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(upstream = upstream.name(), %target, "upstream failed: {}", chain_text(&e));
+                // A timeout (connect-timeout included, as nginx) is 504, anything else 502;
+                // only a failed connect is retried for any method.
+                let resp = if is_timeout(&e) {
+                    ProxyError::GatewayTimeout.response()
+                } else {
+                    ProxyError::BadGateway.response()
+                };
+                let failure = if e.is_connect() {
+                    Failure::Connect
+                } else {
+                    Failure::Other
+                };
+                Attempt::Failed(failure, resp)
+            }
+            Ok(Ok(resp)) => self.response(picked, resp, upgrade),
+        }
+    }
+
+    /// The upstream's response head: splice an accepted upgrade, strip hop-by-hop headers,
+    /// add the sticky cookie, and hand the in-flight count over to the body.
+    fn response(
+        &self,
+        picked: crate::upstream::Picked<'_>,
+        mut resp: Response<Incoming>,
+        upgrade: &mut Option<(http::HeaderValue, OnUpgrade)>,
+    ) -> Attempt {
+        let status = resp.status();
+        let switched = match (status, upgrade.take()) {
+            (http::StatusCode::SWITCHING_PROTOCOLS, Some((_, client_side))) => {
+                let protocol = resp.headers().get(http::header::UPGRADE).cloned();
+                upgrade::splice(
+                    client_side,
+                    hyper::upgrade::on(&mut resp),
+                    self.upstream.upgrade_idle_timeout,
+                );
+                protocol
+            }
+            (http::StatusCode::SWITCHING_PROTOCOLS, None) => {
+                tracing::warn!(
+                    upstream = self.upstream.name(),
+                    "upstream switched protocols without being asked: answering 502"
+                );
+                return Attempt::Done(ProxyError::BadGateway.response());
+            }
+            (_, not_taken) => {
+                *upgrade = not_taken;
+                None
+            }
+        };
+        let (mut parts, body) = resp.into_parts();
+        forward::strip_hop_by_hop(&mut parts.headers);
+        if let Some(protocol) = switched {
+            upgrade::restore(&mut parts.headers, protocol);
+        }
+        if let Some(cookie) = &picked.set_cookie {
+            parts
+                .headers
+                .append(http::header::SET_COOKIE, cookie.clone());
+        }
+        let in_flight = picked.lease.finish();
+        let body = UpstreamBody::new(body, in_flight, self.body);
+        let resp = Response::from_parts(parts, Body::from(body));
+        if status == http::StatusCode::BAD_GATEWAY
+            || status == http::StatusCode::SERVICE_UNAVAILABLE
+        {
+            Attempt::Failed(Failure::Unavailable, resp)
+        } else {
+            Attempt::Done(resp)
         }
     }
 }

@@ -116,6 +116,8 @@ pub struct Route {
     pub filters: Vec<Arc<Filter>>,
     /// Time limits overriding the upstream's.
     pub timeouts: crate::config::RouteTimeouts,
+    /// `Upgrade` protocols passed on (lower-case); others are ignored.
+    pub upgrades: Vec<String>,
 }
 
 /// A route's weighted backends, picked in proportion to their weights, interleaved.
@@ -189,6 +191,26 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 }
 
 impl Route {
+    /// Whether this route passes on an upgrade to every protocol `offered` lists.
+    pub fn allows_upgrade(&self, offered: &http::HeaderValue) -> bool {
+        let Ok(text) = offered.to_str() else {
+            return false;
+        };
+        let mut protocols = text.split(',').map(str::trim).peekable();
+        protocols.peek().is_some()
+            && protocols.all(|p| {
+                let name = p.split('/').next().unwrap_or(p);
+                !name.eq_ignore_ascii_case("h2c")
+                    && self.upgrades.iter().any(|u| u.eq_ignore_ascii_case(name))
+            })
+    }
+
+    /// Whether the route takes `method`: TRACE only where the route lists it (it would echo
+    /// the request, credentials included, back to whoever can make a browser send it).
+    pub fn allows_method(&self, method: &Method) -> bool {
+        method != Method::TRACE || self.methods.contains(method)
+    }
+
     fn matches(
         &self,
         host: Option<&str>,
@@ -242,22 +264,11 @@ impl RouteTable {
         path: &str,
         headers: &HeaderMap,
     ) -> Option<&Route> {
-        let host = host.map(strip_port);
+        let host = host.map(crate::request::authority::host_of);
         self.routes
             .iter()
             .find(|r| r.matches(host, method, path, headers))
     }
-}
-
-fn strip_port(authority: &str) -> &str {
-    if authority.starts_with('[') {
-        // [v6]:port
-        return authority
-            .split(']')
-            .next()
-            .map_or(authority, |h| &authority[..h.len() + 1]);
-    }
-    authority.split(':').next().unwrap_or(authority)
 }
 
 /// Segment-aware prefix match.
@@ -269,12 +280,13 @@ pub fn prefix_matches(prefix: &str, path: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
+    //! Routes and upstreams for tests.
     use super::*;
     use crate::config::UpstreamConfig;
     use std::time::Duration;
 
-    fn upstream(name: &str) -> Arc<Upstream> {
+    pub fn upstream(name: &str) -> Arc<Upstream> {
         let cfg = UpstreamConfig {
             name: name.into(),
             targets: vec!["127.0.0.1:1".parse().unwrap()],
@@ -298,7 +310,7 @@ mod tests {
         Arc::new(Upstream::new(0, &cfg))
     }
 
-    fn route(host: Option<&str>, path: PathMatch, name: &str) -> Route {
+    pub fn route(host: Option<&str>, path: PathMatch, name: &str) -> Route {
         Route {
             host: host.map(|h| match h.strip_prefix('*') {
                 Some(suffix) => HostMatch::Wildcard(suffix.into()),
@@ -310,8 +322,15 @@ mod tests {
             backends: Backends::single(upstream(name)),
             filters: vec![],
             timeouts: Default::default(),
+            upgrades: vec![],
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{route, upstream};
+    use super::*;
 
     fn prefix(p: &str) -> PathMatch {
         PathMatch::Prefix(p.into())
@@ -438,12 +457,5 @@ mod tests {
         assert_eq!(find(&t, Some("a.test"), "/"), None);
         assert_eq!(find(&t, Some("b.test"), "/only"), None);
         assert_eq!(find(&t, None, "/only"), None);
-    }
-
-    #[test]
-    fn strips_ports() {
-        assert_eq!(strip_port("a.test:80"), "a.test");
-        assert_eq!(strip_port("[::1]:80"), "[::1]");
-        assert_eq!(strip_port("a.test"), "a.test");
     }
 }

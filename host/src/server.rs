@@ -212,11 +212,12 @@ fn worker(
         let proxy = Arc::new(Proxy::new(live));
         let graceful = Arc::new(GracefulShutdown::new());
         let mut loops = Vec::new();
-        for (((l, slots), tls), redirect_https) in listeners
+        for (index, (((l, slots), tls), redirect_https)) in listeners
             .into_iter()
             .zip(connection_slots)
             .zip(tls)
             .zip(redirects)
+            .enumerate()
         {
             match TcpListener::from_std(l) {
                 Ok(l) => loops.push(tokio::spawn(
@@ -230,6 +231,7 @@ fn worker(
                         stop: stop.clone(),
                         handshake_timeout,
                         redirect_https,
+                        index,
                     }
                     .run(),
                 )),

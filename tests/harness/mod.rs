@@ -21,6 +21,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub mod pki;
+pub mod raw;
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {

@@ -45,6 +45,11 @@ pub struct Manifest {
     /// Folder of the compile cache, relative to the manifest file. Default:
     /// `$XDG_CACHE_HOME/weir` or `~/.cache/weir`.
     pub compile_cache_dir: Option<Spanned<String>>,
+    /// `%2F` / `%5C` in a request path: `"reject"` (400) or `"keep"` (passed on escaped, never
+    /// decoded). Default: reject.
+    pub escaped_slashes: Option<Spanned<String>>,
+    /// Pass on request headers whose names have underscores. Default: false (dropped).
+    pub underscores_in_headers: Option<bool>,
     /// Where clients connect.
     #[serde(default)]
     pub listeners: Vec<Spanned<ListenerSpec>>,
@@ -74,6 +79,9 @@ pub struct ListenerSpec {
     pub redirect_https: Option<Spanned<bool>>,
     /// Port of the https URLs that `redirect-https` sends clients to. Default: 443.
     pub https_port: Option<Spanned<i64>>,
+    /// Peers (CIDRs or addresses) whose `X-Forwarded-For` names the real client. Default: none.
+    #[serde(default)]
+    pub trusted_proxies: Vec<Spanned<String>>,
 }
 
 /// `[listeners.tls]`
@@ -229,6 +237,8 @@ pub struct RouteSpec {
     pub idle_timeout: Option<ManifestDuration>,
     /// Overrides the upstream's `overall-timeout` for this route.
     pub overall_timeout: Option<ManifestDuration>,
+    /// `Upgrade` protocols passed on to the upstream. Default: `["websocket"]`.
+    pub upgrades: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `[[routes.backends]]`

@@ -6,6 +6,7 @@
 mod diagnostic;
 mod duration;
 mod manifest;
+mod request;
 
 pub use diagnostic::{Diagnostic, Diagnostics, SourceMap};
 pub use duration::parse as parse_duration;
@@ -61,6 +62,8 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     /// Limits on what clients send.
     pub limits: ClientLimits,
+    /// How requests are made canonical (escaped slashes, underscores).
+    pub rules: crate::request::Rules,
     /// Address of the admin endpoint, if any.
     pub admin: Option<SocketAddr>,
     /// Whether to watch the manifest and plugins and reload on change.
@@ -86,6 +89,8 @@ pub struct ListenerConfig {
     pub tls: Option<crate::tls::TlsSettings>,
     /// Redirect every request to https on this port (plaintext listeners).
     pub redirect_https: Option<u16>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: crate::request::client::TrustedProxies,
     /// Where the listener is in the manifest, for certificate errors.
     pub location: Diagnostic,
 }
@@ -182,6 +187,8 @@ pub struct RouteConfig {
     pub filters: Vec<usize>,
     /// Time limits overriding the upstream's.
     pub timeouts: RouteTimeouts,
+    /// `Upgrade` protocols passed on (lower-case).
+    pub upgrades: Vec<String>,
 }
 
 /// A validated filter entry.
@@ -358,6 +365,7 @@ impl Validator {
 
         let listeners = self.listeners(&m, base);
         let limits = self.limits(&m);
+        let rules = self.request_rules(&m);
         let workers = match &m.workers {
             Some(w) if *w.get_ref() == 0 || *w.get_ref() > 1024 => {
                 self.error(
@@ -428,6 +436,7 @@ impl Validator {
             workers,
             listeners,
             limits,
+            rules,
             upstreams,
             routes,
             filters,
@@ -497,11 +506,13 @@ impl Validator {
                         .as_ref()
                         .map(|t| self.listener_tls(t, base));
                     let redirect_https = self.redirect_https(l.get_ref(), tls.is_some());
+                    let trusted_proxies = self.trusted_proxies(l.get_ref());
                     out.push(ListenerConfig {
                         address,
                         max_connections,
                         tls,
                         redirect_https,
+                        trusted_proxies,
                         location: self.map.at(Some(a.span()), String::new()),
                     })
                 }
@@ -958,6 +969,10 @@ impl Validator {
             let mut methods = Vec::new();
             for meth in &r.methods {
                 match http::Method::from_bytes(meth.get_ref().to_ascii_uppercase().as_bytes()) {
+                    Ok(x) if x == http::Method::CONNECT => self.error(
+                        meth.span(),
+                        format!("routes[{i}].methods: CONNECT is not proxied"),
+                    ),
                     Ok(x) => methods.push(x),
                     Err(_) => self.error(
                         meth.span(),
@@ -1024,6 +1039,7 @@ impl Validator {
                     idle: r.idle_timeout.map(|d| d.0),
                     overall: r.overall_timeout.map(|d| d.0),
                 },
+                upgrades: self.route_upgrades(i, r),
             });
         }
         if m.routes.is_empty() {
@@ -1079,6 +1095,8 @@ impl Validator {
                     p.span(),
                     format!("routes[{i}].{key}: {:?} must start with '/'", p.get_ref()),
                 );
+            } else {
+                v.normal_route_path(i, key, p);
             }
             p.get_ref().clone()
         };

@@ -399,3 +399,91 @@ fn client_limits_resolve_and_bad_ones_are_located() {
         assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
     }
 }
+
+/// A manifest with most sections, for mutation.
+const RICH: &str = r#"
+escaped-slashes = "keep"
+max-header-size = "16KiB"
+max-body-size = "1MiB"
+[[listeners]]
+address = "127.0.0.1:0"
+trusted-proxies = ["10.0.0.0/8", "::1"]
+max-connections = 10
+[upstreams.app]
+targets = ["127.0.0.1:9001", "localhost:9002"]
+weights = { "127.0.0.1:9001" = 3 }
+balance = "least-connections"
+retries = 2
+health = { path = "/h", interval = "1s", rise = 2, fall = 3 }
+passive = { consecutive-failures = 3, cooldown = "5s", max-ejected-percent = 50 }
+[[routes]]
+host = "*.example.com"
+path-regex = "^/u/[0-9]+$"
+methods = ["GET", "trace"]
+headers = { "x-canary" = "1" }
+backends = [{ upstream = "app", weight = 1 }]
+upgrades = ["websocket"]
+timeout = "1s"
+[filters.tag]
+plugin = "headers.wasm"
+cpu-deadline = "5ms"
+memory-limit = "8MiB"
+"#;
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 1500, ..Default::default() })]
+
+    /// Mangled manifests are reported, never a panic.
+    #[test]
+    fn mutated_manifests_never_panic(
+        edits in proptest::collection::vec((0usize..2000, 0u8..3, proptest::sample::select(
+            vec!["", "\"", "=", "[", "]", "{", "}", ",", "\n", "-1", "0", "99999999999999999999",
+                 "\"\"", "\"x\"", "[[routes]]", "1e400", "\u{0}", "é", "\"0s\"", "\"-5s\"",
+                 "\"1ZiB\"", "\"[::1]:0\"", "\"/%2f\"", "\"h2c\"", "true", "#"]))
+        , 1..6),
+    ) {
+        let mut text = RICH.to_owned();
+        for (at, kind, piece) in edits {
+            let mut at = at % (text.len() + 1);
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            match kind {
+                0 => text.insert_str(at, piece),
+                1 => {
+                    let mut end = (at + piece.len().max(1)).min(text.len());
+                    while !text.is_char_boundary(end) {
+                        end += 1;
+                    }
+                    text.replace_range(at..end, piece);
+                }
+                _ => {
+                    let mut end = (at + 3).min(text.len());
+                    while !text.is_char_boundary(end) {
+                        end += 1;
+                    }
+                    text.replace_range(at..end, "");
+                }
+            }
+        }
+        let _ = Config::parse(Path::new("/etc/weir/m.toml"), &text);
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+        let _ = Config::parse(Path::new("/etc/weir/m.toml"), &text);
+    }
+}
+
+#[test]
+fn the_rich_manifest_is_valid() {
+    let c = Config::parse(Path::new("/etc/weir/m.toml"), RICH).expect("valid");
+    assert_eq!(
+        c.rules.escaped_slashes,
+        crate::request::EscapedSlashes::Keep
+    );
+    assert!(c.listeners[0]
+        .trusted_proxies
+        .contains("10.9.8.7".parse().unwrap()));
+    assert_eq!(c.routes[0].upgrades, vec!["websocket".to_owned()]);
+}

@@ -30,6 +30,8 @@ pub struct RequestHead {
     pub body: Option<Bytes>,
     /// Properties shared by the filters of this request.
     pub context: Context,
+    /// The path and query as the client sent them, when normalising changed them.
+    pub raw_path_and_query: Option<http::uri::PathAndQuery>,
 }
 
 impl RequestHead {
@@ -41,10 +43,12 @@ impl RequestHead {
             scheme,
             body: None,
             context: Context::default(),
+            raw_path_and_query: None,
         }
     }
 
-    /// The host the client addressed: the URI's authority (HTTP/2) or the `Host` header.
+    /// The host the client addressed: after [`crate::request::canonicalize`], the one
+    /// canonical `Host`; before it, the URI's authority or the `Host` header.
     pub fn authority(&self) -> Option<&str> {
         match self.parts.uri.authority() {
             Some(a) => Some(a.as_str()),

@@ -37,6 +37,11 @@ mod headers {
     pub fn parse(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
         let n = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| format!("invalid header name {name:?}"))?;
+        if !crate::request::headers::filter_may_edit(&n) {
+            return Err(format!(
+                "header {name:?} is managed by the proxy (framing and connection headers; a body is set with set-body)"
+            ));
+        }
         let v = HeaderValue::from_str(value)
             .map_err(|_| format!("invalid value for header {name:?}"))?;
         Ok((n, v))
@@ -54,9 +59,12 @@ mod headers {
         Ok(())
     }
 
+    /// Remove a header; the message's framing (`content-length`, `transfer-encoding`) stays.
     pub fn remove(map: &mut HeaderMap, name: &str) {
         if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
-            map.remove(n);
+            if n != http::header::CONTENT_LENGTH && n != http::header::TRANSFER_ENCODING {
+                map.remove(n);
+            }
         }
     }
 }

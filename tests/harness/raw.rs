@@ -1,0 +1,200 @@
+//! Raw sockets: requests written byte for byte (no client library to tidy them up), and a
+//! recording upstream that keeps exactly the bytes of each request it received.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// An HTTP/1.1 upstream that parses only as far as framing needs, records each complete
+/// request as received (head and body bytes, as text), and answers `200 ok`.
+pub struct Recorder {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Recorder {
+    /// Listen on a fresh port.
+    pub async fn start() -> Recorder {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                tokio::spawn(record(stream, log.clone()));
+            }
+        });
+        Recorder { addr, seen, task }
+    }
+
+    /// Every complete request received so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.seen.lock().expect("lock").clone()
+    }
+
+    /// Forget what was received.
+    pub fn clear(&self) {
+        self.seen.lock().expect("lock").clear();
+    }
+
+    /// The request line and lower-cased header lines of the only request received, which
+    /// must be exactly one.
+    pub fn only(&self) -> String {
+        let all = self.requests();
+        assert_eq!(all.len(), 1, "exactly one request forwarded: {all:#?}");
+        all[0].clone()
+    }
+}
+
+/// One connection: requests until it closes or a request is incomplete.
+async fn record(mut stream: TcpStream, log: Arc<Mutex<Vec<String>>>) {
+    let mut buf = Vec::new();
+    loop {
+        let Some(head_end) = read_until(&mut stream, &mut buf, b"\r\n\r\n").await else {
+            return;
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let lower = head.to_ascii_lowercase();
+        let mut rest = buf.split_off(head_end);
+        let body = if lower.contains("\ntransfer-encoding: chunked") {
+            let end = if rest.starts_with(b"0\r\n\r\n") {
+                Some(5)
+            } else {
+                read_until(&mut stream, &mut rest, b"\r\n0\r\n\r\n").await
+            };
+            let Some(end) = end else {
+                return;
+            };
+            rest.drain(..end).collect::<Vec<u8>>()
+        } else {
+            let len = lower
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            while rest.len() < len {
+                let mut chunk = [0u8; 4096];
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => rest.extend_from_slice(&chunk[..n]),
+                }
+            }
+            rest.drain(..len).collect()
+        };
+        buf = rest;
+        log.lock()
+            .expect("lock")
+            .push(format!("{head}{}", String::from_utf8_lossy(&body)));
+        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-upstream: recorder\r\n\r\nok";
+        if stream.write_all(answer).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Read into `buf` until it holds `end`; the index just past it.
+async fn read_until(stream: &mut TcpStream, buf: &mut Vec<u8>, end: &[u8]) -> Option<usize> {
+    loop {
+        if let Some(i) = buf.windows(end.len()).position(|w| w == end) {
+            return Some(i + end.len());
+        }
+        let mut chunk = [0u8; 4096];
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// What came back on a raw connection.
+#[derive(Debug)]
+pub struct RawReply {
+    /// The status of the first response (0 if none came).
+    pub status: u16,
+    /// Everything read, as text.
+    pub text: String,
+    /// Whether the proxy closed the connection after it.
+    pub closed: bool,
+}
+
+/// Write `bytes` to `addr` and read the first response (head and a `content-length` body),
+/// then whether the connection closes within a moment.
+pub async fn exchange(addr: SocketAddr, bytes: &[u8]) -> RawReply {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(bytes).await.expect("write");
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        let head_end = read_until(&mut stream, &mut buf, b"\r\n\r\n").await?;
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+        let len = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        while buf.len() < head_end + len {
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        Some(())
+    })
+    .await;
+    let mut closed = read.is_ok();
+    if read.is_ok() {
+        let mut more = [0u8; 256];
+        closed = matches!(
+            tokio::time::timeout(Duration::from_millis(300), stream.read(&mut more)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        );
+    }
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .strip_prefix("HTTP/1.1 ")
+        .or_else(|| text.strip_prefix("HTTP/1.0 "))
+        .and_then(|t| t.get(..3))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    RawReply {
+        status,
+        text,
+        closed,
+    }
+}
+
+/// An HTTP/2 (prior knowledge) request with headers exactly as given, pseudo-headers
+/// included, through the `h2` crate: the status, or the stream error's text.
+pub async fn h2_request(
+    addr: SocketAddr,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> Result<u16, String> {
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let (mut client, conn) = h2::client::handshake(tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut req = http::Request::get(uri);
+    for (n, v) in headers {
+        req = req.header(*n, *v);
+    }
+    let req = req.body(()).map_err(|e| e.to_string())?;
+    let (resp, _) = client.send_request(req, true).map_err(|e| e.to_string())?;
+    let resp = resp.await.map_err(|e| e.to_string())?;
+    Ok(resp.status().as_u16())
+}
