@@ -184,3 +184,45 @@ async fn memory_stays_flat_over_thousands_of_failing_requests() {
     );
     assert_eq!(get(&weir.url("/"), &[]).await.status, 200);
 }
+
+#[tokio::test]
+async fn a_looping_filter_is_stopped_close_to_its_cpu_deadline() {
+    let up = Upstream::echo("app").await;
+    let m = manifest(&[up.addr], &["bad"], &bad_filter("").replace("10ms", "5ms"))
+        .replace("{plugins}", "{fixtures}")
+        .replace(
+            "[[listeners]]",
+            "workers = 1\naccess-log = false\n\n[[listeners]]",
+        );
+    let weir = Weir::start(&m);
+    // Warm up (compiled code, pools), then measure the proxy's CPU over looping calls.
+    for _ in 0..3 {
+        assert_eq!(get(&weir.url("/"), &[("x-loop", "1")]).await.status, 503);
+    }
+    // The CPU of 40 requests whose filter fails at once, then of 40 looping ones: the
+    // difference is the loop's.
+    let calls = 40;
+    let cpu_of = |header: &'static str| {
+        let weir = &weir;
+        async move {
+            let before = weir.cpu_time();
+            for _ in 0..calls {
+                assert_eq!(get(&weir.url("/"), &[(header, "1")]).await.status, 503);
+            }
+            (weir.cpu_time() - before) / calls
+        }
+    };
+    let quick = cpu_of("x-panic").await;
+    let looping = cpu_of("x-loop").await;
+    let per_call = looping.saturating_sub(quick);
+    eprintln!("per_call {per_call:?} (looping {looping:?}, failing at once {quick:?})");
+    // Within 1.2 x 5 ms (the 10 ms resolution of /proc is spread over the calls).
+    assert!(
+        per_call <= Duration::from_micros(6_000),
+        "a 5 ms deadline cost {per_call:?} of CPU per call"
+    );
+    assert!(
+        per_call >= Duration::from_micros(4_000),
+        "the filter ran for its deadline: {per_call:?}"
+    );
+}

@@ -313,6 +313,19 @@ impl Weir {
             .expect("VmRSS")
     }
 
+    /// CPU time the process has used (user + system), at the clock-tick resolution of
+    /// `/proc` (usually 10 ms).
+    pub fn cpu_time(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("read /proc stat");
+        // Fields after the command name (which ends with the last ')'): utime is the 12th.
+        let after = stat.rsplit_once(')').expect("stat format").1;
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks: u64 =
+            fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+        Duration::from_millis(ticks * 10)
+    }
+
     /// Send a signal (e.g. "HUP") to the process.
     pub fn signal(&self, name: &str) {
         let ok = Command::new("kill")

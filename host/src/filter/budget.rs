@@ -1,12 +1,16 @@
 //! CPU deadlines of hook calls: an epoch ticker, and a per-thread CPU clock so that a call is
 //! stopped for the CPU it burned, not for time its thread spent preempted.
 //!
-//! Each call gets a deadline of `ticks` epochs. When it passes, the store's callback reads
-//! the thread's CPU clock: on the first expiry it only takes a mark and extends the deadline
-//! by one window; on a later expiry it traps if the guest used at least 3/4 of its budget of
-//! CPU during the window, and otherwise (the thread was preempted) extends it again. A guest
-//! that spins is thus stopped after about twice its deadline; a guest that was merely
-//! descheduled on a loaded machine is not.
+//! Each call's first deadline is the next epoch tick, so calls shorter than a tick (nearly all)
+//! never reach the callback and pay no clock read. When a deadline passes, the store's
+//! callback reads the thread's CPU clock and adds the CPU used since its last reading (before
+//! the first reading: the wall time since the call started, at most one tick). With more than
+//! two ticks of budget left it sets the next deadline one tick before the budget's end; closer
+//! than that it asks the ticker for fine ticks ([`FINE_TICK`]) until then and checks at each;
+//! it traps when less than half a fine tick is left. A guest that spins is thus stopped within
+//! about a fine tick (plus the ticker's wake-up latency) of its deadline, and only calls near
+//! their end pay for fine ticks; a guest merely descheduled on a loaded machine is not charged
+//! for the time it did not run.
 //!
 //! The ticker only runs while filter code runs (and for a short linger after): epochs need
 //! to advance only under a running call, so an idle proxy does not wake a thousand times a
@@ -14,14 +18,16 @@
 
 use super::host::FilterState;
 use super::LoadError;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::Thread;
 use std::time::Duration;
 use wasmtime::{Engine, Store, UpdateDeadline};
 
-/// How often the epoch advances: the granularity of CPU deadlines.
+/// How often the epoch advances.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+/// How often it advances while a call is close to its deadline.
+pub const FINE_TICK: Duration = Duration::from_micros(100);
 
 /// Ticks without a running call before the ticker parks.
 const LINGER_TICKS: u32 = 50;
@@ -34,6 +40,8 @@ const PARK_CHECK: Duration = Duration::from_secs(1);
 pub struct Activity {
     running: AtomicUsize,
     parked: AtomicBool,
+    /// Until when (nanoseconds after [`clock_zero`]) a call wants fine ticks.
+    fine_until: AtomicU64,
     tickers: Mutex<Vec<Thread>>,
 }
 
@@ -102,7 +110,8 @@ impl Activity {
             if !alive {
                 return;
             }
-            std::thread::sleep(EPOCH_TICK);
+            let fine = nanos_now() < self.fine_until.load(Relaxed);
+            std::thread::sleep(if fine { FINE_TICK } else { EPOCH_TICK });
         }
     }
 }
@@ -136,23 +145,64 @@ fn start_ticker(activity: Arc<Activity>, engines: &[&Engine]) -> Result<(), Load
     Ok(())
 }
 
-/// Epoch ticks for a CPU deadline (one more than the deadline: the first tick may come right
-/// after the call starts).
-pub fn ticks(deadline: Duration) -> u64 {
-    u64::try_from(deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos())).unwrap_or(u64::MAX / 2) + 1
+/// A fixed point of the monotonic clock, for storing instants in atomics.
+fn clock_zero() -> std::time::Instant {
+    static ZERO: OnceLock<std::time::Instant> = OnceLock::new();
+    *ZERO.get_or_init(std::time::Instant::now)
+}
+
+fn nanos_now() -> u64 {
+    u64::try_from(clock_zero().elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// What the deadline callback decides for a call that has used `used` of `budget` CPU.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Stop it.
+    Stop,
+    /// Check again after this many (coarse) ticks.
+    Coarse(u64),
+    /// Check again at the next fine tick; fine ticks are wanted for this long.
+    Fine(Duration),
+}
+
+fn verdict(used: Duration, budget: Duration) -> Verdict {
+    let left = budget.saturating_sub(used);
+    if left < FINE_TICK / 2 {
+        Verdict::Stop
+    } else if left <= EPOCH_TICK * 2 {
+        Verdict::Fine(left)
+    } else {
+        // One tick early: the rest is done in fine ticks.
+        let ticks = (left - EPOCH_TICK).as_nanos() / EPOCH_TICK.as_nanos();
+        Verdict::Coarse(u64::try_from(ticks).unwrap_or(u64::MAX / 2).max(1))
+    }
 }
 
 /// Install the deadline callback on a new store.
 pub fn install(store: &mut Store<FilterState>, budget: Duration) {
-    let window = ticks(budget);
     store.epoch_deadline_callback(move |mut ctx| {
         let now = thread_cpu_time();
         let call = &mut ctx.data_mut().call;
-        let used = call.cpu_mark.map(|mark| now.saturating_sub(mark));
+        let used = match call.cpu_mark {
+            Some(mark) => call.cpu_used + now.saturating_sub(mark),
+            // Before the first reading the thread ran at most since the call started.
+            None => call
+                .started
+                .map_or(Duration::ZERO, |s| s.elapsed())
+                .min(EPOCH_TICK),
+        };
         call.cpu_mark = Some(now);
-        Ok(match used {
-            Some(used) if used * 4 >= budget * 3 => UpdateDeadline::Interrupt,
-            _ => UpdateDeadline::Continue(window),
+        call.cpu_used = used;
+        Ok(match verdict(used, budget) {
+            Verdict::Stop => UpdateDeadline::Interrupt,
+            Verdict::Coarse(ticks) => UpdateDeadline::Continue(ticks),
+            Verdict::Fine(left) => {
+                let until = nanos_now()
+                    .saturating_add(u64::try_from((left + EPOCH_TICK).as_nanos()).unwrap_or(0));
+                Activity::global().fine_until.fetch_max(until, Relaxed);
+                UpdateDeadline::Continue(1)
+            }
         })
     });
 }
@@ -177,9 +227,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ticks_round_up_plus_one() {
-        assert_eq!(ticks(Duration::from_millis(5)), 6);
-        assert_eq!(ticks(Duration::from_micros(1500)), 3);
+    fn a_call_stops_within_half_a_tick_of_its_budget() {
+        let (ms, us) = (Duration::from_millis, Duration::from_micros);
+        assert_eq!(verdict(ms(1), ms(5)), Verdict::Coarse(3));
+        assert_eq!(verdict(us(700), ms(5)), Verdict::Coarse(3));
+        assert_eq!(verdict(us(3500), ms(5)), Verdict::Fine(us(1500)));
+        assert_eq!(verdict(us(4940), ms(5)), Verdict::Fine(us(60)));
+        assert_eq!(verdict(us(4960), ms(5)), Verdict::Stop);
+        assert_eq!(verdict(ms(9), ms(5)), Verdict::Stop);
+        assert_eq!(verdict(Duration::ZERO, ms(100)), Verdict::Coarse(99));
     }
 
     #[test]

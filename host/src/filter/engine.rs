@@ -290,7 +290,6 @@ impl FilterEngine {
             pool,
             services,
             hooks,
-            deadline_ticks: budget::ticks(cfg.cpu_deadline),
             version: FilterVersion {
                 sha256: compiled.sha256,
                 loaded_at: SystemTime::now(),

@@ -104,8 +104,12 @@ pub(super) struct CallData {
     pub response_body_allowed: bool,
     /// Set when the filter changed the request or response.
     pub changed: bool,
-    /// Thread CPU time at the last deadline check of this call (see `budget`).
+    /// When the call started (see `budget`).
+    pub started: Option<std::time::Instant>,
+    /// Thread CPU time at the last deadline check of this call.
     pub cpu_mark: Option<Duration>,
+    /// CPU the call used up to `cpu_mark`.
+    pub cpu_used: Duration,
     /// Outbound HTTP time left in this call.
     pub outbound_left: Duration,
 }

@@ -47,8 +47,6 @@ pub struct Filter {
     services: Arc<FilterServices>,
     /// The hooks the filter's `init` asked for; the chain skips the others.
     hooks: Hooks,
-    /// Epoch ticks one hook call may run.
-    deadline_ticks: u64,
     /// Which plugin file content this is, and when it was loaded.
     version: FilterVersion,
 }
@@ -157,9 +155,8 @@ impl Filter {
     /// Run `on-request` on `head`, which the filter may change.
     pub async fn on_request(&self, head: &mut RequestHead) -> Result<HookResult, CallError> {
         let mut inst = self.checkout().await?;
-        self.prepare(&mut inst, head, None);
+        let started = self.prepare(&mut inst, head, None);
         let running = budget::Activity::global().enter();
-        let started = Instant::now();
         let result = inst
             .world
             .weir_filter_filter()
@@ -177,9 +174,8 @@ impl Filter {
         resp: &mut ResponseHead,
     ) -> Result<HookResult, CallError> {
         let mut inst = self.checkout().await?;
-        self.prepare(&mut inst, head, Some(resp));
+        let started = self.prepare(&mut inst, head, Some(resp));
         let running = budget::Activity::global().enter();
-        let started = Instant::now();
         let result = inst
             .world
             .weir_filter_filter()
@@ -200,14 +196,16 @@ impl Filter {
         })
     }
 
-    /// Move the heads into the store and arm the call's budgets.
+    /// Move the heads into the store and arm the call's budgets; returns when the call starts.
     fn prepare(
         &self,
         inst: &mut Instance,
         head: &mut RequestHead,
         resp: Option<&mut ResponseHead>,
-    ) {
-        inst.store.set_epoch_deadline(self.deadline_ticks);
+    ) -> Instant {
+        let started = Instant::now();
+        // The first check comes at the next tick (see `budget`).
+        inst.store.set_epoch_deadline(1);
         let cfg = self.pool.config();
         // Only filters with a fuel budget run on the metered engine.
         if let Some(fuel) = cfg.fuel {
@@ -217,6 +215,8 @@ impl Filter {
         state.limits.memory_hit = false;
         let call = &mut state.call;
         call.cpu_mark = None;
+        call.cpu_used = std::time::Duration::ZERO;
+        call.started = Some(started);
         call.changed = false;
         call.outbound_left = cfg.outbound_timeout;
         call.req = Some(std::mem::replace(head, RequestHead::placeholder()));
@@ -234,6 +234,7 @@ impl Filter {
                 call.request_read_only = false;
             }
         }
+        started
     }
 
     /// Take the heads back from the store, then keep the instance if the call succeeded.
