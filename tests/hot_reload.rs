@@ -265,6 +265,43 @@ async fn the_compile_cache_skips_compilation_on_restart() {
     }
     let entries: Vec<_> = std::fs::read_dir(cache.path()).unwrap().collect();
     assert_eq!(entries.len(), 1, "one artifact, no temporaries left");
+
+    // An entry truncated and then garbled under a running proxy: it keeps serving (the
+    // artifact was read into memory, not mapped), and the next start compiles again and
+    // replaces the entry.
+    let entry = entries[0].as_ref().unwrap().path();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(plugins_in(&dir).join("version.wasm"), version_fixture("v1")).unwrap();
+    let weir = Weir::start_in(dir, &manifest);
+    let good = std::fs::read(&entry).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&entry)
+        .unwrap()
+        .set_len(good.len() as u64 / 3)
+        .unwrap();
+    for _ in 0..20 {
+        assert_eq!(version_of(&weir).await, "v1");
+    }
+    let mut garbled = good.clone();
+    let middle = garbled.len() / 2;
+    garbled[middle] ^= 0xff;
+    std::fs::write(&entry, &garbled).unwrap();
+    assert!(
+        weir.terminate().success(),
+        "the proxy survived its cache entry changing"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(plugins_in(&dir).join("version.wasm"), version_fixture("v1")).unwrap();
+    let weir = Weir::start_in(dir, &manifest);
+    assert_eq!(version_of(&weir).await, "v1");
+    weir.wait_for_log("corrupt compile cache entry");
+    weir.wait_for_log("compiled");
+    assert_eq!(
+        std::fs::read(&entry).unwrap(),
+        good,
+        "the entry was replaced"
+    );
 }
 
 #[tokio::test]

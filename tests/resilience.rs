@@ -136,3 +136,41 @@ async fn max_pending_answers_503_at_once_beyond_the_requests_waiting_for_a_head(
     assert_eq!(first.await.unwrap(), 200);
     weir.wait_for_log("max-pending requests waiting for a response head");
 }
+
+/// A target that reads each request and then resets the connection without answering (as a
+/// process killed under load does).
+async fn resetting() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s.set_linger(Some(Duration::ZERO));
+                drop(s);
+            });
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn a_target_reset_before_answering_costs_no_idempotent_request() {
+    let (dead, _task) = resetting().await;
+    let b = Upstream::echo("b").await;
+    let weir = Weir::start(&manifest(&[dead, b.addr], ""));
+    for _ in 0..6 {
+        let r = get(&weir.url("/"), &[]).await;
+        assert_eq!((r.status.as_u16(), r.header("x-upstream")), (200, Some("b")));
+    }
+    let mut posts = Vec::new();
+    for _ in 0..6 {
+        posts.push(post(&weir.url("/"), &[], "").await.status.as_u16());
+    }
+    assert!(
+        posts.contains(&502),
+        "a POST the target may have seen is not sent again: {posts:?}"
+    );
+}

@@ -494,6 +494,8 @@ impl Outbound<'_> {
                 };
                 let failure = if e.is_connect() {
                     Failure::Connect
+                } else if broke_before_response(&e) {
+                    Failure::Reset
                 } else {
                     Failure::Other
                 };
@@ -563,6 +565,29 @@ fn caused_by<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'stati
     while let Some(err) = cur {
         if err.is::<E>() {
             return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// Whether the connection closed or was reset before the response head began.
+fn broke_before_response(e: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            if h.is_incomplete_message() || h.is_canceled() {
+                return true;
+            }
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                ConnectionReset | BrokenPipe | ConnectionAborted | UnexpectedEof
+            ) {
+                return true;
+            }
         }
         cur = err.source();
     }

@@ -2,7 +2,8 @@
 //! budget, and the jittered backoff between attempts.
 //!
 //! A connect failure is retried for any method (the upstream never saw the request); a 502 or
-//! 503 answer only for idempotent methods. Only requests without a body are retried (a
+//! 503 answer, or a connection that broke before any response byte (a target killed under
+//! load), only for idempotent methods. Only requests without a body are retried (a
 //! streamed body cannot be replayed). The budget lets retries add at most a fifth to an
 //! upstream's load (plus a small reserve), so retries cannot multiply an overload.
 
@@ -55,6 +56,8 @@ pub enum Failure {
     Connect,
     /// The upstream answered 502 or 503.
     Unavailable,
+    /// The connection closed or was reset before any response byte.
+    Reset,
     /// Anything else (timeouts included: the upstream may be working on it).
     Other,
 }
@@ -63,7 +66,7 @@ pub enum Failure {
 pub fn retryable(failure: Failure, method: &http::Method) -> bool {
     match failure {
         Failure::Connect => true,
-        Failure::Unavailable => idempotent(method),
+        Failure::Unavailable | Failure::Reset => idempotent(method),
         Failure::Other => false,
     }
 }
@@ -112,6 +115,8 @@ mod tests {
         assert!(retryable(Failure::Connect, &http::Method::POST));
         assert!(retryable(Failure::Unavailable, &http::Method::GET));
         assert!(!retryable(Failure::Unavailable, &http::Method::POST));
+        assert!(retryable(Failure::Reset, &http::Method::GET));
+        assert!(!retryable(Failure::Reset, &http::Method::POST));
         assert!(!retryable(Failure::Other, &http::Method::GET));
         for a in 1..8 {
             assert!(backoff(a) <= Duration::from_millis(200));

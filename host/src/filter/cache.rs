@@ -5,9 +5,12 @@
 //! like the binary: its folder is created private (0700), and a folder that other users can
 //! write to, or that belongs to someone else, is refused (the proxy then compiles every
 //! time and says why). Entries are written to a temporary file and renamed into place, so a
-//! crash never leaves a half-written artifact under a valid name. An entry that fails to
-//! load (another wasmtime, a corrupt file) is compiled again and replaced.
+//! crash never leaves a half-written artifact under a valid name. Each entry ends with the
+//! SHA-256 of the artifact, and is read into memory and checked before use (never mapped), so
+//! an entry changed, truncated or corrupted under a running proxy can't crash it: it fails
+//! the check, and is compiled again and replaced.
 
+use sha2::Digest as _;
 use std::hash::{Hash, Hasher};
 use std::io::Write as _;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
@@ -63,13 +66,23 @@ impl CompileCache {
     /// The cached compilation of the plugin whose content hash is `sha256`, if any.
     pub fn get(&self, engine: &Engine, sha256: &str) -> Option<Component> {
         let path = self.entry(sha256);
-        if !path.exists() {
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "cannot read a compile cache entry: {e}");
+                return None;
+            }
+        };
+        let Some(artifact) = checked(&bytes) else {
+            tracing::warn!(path = %path.display(), "ignoring a corrupt compile cache entry (checksum mismatch): compiling again");
             return None;
-        }
-        // SAFETY: entries are only written by `put` below, from `Component::serialize` of
-        // this engine configuration (the file name carries its key), into a private folder
-        // checked in `open`. Wasmtime still checks the artifact's header and version.
-        match unsafe { Component::deserialize_file(engine, &path) } {
+        };
+        // SAFETY: the bytes are our own copy (a change to the file can't reach them), they
+        // were written by `put` below from `Component::serialize` of this engine
+        // configuration (the file name carries its key) into a private folder checked in
+        // `open`, and their checksum matches. Wasmtime still checks the header and version.
+        match unsafe { Component::deserialize(engine, artifact) } {
             Ok(c) => Some(c),
             Err(e) => {
                 tracing::warn!(path = %path.display(), "ignoring an unusable compile cache entry: {e:#}");
@@ -87,6 +100,9 @@ impl CompileCache {
             .and_then(|bytes| {
                 let mut tmp = tempfile_in(&self.dir).map_err(|e| e.to_string())?;
                 tmp.1.write_all(&bytes).map_err(|e| e.to_string())?;
+                tmp.1
+                    .write_all(&sha2::Sha256::digest(&bytes))
+                    .map_err(|e| e.to_string())?;
                 tmp.1.sync_all().map_err(|e| e.to_string())?;
                 std::fs::rename(&tmp.0, self.entry(sha256)).map_err(|e| e.to_string())
             });
@@ -94,6 +110,13 @@ impl CompileCache {
             tracing::warn!(dir = %self.dir.display(), "cannot write to the compile cache: {e}");
         }
     }
+}
+
+/// The artifact of an entry whose trailing SHA-256 matches it.
+fn checked(entry: &[u8]) -> Option<&[u8]> {
+    let split = entry.len().checked_sub(32)?;
+    let (artifact, sum) = entry.split_at(split);
+    (sha2::Sha256::digest(artifact).as_slice() == sum).then_some(artifact)
 }
 
 /// A new private file in `dir` with a unique name.
