@@ -148,7 +148,7 @@ async fn resetting() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
                 let _ = s.read(&mut buf).await;
-                let _ = s.set_linger(Some(Duration::ZERO));
+                let _ = s.set_zero_linger();
                 drop(s);
             });
         }
