@@ -110,3 +110,46 @@ async fn h2c_upstreams_get_http2_and_grpc_trailers_come_back() {
         "the upstream was spoken to over HTTP/2"
     );
 }
+
+#[tokio::test]
+async fn rapid_reset_and_stream_floods_close_the_abusing_connection_only() {
+    let up = Upstream::echo("app").await;
+    let weir = Weir::start(&manifest(&[up.addr], &[], "").replace(
+        "[[listeners]]",
+        "http2-max-concurrent-streams = 10\n\n[[listeners]]",
+    ));
+    let tcp = tokio::net::TcpStream::connect(weir.addr).await.unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    let conn = tokio::spawn(conn);
+    let mut client = client.ready().await.unwrap();
+    // Open streams and reset each at once (CVE-2023-44487), many more than allowed.
+    for _ in 0..500 {
+        let req = http::Request::get(format!("http://{}/", weir.addr))
+            .body(())
+            .unwrap();
+        match client.send_request(req, false) {
+            Ok((_, mut stream)) => stream.send_reset(h2::Reason::CANCEL),
+            Err(_) => break,
+        }
+        match client.ready().await {
+            Ok(c) => client = c,
+            Err(_) => break,
+        }
+    }
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), conn)
+        .await
+        .expect("the proxy closes an abusing connection");
+    let err = ended.unwrap().expect_err("closed with an error (GOAWAY)");
+    assert!(
+        err.to_string().to_lowercase().contains("calm") || err.is_go_away(),
+        "{err}"
+    );
+    // Everyone else is still served.
+    let r = send_h2(
+        http::Request::get(weir.url("/"))
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}

@@ -163,7 +163,10 @@ async fn a_target_reset_before_answering_costs_no_idempotent_request() {
     let weir = Weir::start(&manifest(&[dead, b.addr], ""));
     for _ in 0..6 {
         let r = get(&weir.url("/"), &[]).await;
-        assert_eq!((r.status.as_u16(), r.header("x-upstream")), (200, Some("b")));
+        assert_eq!(
+            (r.status.as_u16(), r.header("x-upstream")),
+            (200, Some("b"))
+        );
     }
     let mut posts = Vec::new();
     for _ in 0..6 {

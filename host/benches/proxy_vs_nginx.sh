@@ -10,12 +10,16 @@
 # to nginx. Absolute numbers on shared machines mean little; the ratios are the result.
 # See lib.sh for pinning and rounds.
 #
-# Env: DURATION (default 10s), CONNECTIONS (default 32), ROUNDS (default 3).
+# Env: DURATION (default 10s), CONNECTIONS (default 32), ROUNDS (default 3); WEIR_BASELINE:
+# another weir binary (e.g. a build of the previous commit) measured alongside, plain and with
+# the 3 filters, for before/after figures from the same run.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 need_tools wrk nginx curl
 
 up=127.0.0.1:19100; pa=127.0.0.1:19101; pb=127.0.0.1:19102; pc=127.0.0.1:19103; pd=127.0.0.1:19104
+pe=127.0.0.1:19105; pf=127.0.0.1:19106
+baseline=${WEIR_BASELINE:-}
 
 taskset -c "$load_cpus" "$nginx_bin" -c "$(nginx_conf upstream "server { listen $up; location / { return 200 'hello\n'; } }")" & pids+=($!)
 taskset -c "$proxy_cpus" "$nginx_bin" -c "$(nginx_conf proxy "upstream app { server $up; keepalive 64; }
@@ -61,6 +65,13 @@ RUST_LOG=warn taskset -c "$proxy_cpus" "$weir" run "$work/plain.toml" > /dev/nul
 RUST_LOG=warn taskset -c "$proxy_cpus" "$weir" run "$work/filters.toml" > /dev/null & pids+=($!); weir_filters=$!
 RUST_LOG=warn taskset -c "$proxy_cpus" "$weir" run "$work/headers.toml" > /dev/null & pids+=($!); weir_headers=$!
 wait_up "http://$up/" "http://$pa/" "http://$pb/" "http://$pc/" "http://$pd/"
+if [ -n "$baseline" ]; then
+    weir_manifest "$pe" "" > "$work/base-plain.toml"
+    weir_manifest "$pf" '"tag", "deny", "key"' > "$work/base-filters.toml"
+    RUST_LOG=warn taskset -c "$proxy_cpus" "$baseline" run "$work/base-plain.toml" > /dev/null & pids+=($!); base_plain=$!
+    RUST_LOG=warn taskset -c "$proxy_cpus" "$baseline" run "$work/base-filters.toml" > /dev/null & pids+=($!); base_filters=$!
+    wait_up "http://$pe/" "http://$pf/"
+fi
 
 echo "wrk: $conns connections, $duration per proxy x $rounds rounds; HTTP/1.1 keep-alive, 6-byte body"
 echo "proxies (1 worker each) on CPU $proxy_cpus; wrk and upstream on CPU $load_cpus"
@@ -69,6 +80,10 @@ results=$(for _ in $(seq 1 "$rounds"); do
     run "weir" "$weir_plain" wrk -t1 -c"$conns" -H 'x-api-key: bench-key' "http://$pb/"
     run "weir+3 filters" "$weir_filters" wrk -t1 -c"$conns" -H 'x-api-key: bench-key' "http://$pc/"
     run "weir+3 header filters" "$weir_headers" wrk -t1 -c"$conns" -H 'x-api-key: bench-key' "http://$pd/"
+    if [ -n "$baseline" ]; then
+        run "baseline weir" "$base_plain" wrk -t1 -c"$conns" -H 'x-api-key: bench-key' "http://$pe/"
+        run "baseline weir+3 filters" "$base_filters" wrk -t1 -c"$conns" -H 'x-api-key: bench-key' "http://$pf/"
+    fi
 done)
 report "$results"
 python3 - "$results" <<'PY'
@@ -78,4 +93,6 @@ runs = [l.split("\t") for l in sys.argv[1].strip().splitlines()]
 cpu = lambda label: median(float(r[2]) for r in runs if r[0] == label)
 print(f"3-filter chain (4 hook calls) adds {cpu('weir+3 filters') - cpu('weir'):.1f} us CPU per request over plain weir")
 print(f"3 header filters (3 hook calls) add {cpu('weir+3 header filters') - cpu('weir'):.1f} us CPU per request over plain weir")
+if any(r[0] == "baseline weir" for r in runs):
+    print(f"this build vs baseline: plain {cpu('weir') / cpu('baseline weir'):.2f}x, 3 filters {cpu('weir+3 filters') / cpu('baseline weir+3 filters'):.2f}x CPU per request")
 PY

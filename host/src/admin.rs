@@ -1,7 +1,9 @@
 //! The admin endpoint: `GET /status` answers JSON with the live generation, each filter's
 //! plugin version (SHA-256), load time, instances and metrics, each upstream target's health,
 //! load and resolved addresses, and the reload history.
-//! Bind it to a private address: it is for operators, not clients.
+//! It is for operators, not clients: loopback only unless `admin-token` is set, in which case
+//! every request needs `Authorization: Bearer <token>`. A client slower than 10 s to send its
+//! request head is disconnected.
 
 use crate::filter::metrics::MetricsSnapshot;
 use crate::live::Live;
@@ -144,7 +146,41 @@ pub fn status(live: &Live) -> Status {
     }
 }
 
+/// How long an admin client may take to send its request head.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether `req` carries the bearer `token` (compared in constant time).
+fn authorized(req: &Request<hyper::body::Incoming>, token: &str) -> bool {
+    let Some(given) = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+    else {
+        return false;
+    };
+    given.len() == token.len()
+        && given
+            .iter()
+            .zip(token.as_bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
 fn answer(req: &Request<hyper::body::Incoming>, live: &Live) -> Response<Full<Bytes>> {
+    let token = live.current().config.admin_token.clone();
+    if let Some(token) = token {
+        if !authorized(req, &token) {
+            let mut resp = Response::new(Full::new(Bytes::from_static(
+                b"401 Unauthorized: send Authorization: Bearer <admin-token>\n",
+            )));
+            *resp.status_mut() = StatusCode::UNAUTHORIZED;
+            resp.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer"),
+            );
+            return resp;
+        }
+    }
     let (status, content_type, body) = match (req.method(), req.uri().path()) {
         (&http::Method::GET, "/status") => match serde_json::to_vec_pretty(&status(live)) {
             Ok(json) => (StatusCode::OK, "application/json", json),
@@ -198,6 +234,8 @@ pub async fn serve(listener: TcpListener, live: Arc<Live>) {
             });
             let io = hyper_util::rt::TokioIo::new(stream);
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(io, service)
                 .await;
         });

@@ -15,10 +15,26 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+/// Headers the proxy may add to a request (`X-Forwarded-For`, `X-Real-IP`,
+/// `X-Forwarded-Proto`, `X-Forwarded-Host`, `x-client-cert-sha256`): they count against
+/// `max-headers`, so a request the proxy lets in is not one too many for an upstream with the
+/// same limit.
+pub const ADDED_HEADERS: usize = 5;
+
+/// Streams an HTTP/2 client may reset before the server accepted them (rapid reset,
+/// CVE-2023-44487) before the connection is closed.
+const H2_MAX_PENDING_RESETS: usize = 20;
+/// Streams the server may reset for protocol errors on one connection before closing it.
+const H2_MAX_ERROR_RESETS: usize = 100;
+
 /// The connection builder shared by all listeners, enforcing the client limits: a request
-/// head over `max-header-size` or with more than `max-headers` headers gets 431, a client
-/// slower than `header-read-timeout` to send its head is disconnected, and so is an HTTP/1.1
-/// keep-alive connection silent that long between requests; HTTP/2 clients are pinged.
+/// head over `max-header-size` or with more than `max-headers` headers (the proxy's own
+/// included) gets 431, a client slower than `header-read-timeout` to send its head is
+/// disconnected, and so is an HTTP/1.1 keep-alive connection silent that long between
+/// requests. HTTP/2 clients are pinged, limited to `http2-max-concurrent-streams` streams and
+/// a header list of `max-header-size`, and a connection that resets streams faster than the
+/// server accepts them (rapid reset) or provokes many stream errors is closed; the `h2`
+/// crate also bounds CONTINUATION frames and pending control-frame replies.
 pub fn connection_builder(limits: &ClientLimits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -26,7 +42,7 @@ pub fn connection_builder(limits: &ClientLimits) -> auto::Builder<TokioExecutor>
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_size)
-        .max_headers(limits.max_headers)
+        .max_headers(limits.max_headers.saturating_sub(ADDED_HEADERS).max(1))
         .keep_alive(true);
     builder
         .http2()
@@ -34,7 +50,10 @@ pub fn connection_builder(limits: &ClientLimits) -> auto::Builder<TokioExecutor>
         // Pings find HTTP/2 clients that went away without closing.
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20))
-        .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
+        .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
+        .max_local_error_reset_streams(H2_MAX_ERROR_RESETS);
     builder
 }
 

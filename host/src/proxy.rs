@@ -155,6 +155,14 @@ async fn serve<'g>(
 ) -> Outcome<'g> {
     let generation = &current.generation;
     let config = &generation.config;
+    // HTTP/1.1 heads are counted by hyper; HTTP/2 ones here, with the same room for the
+    // headers the proxy adds.
+    let max_headers = config.limits.max_headers;
+    if parts.version == http::Version::HTTP_2
+        && parts.headers.len() + crate::listener::ADDED_HEADERS > max_headers
+    {
+        return Outcome::local(Refusal::TooManyHeaders(max_headers).response());
+    }
     let canonical = match request::canonicalize(&mut parts, &config.rules) {
         Ok(c) => c,
         Err(refusal) => {

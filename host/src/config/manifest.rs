@@ -31,6 +31,8 @@ pub struct Manifest {
     pub max_header_size: Option<Spanned<String>>,
     /// Most request headers; beyond: 431. Default: 100.
     pub max_headers: Option<Spanned<i64>>,
+    /// Most concurrent streams per HTTP/2 client connection. Default: 100.
+    pub http2_max_concurrent_streams: Option<Spanned<i64>>,
     /// Time a client may take to send its request head. Default: 30s.
     pub header_read_timeout: Option<ManifestDuration>,
     /// Largest request body, e.g. "10MiB"; beyond: 413. Default: no limit.
@@ -38,6 +40,9 @@ pub struct Manifest {
     /// `ip:port` of the admin endpoint (`GET /status`: live filter versions, reload state,
     /// filter metrics). Absent: no admin endpoint.
     pub admin: Option<Spanned<String>>,
+    /// Bearer token the admin endpoint requires (`Authorization: Bearer <token>`). Needed to
+    /// bind the admin endpoint to a non-loopback address.
+    pub admin_token: Option<Spanned<String>>,
     /// Watch the manifest and the plugins directory and reload on change. Default: true.
     pub watch: Option<bool>,
     /// Cache compiled filters on disk. Default: true.

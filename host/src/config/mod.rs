@@ -3,6 +3,7 @@
 //! Every problem is reported with the manifest's path, line and column, and all problems are
 //! collected rather than stopping at the first.
 
+mod admin;
 mod diagnostic;
 mod duration;
 mod manifest;
@@ -66,6 +67,8 @@ pub struct Config {
     pub rules: crate::request::Rules,
     /// Address of the admin endpoint, if any.
     pub admin: Option<SocketAddr>,
+    /// Bearer token the admin endpoint requires, if any.
+    pub admin_token: Option<String>,
     /// Whether to watch the manifest and plugins and reload on change.
     pub watch: bool,
     /// Folder of the on-disk compile cache, or `None` to compile every time.
@@ -106,6 +109,8 @@ pub struct ClientLimits {
     pub header_read_timeout: Duration,
     /// Largest request body, in bytes (413 beyond).
     pub max_body_size: Option<u64>,
+    /// Most concurrent streams per HTTP/2 connection.
+    pub http2_max_concurrent_streams: u32,
 }
 
 /// A validated upstream.
@@ -402,22 +407,7 @@ impl Validator {
             .map(|(name, spec)| self.filter(&plugins_dir, name, spec))
             .collect();
 
-        let admin = m
-            .admin
-            .as_ref()
-            .and_then(|a| match a.get_ref().parse::<SocketAddr>() {
-                Ok(addr) => Some(addr),
-                Err(_) => {
-                    self.error(
-                        a.span(),
-                        format!(
-                            "admin: {:?} is not an ip:port address (e.g. \"127.0.0.1:9901\")",
-                            a.get_ref()
-                        ),
-                    );
-                    None
-                }
-            });
+        let (admin, admin_token) = self.admin(&m);
         let compile_cache = m
             .compile_cache
             .unwrap_or(true)
@@ -428,6 +418,7 @@ impl Validator {
         let config = Config {
             source: self.map,
             admin,
+            admin_token,
             watch: m.watch.unwrap_or(true),
             compile_cache,
             plugins_dir,
@@ -474,6 +465,11 @@ impl Validator {
                 .header_read_timeout
                 .map_or(Duration::from_secs(30), |d| d.0),
             max_body_size: size(self, &m.max_body_size, "max-body-size").map(|(n, _)| n as u64),
+            http2_max_concurrent_streams: m
+                .http2_max_concurrent_streams
+                .as_ref()
+                .and_then(|n| self.in_range(n, "http2-max-concurrent-streams", 1..=10_000))
+                .map_or(100, |n| n as u32),
         }
     }
 

@@ -379,6 +379,7 @@ fn client_limits_resolve_and_bad_ones_are_located() {
             max_headers: 50,
             header_read_timeout: Duration::from_secs(5),
             max_body_size: Some(10 << 20),
+            http2_max_concurrent_streams: 100,
         }
     );
     assert_eq!(c.listeners[0].max_connections, Some(1000));

@@ -41,6 +41,9 @@ pub enum Refusal {
     /// 405: a method the route does not allow.
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// 431: more headers than `max-headers` (HTTP/2; hyper counts HTTP/1.1's).
+    #[error("more than {0} request headers")]
+    TooManyHeaders(usize),
 }
 
 impl Refusal {
@@ -54,6 +57,7 @@ impl Refusal {
             Refusal::BadRequest(_) => StatusCode::BAD_REQUEST,
             Refusal::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Refusal::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Refusal::TooManyHeaders(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
     }
 
