@@ -1,6 +1,6 @@
 //! Timeouts: the response head (per upstream, overridden per route), the longest silence
-//! within a response body (idle), the whole exchange (overall), and idle client keep-alive
-//! connections.
+//! within a response body (idle), the whole exchange (overall), idle client keep-alive
+//! connections, and clients that stop sending their body or stop reading the response.
 
 mod harness;
 use bytes::Bytes;
@@ -192,4 +192,82 @@ async fn a_hanging_connect_gives_up_after_the_connect_timeout() {
         "{:?}",
         r.took
     );
+}
+
+#[tokio::test]
+async fn a_client_that_stops_sending_its_body_gets_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Upstream::echo("app").await;
+    let weir = Weir::start(&manifest(&[up.addr], &[], "").replace(
+        "[[listeners]]",
+        "body-read-timeout = \"300ms\"\n\n[[listeners]]",
+    ));
+    let start = Instant::now();
+    let mut s = tokio::net::TcpStream::connect(weir.addr).await.unwrap();
+    s.write_all(b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 100\r\n\r\nonly ten..")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        start.elapsed() >= Duration::from_millis(280),
+        "{:?}",
+        start.elapsed()
+    );
+    // A body that keeps coming, however slowly, is fine.
+    let mut s = tokio::net::TcpStream::connect(weir.addr).await.unwrap();
+    s.write_all(b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 6\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    for byte in b"steady" {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        s.write_all(&[*byte]).await.unwrap();
+    }
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("steady"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_and_frees_the_upstream() {
+    use tokio::io::AsyncWriteExt;
+    let big = Bytes::from(vec![b'x'; 64 << 20]);
+    let up = Upstream::start(move |_req| {
+        let big = big.clone();
+        async move { http::Response::new(Full::new(big)) }
+    })
+    .await;
+    let weir = Weir::start(&manifest(&[up.addr], &[], "").replace(
+        "[[listeners]]",
+        "send-timeout = \"300ms\"\nadmin = \"127.0.0.1:0\"\n\n[[listeners]]",
+    ));
+    let mut s = tokio::net::TcpStream::connect(weir.addr).await.unwrap();
+    s.write_all(b"GET /big HTTP/1.1\r\nhost: a\r\n\r\n")
+        .await
+        .unwrap();
+    // Never read: the proxy's writes stall once the socket buffers are full.
+    let in_flight =
+        |status: serde_json::Value| status["upstreams"][0]["targets"][0]["in_flight"].as_u64();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = Vec::new();
+    loop {
+        let n = in_flight(weir.status().await);
+        seen.push(n);
+        if n == Some(0) && seen.contains(&Some(1)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the response still holds the upstream: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(s);
 }

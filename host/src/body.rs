@@ -8,8 +8,11 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
+use std::future::Future as _;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::Sleep;
 
 /// The error of a body: the stream's, or [`TooLarge`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -19,6 +22,11 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug, thiserror::Error)]
 #[error("the request body could not be read: {0}")]
 pub struct ClientBodyError(#[source] pub hyper::Error);
+
+/// The client sent nothing of its request body for `body-read-timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("the client sent no request body for {0:?}")]
+pub struct BodyTimeout(pub Duration);
 
 /// A streamed request body went over the manifest's `max-body-size`.
 #[derive(Debug, thiserror::Error)]
@@ -30,10 +38,16 @@ pin_project! {
     #[derive(Debug)]
     #[project = BodyProj]
     pub enum Body {
-        /// Streamed from the client or the upstream.
-        Incoming { #[pin] inner: Incoming },
-        /// Streamed from the client, failing once more than `limit` bytes have come.
-        Limited { #[pin] inner: Incoming, limit: u64, seen: u64 },
+        /// Streamed from the client, failing once more than `limit` bytes have come or when
+        /// nothing came for `idle`.
+        Client {
+            #[pin] inner: Incoming,
+            limit: Option<u64>,
+            seen: u64,
+            idle: Option<Duration>,
+            // Made on the first wait; pushed back after each frame.
+            sleep: Option<Pin<Box<Sleep>>>,
+        },
         /// Made by the proxy or a filter.
         Full { #[pin] inner: Full<Bytes> },
         /// An upstream's response, with its in-flight count and time limits.
@@ -54,12 +68,14 @@ impl Body {
         Body::full(Bytes::new())
     }
 
-    /// A streamed body that fails after `limit` bytes.
-    pub fn limited(inner: Incoming, limit: u64) -> Self {
-        Body::Limited {
+    /// The client's streamed body, failing after `limit` bytes or `idle` without a frame.
+    pub fn client(inner: Incoming, limit: Option<u64>, idle: Option<Duration>) -> Self {
+        Body::Client {
             inner,
             limit,
             seen: 0,
+            idle,
+            sleep: None,
         }
     }
 }
@@ -67,12 +83,6 @@ impl Body {
 impl From<crate::upstream::body::UpstreamBody> for Body {
     fn from(inner: crate::upstream::body::UpstreamBody) -> Self {
         Body::Upstream { inner }
-    }
-}
-
-impl From<Incoming> for Body {
-    fn from(inner: Incoming) -> Self {
-        Body::Incoming { inner }
     }
 }
 
@@ -89,16 +99,36 @@ impl HttpBody for Body {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.project() {
-            BodyProj::Incoming { inner } => inner.poll_frame(cx).map_err(client_error),
-            BodyProj::Limited { inner, limit, seen } => match inner.poll_frame(cx) {
+            BodyProj::Client {
+                inner,
+                limit,
+                seen,
+                idle,
+                sleep,
+            } => match inner.poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Some(data) = frame.data_ref() {
                         *seen += data.len() as u64;
-                        if *seen > *limit {
-                            return Poll::Ready(Some(Err(Box::new(TooLarge(*limit)))));
+                        if let Some(limit) = *limit {
+                            if *seen > limit {
+                                return Poll::Ready(Some(Err(Box::new(TooLarge(limit)))));
+                            }
                         }
                     }
+                    if let (Some(idle), Some(s)) = (*idle, sleep.as_mut()) {
+                        s.as_mut().reset(tokio::time::Instant::now() + idle);
+                    }
                     Poll::Ready(Some(Ok(frame)))
+                }
+                Poll::Pending => {
+                    let Some(idle) = *idle else {
+                        return Poll::Pending;
+                    };
+                    let s = sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                    match s.as_mut().poll(cx) {
+                        Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout(idle))))),
+                        Poll::Pending => Poll::Pending,
+                    }
                 }
                 other => other.map_err(client_error),
             },
@@ -114,7 +144,7 @@ impl HttpBody for Body {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            Body::Incoming { inner } | Body::Limited { inner, .. } => inner.is_end_stream(),
+            Body::Client { inner, .. } => inner.is_end_stream(),
             Body::Full { inner } => inner.is_end_stream(),
             Body::Upstream { inner } => inner.is_end_stream(),
         }
@@ -122,7 +152,7 @@ impl HttpBody for Body {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            Body::Incoming { inner } | Body::Limited { inner, .. } => inner.size_hint(),
+            Body::Client { inner, .. } => inner.size_hint(),
             Body::Full { inner } => inner.size_hint(),
             Body::Upstream { inner } => inner.size_hint(),
         }

@@ -34,9 +34,17 @@ fn protected(name: &HeaderName) -> bool {
     name == header::HOST || name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING
 }
 
+/// Whether `name` is a hop-by-hop header (one of those always removed).
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.iter().any(|h| h == name)
+}
+
 /// Remove hop-by-hop headers, including those the `Connection` header names (but never the
-/// host or the framing).
+/// host or the framing). One pass over the names finds the usual case, none, cheaply.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let listed: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)

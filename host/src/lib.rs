@@ -5,7 +5,8 @@
 //!
 //! Layout, one concept per module:
 //! - [`config`]: the manifest, validated with located errors.
-//! - [`listener`]: accepting connections, HTTP/1.1 + HTTP/2 serving.
+//! - [`listener`]: accepting connections, HTTP/1.1 + HTTP/2 serving; [`send_timeout`]:
+//!   clients that stop reading.
 //! - [`request`]: the canonical request (path, authority, headers, client address).
 //! - [`proxy`]: the request path.
 //! - [`route`]: choosing a route. [`upstream`], [`balance`], [`health`]: where requests go.
@@ -34,6 +35,7 @@ pub mod reload;
 pub mod request;
 pub mod retry;
 pub mod route;
+pub mod send_timeout;
 pub mod server;
 pub mod tls;
 pub mod upgrade;

@@ -3,6 +3,7 @@
 
 use crate::config::ClientLimits;
 use crate::proxy::{Peer, Proxy};
+use crate::send_timeout::SendTimeout;
 use crate::tls::TlsListener;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -111,6 +112,8 @@ pub struct AcceptLoop {
     pub stop: watch::Receiver<bool>,
     /// Time a TLS handshake may take.
     pub handshake_timeout: Duration,
+    /// Longest a write to the client may stall.
+    pub send_timeout: Duration,
     /// Answer every request with a redirect to https on this port instead of proxying it.
     pub redirect_https: Option<u16>,
     /// The listener's index in the manifest.
@@ -129,6 +132,7 @@ impl AcceptLoop {
             graceful,
             mut stop,
             handshake_timeout,
+            send_timeout,
             redirect_https,
             index,
         } = self;
@@ -172,7 +176,10 @@ impl AcceptLoop {
             let Some(tls) = tls.clone() else {
                 let service = service(Arc::new(Peer::new(peer, scheme, index)));
                 let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .serve_connection_with_upgrades(
+                        TokioIo::new(SendTimeout::new(stream, send_timeout)),
+                        service,
+                    )
                     .into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
@@ -208,7 +215,10 @@ impl AcceptLoop {
                 };
                 let service = service(Arc::new(client));
                 let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .serve_connection_with_upgrades(
+                        TokioIo::new(SendTimeout::new(stream, send_timeout)),
+                        service,
+                    )
                     .into_owned();
                 if let Err(e) = graceful.watch(conn).await {
                     tracing::debug!(%peer, "connection ended with an error: {e}");

@@ -3,7 +3,7 @@
 
 use crate::access_log::AccessLog;
 use crate::balance::RequestKey;
-use crate::body::{Body, ClientBodyError, TooLarge};
+use crate::body::{Body, BodyTimeout, ClientBodyError, TooLarge};
 use crate::error::ProxyError;
 use crate::filter::chain::{self, Report};
 use crate::filter::{Filter, RequestHead};
@@ -213,7 +213,7 @@ async fn serve<'g>(
         // Every backend drained (weight 0): answer fast.
         return Outcome::local(ProxyError::Unavailable.response());
     };
-    let Some(body) = limit_body(body, &head, config.limits.max_body_size) else {
+    let Some(body) = client_body(body, &head, &config.limits) else {
         return Outcome::local(ProxyError::PayloadTooLarge.response());
     };
     let exchange = Exchange {
@@ -225,10 +225,16 @@ async fn serve<'g>(
     exchange.run(head, body, upgrade).await
 }
 
-/// The client's body, failing past `max-body-size`; `None` when its declared length is over.
-fn limit_body(body: Incoming, head: &RequestHead, limit: Option<u64>) -> Option<Body> {
-    let Some(limit) = limit else {
-        return Some(Body::from(body));
+/// The client's body, failing past `max-body-size` or after `body-read-timeout` without
+/// data; `None` when its declared length is over the size.
+fn client_body(
+    body: Incoming,
+    head: &RequestHead,
+    limits: &crate::config::ClientLimits,
+) -> Option<Body> {
+    let idle = Some(limits.body_read_timeout);
+    let Some(limit) = limits.max_body_size else {
+        return Some(Body::client(body, None, idle));
     };
     let declared = head
         .parts
@@ -240,7 +246,7 @@ fn limit_body(body: Incoming, head: &RequestHead, limit: Option<u64>) -> Option<
         return None;
     }
     // A body without a length is cut off at the limit (the upstream request then fails).
-    Some(Body::limited(body, limit))
+    Some(Body::client(body, Some(limit), idle))
 }
 
 /// A routed request: its filters, its upstream exchange and its response phase.
@@ -473,6 +479,10 @@ impl Outbound<'_> {
             if caused_by::<TooLarge>(e) {
                 return Attempt::Done(ProxyError::PayloadTooLarge.response());
             }
+            if let Some(t) = find::<BodyTimeout>(e) {
+                tracing::debug!(upstream = upstream.name(), "{t}");
+                return Attempt::Done(Refusal::TimedOut(t.to_string()).response());
+            }
             if caused_by::<ClientBodyError>(e) {
                 tracing::debug!(
                     upstream = upstream.name(),
@@ -569,14 +579,21 @@ impl Outbound<'_> {
 
 /// Whether `E` is somewhere in the error's source chain.
 fn caused_by<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    find::<E>(e).is_some()
+}
+
+/// The first `E` in the error's source chain.
+fn find<'a, E: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a E> {
     let mut cur = Some(e);
     while let Some(err) = cur {
-        if err.is::<E>() {
-            return true;
+        if let Some(found) = err.downcast_ref::<E>() {
+            return Some(found);
         }
         cur = err.source();
     }
-    false
+    None
 }
 
 /// Whether the connection closed or was reset before the response head began.

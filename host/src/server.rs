@@ -202,6 +202,7 @@ fn worker(
         let limits = live.current().config.limits.clone();
         let builder = listener::connection_builder(&limits);
         let handshake_timeout = limits.header_read_timeout;
+        let send_timeout = limits.send_timeout;
         let redirects: Vec<Option<u16>> = live
             .current()
             .config
@@ -230,6 +231,7 @@ fn worker(
                         graceful: graceful.clone(),
                         stop: stop.clone(),
                         handshake_timeout,
+                        send_timeout,
                         redirect_https,
                         index,
                     }

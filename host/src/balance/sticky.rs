@@ -1,9 +1,11 @@
 //! Sticky sessions: the proxy sets a cookie naming the target that served a client, and
-//! later requests carrying it go to the same target while it is eligible. The value is a
-//! keyed hash of the target's address (the key is random per process unless the manifest
-//! sets `sticky-secret`), so it does not reveal the address.
+//! later requests carrying it go to the same target while it is eligible. The value is
+//! HMAC-SHA256 of the target's address (truncated to 128 bits) under a key that is random per
+//! process unless the manifest sets `sticky-secret`, so it neither reveals the address nor
+//! lets a client confirm a guess of it.
 
-use super::{stable_hash, Target};
+use super::Target;
+use hmac::Mac as _;
 
 /// The cookie values of an upstream's targets.
 #[derive(Debug)]
@@ -19,9 +21,12 @@ impl Sticky {
         let values = targets
             .iter()
             .map(|t| {
-                let a = stable_hash(format!("{secret}\u{0}{}", t.authority).as_bytes());
-                let b = stable_hash(format!("{}\u{0}{secret}", t.authority).as_bytes());
-                format!("{a:016x}{b:016x}")
+                // HMAC takes keys of any length: `new_from_slice` cannot fail.
+                let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+                    .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+                mac.update(t.authority.as_str().as_bytes());
+                let tag = mac.finalize().into_bytes();
+                crate::hex::encode(tag.get(..16).unwrap_or(&tag))
             })
             .collect();
         Sticky { cookie, values }

@@ -31,6 +31,11 @@ pub struct Manifest {
     pub max_header_size: Option<Spanned<String>>,
     /// Most request headers; beyond: 431. Default: 100.
     pub max_headers: Option<Spanned<i64>>,
+    /// Longest silence within a request body; beyond: 408. Default: 30s.
+    pub body_read_timeout: Option<ManifestDuration>,
+    /// Longest a response write waits on a client that does not read; beyond, the
+    /// connection is closed. Default: 30s.
+    pub send_timeout: Option<ManifestDuration>,
     /// Most concurrent streams per HTTP/2 client connection. Default: 100.
     pub http2_max_concurrent_streams: Option<Spanned<i64>>,
     /// Time a client may take to send its request head. Default: 30s.

@@ -380,6 +380,8 @@ fn client_limits_resolve_and_bad_ones_are_located() {
             header_read_timeout: Duration::from_secs(5),
             max_body_size: Some(10 << 20),
             http2_max_concurrent_streams: 100,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            send_timeout: DEFAULT_SEND_TIMEOUT,
         }
     );
     assert_eq!(c.listeners[0].max_connections, Some(1000));

@@ -53,6 +53,8 @@ impl CompileCache {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         env!("CARGO_PKG_VERSION").hash(&mut h);
+        // The entry format: 2 = artifact followed by its SHA-256.
+        2u32.hash(&mut h);
         Ok(CompileCache {
             dir: dir.to_path_buf(),
             engine_key: format!("{:016x}", h.finish()),

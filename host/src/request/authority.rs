@@ -31,6 +31,14 @@ const MAX_HOST: usize = 255;
 /// The canonical form of `text`: the host lower-cased, an IPv6 literal in brackets, the port
 /// as given.
 pub fn canonical(text: &[u8]) -> Result<HeaderValue, AuthorityError> {
+    match check(text)? {
+        Some(lowered) => Ok(lowered),
+        None => HeaderValue::from_bytes(text).map_err(|_| AuthorityError::BadHost),
+    }
+}
+
+/// Check `text`; `None` when it is already canonical, else its canonical form.
+pub fn check(text: &[u8]) -> Result<Option<HeaderValue>, AuthorityError> {
     if text.contains(&b'@') {
         return Err(AuthorityError::UserInfo);
     }
@@ -38,12 +46,13 @@ pub fn canonical(text: &[u8]) -> Result<HeaderValue, AuthorityError> {
     if let Some(port) = port {
         check_port(port)?;
     }
-    let already = !host.iter().any(u8::is_ascii_uppercase);
-    if already {
-        return HeaderValue::from_bytes(text).map_err(|_| AuthorityError::BadHost);
+    if !host.iter().any(u8::is_ascii_uppercase) {
+        return Ok(None);
     }
     let lowered = text.to_ascii_lowercase();
-    HeaderValue::from_bytes(&lowered).map_err(|_| AuthorityError::BadHost)
+    HeaderValue::from_bytes(&lowered)
+        .map(Some)
+        .map_err(|_| AuthorityError::BadHost)
 }
 
 /// Split into host and port, checking the host.

@@ -18,20 +18,50 @@ pub struct Arrival {
     pub upgrade: Option<HeaderValue>,
 }
 
+/// What one pass over the header names found, so the usual request (none of it) costs one
+/// scan rather than a lookup per rule.
+#[derive(Debug, Default)]
+struct Seen {
+    framing: bool,
+    hop_by_hop: bool,
+    underscore: bool,
+}
+
+fn scan(headers: &HeaderMap) -> Seen {
+    let mut seen = Seen::default();
+    for name in headers.keys() {
+        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+            seen.framing = true;
+        }
+        if forward::is_hop_by_hop(name) {
+            seen.hop_by_hop = true;
+        } else if name.as_str().contains('_') {
+            seen.underscore = true;
+        }
+    }
+    seen
+}
+
 /// Check framing and clean the headers of an arriving request.
 pub fn on_arrival(
     headers: &mut HeaderMap,
     version: Version,
     underscores: bool,
 ) -> Result<Arrival, Refusal> {
-    check_framing(headers)?;
-    let upgrade = crate::upgrade::requested(headers);
-    let te_trailers = forward::has_token(headers, &header::TE, "trailers");
-    forward::strip_hop_by_hop(headers);
-    if te_trailers {
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    let seen = scan(headers);
+    if seen.framing {
+        check_framing(headers)?;
     }
-    if !underscores {
+    let mut upgrade = None;
+    if seen.hop_by_hop {
+        upgrade = crate::upgrade::requested(headers);
+        let te_trailers = forward::has_token(headers, &header::TE, "trailers");
+        forward::strip_hop_by_hop(headers);
+        if te_trailers {
+            headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        }
+    }
+    if seen.underscore && !underscores {
         drop_underscored(headers);
     }
     if version == Version::HTTP_2 {
@@ -105,9 +135,6 @@ fn parse_length(digits: &[u8]) -> Result<u64, Refusal> {
 /// Drop every header whose name has an underscore (CGI/WSGI backends read `X_A` and `X-A` as
 /// the same variable, so one could pose as the other).
 fn drop_underscored(headers: &mut HeaderMap) {
-    if !headers.keys().any(|n| n.as_str().contains('_')) {
-        return;
-    }
     let names: Vec<HeaderName> = headers
         .keys()
         .filter(|n| n.as_str().contains('_'))
@@ -138,15 +165,7 @@ fn join_cookies(headers: &mut HeaderMap) -> Result<(), Refusal> {
 /// Whether a filter may set or remove this header: never the message's framing or the
 /// connection-level headers the proxy manages (a body goes through `set-body`).
 pub fn filter_may_edit(name: &HeaderName) -> bool {
-    !(name == header::CONTENT_LENGTH
-        || name == header::TRANSFER_ENCODING
-        || name == header::CONNECTION
-        || name == header::TE
-        || name == header::TRAILER
-        || name == header::UPGRADE
-        || name == HTTP2_SETTINGS
-        || name.as_str() == "keep-alive"
-        || name.as_str() == "proxy-connection")
+    !(name == header::CONTENT_LENGTH || forward::is_hop_by_hop(name))
 }
 
 #[cfg(test)]

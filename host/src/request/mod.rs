@@ -41,6 +41,9 @@ pub enum Refusal {
     /// 405: a method the route does not allow.
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// 408: the client stopped sending its request.
+    #[error("{0}")]
+    TimedOut(String),
     /// 431: more headers than `max-headers` (HTTP/2; hyper counts HTTP/1.1's).
     #[error("more than {0} request headers")]
     TooManyHeaders(usize),
@@ -58,6 +61,7 @@ impl Refusal {
             Refusal::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Refusal::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Refusal::TooManyHeaders(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Refusal::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -116,14 +120,22 @@ pub fn canonicalize(parts: &mut Parts, rules: &Rules) -> Result<Canonical, Refus
 /// `:authority`, or an HTTP/1.1 request without any are refused.
 fn settle_authority(parts: &mut Parts) -> Result<(), Refusal> {
     let mut hosts = parts.headers.get_all(header::HOST).iter();
-    let host = hosts.next();
+    let sent = hosts.next();
     if hosts.next().is_some() {
         return Err(Refusal::bad("more than one Host header"));
     }
-    let host = host
-        .map(|h| authority::canonical(h.as_bytes()))
-        .transpose()
-        .map_err(|e| Refusal::bad(format!("invalid Host header: {e}")))?;
+    // The usual request: one Host, already canonical, and an origin-form target.
+    let host = match sent {
+        None => None,
+        Some(h) => match authority::check(h.as_bytes()) {
+            Err(e) => return Err(Refusal::bad(format!("invalid Host header: {e}"))),
+            Ok(Some(lowered)) => Some(lowered),
+            Ok(None) if parts.uri.authority().is_none() && parts.uri.scheme().is_none() => {
+                return Ok(());
+            }
+            Ok(None) => Some(h.clone()),
+        },
+    };
     if let Some(scheme) = parts.uri.scheme_str() {
         if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
             return Err(Refusal::bad(format!(

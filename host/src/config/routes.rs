@@ -1,0 +1,250 @@
+//! Validating `[[routes]]`: host and path conditions, methods, headers, backends, filters.
+
+use super::*;
+
+impl Validator {
+    pub(super) fn routes(
+        &mut self,
+        m: &Manifest,
+        upstreams: &BTreeMap<&str, usize>,
+        filters: &BTreeMap<&str, usize>,
+    ) -> Vec<RouteConfig> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, r) in m.routes.iter().enumerate() {
+            let span = r.span();
+            let r = r.get_ref();
+            let host = r.host.as_ref().map(|h| self.route_host(i, h));
+            let path = self.route_path(i, r, span.clone());
+            let mut methods = Vec::new();
+            for meth in &r.methods {
+                match http::Method::from_bytes(meth.get_ref().to_ascii_uppercase().as_bytes()) {
+                    Ok(x) if x == http::Method::CONNECT => self.error(
+                        meth.span(),
+                        format!("routes[{i}].methods: CONNECT is not proxied"),
+                    ),
+                    Ok(x) => methods.push(x),
+                    Err(_) => self.error(
+                        meth.span(),
+                        format!("routes[{i}].methods: {:?} is not a method", meth.get_ref()),
+                    ),
+                }
+            }
+            let mut headers = Vec::new();
+            for (name, value) in &r.headers {
+                match http::HeaderName::from_bytes(name.get_ref().as_bytes()) {
+                    Ok(n) => {
+                        headers.push((n, (value.get_ref() != "*").then(|| value.get_ref().clone())))
+                    }
+                    Err(_) => self.error(
+                        name.span(),
+                        format!(
+                            "routes[{i}].headers: {:?} is not a header name",
+                            name.get_ref()
+                        ),
+                    ),
+                }
+            }
+            let key = format!(
+                "{host:?} {:?} {} {methods:?} {headers:?}",
+                path.rank_name(),
+                path.as_str()
+            );
+            if !seen.insert(key) {
+                self.error(
+                    span.clone(),
+                    format!(
+                        "routes[{i}]: another route already matches the same host, path, methods and headers"
+                    ),
+                );
+            }
+            let backends = self.route_backends(i, r, span, upstreams);
+            let mut chain = Vec::new();
+            for f in &r.filters {
+                match filters.get(f.get_ref().as_str()) {
+                    Some(&idx) if chain.contains(&idx) => self.error(
+                        f.span(),
+                        format!("routes[{i}].filters: {:?} is listed twice", f.get_ref()),
+                    ),
+                    Some(&idx) => chain.push(idx),
+                    None => self.error(
+                        f.span(),
+                        format!(
+                            "routes[{i}].filters: no filter named {:?} (defined: {})",
+                            f.get_ref(),
+                            list(filters.keys())
+                        ),
+                    ),
+                }
+            }
+            out.push(RouteConfig {
+                host,
+                path,
+                methods,
+                headers,
+                backends,
+                filters: chain,
+                timeouts: RouteTimeouts {
+                    timeout: r.timeout.map(|d| d.0),
+                    idle: r.idle_timeout.map(|d| d.0),
+                    overall: r.overall_timeout.map(|d| d.0),
+                },
+                upgrades: self.route_upgrades(i, r),
+            });
+        }
+        if m.routes.is_empty() {
+            self.errors.push(
+                self.map
+                    .at(None, "no routes: add a [[routes]] table with an `upstream`"),
+            );
+        }
+        out
+    }
+
+    pub(super) fn route_host(&mut self, i: usize, h: &toml::Spanned<String>) -> HostMatch {
+        let host = h.get_ref().to_ascii_lowercase();
+        let (name, wildcard) = match host.strip_prefix("*.") {
+            Some(rest) => (rest, true),
+            None => (host.as_str(), false),
+        };
+        if name.is_empty() || name.contains(['/', ' ', ':', '*']) {
+            self.error(
+                h.span(),
+                format!(
+                    "routes[{i}].host: {:?} is not a host name or *.wildcard (no port, scheme or path)",
+                    h.get_ref()
+                ),
+            );
+        }
+        if wildcard {
+            HostMatch::Wildcard(format!(".{name}"))
+        } else {
+            HostMatch::Exact(host)
+        }
+    }
+
+    pub(super) fn route_path(
+        &mut self,
+        i: usize,
+        r: &manifest::RouteSpec,
+        span: std::ops::Range<usize>,
+    ) -> PathMatch {
+        let given: Vec<&toml::Spanned<String>> = [&r.path, &r.path_exact, &r.path_regex]
+            .into_iter()
+            .flatten()
+            .collect();
+        if given.len() > 1 {
+            self.error(
+                span,
+                format!("routes[{i}]: give one of path, path-exact and path-regex"),
+            );
+        }
+        let literal = |v: &mut Self, p: &toml::Spanned<String>, key: &str| {
+            if !p.get_ref().starts_with('/') {
+                v.error(
+                    p.span(),
+                    format!("routes[{i}].{key}: {:?} must start with '/'", p.get_ref()),
+                );
+            } else {
+                v.normal_route_path(i, key, p);
+            }
+            p.get_ref().clone()
+        };
+        if let Some(p) = &r.path_exact {
+            return PathMatch::Exact(literal(self, p, "path-exact"));
+        }
+        if let Some(p) = &r.path_regex {
+            return match regex::Regex::new(p.get_ref()) {
+                Ok(re) => PathMatch::Regex(re),
+                Err(e) => {
+                    let why = e
+                        .to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or("")
+                        .trim()
+                        .to_string();
+                    self.error(
+                        p.span(),
+                        format!(
+                            "routes[{i}].path-regex: {:?} is not a valid regex: {why}",
+                            p.get_ref()
+                        ),
+                    );
+                    PathMatch::Prefix("/".into())
+                }
+            };
+        }
+        match &r.path {
+            Some(p) => PathMatch::Prefix(literal(self, p, "path")),
+            None => PathMatch::Prefix("/".into()),
+        }
+    }
+
+    pub(super) fn route_backends(
+        &mut self,
+        i: usize,
+        r: &manifest::RouteSpec,
+        span: std::ops::Range<usize>,
+        upstreams: &BTreeMap<&str, usize>,
+    ) -> Vec<(usize, u32)> {
+        let lookup = |v: &mut Self, name: &toml::Spanned<String>, key: &str| match upstreams
+            .get(name.get_ref().as_str())
+        {
+            Some(&u) => Some(u),
+            None => {
+                v.error(
+                    name.span(),
+                    format!(
+                        "routes[{i}].{key}: no upstream named {:?} (defined: {})",
+                        name.get_ref(),
+                        list(upstreams.keys())
+                    ),
+                );
+                None
+            }
+        };
+        match (&r.upstream, r.backends.is_empty()) {
+            (Some(u), true) => lookup(self, u, "upstream")
+                .map(|u| vec![(u, 1)])
+                .unwrap_or_default(),
+            (None, false) => {
+                let mut out = Vec::new();
+                for b in &r.backends {
+                    let b = b.get_ref();
+                    let weight = b
+                        .weight
+                        .as_ref()
+                        .and_then(|w| {
+                            self.in_range(w, &format!("routes[{i}].backends.weight"), 0..=10_000)
+                        })
+                        .map_or(1, |w| w as u32);
+                    if let Some(u) = lookup(self, &b.upstream, "backends.upstream") {
+                        out.push((u, weight));
+                    }
+                }
+                if !out.is_empty() && out.iter().all(|(_, w)| *w == 0) {
+                    self.error(
+                        span,
+                        format!("routes[{i}].backends: every weight is 0, so the route could send nowhere"),
+                    );
+                }
+                out
+            }
+            (Some(_), false) => {
+                self.error(
+                    span,
+                    format!("routes[{i}]: give `upstream` or `backends`, not both"),
+                );
+                Vec::new()
+            }
+            (None, true) => {
+                self.error(
+                    span,
+                    format!("routes[{i}]: no `upstream` (or `backends`) to send to"),
+                );
+                Vec::new()
+            }
+        }
+    }
+}
