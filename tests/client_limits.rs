@@ -1,7 +1,7 @@
 //! Client-side limits: request heads over `max-header-size` or with more than `max-headers`
 //! get 431, bodies over `max-body-size` 413 (declared or streamed), clients slow to send
-//! their head are cut off after `header-read-timeout`, and a listener holds at most
-//! `max-connections` connections.
+//! their head are cut off after `header-read-timeout`, a listener holds at most
+//! `max-connections` connections, and clients trickling bodies don't fill `max-pending`.
 
 mod harness;
 use harness::*;
@@ -119,4 +119,67 @@ async fn a_listener_holds_at_most_max_connections() {
         "a slot is free again"
     );
     drop(held2);
+}
+
+/// A thousand clients trickling request bodies (one byte a second, inside
+/// `body-read-timeout`) must not fill `max-pending`: they wait on themselves, not on the
+/// upstream, and ordinary clients keep being served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_body_flood_does_not_turn_others_away() {
+    let up = Upstream::echo("app").await;
+    let m = manifest(up.addr, "body-read-timeout = \"10s\"", "").replace(
+        &format!("targets = [\"{}\"]", up.addr),
+        &format!("targets = [\"{}\"]\nmax-pending = 50", up.addr),
+    );
+    let weir = Weir::start(&m);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tricklers = Vec::new();
+    for _ in 0..1000 {
+        let addr = weir.addr;
+        let stop = stop.clone();
+        tricklers.push(tokio::spawn(async move {
+            let Ok(mut s) = TcpStream::connect(addr).await else {
+                return false;
+            };
+            let head = b"POST /upload HTTP/1.1\r\nhost: a\r\ncontent-length: 1000\r\n\r\n";
+            if s.write_all(head).await.is_err() {
+                return false;
+            }
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if s.write_all(b"x").await.is_err() {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            true
+        }));
+    }
+    // Let the flood reach the upstream before the ordinary clients come.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let client = keep_alive_client();
+    let mut ok = 0;
+    let total = 300;
+    for i in 0..total {
+        let req = http::Request::get(weir.url(&format!("/item/{i}")))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(5), client.request(req)).await
+        {
+            if r.status() == 200 {
+                ok += 1;
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut held = 0;
+    for t in tricklers {
+        if t.await.unwrap_or(false) {
+            held += 1;
+        }
+    }
+    assert!(held >= 990, "the flood was held open throughout: {held} of 1000");
+    assert!(
+        ok * 100 >= total * 99,
+        "{ok} of {total} ordinary requests succeeded during the flood"
+    );
 }

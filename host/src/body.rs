@@ -9,7 +9,9 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use std::future::Future as _;
+use crate::upstream::pending::Uploading;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Sleep;
@@ -47,6 +49,8 @@ pin_project! {
             idle: Option<Duration>,
             // Made on the first wait; pushed back after each frame.
             sleep: Option<Pin<Box<Sleep>>>,
+            // Told when the body has all been read (the max-pending count starts then).
+            uploaded: Option<Arc<Uploading>>,
         },
         /// Made by the proxy or a filter.
         Full { #[pin] inner: Full<Bytes> },
@@ -76,6 +80,18 @@ impl Body {
             seen: 0,
             idle,
             sleep: None,
+            uploaded: None,
+        }
+    }
+
+    /// Have `hook` told when this body has been read to its end. A body that is not streamed
+    /// from the client is complete already: `hook` is told at once.
+    pub fn on_uploaded(&mut self, hook: Arc<Uploading>) {
+        match self {
+            Body::Client { inner, uploaded, .. } if !inner.is_end_stream() => {
+                *uploaded = Some(hook);
+            }
+            _ => hook.finished(),
         }
     }
 }
@@ -100,12 +116,13 @@ impl HttpBody for Body {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.project() {
             BodyProj::Client {
-                inner,
+                mut inner,
                 limit,
                 seen,
                 idle,
                 sleep,
-            } => match inner.poll_frame(cx) {
+                uploaded,
+            } => match inner.as_mut().poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Some(data) = frame.data_ref() {
                         *seen += data.len() as u64;
@@ -118,7 +135,18 @@ impl HttpBody for Body {
                     if let (Some(idle), Some(s)) = (*idle, sleep.as_mut()) {
                         s.as_mut().reset(tokio::time::Instant::now() + idle);
                     }
+                    if inner.is_end_stream() {
+                        if let Some(hook) = uploaded.take() {
+                            hook.finished();
+                        }
+                    }
                     Poll::Ready(Some(Ok(frame)))
+                }
+                Poll::Ready(None) => {
+                    if let Some(hook) = uploaded.take() {
+                        hook.finished();
+                    }
+                    Poll::Ready(None)
                 }
                 Poll::Pending => {
                     let Some(idle) = *idle else {

@@ -368,7 +368,7 @@ impl Outbound<'_> {
     async fn forward(
         self,
         mut head: RequestHead,
-        body: Body,
+        mut body: Body,
         mut upgrade: Option<(http::HeaderValue, OnUpgrade)>,
     ) -> (Response<Body>, Option<Authority>) {
         let upstream = self.upstream;
@@ -379,18 +379,23 @@ impl Outbound<'_> {
             );
             return (ProxyError::Unavailable.response(), None);
         }
-        // Counts this request as waiting for a response head until it has one (or fails).
-        let Some(_pending) = upstream.begin_pending() else {
+        // Counts this request as waiting for a response head, once its body is sent, until
+        // it has one (or fails).
+        let body_done = http_body::Body::is_end_stream(&body);
+        let Some(pending) = upstream.begin_pending(body_done) else {
             tracing::warn!(
                 upstream = upstream.name(),
                 "max-pending requests waiting for a response head: answering 503"
             );
             return (ProxyError::Unavailable.response(), None);
         };
+        if let Some(hook) = pending.uploading() {
+            body.on_uploaded(hook);
+        }
         upstream.retry_budget.deposit();
         // Only a request without a body can be sent again.
         let replayable =
-            upstream.retries > 0 && upgrade.is_none() && http_body::Body::is_end_stream(&body);
+            upstream.retries > 0 && upgrade.is_none() && body_done;
         let mut body = Some(body);
         let mut tried: Vec<usize> = Vec::new();
         // The answer of the last failed attempt, sent if no other target is left to try.

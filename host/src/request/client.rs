@@ -1,6 +1,6 @@
 //! The client's address as the proxy vouches for it: the peer, or — behind trusted proxies —
 //! the right-most untrusted hop of `X-Forwarded-For`. From an untrusted peer, `X-Forwarded-For`
-//! becomes the peer's address and `X-Real-IP` and `Forwarded` are dropped; behind trusted
+//! and `X-Real-IP` become the peer's address and `Forwarded` is dropped; behind trusted
 //! proxies the peer is appended and `X-Real-IP` names the client found. A client can thus
 //! neither forge its address nor hide it.
 
@@ -66,7 +66,7 @@ pub fn resolve(
 ) -> IpAddr {
     if trusted.is_empty() || !trusted.contains(peer) {
         headers.remove(&FORWARDED);
-        headers.remove(&X_REAL_IP);
+        headers.insert(X_REAL_IP.clone(), peer_value.clone());
         headers.insert(crate::forward::X_FORWARDED_FOR.clone(), peer_value.clone());
         return peer;
     }
@@ -129,7 +129,7 @@ mod tests {
         let (ip, h) = run("203.0.113.9", Some("6.6.6.6"), &trusted(&["10.0.0.0/8"]));
         assert_eq!(ip.to_string(), "203.0.113.9");
         assert_eq!(h["x-forwarded-for"], "203.0.113.9");
-        assert!(!h.contains_key("x-real-ip"));
+        assert_eq!(h["x-real-ip"], "203.0.113.9");
         assert!(!h.contains_key("forwarded"));
         let (ip, _) = run("10.0.0.1", Some("6.6.6.6"), &TrustedProxies::default());
         assert_eq!(ip.to_string(), "10.0.0.1");

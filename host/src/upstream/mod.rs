@@ -2,6 +2,7 @@
 //! workers; each worker has its own connection pool per upstream (see [`pool`]).
 
 pub mod body;
+pub mod pending;
 pub mod pool;
 pub mod resolve;
 pub mod tls;
@@ -11,7 +12,6 @@ use crate::balance::{Balancer, Lease, RequestKey, Target};
 use crate::config::UpstreamConfig;
 use crate::health::{ActiveCheck, Passive};
 use crate::retry::RetryBudget;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// A named upstream service.
@@ -46,16 +46,7 @@ pub struct Upstream {
     /// Time between two resolutions of target host names.
     pub resolve_interval: Duration,
     max_pending: u64,
-    pending: AtomicU64,
-}
-
-/// Counts a request as waiting for its response head until dropped.
-pub struct Pending<'a>(&'a AtomicU64);
-
-impl Drop for Pending<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
+    pending: pending::PendingCount,
 }
 
 /// A target chosen for one request.
@@ -98,7 +89,7 @@ impl Upstream {
             pool_idle_timeout: cfg.pool_idle_timeout,
             resolve_interval: cfg.resolve_interval,
             max_pending: cfg.max_pending,
-            pending: AtomicU64::new(0),
+            pending: pending::PendingCount::default(),
         }
     }
 
@@ -153,12 +144,11 @@ impl Upstream {
         in_flight >= self.max_requests
     }
 
-    /// Count a request as waiting for its response head, unless `max-pending` are already
-    /// waiting (circuit breaker: `None`, answer 503).
-    pub fn begin_pending(&self) -> Option<Pending<'_>> {
-        let before = self.pending.fetch_add(1, Ordering::Relaxed);
-        let guard = Pending(&self.pending);
-        (before < self.max_pending).then_some(guard)
+    /// Count a request as waiting for its response head (once its body, if any is still to
+    /// come, has been sent), unless `max-pending` are already waiting (circuit breaker:
+    /// `None`, answer 503).
+    pub fn begin_pending(&self, body_done: bool) -> Option<pending::Pending<'_>> {
+        self.pending.begin(self.max_pending, body_done)
     }
 
     /// The target for a request: the one its sticky cookie names, else the balancer's
