@@ -163,8 +163,7 @@ async fn a_slow_body_flood_does_not_turn_others_away() {
         let req = http::Request::get(weir.url(&format!("/item/{i}")))
             .body(http_body_util::Full::new(bytes::Bytes::new()))
             .unwrap();
-        if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(5), client.request(req)).await
-        {
+        if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(5), client.request(req)).await {
             if r.status() == 200 {
                 ok += 1;
             }
@@ -177,7 +176,10 @@ async fn a_slow_body_flood_does_not_turn_others_away() {
             held += 1;
         }
     }
-    assert!(held >= 990, "the flood was held open throughout: {held} of 1000");
+    assert!(
+        held >= 990,
+        "the flood was held open throughout: {held} of 1000"
+    );
     assert!(
         ok * 100 >= total * 99,
         "{ok} of {total} ordinary requests succeeded during the flood"

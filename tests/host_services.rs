@@ -163,6 +163,56 @@ async fn outbound_http_is_allow_listed_and_budgeted() {
     assert_eq!(by_name("sneaky")["outbound_calls"], 0);
 }
 
+/// A filter can't pick another virtual host behind an allowed address, and with
+/// `outbound-deny` it never connects into a denied range, whatever name it was allowed.
+#[tokio::test]
+async fn outbound_http_keeps_its_host_and_stays_out_of_denied_ranges() {
+    let up = Upstream::echo("app").await;
+    let auth = Upstream::start(|req: http::Request<hyper::body::Incoming>| async move {
+        let host = req.headers().get("host").cloned();
+        let host = host.map(|h| h.to_str().unwrap_or("").to_string());
+        http::Response::new(http_body_util::Full::new(bytes::Bytes::from(
+            host.unwrap_or_default(),
+        )))
+    })
+    .await;
+    let port = auth.addr.port();
+    let routes = format!(
+        "[[routes]]\npath = \"/vhost\"\nupstream = \"app\"\nfilters = [\"vhost\"]\n\n\
+         [[routes]]\npath = \"/fenced\"\nupstream = \"app\"\nfilters = [\"fenced\"]\n\n\
+         [[routes]]\npath = \"/named\"\nupstream = \"app\"\nfilters = [\"named\"]\n\n\
+         [filters.vhost]\nplugin = \"services.wasm\"\nallow-hosts = [\"{auth}\"]\n\
+         config = {{ callout = \"http://{auth}/\", callout-host = \"admin.internal\" }}\n\n\
+         [filters.fenced]\nplugin = \"services.wasm\"\nallow-hosts = [\"localhost:{port}\"]\n\
+         outbound-deny = [\"private\"]\nconfig = {{ callout = \"http://localhost:{port}/\" }}\n\n\
+         [filters.named]\nplugin = \"services.wasm\"\nallow-hosts = [\"localhost:{port}\"]\n\
+         outbound-deny = [\"10.0.0.0/8\", \"::1\"]\nconfig = {{ callout = \"http://localhost:{port}/\" }}\n",
+        auth = auth.addr,
+    );
+    let weir = Weir::start(&services_manifest(up.addr, &routes));
+
+    let r = get(&weir.url("/vhost"), &[]).await;
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("is not the URL's host"), "{}", r.body);
+
+    let r = get(&weir.url("/fenced"), &[]).await;
+    assert_eq!(r.status, 403);
+    assert!(
+        r.body.contains("localhost resolves to") && r.body.contains("outbound-deny"),
+        "{}",
+        r.body
+    );
+
+    // Connected to the checked address, with Host still the allowed name.
+    let r = get(&weir.url("/named"), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains(&format!("x-callout: localhost:{port}")),
+        "{}",
+        r.body
+    );
+}
+
 #[tokio::test]
 async fn filter_metrics_and_random_are_available() {
     let up = Upstream::echo("app").await;

@@ -3,13 +3,13 @@
 //! An enum instead of a boxed trait object keeps the per-request path free of allocations
 //! for the body itself; streamed bodies pass through frame by frame, never buffered.
 
+use crate::upstream::pending::Uploading;
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use std::future::Future as _;
-use crate::upstream::pending::Uploading;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -88,7 +88,9 @@ impl Body {
     /// from the client is complete already: `hook` is told at once.
     pub fn on_uploaded(&mut self, hook: Arc<Uploading>) {
         match self {
-            Body::Client { inner, uploaded, .. } if !inner.is_end_stream() => {
+            Body::Client {
+                inner, uploaded, ..
+            } if !inner.is_end_stream() => {
                 *uploaded = Some(hook);
             }
             _ => hook.finished(),

@@ -394,8 +394,7 @@ impl Outbound<'_> {
         }
         upstream.retry_budget.deposit();
         // Only a request without a body can be sent again.
-        let replayable =
-            upstream.retries > 0 && upgrade.is_none() && body_done;
+        let replayable = upstream.retries > 0 && upgrade.is_none() && body_done;
         let mut body = Some(body);
         let mut tried: Vec<usize> = Vec::new();
         // The answer of the last failed attempt, sent if no other target is left to try.

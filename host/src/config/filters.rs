@@ -39,30 +39,13 @@ impl Validator {
                 }
             },
         };
-        let memory_limit = match &s.memory_limit {
-            None => DEFAULT_MEMORY_LIMIT,
-            Some(text) => match parse_size(text.get_ref()) {
-                Ok(n) if (1 << 20..=crate::filter::MAX_MEMORY_LIMIT).contains(&n) => n,
-                Ok(_) => {
-                    self.error(
-                        text.span(),
-                        format!(
-                            "filters.{}.memory-limit: must be between 1MiB and 1GiB",
-                            name.get_ref()
-                        ),
-                    );
-                    DEFAULT_MEMORY_LIMIT
-                }
-                Err(why) => {
-                    self.error(
-                        text.span(),
-                        format!("filters.{}.memory-limit: {why}", name.get_ref()),
-                    );
-                    DEFAULT_MEMORY_LIMIT
-                }
-            },
-        };
         let field = |key: &str| format!("filters.{}.{key}", name.get_ref());
+        let memory_limit = self.size_within(
+            s.memory_limit.as_ref(),
+            &field("memory-limit"),
+            (1 << 20, crate::filter::MAX_MEMORY_LIMIT),
+            DEFAULT_MEMORY_LIMIT,
+        );
         let fuel = s
             .fuel
             .as_ref()
@@ -140,13 +123,22 @@ impl Validator {
             .max_requests_per_instance
             .as_ref()
             .and_then(|n| self.positive(n, &field("max-requests-per-instance")));
-        let body_limit = match &s.body_limit {
-            None => DEFAULT_BODY_LIMIT,
-            Some(text) => parse_size(text.get_ref()).unwrap_or_else(|why| {
-                self.error(text.span(), format!("{}: {why}", field("body-limit")));
-                DEFAULT_BODY_LIMIT
-            }),
-        };
+        // The filter holds a buffered body in its own memory: no more than that.
+        let body_limit = self.size_within(
+            s.body_limit.as_ref(),
+            &field("body-limit"),
+            (1, memory_limit.min(MAX_BODY_LIMIT)),
+            DEFAULT_BODY_LIMIT.min(memory_limit),
+        );
+        if s.allow_hosts.len() > MAX_ALLOW_HOSTS {
+            self.error(
+                s.allow_hosts[MAX_ALLOW_HOSTS].span(),
+                format!(
+                    "{}: at most {MAX_ALLOW_HOSTS} hosts (put a sidecar in front of more)",
+                    field("allow-hosts")
+                ),
+            );
+        }
         let mut allow_hosts = Vec::new();
         for h in &s.allow_hosts {
             match parse_allowed_host(h.get_ref()) {
@@ -157,11 +149,39 @@ impl Validator {
                 ),
             }
         }
-        let store_max_entries = s
-            .store_max_entries
-            .as_ref()
-            .and_then(|n| self.positive(n, &field("store-max-entries")))
-            .map_or(DEFAULT_STORE_MAX_ENTRIES, |n| n as usize);
+        let mut outbound_deny = Vec::new();
+        for d in &s.outbound_deny {
+            match crate::filter::outbound::parse_deny(d.get_ref()) {
+                Ok(nets) => outbound_deny.extend(nets),
+                Err(why) => self.error(
+                    d.span(),
+                    format!("{}: {:?} {why}", field("outbound-deny"), d.get_ref()),
+                ),
+            }
+        }
+        let store_max_entries = match s.store_max_entries.as_ref() {
+            None => DEFAULT_STORE_MAX_ENTRIES,
+            Some(n) => match self.positive(n, &field("store-max-entries")) {
+                Some(n) if n <= MAX_STORE_ENTRIES as u64 => n as usize,
+                Some(_) => {
+                    self.error(
+                        n.span(),
+                        format!(
+                            "{}: at most {MAX_STORE_ENTRIES}",
+                            field("store-max-entries")
+                        ),
+                    );
+                    DEFAULT_STORE_MAX_ENTRIES
+                }
+                None => DEFAULT_STORE_MAX_ENTRIES,
+            },
+        };
+        let store_max_bytes = self.size_within(
+            s.store_max_bytes.as_ref(),
+            &field("store-max-bytes"),
+            (64 << 10, MAX_STORE_BYTES),
+            DEFAULT_STORE_MAX_BYTES,
+        );
         FilterConfig {
             name: name.get_ref().clone(),
             plugin_path: plugins_dir.join(plugin),
@@ -175,10 +195,57 @@ impl Validator {
             max_requests_per_instance,
             body_limit,
             allow_hosts,
+            outbound_deny,
             outbound_timeout: s.outbound_timeout.map_or(DEFAULT_OUTBOUND_TIMEOUT, |d| d.0),
-            store_max_entries,
+            store: crate::filter::kv::KvBounds {
+                max_entries: store_max_entries,
+                max_bytes: store_max_bytes,
+            },
             location: self.map.at(Some(s.plugin.span()), String::new()),
             loadable: self.errors.len() == errors_before,
         }
+    }
+}
+
+impl Validator {
+    /// A size field within `min..=max` (bytes), `default` when absent or wrong.
+    fn size_within(
+        &mut self,
+        text: Option<&toml::Spanned<String>>,
+        field: &str,
+        (min, max): (usize, usize),
+        default: usize,
+    ) -> usize {
+        let Some(text) = text else {
+            return default;
+        };
+        match parse_size(text.get_ref()) {
+            Ok(n) if (min..=max).contains(&n) => n,
+            Ok(_) => {
+                self.error(
+                    text.span(),
+                    format!(
+                        "{field}: must be between {} and {}",
+                        show_size(min),
+                        show_size(max)
+                    ),
+                );
+                default
+            }
+            Err(why) => {
+                self.error(text.span(), format!("{field}: {why}"));
+                default
+            }
+        }
+    }
+}
+
+/// A byte count in the manifest's units.
+fn show_size(n: usize) -> String {
+    match n {
+        n if n >= 1 << 30 && n % (1 << 30) == 0 => format!("{}GiB", n >> 30),
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{}MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{}KiB", n >> 10),
+        n => format!("{n} bytes"),
     }
 }

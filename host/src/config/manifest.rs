@@ -295,6 +295,12 @@ pub struct FilterSpec {
     pub allow_hosts: Vec<Spanned<String>>,
     /// Outbound HTTP time budget per hook call. Default: 1s.
     pub outbound_timeout: Option<ManifestDuration>,
+    /// Address ranges (CIDRs, or "private" for loopback, private, link-local and other
+    /// non-public ranges) outbound HTTP may not connect to. Default: none.
+    #[serde(default)]
+    pub outbound_deny: Vec<Spanned<String>>,
     /// Entries the filter's shared key/value store may hold. Default: 10000.
     pub store_max_entries: Option<Spanned<i64>>,
+    /// Bytes the filter's shared key/value store may hold, e.g. "64MiB". Default: 64MiB.
+    pub store_max_bytes: Option<Spanned<String>>,
 }

@@ -54,6 +54,16 @@ pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
 pub const DEFAULT_OUTBOUND_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default number of entries in a filter's shared store.
 pub const DEFAULT_STORE_MAX_ENTRIES: usize = 10_000;
+/// Most entries a filter's store may be given.
+pub const MAX_STORE_ENTRIES: usize = 10_000_000;
+/// Default bytes of a filter's shared store.
+pub const DEFAULT_STORE_MAX_BYTES: usize = 64 << 20;
+/// Most bytes a filter's store may be given.
+pub const MAX_STORE_BYTES: usize = 4 << 30;
+/// Largest `body-limit` (and never more than the filter's `memory-limit`).
+pub const MAX_BODY_LIMIT: usize = 256 << 20;
+/// Most `allow-hosts` entries per filter.
+pub const MAX_ALLOW_HOSTS: usize = 64;
 /// Default status of a fail-closed answer.
 pub const DEFAULT_FAILURE_STATUS: u16 = 503;
 

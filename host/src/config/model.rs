@@ -174,10 +174,12 @@ pub struct FilterConfig {
     pub body_limit: usize,
     /// Lower-case `host:port` authorities (port 80 when not given) outbound HTTP may reach.
     pub allow_hosts: Vec<String>,
+    /// Address ranges outbound HTTP may not connect to, whatever the host resolves to.
+    pub outbound_deny: Vec<ipnet::IpNet>,
     /// Outbound HTTP time budget per hook call.
     pub outbound_timeout: Duration,
-    /// Entries the filter's shared store may hold.
-    pub store_max_entries: usize,
+    /// How large the filter's shared store may grow.
+    pub store: crate::filter::kv::KvBounds,
     /// Where the entry is in the manifest, for load errors.
     pub location: Diagnostic,
     /// False when the entry itself has errors, so its plugin is not worth loading.
@@ -221,8 +223,9 @@ impl FilterConfig {
                 c.body_limit,
                 (
                     c.allow_hosts.clone(),
+                    c.outbound_deny.clone(),
                     c.outbound_timeout,
-                    c.store_max_entries,
+                    c.store,
                 ),
             )
         };
@@ -245,8 +248,12 @@ impl FilterConfig {
             max_requests_per_instance: None,
             body_limit: DEFAULT_BODY_LIMIT,
             allow_hosts: Vec::new(),
+            outbound_deny: Vec::new(),
             outbound_timeout: DEFAULT_OUTBOUND_TIMEOUT,
-            store_max_entries: DEFAULT_STORE_MAX_ENTRIES,
+            store: crate::filter::kv::KvBounds {
+                max_entries: DEFAULT_STORE_MAX_ENTRIES,
+                max_bytes: DEFAULT_STORE_MAX_BYTES,
+            },
             loadable: true,
         }
     }

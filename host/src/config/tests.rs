@@ -192,7 +192,8 @@ fn filter_runtime_settings_resolve_with_defaults() {
         "plugin = \"headers.wasm\"\non-failure = \"fail-open\"\nisolation = \"per-request\"\n\
          fuel = 1000\nmax-requests-per-instance = 50\nbody-limit = \"64KiB\"\n\
          allow-hosts = [\"Auth.Local\", \"10.0.0.1:8443\"]\noutbound-timeout = \"250ms\"\n\
-         store-max-entries = 7",
+         store-max-entries = 7\nstore-max-bytes = \"1MiB\"\n\
+         outbound-deny = [\"private\", \"203.0.113.0/24\"]",
     );
     let src =
         format!("admin = \"127.0.0.1:9901\"\nwatch = false\ncompile-cache-dir = \"cache\"\n{src}");
@@ -207,7 +208,10 @@ fn filter_runtime_settings_resolve_with_defaults() {
     assert_eq!(f.body_limit, 64 << 10);
     assert_eq!(f.allow_hosts, ["auth.local:80", "10.0.0.1:8443"]);
     assert_eq!(f.outbound_timeout, Duration::from_millis(250));
-    assert_eq!(f.store_max_entries, 7);
+    assert_eq!(f.store.max_entries, 7);
+    assert_eq!(f.store.max_bytes, 1 << 20);
+    assert!(f.outbound_deny.contains(&"169.254.0.0/16".parse().unwrap()));
+    assert!(f.outbound_deny.contains(&"203.0.113.0/24".parse().unwrap()));
     assert_eq!(c.admin, Some("127.0.0.1:9901".parse().unwrap()));
     assert!(!c.watch);
     assert_eq!(
@@ -222,7 +226,8 @@ fn bad_filter_runtime_settings_are_located() {
         "plugin = \"headers.wasm\"",
         "plugin = \"headers.wasm\"\non-failure = \"fail-sometimes\"\nfailure-status = 200\n\
          isolation = \"shared\"\nfuel = -1\nmemory-limit = \"2GiB\"\n\
-         allow-hosts = [\"http://x/\"]\nstore-max-entries = 0",
+         allow-hosts = [\"http://x/\"]\nstore-max-entries = 0\n\
+         body-limit = \"32MiB\"\nstore-max-bytes = \"8GiB\"\noutbound-deny = [\"intranet\"]",
     );
     let src = format!("admin = \"nowhere\"\n{src}");
     let e = errors(&src).join("\n");
@@ -235,9 +240,25 @@ fn bad_filter_runtime_settings_are_located() {
         "filters.tag.memory-limit: must be between 1MiB and 1GiB",
         "filters.tag.allow-hosts: \"http://x/\" is not a host or host:port",
         "filters.tag.store-max-entries: 0 is not a positive number",
+        "filters.tag.body-limit: must be between 1 bytes and 16MiB",
+        "filters.tag.store-max-bytes: must be between 64KiB and 4GiB",
+        "filters.tag.outbound-deny: \"intranet\" is not a CIDR",
     ] {
         assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
     }
+    let hosts: Vec<String> = (0..65).map(|i| format!("\"h{i}.local\"")).collect();
+    let src = GOOD.replace(
+        "plugin = \"headers.wasm\"",
+        &format!(
+            "plugin = \"headers.wasm\"\nallow-hosts = [{}]",
+            hosts.join(", ")
+        ),
+    );
+    let e = errors(&src).join("\n");
+    assert!(
+        e.contains("filters.tag.allow-hosts: at most 64 hosts"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -273,10 +273,11 @@ impl FilterEngine {
         let name: Arc<str> = Arc::from(cfg.name.as_str());
         let services = Arc::new(FilterServices {
             name: name.clone(),
-            kv: self.kv.namespace(&cfg.name, cfg.store_max_entries),
+            kv: self.kv.namespace(&cfg.name, cfg.store),
             metrics: FilterMetrics::default(),
             outbound: Outbound {
                 allow_hosts: cfg.allow_hosts.clone(),
+                deny: cfg.outbound_deny.clone(),
                 budget: cfg.outbound_timeout,
                 body_limit: cfg.body_limit,
                 client: self.outbound_client.clone(),

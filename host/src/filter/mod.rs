@@ -20,7 +20,7 @@ mod error;
 mod host;
 pub mod kv;
 pub mod metrics;
-mod outbound;
+pub mod outbound;
 mod pool;
 mod resources;
 mod services;

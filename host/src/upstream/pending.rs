@@ -115,7 +115,10 @@ mod tests {
     fn uploading_requests_count_only_once_their_body_is_sent() {
         let count = PendingCount::default();
         let uploads: Vec<_> = (0..10).map(|_| count.begin(2, false)).collect();
-        assert!(uploads.iter().all(Option::is_some), "uploads never fill the limit");
+        assert!(
+            uploads.iter().all(Option::is_some),
+            "uploads never fill the limit"
+        );
         assert_eq!(count.get(), 0);
         let first = uploads[0].as_ref().and_then(Pending::uploading);
         let first = first.expect("an upload has a hook");
