@@ -425,6 +425,15 @@ upstream = "app"
     );
     assert!(seen.contains("\r\nx-real-ip: 198.51.100.7\r\n"), "{seen}");
     weir.wait_for_log("client=198.51.100.7");
+    // A trusted proxy's request id is kept.
+    up.clear();
+    let r = exchange(at, &get_raw("/", "X-Request-Id: lb-0b5e-41c3\r\n")).await;
+    assert_eq!(r.status, 200);
+    assert!(up
+        .only()
+        .to_ascii_lowercase()
+        .contains("\r\nx-request-id: lb-0b5e-41c3\r\n"));
+    weir.wait_for_log("id=lb-0b5e-41c3");
 
     let (ok, _, err) = check(
         "[[listeners]]\naddress = \"127.0.0.1:0\"\ntrusted-proxies = [\"10.0.0.0/33\"]\n\
@@ -489,4 +498,47 @@ upstream = "app"
         err.contains("never matches") && err.contains("\"/api\""),
         "{err}"
     );
+}
+
+/// The request id is the proxy's: a client's is replaced, over HTTP/1.1 and HTTP/2, and the
+/// upstream and the access log get the same one.
+#[tokio::test]
+async fn the_request_id_is_the_proxys() {
+    let up = Recorder::start().await;
+    let weir = Weir::start(&format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n[upstreams.app]\ntargets = [\"{}\"]\n\n\
+         [[routes]]\nupstream = \"app\"\n",
+        up.addr
+    ));
+    let id_seen = |up: &Recorder| {
+        let seen = up.only().to_ascii_lowercase();
+        let ids: Vec<String> = seen
+            .lines()
+            .filter_map(|l| l.strip_prefix("x-request-id: "))
+            .map(|v| v.trim().to_string())
+            .collect();
+        assert_eq!(ids.len(), 1, "one id: {seen}");
+        ids[0].clone()
+    };
+    let r = exchange(
+        weir.addr,
+        &get_raw("/", "X-Request-Id: forged\r\nx-request-id: again\r\n"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let first = id_seen(&up);
+    assert!(
+        first.len() == 32 && first.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{first}"
+    );
+    weir.wait_for_log(&format!("id={first}"));
+
+    up.clear();
+    let req = http::Request::get(weir.url("/h2"))
+        .header("x-request-id", "forged")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    assert_eq!(send_h2(req).await.status, 200);
+    let second = id_seen(&up);
+    assert!(second != "forged" && second != first, "{second}");
 }

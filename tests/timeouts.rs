@@ -157,6 +157,89 @@ async fn idle_keep_alive_client_connections_are_closed() {
     assert!(start.elapsed() >= Duration::from_millis(300));
 }
 
+/// An HTTP/2 connection that opens no stream (or no more streams) for `client-idle-timeout`
+/// gets a GOAWAY and is closed; one kept busy is not.
+#[tokio::test]
+async fn idle_http2_connections_are_closed_and_busy_ones_kept() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Upstream::echo("app").await;
+    let weir = Weir::start(&format!(
+        "client-idle-timeout = \"600ms\"\n\n[[listeners]]\naddress = \"127.0.0.1:0\"\n\n\
+         [upstreams.app]\ntargets = [\"{}\"]\n\n[[routes]]\nupstream = \"app\"\n",
+        up.addr
+    ));
+    // Raw bytes: the preface and an empty SETTINGS frame, then nothing.
+    let mut conn = tokio::net::TcpStream::connect(weir.addr).await.unwrap();
+    conn.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let mut got = Vec::new();
+    let mut goaway = false;
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = [0u8; 1024];
+        let mut at = 0;
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+            // Frames: a 9-byte header (length, type, flags, stream) and the payload. PINGs
+            // are answered, as a live client does.
+            while at + 9 <= got.len() {
+                let len = usize::from(got[at]) << 16
+                    | usize::from(got[at + 1]) << 8
+                    | usize::from(got[at + 2]);
+                if at + 9 + len > got.len() {
+                    break;
+                }
+                goaway |= got[at + 3] == 7;
+                if got[at + 3] == 6 && got[at + 4] & 1 == 0 {
+                    let mut ack = vec![0, 0, 8, 6, 1, 0, 0, 0, 0];
+                    ack.extend_from_slice(&got[at + 9..at + 17]);
+                    let _ = conn.write_all(&ack).await;
+                }
+                at += 9 + len;
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "an idle HTTP/2 connection is still open after 5 s"
+    );
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(500),
+        "closed too soon: {took:?}"
+    );
+    assert!(goaway, "no GOAWAY in {got:?}");
+
+    // One connection with a request every 200 ms outlives the timeout several times over.
+    let io = hyper_util::rt::TokioIo::new(tokio::net::TcpStream::connect(weir.addr).await.unwrap());
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .unwrap();
+    let driver = tokio::spawn(conn);
+    for i in 0..15 {
+        let req = http::Request::get(format!("/{i}"))
+            .header("host", "a")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let resp = sender
+            .send_request(req)
+            .await
+            .expect("the busy connection keeps serving");
+        assert_eq!(resp.status(), 200);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!driver.is_finished(), "the busy connection is still open");
+    // Once it falls silent, it is closed too.
+    let ended = tokio::time::timeout(Duration::from_secs(5), driver).await;
+    assert!(ended.is_ok(), "the connection outlived its idleness");
+}
+
 /// A port whose connects hang: a listener with a full accept queue that never accepts
 /// (Linux then drops further SYNs).
 fn black_hole() -> (socket2::Socket, std::net::TcpStream, std::net::SocketAddr) {

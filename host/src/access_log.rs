@@ -13,6 +13,8 @@ pub struct AccessLog {
     pub client: IpAddr,
     method: Method,
     uri: Uri,
+    /// The request id, once settled (refused requests may have none).
+    pub request_id: Option<http::HeaderValue>,
 }
 
 impl AccessLog {
@@ -23,6 +25,7 @@ impl AccessLog {
             client,
             method: method.clone(),
             uri: uri.clone(),
+            request_id: None,
         }
     }
 
@@ -38,6 +41,7 @@ impl AccessLog {
         let micros = self.start.elapsed().as_micros();
         tracing::info!(
             target: "weir::access",
+            id = %self.request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-"),
             client = %self.client,
             method = %self.method,
             path = self.uri.path(),

@@ -5,8 +5,9 @@
 //!
 //! Layout, one concept per module:
 //! - [`config`]: the manifest, validated with located errors.
-//! - [`listener`]: accepting connections, HTTP/1.1 + HTTP/2 serving; [`send_timeout`]:
-//!   clients that stop reading.
+//! - [`listener`]: accepting connections, HTTP/1.1 + HTTP/2 serving; [`conn`]: a
+//!   connection's graceful end (stop, idle timeout); [`send_timeout`]: clients that stop
+//!   reading.
 //! - [`request`]: the canonical request (path, authority, headers, client address).
 //! - [`proxy`]: the request path.
 //! - [`route`]: choosing a route. [`upstream`], [`balance`], [`health`]: where requests go.
@@ -22,6 +23,7 @@ pub mod balance;
 pub mod body;
 pub mod check;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod filter;
 pub mod forward;

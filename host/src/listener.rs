@@ -2,13 +2,13 @@
 //! the connection preface) on them, each connection watched for graceful shutdown.
 
 use crate::config::ClientLimits;
+use crate::conn::{self, Drain};
 use crate::proxy::{Peer, Proxy};
 use crate::send_timeout::SendTimeout;
 use crate::tls::TlsListener;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,10 +17,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// Headers the proxy may add to a request (`X-Forwarded-For`, `X-Real-IP`,
-/// `X-Forwarded-Proto`, `X-Forwarded-Host`, `x-client-cert-sha256`): they count against
-/// `max-headers`, so a request the proxy lets in is not one too many for an upstream with the
-/// same limit.
-pub const ADDED_HEADERS: usize = 5;
+/// `X-Forwarded-Proto`, `X-Forwarded-Host`, `x-client-cert-sha256`, `x-request-id`): they
+/// count against `max-headers`, so a request the proxy lets in is not one too many for an
+/// upstream with the same limit.
+pub const ADDED_HEADERS: usize = 6;
 
 /// Streams an HTTP/2 client may reset before the server accepted them (rapid reset,
 /// CVE-2023-44487) before the connection is closed.
@@ -107,13 +107,15 @@ pub struct AcceptLoop {
     /// HTTP/1.1 and HTTP/2 settings.
     pub builder: auto::Builder<TokioExecutor>,
     /// The worker's connections, for a graceful stop.
-    pub graceful: Arc<GracefulShutdown>,
+    pub drain: Arc<Drain>,
     /// Turns true on stop.
     pub stop: watch::Receiver<bool>,
     /// Time a TLS handshake may take.
     pub handshake_timeout: Duration,
     /// Longest a write to the client may stall.
     pub send_timeout: Duration,
+    /// A connection without a request this long is closed gracefully.
+    pub idle_timeout: Duration,
     /// Answer every request with a redirect to https on this port instead of proxying it.
     pub redirect_https: Option<u16>,
     /// The listener's index in the manifest.
@@ -129,10 +131,11 @@ impl AcceptLoop {
             tls,
             proxy,
             builder,
-            graceful,
+            drain,
             mut stop,
             handshake_timeout,
             send_timeout,
+            idle_timeout,
             redirect_https,
             index,
         } = self;
@@ -164,6 +167,7 @@ impl AcceptLoop {
                     let proxy = proxy.clone();
                     let client = client.clone();
                     async move {
+                        let _running = client.activity.begin();
                         Ok::<_, Infallible>(match redirect_https {
                             Some(port) => crate::redirect::to_https(&req, port),
                             // Boxed: HTTP/2 moves each request's future into a task of its
@@ -173,26 +177,27 @@ impl AcceptLoop {
                     }
                 })
             };
+            let open = drain.open();
+            let stop = stop.clone();
             let Some(tls) = tls.clone() else {
-                let service = service(Arc::new(Peer::new(peer, scheme, index)));
+                let client = Arc::new(Peer::new(peer, scheme, index));
                 let conn = builder
                     .serve_connection_with_upgrades(
                         TokioIo::new(SendTimeout::new(stream, send_timeout)),
-                        service,
+                        service(client.clone()),
                     )
                     .into_owned();
-                let conn = graceful.watch(conn);
                 tokio::spawn(async move {
-                    let _slot = slot;
-                    if let Err(e) = conn.await {
+                    let _held = (slot, open);
+                    if let Err(e) = conn::serve(conn, stop, &client.activity, idle_timeout).await {
                         tracing::debug!(%peer, "connection ended with an error: {e}");
                     }
                 });
                 continue;
             };
-            let (builder, graceful) = (builder.clone(), graceful.clone());
+            let builder = builder.clone();
             tokio::spawn(async move {
-                let _slot = slot;
+                let _held = (slot, open);
                 // The handshake runs in the connection's task, bounded like a request head.
                 let stream =
                     match tokio::time::timeout(handshake_timeout, tls.acceptor().accept(stream))
@@ -213,14 +218,14 @@ impl AcceptLoop {
                     Some([leaf, ..]) => client.with_certificate(leaf),
                     _ => client,
                 };
-                let service = service(Arc::new(client));
+                let client = Arc::new(client);
                 let conn = builder
                     .serve_connection_with_upgrades(
                         TokioIo::new(SendTimeout::new(stream, send_timeout)),
-                        service,
+                        service(client.clone()),
                     )
                     .into_owned();
-                if let Err(e) = graceful.watch(conn).await {
+                if let Err(e) = conn::serve(conn, stop, &client.activity, idle_timeout).await {
                     tracing::debug!(%peer, "connection ended with an error: {e}");
                 }
             });

@@ -32,7 +32,7 @@ pub const X_CLIENT_CERT_SHA256: http::HeaderName =
     http::HeaderName::from_static("x-client-cert-sha256");
 
 /// The client end of a connection, as requests from it need it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Peer {
     /// The peer's address (the client, or a proxy in front of it).
     pub addr: SocketAddr,
@@ -44,6 +44,8 @@ pub struct Peer {
     pub client_cert: Option<http::HeaderValue>,
     /// Index of the listener it connected to (its settings live in the generation).
     pub listener: usize,
+    /// Its requests running and started, for `client-idle-timeout`.
+    pub activity: crate::conn::Activity,
 }
 
 impl Peer {
@@ -55,6 +57,7 @@ impl Peer {
             scheme,
             client_cert: None,
             listener,
+            activity: crate::conn::Activity::default(),
         }
     }
 
@@ -176,8 +179,11 @@ async fn serve<'g>(
         .map_or(&*NO_TRUSTED_PROXIES, |l| &l.trusted_proxies);
     let client =
         request::client::resolve(&mut parts.headers, peer.addr.ip(), &peer.ip_header, trusted);
+    let from_trusted = !trusted.is_empty() && trusted.contains(peer.addr.ip());
+    let id = request::id::settle(&mut parts.headers, from_trusted);
     if let Some(log) = log {
         log.client = client;
+        log.request_id = Some(id);
     }
     // Only the proxy vouches for a client certificate.
     parts.headers.remove(&X_CLIENT_CERT_SHA256);

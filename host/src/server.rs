@@ -8,7 +8,6 @@ use crate::live::Live;
 use crate::proxy::Proxy;
 use crate::tls::TlsListener;
 use anyhow::Context as _;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -203,6 +202,7 @@ fn worker(
         let builder = listener::connection_builder(&limits);
         let handshake_timeout = limits.header_read_timeout;
         let send_timeout = limits.send_timeout;
+        let idle_timeout = limits.client_idle_timeout;
         let redirects: Vec<Option<u16>> = live
             .current()
             .config
@@ -211,7 +211,7 @@ fn worker(
             .map(|l| l.redirect_https)
             .collect();
         let proxy = Arc::new(Proxy::new(live));
-        let graceful = Arc::new(GracefulShutdown::new());
+        let drain = Arc::new(crate::conn::Drain::default());
         let mut loops = Vec::new();
         for (index, (((l, slots), tls), redirect_https)) in listeners
             .into_iter()
@@ -228,10 +228,11 @@ fn worker(
                         tls,
                         proxy: proxy.clone(),
                         builder: builder.clone(),
-                        graceful: graceful.clone(),
+                        drain: drain.clone(),
                         stop: stop.clone(),
                         handshake_timeout,
                         send_timeout,
+                        idle_timeout,
                         redirect_https,
                         index,
                     }
@@ -243,14 +244,10 @@ fn worker(
         for l in loops {
             let _ = l.await;
         }
-        // The accept loops are done, so this is the last handle.
-        let Ok(graceful) = Arc::try_unwrap(graceful) else {
-            tracing::error!(worker = id, "internal error: connections still accepted after stop");
-            return;
-        };
-        let open = graceful.count();
+        // The accept loops are done and every connection has seen `stop`: wait for them.
+        let open = drain.count();
         tokio::select! {
-            _ = graceful.shutdown() => tracing::debug!(worker = id, connections = open, "worker drained"),
+            _ = drain.drained() => tracing::debug!(worker = id, connections = open, "worker drained"),
             _ = tokio::time::sleep(shutdown_timeout) => {
                 tracing::warn!(worker = id, "shutdown timeout reached: closing the remaining connections");
             }

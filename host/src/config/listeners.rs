@@ -42,6 +42,9 @@ impl Validator {
                 .body_read_timeout
                 .map_or(DEFAULT_BODY_READ_TIMEOUT, |d| d.0),
             send_timeout: m.send_timeout.map_or(DEFAULT_SEND_TIMEOUT, |d| d.0),
+            client_idle_timeout: m
+                .client_idle_timeout
+                .map_or(DEFAULT_CLIENT_IDLE_TIMEOUT, |d| d.0),
         }
     }
 

@@ -36,6 +36,9 @@ pub struct Manifest {
     /// Longest a response write waits on a client that does not read; beyond, the
     /// connection is closed. Default: 30s.
     pub send_timeout: Option<ManifestDuration>,
+    /// A client connection without a request this long is closed (GOAWAY on HTTP/2).
+    /// Default: 60s.
+    pub client_idle_timeout: Option<ManifestDuration>,
     /// Most concurrent streams per HTTP/2 client connection. Default: 100.
     pub http2_max_concurrent_streams: Option<Spanned<i64>>,
     /// Time a client may take to send its request head. Default: 30s.

@@ -71,6 +71,9 @@ pub const DEFAULT_FAILURE_STATUS: u16 = 503;
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default longest wait for a client to take response bytes (nginx's send_timeout is 60s).
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time an idle client connection (HTTP/2 above all) is kept (nginx's
+/// keepalive_timeout is 75s).
+pub const DEFAULT_CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Default grace period for requests in flight on stop.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);

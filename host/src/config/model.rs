@@ -72,6 +72,9 @@ pub struct ClientLimits {
     /// Longest a response write may wait on a client that does not read (connection closed
     /// after).
     pub send_timeout: Duration,
+    /// A client connection with no request started or running this long is closed
+    /// gracefully (GOAWAY on HTTP/2).
+    pub client_idle_timeout: Duration,
 }
 
 /// A validated upstream.

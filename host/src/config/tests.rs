@@ -403,6 +403,7 @@ fn client_limits_resolve_and_bad_ones_are_located() {
             http2_max_concurrent_streams: 100,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             send_timeout: DEFAULT_SEND_TIMEOUT,
+            client_idle_timeout: DEFAULT_CLIENT_IDLE_TIMEOUT,
         }
     );
     assert_eq!(c.listeners[0].max_connections, Some(1000));

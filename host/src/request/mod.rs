@@ -5,13 +5,15 @@
 //! - [`authority`]: one checked, lower-cased `host[:port]`, from an absolute-form target,
 //!   `:authority` or `Host`, written to `Host`;
 //! - [`headers`]: framing checked, hop-by-hop headers and underscored names removed;
-//! - [`client`]: the client address behind trusted proxies, and the forwarding headers.
+//! - [`client`]: the client address behind trusted proxies, and the forwarding headers;
+//! - [`id`]: the request id (`x-request-id`).
 //!
 //! A request that can't be made canonical is refused ([`Refusal`]) with a status naming why.
 
 pub mod authority;
 pub mod client;
 pub mod headers;
+pub mod id;
 pub mod path;
 
 use crate::body::Body;

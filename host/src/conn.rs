@@ -1,0 +1,194 @@
+//! One client connection's life after accept: served until it ends; shut down gracefully
+//! (GOAWAY on HTTP/2, no more keep-alive on HTTP/1.1, requests in flight finish) when the
+//! worker stops or when no request has started or run for `client-idle-timeout`; counted, so
+//! a stopping worker can wait for its connections to drain.
+
+use hyper::body::{Body, Incoming};
+use hyper::service::{HttpService, Service};
+use hyper_util::rt::TokioExecutor;
+use hyper_util::server::conn::auto;
+use std::future::Future;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A served connection that can be asked to finish gracefully.
+pub trait Connection: Future<Output = Result<(), BoxError>> {
+    /// Stop taking new requests; the future completes once those in flight are done.
+    fn shutdown(self: Pin<&mut Self>);
+}
+
+impl<I, S, B> Connection for auto::UpgradeableConnection<'static, I, S, TokioExecutor>
+where
+    S: Service<http::Request<Incoming>, Response = http::Response<B>>
+        + HttpService<Incoming, ResBody = B>,
+    <S as Service<http::Request<Incoming>>>::Future: Send + 'static,
+    <S as Service<http::Request<Incoming>>>::Error: Into<BoxError>,
+    <S as HttpService<Incoming>>::Future: Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    fn shutdown(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// The open connections of one worker.
+#[derive(Default)]
+pub struct Drain {
+    open: AtomicUsize,
+    closed: Notify,
+}
+
+/// Counts one connection as open until dropped.
+pub struct Open(Arc<Drain>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if self.0.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.closed.notify_waiters();
+        }
+    }
+}
+
+impl Drain {
+    /// Count a new connection.
+    pub fn open(self: &Arc<Self>) -> Open {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        Open(self.clone())
+    }
+
+    /// Connections open now.
+    pub fn count(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Completes once no connection is open.
+    pub async fn drained(&self) {
+        loop {
+            let closed = self.closed.notified();
+            if self.count() == 0 {
+                return;
+            }
+            closed.await;
+        }
+    }
+}
+
+/// What a connection's requests are doing, for its idle timeout: requests running and
+/// requests started so far. Two relaxed atomics per request, no clock read.
+#[derive(Debug, Default)]
+pub struct Activity {
+    running: AtomicUsize,
+    started: AtomicU64,
+}
+
+/// Counts a request as running until dropped.
+pub struct Running<'a>(&'a Activity);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Activity {
+    /// A request starts.
+    pub fn begin(&self) -> Running<'_> {
+        self.started.fetch_add(1, Ordering::Relaxed);
+        self.running.fetch_add(1, Ordering::Relaxed);
+        Running(self)
+    }
+
+    fn snapshot(&self) -> (usize, u64) {
+        (
+            self.running.load(Ordering::Relaxed),
+            self.started.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Completes once the connection has been idle (nothing running, nothing started) for
+    /// at least `idle`: between 1× and 1.5× `idle` after its last request.
+    async fn idle_for(&self, idle: Duration) {
+        let tick = idle / 2;
+        let mut last = self.snapshot();
+        let mut quiet_ticks = 0;
+        loop {
+            tokio::time::sleep(tick).await;
+            let now = self.snapshot();
+            if now.0 == 0 && now.1 == last.1 {
+                quiet_ticks += 1;
+                if quiet_ticks >= 2 {
+                    return;
+                }
+            } else {
+                quiet_ticks = 0;
+            }
+            last = now;
+        }
+    }
+}
+
+/// Serve `conn` to its end: shut it down gracefully once `stop` turns true or the
+/// connection has been idle for `idle`.
+pub async fn serve<C: Connection>(
+    conn: C,
+    mut stop: watch::Receiver<bool>,
+    activity: &Activity,
+    idle: Duration,
+) -> Result<(), BoxError> {
+    let mut conn = pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => return r,
+        _ = stop.wait_for(|s| *s) => tracing::trace!("stopping: closing the connection gracefully"),
+        _ = activity.idle_for(idle) => tracing::debug!(?idle, "client-idle-timeout: closing the idle connection"),
+    }
+    conn.as_mut().shutdown();
+    conn.await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_means_nothing_running_and_nothing_started() {
+        let a = Activity::default();
+        let idle = Duration::from_secs(10);
+        let start = tokio::time::Instant::now();
+        a.idle_for(idle).await;
+        let took = start.elapsed();
+        assert!(took >= idle && took <= idle * 3 / 2, "{took:?}");
+
+        // A request running all along keeps the connection busy.
+        let running = a.begin();
+        let waited = tokio::time::timeout(idle * 3, a.idle_for(idle)).await;
+        assert!(waited.is_err(), "busy, not idle");
+        drop(running);
+        a.idle_for(idle).await;
+    }
+
+    #[tokio::test]
+    async fn drained_waits_for_every_connection() {
+        let d = Arc::new(Drain::default());
+        d.drained().await;
+        let a = d.open();
+        let b = d.open();
+        assert_eq!(d.count(), 2);
+        let waiter = {
+            let d = d.clone();
+            tokio::spawn(async move { d.drained().await })
+        };
+        drop(a);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        drop(b);
+        waiter.await.unwrap();
+    }
+}

@@ -1,0 +1,97 @@
+//! The request id (`x-request-id`): the proxy's own header. One from a trusted proxy is kept
+//! (when it is a sane token); any other is replaced by a new id, unique across processes:
+//! a random per-process prefix and a counter, 32 hex digits. It reaches filters (as a
+//! request header), the upstream and the access log.
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+/// `x-request-id`
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longest id taken from a trusted proxy.
+const MAX_KEPT: usize = 128;
+
+/// Settle the request's id in `headers`: the trusted peer's, or a new one. Returns it.
+pub fn settle(headers: &mut HeaderMap, from_trusted: bool) -> HeaderValue {
+    if from_trusted {
+        let mut given = headers.get_all(&X_REQUEST_ID).iter();
+        if let (Some(v), None) = (given.next(), given.next()) {
+            if sane(v.as_bytes()) {
+                return v.clone();
+            }
+        }
+    }
+    let id = next();
+    headers.insert(X_REQUEST_ID.clone(), id.clone());
+    id
+}
+
+/// 1 to 128 bytes of letters, digits and `-._:+/=` (UUIDs, trace ids, base64).
+fn sane(v: &[u8]) -> bool {
+    (1..=MAX_KEPT).contains(&v.len())
+        && v.iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._:+/=".contains(b))
+}
+
+/// A new id.
+fn next() -> HeaderValue {
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| {
+        let mut b = [0u8; 8];
+        let _ = getrandom::fill(&mut b);
+        u64::from_ne_bytes(b)
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut text = [0u8; 32];
+    let digits = b"0123456789abcdef";
+    for (i, byte) in prefix
+        .to_be_bytes()
+        .iter()
+        .chain(&n.to_be_bytes())
+        .enumerate()
+    {
+        text[2 * i] = digits[usize::from(byte >> 4)];
+        text[2 * i + 1] = digits[usize::from(byte & 0xf)];
+    }
+    // Hex digits only: always a valid header value.
+    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn untrusted_ids_are_replaced_and_new_ones_unique() {
+        let mut h = HeaderMap::new();
+        h.insert("x-request-id", "forged".parse().unwrap());
+        let a = settle(&mut h, false);
+        assert_ne!(a, "forged");
+        assert_eq!(h["x-request-id"], a);
+        assert_eq!(a.len(), 32);
+        let b = settle(&mut HeaderMap::new(), false);
+        assert_ne!(a, b);
+        assert_eq!(a.as_bytes()[..16], b.as_bytes()[..16], "one process prefix");
+    }
+
+    #[test]
+    fn a_trusted_sane_id_is_kept() {
+        let mut h = HeaderMap::new();
+        h.insert("x-request-id", "0b5e-41c3.9f".parse().unwrap());
+        assert_eq!(settle(&mut h, true), "0b5e-41c3.9f");
+        for bad in ["has space", "a,b", &"x".repeat(200)] {
+            let mut h = HeaderMap::new();
+            h.insert("x-request-id", bad.parse().unwrap());
+            assert_ne!(settle(&mut h, true), bad, "{bad}");
+        }
+        let mut h = HeaderMap::new();
+        h.append("x-request-id", "a".parse().unwrap());
+        h.append("x-request-id", "b".parse().unwrap());
+        let id = settle(&mut h, true);
+        assert_eq!(h.get_all("x-request-id").iter().count(), 1);
+        assert_eq!(h["x-request-id"], id);
+    }
+}
