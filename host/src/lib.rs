@@ -7,7 +7,7 @@
 //! - [`config`]: the manifest, validated with located errors.
 //! - [`listener`]: accepting connections, HTTP/1.1 + HTTP/2 serving; [`conn`]: a
 //!   connection's graceful end (stop, idle timeout); [`send_timeout`]: clients that stop
-//!   reading.
+//!   reading; [`proxy_protocol`]: the client named by a TCP load balancer.
 //! - [`request`]: the canonical request (path, authority, headers, client address).
 //! - [`proxy`]: the request path.
 //! - [`route`]: choosing a route. [`upstream`], [`balance`], [`health`]: where requests go.
@@ -32,6 +32,7 @@ pub mod hex;
 pub mod listener;
 pub mod live;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod redirect;
 pub mod reload;
 pub mod request;

@@ -10,10 +10,11 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 /// Headers the proxy may add to a request (`X-Forwarded-For`, `X-Real-IP`,
@@ -118,6 +119,8 @@ pub struct AcceptLoop {
     pub idle_timeout: Duration,
     /// Answer every request with a redirect to https on this port instead of proxying it.
     pub redirect_https: Option<u16>,
+    /// Every connection starts with a PROXY protocol header naming the client.
+    pub proxy_protocol: bool,
     /// The listener's index in the manifest.
     pub index: usize,
 }
@@ -125,25 +128,13 @@ pub struct AcceptLoop {
 impl AcceptLoop {
     /// Accept connections until `stop` turns true.
     pub async fn run(self) {
-        let AcceptLoop {
-            listener,
-            slots,
-            tls,
-            proxy,
-            builder,
-            drain,
-            mut stop,
-            handshake_timeout,
-            send_timeout,
-            idle_timeout,
-            redirect_https,
-            index,
-        } = self;
+        let mut stop = self.stop.clone();
+        let this = Arc::new(self);
         loop {
             let accepted = tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => return,
-                accepted = listener.accept() => accepted,
+                accepted = this.listener.accept() => accepted,
             };
             let (stream, peer) = match accepted {
                 Ok(a) => a,
@@ -154,81 +145,101 @@ impl AcceptLoop {
                     continue;
                 }
             };
-            let Some(slot) = slots.take() else {
+            let Some(slot) = this.slots.take() else {
                 tracing::warn!(%peer, "max-connections reached: closing the new connection");
                 drop(stream);
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            let scheme = if tls.is_some() { "https" } else { "http" };
-            let proxy = proxy.clone();
-            let service = move |client: Arc<Peer>| {
-                service_fn(move |req| {
-                    let proxy = proxy.clone();
-                    let client = client.clone();
-                    async move {
-                        let _running = client.activity.begin();
-                        Ok::<_, Infallible>(match redirect_https {
-                            Some(port) => crate::redirect::to_https(&req, port),
-                            // Boxed: HTTP/2 moves each request's future into a task of its
-                            // own, and a pointer moves cheaper than the request's whole state.
-                            None => Box::pin(proxy.handle(req, &client)).await,
-                        })
-                    }
-                })
-            };
-            let open = drain.open();
-            let stop = stop.clone();
-            let Some(tls) = tls.clone() else {
-                let client = Arc::new(Peer::new(peer, scheme, index));
-                let conn = builder
-                    .serve_connection_with_upgrades(
-                        TokioIo::new(SendTimeout::new(stream, send_timeout)),
-                        service(client.clone()),
-                    )
-                    .into_owned();
-                tokio::spawn(async move {
-                    let _held = (slot, open);
-                    if let Err(e) = conn::serve(conn, stop, &client.activity, idle_timeout).await {
-                        tracing::debug!(%peer, "connection ended with an error: {e}");
-                    }
-                });
-                continue;
-            };
-            let builder = builder.clone();
+            let open = this.drain.open();
+            let this = this.clone();
             tokio::spawn(async move {
                 let _held = (slot, open);
-                // The handshake runs in the connection's task, bounded like a request head.
-                let stream =
-                    match tokio::time::timeout(handshake_timeout, tls.acceptor().accept(stream))
-                        .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, "TLS handshake failed: {e}");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                let client = Peer::new(peer, scheme, index);
-                let client = match stream.get_ref().1.peer_certificates() {
-                    Some([leaf, ..]) => client.with_certificate(leaf),
-                    _ => client,
-                };
-                let client = Arc::new(client);
-                let conn = builder
-                    .serve_connection_with_upgrades(
-                        TokioIo::new(SendTimeout::new(stream, send_timeout)),
-                        service(client.clone()),
-                    )
-                    .into_owned();
-                if let Err(e) = conn::serve(conn, stop, &client.activity, idle_timeout).await {
-                    tracing::debug!(%peer, "connection ended with an error: {e}");
-                }
+                this.connection(stream, peer).await;
             });
+        }
+    }
+
+    /// One accepted connection: its PROXY header (when the listener takes one), its TLS
+    /// handshake (when it terminates TLS), then HTTP until it ends.
+    async fn connection(&self, mut stream: TcpStream, mut peer: SocketAddr) {
+        // The PROXY header and the TLS handshake are bounded like a request head.
+        if self.proxy_protocol {
+            let header = crate::proxy_protocol::read_header(&mut stream);
+            match tokio::time::timeout(self.handshake_timeout, header).await {
+                Ok(Ok(Some(client))) => peer = client,
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "closing the connection: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "closing the connection: no PROXY protocol header in time");
+                    return;
+                }
+            }
+        }
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let Some(tls) = &self.tls else {
+            let client = Arc::new(Peer::new(peer, scheme, self.index));
+            self.serve(stream, client).await;
+            return;
+        };
+        let stream =
+            match tokio::time::timeout(self.handshake_timeout, tls.acceptor().accept(stream)).await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+        let client = Peer::new(peer, scheme, self.index);
+        let client = match stream.get_ref().1.peer_certificates() {
+            Some([leaf, ..]) => client.with_certificate(leaf),
+            _ => client,
+        };
+        self.serve(stream, Arc::new(client)).await;
+    }
+
+    /// Serve HTTP/1.1 or HTTP/2 on `stream` from `client` until the connection ends.
+    async fn serve<S>(&self, stream: S, client: Arc<Peer>)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let proxy = self.proxy.clone();
+        let redirect_https = self.redirect_https;
+        let peer = client.addr;
+        let service = {
+            let client = client.clone();
+            service_fn(move |req| {
+                let proxy = proxy.clone();
+                let client = client.clone();
+                async move {
+                    let _running = client.activity.begin();
+                    Ok::<_, Infallible>(match redirect_https {
+                        Some(port) => crate::redirect::to_https(&req, port),
+                        // Boxed: HTTP/2 moves each request's future into a task of its
+                        // own, and a pointer moves cheaper than the request's whole state.
+                        None => Box::pin(proxy.handle(req, &client)).await,
+                    })
+                }
+            })
+        };
+        let conn = self
+            .builder
+            .serve_connection_with_upgrades(
+                TokioIo::new(SendTimeout::new(stream, self.send_timeout)),
+                service,
+            )
+            .into_owned();
+        let stop = self.stop.clone();
+        if let Err(e) = conn::serve(conn, stop, &client.activity, self.idle_timeout).await {
+            tracing::debug!(%peer, "connection ended with an error: {e}");
         }
     }
 }

@@ -203,21 +203,21 @@ fn worker(
         let handshake_timeout = limits.header_read_timeout;
         let send_timeout = limits.send_timeout;
         let idle_timeout = limits.client_idle_timeout;
-        let redirects: Vec<Option<u16>> = live
+        let listener_modes: Vec<(Option<u16>, bool)> = live
             .current()
             .config
             .listeners
             .iter()
-            .map(|l| l.redirect_https)
+            .map(|l| (l.redirect_https, l.proxy_protocol))
             .collect();
         let proxy = Arc::new(Proxy::new(live));
         let drain = Arc::new(crate::conn::Drain::default());
         let mut loops = Vec::new();
-        for (index, (((l, slots), tls), redirect_https)) in listeners
+        for (index, (((l, slots), tls), (redirect_https, proxy_protocol))) in listeners
             .into_iter()
             .zip(connection_slots)
             .zip(tls)
-            .zip(redirects)
+            .zip(listener_modes)
             .enumerate()
         {
             match TcpListener::from_std(l) {
@@ -234,6 +234,7 @@ fn worker(
                         send_timeout,
                         idle_timeout,
                         redirect_https,
+                        proxy_protocol,
                         index,
                     }
                     .run(),

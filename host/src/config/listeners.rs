@@ -84,6 +84,7 @@ impl Validator {
                         tls,
                         redirect_https,
                         trusted_proxies,
+                        proxy_protocol: l.get_ref().proxy_protocol.unwrap_or(false),
                         location: self.map.at(Some(a.span()), String::new()),
                     })
                 }

@@ -95,6 +95,9 @@ pub struct ListenerSpec {
     /// Peers (CIDRs or addresses) whose `X-Forwarded-For` names the real client. Default: none.
     #[serde(default)]
     pub trusted_proxies: Vec<Spanned<String>>,
+    /// Every connection starts with a PROXY protocol v1/v2 header (behind a TCP load
+    /// balancer); connections without one are closed. Default: false.
+    pub proxy_protocol: Option<bool>,
 }
 
 /// `[listeners.tls]`

@@ -50,6 +50,8 @@ pub struct ListenerConfig {
     pub redirect_https: Option<u16>,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: crate::request::client::TrustedProxies,
+    /// Connections start with a PROXY protocol (v1 or v2) header naming the client.
+    pub proxy_protocol: bool,
     /// Where the listener is in the manifest, for certificate errors.
     pub location: Diagnostic,
 }
