@@ -298,10 +298,21 @@ impl<'g> Exchange<'g> {
             upgrade = None;
         }
         // Only filters that ran and asked for `on-response` need the response phase.
-        let respond_phase = route.filters[..ran].iter().any(|f| f.wants_response());
-        let (response, target) = match local {
-            Some(resp) => (resp, None),
-            None => {
+        // (`ran` counts filters of this route's chain, so it is never past its end.)
+        let ran_filters = route.filters.get(..ran).unwrap_or(&route.filters);
+        let respond_phase = ran_filters.iter().any(|f| f.wants_response());
+        // Each worker has a client per upstream of its generation, indexed by upstream id.
+        let client = current.clients.get(upstream.id);
+        let (response, target) = match (local, client) {
+            (Some(resp), _) => (resp, None),
+            (None, None) => {
+                tracing::error!(
+                    upstream = upstream.name(),
+                    "internal error: no pooled client for the upstream"
+                );
+                (ProxyError::Internal.response(), None)
+            }
+            (None, Some(client)) => {
                 // The response phase sees the request as it was sent upstream.
                 let mut sent = if respond_phase {
                     head.clone()
@@ -314,7 +325,7 @@ impl<'g> Exchange<'g> {
                 let timeouts = &route.timeouts;
                 let out = Outbound {
                     upstream,
-                    client: &current.clients[upstream.id],
+                    client,
                     head_timeout: timeouts.timeout.unwrap_or(upstream.timeout),
                     body: BodyLimits {
                         idle: Some(timeouts.idle.unwrap_or(upstream.idle_timeout)),
@@ -331,7 +342,7 @@ impl<'g> Exchange<'g> {
         };
         let response = if respond_phase {
             Box::pin(chain::on_response(
-                &route.filters[..ran],
+                ran_filters,
                 &mut head,
                 response,
                 &mut report,

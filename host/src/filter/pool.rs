@@ -157,6 +157,7 @@ impl InstancePool {
     }
 
     fn slot(&self) -> &Mutex<Vec<Instance>> {
+        // `idle` has one slot per CPU, at least one, so `i` is always in range.
         let i = WORKER_SLOT.with(Cell::get) % self.idle.len().max(1);
         &self.idle[i]
     }
