@@ -4,7 +4,7 @@
 //! the proxy either refuses (4xx) or forwards exactly one unambiguous request.
 
 mod harness;
-use harness::raw::{exchange, h2_request, Recorder};
+use harness::raw::{exchange, h2_request, h2_send, Recorder};
 use harness::*;
 
 /// The demo's shape: `/` open but `/admin` blocked, `/api` behind an API key; host `admin`
@@ -324,6 +324,55 @@ async fn framing_is_unambiguous_or_refused() {
         );
         up.clear();
     }
+    assert!(!weir.logs().contains("panicked"));
+}
+
+/// The same framing rules over HTTP/2: a body that disagrees with its `content-length` is
+/// refused and never forwarded; DATA frames are forwarded as one body with one framing.
+#[tokio::test]
+async fn http2_framing_is_unambiguous_or_refused() {
+    let up = Recorder::start().await;
+    let weir = Weir::start(&guarded(&up, ""));
+    let at = weir.addr;
+    for (cl, frames) in [
+        ("10", &[&b"hello"[..]][..]),
+        ("2", &[&b"hello"[..]][..]),
+        ("5, 5", &[&b"hello"[..]][..]),
+    ] {
+        let r = h2_send(
+            at,
+            "POST",
+            "http://public/c",
+            &[("content-length", cl)],
+            frames,
+        )
+        .await;
+        assert!(r != Ok(200), "content-length {cl} with 5 bytes: {r:?}");
+        assert!(
+            up.requests().iter().all(|s| !s.contains("hello")),
+            "{:#?}",
+            up.requests()
+        );
+        up.clear();
+    }
+    let r = h2_send(at, "POST", "http://public/c", &[], &[b"hel", b"lo"]).await;
+    assert_eq!(r, Ok(200));
+    let seen = up.only();
+    let lower = seen.to_ascii_lowercase();
+    let framings = lower.matches("\r\ncontent-length:").count()
+        + lower.matches("\r\ntransfer-encoding:").count();
+    assert_eq!(framings, 1, "one framing header: {seen}");
+    assert!(
+        seen.ends_with("hello") || seen.contains("3\r\nhel\r\n2\r\nlo\r\n0\r\n"),
+        "{seen}"
+    );
+    up.clear();
+    // TRACE is refused over HTTP/2 as over HTTP/1.1.
+    assert_eq!(
+        h2_send(at, "TRACE", "http://public/", &[], &[]).await,
+        Ok(405)
+    );
+    assert!(up.requests().is_empty());
     assert!(!weir.logs().contains("panicked"));
 }
 

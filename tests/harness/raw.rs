@@ -198,3 +198,38 @@ pub async fn h2_request(
     let resp = resp.await.map_err(|e| e.to_string())?;
     Ok(resp.status().as_u16())
 }
+
+/// An HTTP/2 (prior knowledge) request with a body sent as the given DATA frames, headers
+/// exactly as given: the status, or the stream error's text.
+pub async fn h2_send(
+    addr: SocketAddr,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    frames: &[&[u8]],
+) -> Result<u16, String> {
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let (mut client, conn) = h2::client::handshake(tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut req = http::Request::builder().method(method).uri(uri);
+    for (n, v) in headers {
+        req = req.header(*n, *v);
+    }
+    let req = req.body(()).map_err(|e| e.to_string())?;
+    let (resp, mut body) = client
+        .send_request(req, frames.is_empty())
+        .map_err(|e| e.to_string())?;
+    for (i, f) in frames.iter().enumerate() {
+        body.send_data(bytes::Bytes::copy_from_slice(f), i + 1 == frames.len())
+            .map_err(|e| e.to_string())?;
+    }
+    let resp = tokio::time::timeout(Duration::from_secs(5), resp)
+        .await
+        .map_err(|_| "no answer in 5 s".to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok(resp.status().as_u16())
+}
