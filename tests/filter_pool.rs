@@ -120,10 +120,30 @@ async fn a_component_of_another_world_is_refused() {
         "{msg}"
     );
     assert!(
-        msg.contains("does not export weir:filter/filter@0.2.0"),
+        msg.contains("does not export weir:filter/filter@0.2.1"),
         "{msg}"
     );
     assert!(msg.contains("example:other/greet@1.0.0"), "{msg}");
+}
+
+/// A filter built against WIT 0.2.0 (before `raw-path-and-query` was added; the committed
+/// fixture is `headers.wasm` as built then) still loads and runs on this 0.2.1 host.
+#[tokio::test]
+async fn a_filter_of_the_previous_wit_version_still_loads() {
+    let dir = workspace().join("tests/fixtures/wit-0.2.0");
+    let bytes = std::fs::read(dir.join("headers.wasm")).unwrap();
+    let export = b"weir:filter/filter@0.2.0";
+    assert!(
+        bytes.windows(export.len()).any(|w| w == export),
+        "the fixture is a 0.2.0 filter"
+    );
+    let engine = FilterEngine::new().unwrap();
+    let cfg = filter_config(&dir, "headers.wasm", r#"{"request":{"set":{"x-a":"1"}}}"#);
+    let filter = engine.load_all(&[cfg], &[]).await.unwrap().remove(0);
+    let mut h = head(None);
+    let r = filter.on_request(&mut h).await.unwrap();
+    assert!(matches!(r.verdict, Verdict::Continue) && r.changed);
+    assert_eq!(h.parts.headers["x-a"], "1");
 }
 
 #[tokio::test]

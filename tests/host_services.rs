@@ -213,6 +213,28 @@ async fn outbound_http_keeps_its_host_and_stays_out_of_denied_ranges() {
     );
 }
 
+/// Filters match on the canonical path but can read what the client sent (WIT 0.2.1).
+#[tokio::test]
+async fn filters_can_read_the_raw_path_the_client_sent() {
+    let up = Upstream::echo("app").await;
+    let weir = Weir::start(&services_manifest(
+        up.addr,
+        "[[routes]]\nupstream = \"app\"\nfilters = [\"raw\"]\n\n\
+         [filters.raw]\nplugin = \"services.wasm\"\nconfig = { raw-path = true }\n",
+    ));
+    let r = get(&weir.url("/%61pi/./items?q=%2e1"), &[]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.starts_with("GET /api/items?q=%2e1\n"), "{}", r.body);
+    assert!(
+        r.body.contains("x-raw-path: /%61pi/./items?q=%2e1\n"),
+        "{}",
+        r.body
+    );
+    // Unchanged by normalising: the raw path is the path.
+    let r = get(&weir.url("/plain?x=1"), &[]).await;
+    assert!(r.body.contains("x-raw-path: /plain?x=1\n"), "{}", r.body);
+}
+
 #[tokio::test]
 async fn filter_metrics_and_random_are_available() {
     let up = Upstream::echo("app").await;

@@ -59,6 +59,18 @@ impl<'a> Request<'a> {
         dispatch!(self, h => h.path(), m => m.path.clone())
     }
 
+    /// The path and query exactly as the client sent them, before normalisation (e.g.
+    /// `"/%61pi/./items?q=1"`): for logging and detection, while `path` is what routing
+    /// matched and the upstream gets. Needs a host of WIT 0.2.1 or later.
+    pub fn raw_path_and_query(&self) -> String {
+        dispatch!(self, h => h.raw_path_and_query(), m => m.raw_path_and_query.clone().unwrap_or_else(|| {
+            match &m.query {
+                Some(q) => format!("{}?{q}", m.path),
+                None => m.path.clone(),
+            }
+        }))
+    }
+
     /// The query string without the leading `?`, if any.
     pub fn query(&self) -> Option<String> {
         dispatch!(self, h => h.query(), m => m.query.clone())

@@ -116,6 +116,8 @@ pub struct MockRequest {
     pub path: String,
     /// Query without `?`.
     pub query: Option<String>,
+    /// What the client sent before normalisation; `None`: the same as path and query.
+    pub raw_path_and_query: Option<String>,
     /// Client IP, `"127.0.0.1"` by default.
     pub client_addr: String,
     /// Headers.
@@ -135,6 +137,7 @@ impl MockRequest {
             authority: None,
             path: String::new(),
             query: None,
+            raw_path_and_query: None,
             client_addr: "127.0.0.1".into(),
             headers: HeaderList::default(),
             body: None,

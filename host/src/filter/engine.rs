@@ -312,14 +312,20 @@ impl FilterEngine {
 fn check_world(engine: &Engine, component: &Component) -> Result<(), String> {
     let ty = component.component_type();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
-    if !exports.iter().any(|e| e == bindings::EXPORT) {
+    let ours = |name: &str, prefix: &str| {
+        name.strip_prefix(prefix)
+            .and_then(|rest| rest.split_once('@'))
+            .is_some_and(|(_, v)| bindings::COMPATIBLE.contains(&v))
+    };
+    if !exports.iter().any(|e| ours(e, "weir:filter/filter")) {
         if let Some(other) = exports
             .iter()
             .find(|e| e.starts_with("weir:filter/filter@"))
         {
             return Err(format!(
-                "it exports {other}, but this host implements {}",
-                bindings::EXPORT
+                "it exports {other}, but this host implements {} (and loads {})",
+                bindings::EXPORT,
+                bindings::COMPATIBLE.join(", ")
             ));
         }
         return Err(format!(
@@ -333,10 +339,7 @@ fn check_world(engine: &Engine, component: &Component) -> Result<(), String> {
         ));
     }
     for (name, _) in ty.imports(engine) {
-        let supported = name.starts_with("wasi:")
-            || name.strip_prefix("weir:filter/").is_some_and(|rest| {
-                rest.ends_with(&format!("@{}", &bindings::PACKAGE["weir:filter@".len()..]))
-            });
+        let supported = name.starts_with("wasi:") || ours(name, "weir:filter/");
         if !supported {
             return Err(format!(
                 "it imports {name}, which this host ({}) does not provide",

@@ -104,6 +104,16 @@ impl types::HostRequest for FilterState {
         Ok(self.req()?.parts.uri.path().to_owned())
     }
 
+    fn raw_path_and_query(&mut self, _: Resource<Request>) -> wasmtime::Result<String> {
+        let req = self.req()?;
+        // Kept only when normalising changed it; else the client's is the canonical one.
+        let raw = req
+            .raw_path_and_query
+            .as_ref()
+            .or(req.parts.uri.path_and_query());
+        Ok(raw.map_or("/", |pq| pq.as_str()).to_owned())
+    }
+
     fn query(&mut self, _: Resource<Request>) -> wasmtime::Result<Option<String>> {
         Ok(self.req()?.parts.uri.query().map(str::to_owned))
     }
