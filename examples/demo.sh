@@ -41,6 +41,11 @@ echo "# The API without a key is refused by the api-key filter:"
 show curl -s -i http://127.0.0.1:8080/api/items
 echo "# ...and proxied with a valid key (which the upstream never sees):"
 show curl -s -i -H 'x-api-key: demo-key-123' http://127.0.0.1:8080/api/items
+echo "# One canonical request: path tricks are the same path to routing, filters and upstream:"
+show curl -s -o /dev/null -w '%{http_code}\n' --path-as-is 'http://127.0.0.1:8080/%61pi/items'
+show curl -s -o /dev/null -w '%{http_code}\n' --path-as-is 'http://127.0.0.1:8080//admin'
+echo "# ...the upstream gets the canonical path, and a request id only the proxy sets (a forged one is replaced):"
+show curl -s --path-as-is -H 'x-api-key: demo-key-123' -H 'x-request-id: forged' 'http://127.0.0.1:8080/x/../api/items'
 echo "# The admin endpoint shows each live filter's version (SHA-256), instances and metrics:"
 show sh -c "curl -s http://127.0.0.1:9901/status | head -40"
 echo "# SIGHUP (or any change to the manifest or a plugin) reloads without failing a request:"
