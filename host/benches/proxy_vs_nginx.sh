@@ -12,7 +12,8 @@
 #
 # Env: DURATION (default 10s), CONNECTIONS (default 32), ROUNDS (default 3); WEIR_BASELINE:
 # another weir binary (e.g. a build of the previous commit) measured alongside, plain and with
-# the 3 filters, for before/after figures from the same run.
+# the 3 filters, for before/after figures from the same run; WEIR_BASELINE_PLUGINS: the filters
+# built for it (default target/plugins; needed when the WIT version changed since).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 need_tools wrk nginx curl
@@ -20,15 +21,16 @@ need_tools wrk nginx curl
 up=127.0.0.1:19100; pa=127.0.0.1:19101; pb=127.0.0.1:19102; pc=127.0.0.1:19103; pd=127.0.0.1:19104
 pe=127.0.0.1:19105; pf=127.0.0.1:19106
 baseline=${WEIR_BASELINE:-}
+baseline_plugins=${WEIR_BASELINE_PLUGINS:-$root/target/plugins}
 
 taskset -c "$load_cpus" "$nginx_bin" -c "$(nginx_conf upstream "server { listen $up; location / { return 200 'hello\n'; } }")" & pids+=($!)
 taskset -c "$proxy_cpus" "$nginx_bin" -c "$(nginx_conf proxy "upstream app { server $up; keepalive 64; }
     server { listen $pa; $nginx_proxy_location }")" & pids+=($!)
 nginx_pid=$!
 
-weir_manifest() { # listen filters
+weir_manifest() { # listen filters [plugins-dir]
     cat <<TOML
-plugins-dir = "$root/target/plugins"
+plugins-dir = "${3:-$root/target/plugins}"
 access-log = false
 workers = 1
 [[listeners]]
@@ -66,8 +68,8 @@ RUST_LOG=warn taskset -c "$proxy_cpus" "$weir" run "$work/filters.toml" > /dev/n
 RUST_LOG=warn taskset -c "$proxy_cpus" "$weir" run "$work/headers.toml" > /dev/null & pids+=($!); weir_headers=$!
 wait_up "http://$up/" "http://$pa/" "http://$pb/" "http://$pc/" "http://$pd/"
 if [ -n "$baseline" ]; then
-    weir_manifest "$pe" "" > "$work/base-plain.toml"
-    weir_manifest "$pf" '"tag", "deny", "key"' > "$work/base-filters.toml"
+    weir_manifest "$pe" "" "$baseline_plugins" > "$work/base-plain.toml"
+    weir_manifest "$pf" '"tag", "deny", "key"' "$baseline_plugins" > "$work/base-filters.toml"
     RUST_LOG=warn taskset -c "$proxy_cpus" "$baseline" run "$work/base-plain.toml" > /dev/null & pids+=($!); base_plain=$!
     RUST_LOG=warn taskset -c "$proxy_cpus" "$baseline" run "$work/base-filters.toml" > /dev/null & pids+=($!); base_filters=$!
     wait_up "http://$pe/" "http://$pf/"
