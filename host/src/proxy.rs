@@ -180,10 +180,10 @@ async fn serve<'g>(
     let client =
         request::client::resolve(&mut parts.headers, peer.addr.ip(), &peer.ip_header, trusted);
     let from_trusted = !trusted.is_empty() && trusted.contains(peer.addr.ip());
-    let id = request::id::settle(&mut parts.headers, from_trusted);
+    request::id::settle(&mut parts.headers, from_trusted);
     if let Some(log) = log {
         log.client = client;
-        log.request_id = Some(id);
+        log.request_id = parts.headers.get(&request::id::X_REQUEST_ID).cloned();
     }
     // Only the proxy vouches for a client certificate.
     parts.headers.remove(&X_CLIENT_CERT_SHA256);
