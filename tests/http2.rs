@@ -140,8 +140,16 @@ async fn rapid_reset_and_stream_floods_close_the_abusing_connection_only() {
         .await
         .expect("the proxy closes an abusing connection");
     let err = ended.unwrap().expect_err("closed with an error (GOAWAY)");
+    // GOAWAY, or — when the client was still writing as the proxy closed — a write on the
+    // closed socket: either way the proxy ended this connection.
+    let closed_under_us = err.get_io().is_some_and(|e| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+        )
+    });
     assert!(
-        err.to_string().to_lowercase().contains("calm") || err.is_go_away(),
+        err.to_string().to_lowercase().contains("calm") || err.is_go_away() || closed_under_us,
         "{err}"
     );
     // Everyone else is still served.

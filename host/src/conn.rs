@@ -9,8 +9,9 @@ use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use std::future::Future;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
@@ -144,18 +145,136 @@ pub async fn serve<C: Connection>(
     idle: Duration,
 ) -> Result<(), BoxError> {
     let mut conn = pin!(conn);
-    tokio::select! {
-        r = conn.as_mut() => return r,
-        _ = stop.wait_for(|s| *s) => tracing::trace!("stopping: closing the connection gracefully"),
-        _ = activity.idle_for(idle) => tracing::debug!(?idle, "client-idle-timeout: closing the idle connection"),
+    let watcher = async {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => tracing::trace!("stopping: closing the connection gracefully"),
+            _ = activity.idle_for(idle) => tracing::debug!(?idle, "client-idle-timeout: closing the idle connection"),
+        }
+    };
+    let mut watcher = pin!(Gated::new(watcher));
+    let ended = std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = conn.as_mut().poll(cx) {
+            return Poll::Ready(Some(r));
+        }
+        watcher.as_mut().poll(cx).map(|()| None)
+    })
+    .await;
+    if let Some(r) = ended {
+        return r;
     }
     conn.as_mut().shutdown();
     conn.await
 }
 
+/// A future polled only when its own waker fired, not each time the task that holds it is
+/// woken: the connection's stop and idle watchers would otherwise be polled on every read
+/// and write of every request.
+struct Gated<F> {
+    inner: Pin<Box<F>>,
+    gate: Arc<Gate>,
+    waker: Waker,
+}
+
+/// Whether the gated future was woken, and the task to wake when it is.
+struct Gate {
+    woken: AtomicBool,
+    task: Mutex<Option<Waker>>,
+}
+
+impl Wake for Gate {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(task) = task.as_ref() {
+            task.wake_by_ref();
+        }
+    }
+}
+
+impl<F: Future> Gated<F> {
+    fn new(inner: F) -> Self {
+        let gate = Arc::new(Gate {
+            // Polled once at first, to register its own wakers.
+            woken: AtomicBool::new(true),
+            task: Mutex::new(None),
+        });
+        Gated {
+            inner: Box::pin(inner),
+            waker: Waker::from(gate.clone()),
+            gate,
+        }
+    }
+}
+
+impl<F: Future> Future for Gated<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        {
+            let mut task = self.gate.task.lock().unwrap_or_else(|p| p.into_inner());
+            if !task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
+                *task = Some(cx.waker().clone());
+            }
+        }
+        // Registered before the flag is read: a wake after this read wakes the task again.
+        if !self.gate.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        let this = &mut *self;
+        this.inner
+            .as_mut()
+            .poll(&mut Context::from_waker(&this.waker))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Counts its wakes.
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_gated_future_is_polled_only_when_it_was_woken() {
+        let polls = Arc::new(AtomicUsize::new(0));
+        let inner_waker: Arc<Mutex<Option<Waker>>> = Arc::default();
+        let ready = Arc::new(AtomicBool::new(false));
+        let inner = {
+            let (polls, inner_waker, ready) = (polls.clone(), inner_waker.clone(), ready.clone());
+            std::future::poll_fn(move |cx| {
+                polls.fetch_add(1, Ordering::Relaxed);
+                *inner_waker.lock().unwrap() = Some(cx.waker().clone());
+                match ready.load(Ordering::Relaxed) {
+                    true => Poll::Ready(()),
+                    false => Poll::Pending,
+                }
+            })
+        };
+        let mut gated = pin!(Gated::new(inner));
+        let task = Arc::new(Count::default());
+        let task_waker = Waker::from(task.clone());
+        let mut cx = Context::from_waker(&task_waker);
+        for _ in 0..10 {
+            assert!(gated.as_mut().poll(&mut cx).is_pending());
+        }
+        assert_eq!(polls.load(Ordering::Relaxed), 1, "polled once, to register");
+        ready.store(true, Ordering::Relaxed);
+        inner_waker.lock().unwrap().take().unwrap().wake();
+        assert_eq!(task.0.load(Ordering::Relaxed), 1, "its wake wakes the task");
+        assert!(gated.as_mut().poll(&mut cx).is_ready());
+        assert_eq!(polls.load(Ordering::Relaxed), 2);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn idle_means_nothing_running_and_nothing_started() {

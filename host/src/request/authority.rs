@@ -39,60 +39,80 @@ pub fn canonical(text: &[u8]) -> Result<HeaderValue, AuthorityError> {
 
 /// Check `text`; `None` when it is already canonical, else its canonical form.
 pub fn check(text: &[u8]) -> Result<Option<HeaderValue>, AuthorityError> {
-    if text.contains(&b'@') {
-        return Err(AuthorityError::UserInfo);
+    if text.first() == Some(&b'[') {
+        if text.contains(&b'@') {
+            return Err(AuthorityError::UserInfo);
+        }
+        let (host, port) = split_ip_literal(text)?;
+        if let Some(port) = port {
+            check_port(port)?;
+        }
+        if !host.iter().any(u8::is_ascii_uppercase) {
+            return Ok(None);
+        }
+        return lower(text).map(Some);
     }
-    let (host, port) = split(text)?;
-    if let Some(port) = port {
-        check_port(port)?;
+    // A name or IPv4 address: one pass over the bytes (this runs for every request).
+    let mut colon = None;
+    let mut upper = false;
+    for (i, &b) in text.iter().enumerate() {
+        match b {
+            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {}
+            b'A'..=b'Z' => upper |= colon.is_none(),
+            b':' if colon.is_none() => colon = Some(i),
+            b'@' => return Err(AuthorityError::UserInfo),
+            _ if colon.is_some() => {}
+            _ => return Err(check_rest_for_userinfo(text)),
+        }
     }
-    if !host.iter().any(u8::is_ascii_uppercase) {
-        return Ok(None);
-    }
-    let lowered = text.to_ascii_lowercase();
-    HeaderValue::from_bytes(&lowered)
-        .map(Some)
-        .map_err(|_| AuthorityError::BadHost)
-}
-
-/// Split into host and port, checking the host.
-fn split(text: &[u8]) -> Result<(&[u8], Option<&[u8]>), AuthorityError> {
-    if let Some(rest) = text.strip_prefix(b"[") {
-        let close = rest
-            .iter()
-            .position(|&b| b == b']')
-            .ok_or(AuthorityError::BadIpLiteral)?;
-        let (inside, after) = rest.split_at(close);
-        let literal = std::str::from_utf8(inside).map_err(|_| AuthorityError::BadIpLiteral)?;
-        literal
-            .parse::<Ipv6Addr>()
-            .map_err(|_| AuthorityError::BadIpLiteral)?;
-        let host_len = close + 2;
-        let host = text.get(..host_len).ok_or(AuthorityError::BadIpLiteral)?;
-        return match after.get(1..) {
-            Some([]) | None => Ok((host, None)),
-            Some([b':', port @ ..]) => Ok((host, Some(port))),
-            Some(_) => Err(AuthorityError::BadIpLiteral),
-        };
-    }
-    let (host, port) = match text.iter().position(|&b| b == b':') {
-        Some(i) => (
-            text.get(..i).unwrap_or_default(),
-            Some(text.get(i + 1..).unwrap_or_default()),
-        ),
-        None => (text, None),
-    };
-    if host.is_empty() {
+    let host_len = colon.unwrap_or(text.len());
+    if host_len == 0 {
         return Err(AuthorityError::Empty);
     }
-    if host.len() > MAX_HOST
-        || !host
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
-    {
+    if host_len > MAX_HOST {
         return Err(AuthorityError::BadHost);
     }
-    Ok((host, port))
+    if let Some(i) = colon {
+        check_port(text.get(i + 1..).unwrap_or_default())?;
+    }
+    if !upper {
+        return Ok(None);
+    }
+    lower(text).map(Some)
+}
+
+fn lower(text: &[u8]) -> Result<HeaderValue, AuthorityError> {
+    HeaderValue::from_bytes(&text.to_ascii_lowercase()).map_err(|_| AuthorityError::BadHost)
+}
+
+/// The error for a host with a bad byte: user information wins if an `@` follows.
+fn check_rest_for_userinfo(text: &[u8]) -> AuthorityError {
+    if text.contains(&b'@') {
+        AuthorityError::UserInfo
+    } else {
+        AuthorityError::BadHost
+    }
+}
+
+/// Split a bracketed IPv6 literal from its port, checking the address.
+fn split_ip_literal(text: &[u8]) -> Result<(&[u8], Option<&[u8]>), AuthorityError> {
+    let rest = text.get(1..).unwrap_or_default();
+    let close = rest
+        .iter()
+        .position(|&b| b == b']')
+        .ok_or(AuthorityError::BadIpLiteral)?;
+    let (inside, after) = rest.split_at(close);
+    let literal = std::str::from_utf8(inside).map_err(|_| AuthorityError::BadIpLiteral)?;
+    literal
+        .parse::<Ipv6Addr>()
+        .map_err(|_| AuthorityError::BadIpLiteral)?;
+    let host_len = close + 2;
+    let host = text.get(..host_len).ok_or(AuthorityError::BadIpLiteral)?;
+    match after.get(1..) {
+        Some([]) | None => Ok((host, None)),
+        Some([b':', port @ ..]) => Ok((host, Some(port))),
+        Some(_) => Err(AuthorityError::BadIpLiteral),
+    }
 }
 
 fn check_port(port: &[u8]) -> Result<(), AuthorityError> {
@@ -114,7 +134,7 @@ pub fn host_of(authority: &str) -> &str {
             None => authority,
         };
     }
-    match authority.rfind(':') {
+    match authority.bytes().rposition(|b| b == b':') {
         Some(i) => authority.get(..i).unwrap_or(authority),
         None => authority,
     }

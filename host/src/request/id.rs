@@ -34,29 +34,32 @@ fn sane(v: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-._:+/=".contains(b))
 }
 
-/// A new id.
+/// A new id: the process prefix's 16 hex digits (made once), then the counter's.
 fn next() -> HeaderValue {
-    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static PREFIX: OnceLock<[u8; 16]> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = *PREFIX.get_or_init(|| {
+    let prefix = PREFIX.get_or_init(|| {
         let mut b = [0u8; 8];
         let _ = getrandom::fill(&mut b);
-        u64::from_ne_bytes(b)
+        hex16(u64::from_ne_bytes(b))
     });
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut text = [0u8; 32];
-    let digits = b"0123456789abcdef";
-    for (i, byte) in prefix
-        .to_be_bytes()
-        .iter()
-        .chain(&n.to_be_bytes())
-        .enumerate()
-    {
-        text[2 * i] = digits[usize::from(byte >> 4)];
-        text[2 * i + 1] = digits[usize::from(byte & 0xf)];
-    }
+    let (head, tail) = text.split_at_mut(16);
+    head.copy_from_slice(prefix);
+    tail.copy_from_slice(&hex16(COUNTER.fetch_add(1, Ordering::Relaxed)));
     // Hex digits only: always a valid header value.
     HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+/// `n` as 16 lower-case hex digits.
+fn hex16(n: u64) -> [u8; 16] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 16];
+    for (i, digit) in out.iter_mut().enumerate() {
+        // The nibble is under 16: in bounds of DIGITS.
+        *digit = DIGITS[((n >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    out
 }
 
 #[cfg(test)]
@@ -78,6 +81,8 @@ mod tests {
         let b = id(&mut HeaderMap::new(), false);
         assert_ne!(a, b);
         assert_eq!(a.as_bytes()[..16], b.as_bytes()[..16], "one process prefix");
+        assert!(a.as_bytes().iter().all(u8::is_ascii_hexdigit));
+        assert_eq!(&hex16(0x0123_4567_89ab_cdef), b"0123456789abcdef");
     }
 
     #[test]
