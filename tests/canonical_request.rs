@@ -4,7 +4,7 @@
 //! the proxy either refuses (4xx) or forwards exactly one unambiguous request.
 
 mod harness;
-use harness::raw::{exchange, h2_request, h2_send, Recorder};
+use harness::raw::{exchange, h2_raw, h2_request, h2_send, H2Answer, Recorder};
 use harness::*;
 
 /// The demo's shape: `/` open but `/admin` blocked, `/api` behind an API key; host `admin`
@@ -373,6 +373,101 @@ async fn http2_framing_is_unambiguous_or_refused() {
         Ok(405)
     );
     assert!(up.requests().is_empty());
+    assert!(!weir.logs().contains("panicked"));
+}
+
+/// One HTTP/2 header field: name and value bytes.
+type Field = (&'static [u8], &'static [u8]);
+
+/// HTTP/2 header blocks written byte for byte (HPACK literals), with what no client library
+/// sends: each malformed one (RFC 9113 §8.2, §8.3) is refused — a reset stream or a GOAWAY
+/// with PROTOCOL_ERROR, or 400 — and nothing reaches the upstream; in particular no CR/LF in a value can become a
+/// second header line of the HTTP/1.1 request upstream.
+#[tokio::test]
+async fn malformed_http2_header_blocks_are_refused() {
+    let up = Recorder::start().await;
+    let weir = Weir::start(&guarded(&up, ""));
+    let pseudo: [Field; 4] = [
+        (b":method", b"GET"),
+        (b":scheme", b"http"),
+        (b":authority", b"public"),
+        (b":path", b"/x"),
+    ];
+    let with = |extra: &[Field]| {
+        let mut f = pseudo.to_vec();
+        f.extend_from_slice(extra);
+        f
+    };
+    // The well-formed request is forwarded (the control), with `te: trailers` allowed.
+    let ok = h2_raw(weir.addr, &with(&[(b"te", b"trailers"), (b"x-a", b"1")])).await;
+    assert_eq!(ok, H2Answer::Status(200));
+    assert!(up.only().contains("x-a: 1"), "{}", up.only());
+    up.clear();
+    let cases: Vec<(&str, Vec<Field>)> = vec![
+        ("connection", with(&[(b"connection", b"keep-alive")])),
+        ("keep-alive", with(&[(b"keep-alive", b"5")])),
+        ("proxy-connection", with(&[(b"proxy-connection", b"close")])),
+        (
+            "transfer-encoding",
+            with(&[(b"transfer-encoding", b"chunked")]),
+        ),
+        ("upgrade", with(&[(b"upgrade", b"websocket")])),
+        ("te other than trailers", with(&[(b"te", b"gzip")])),
+        ("upper-case name", with(&[(b"X-Upper", b"1")])),
+        (
+            "CR LF in a value",
+            with(&[(b"x-a", b"1\r\nx-injected: yes")]),
+        ),
+        ("LF in a value", with(&[(b"x-a", b"1\nx-injected: yes")])),
+        ("NUL in a value", with(&[(b"x-a", b"1\0x")])),
+        ("space in a name", with(&[(b"x a", b"1")])),
+        ("colon in a name", with(&[(b"x:a", b"1")])),
+        ("empty name", with(&[(b"", b"1")])),
+        ("unknown pseudo-header", with(&[(b":protocol-x", b"1")])),
+        (
+            "pseudo-header after a regular one",
+            vec![
+                (b":method", b"GET"),
+                (b":scheme", b"http"),
+                (b"x-a", b"1"),
+                (b":authority", b"public"),
+                (b":path", b"/x"),
+            ],
+        ),
+        ("two :path", with(&[(b":path", b"/admin")])),
+        (
+            "no :path",
+            vec![
+                (b":method", b"GET"),
+                (b":scheme", b"http"),
+                (b":authority", b"public"),
+            ],
+        ),
+        (
+            "empty :path",
+            vec![
+                (b":method", b"GET"),
+                (b":scheme", b"http"),
+                (b":authority", b"public"),
+                (b":path", b""),
+            ],
+        ),
+        (
+            ":authority disagreeing with host",
+            with(&[(b"host", b"admin")]),
+        ),
+        ("response pseudo-header", with(&[(b":status", b"200")])),
+    ];
+    for (what, fields) in cases {
+        let answer = h2_raw(weir.addr, &fields).await;
+        // PROTOCOL_ERROR (1) on the stream or the connection, or 400 from the proxy.
+        let refused = matches!(
+            answer,
+            H2Answer::Reset(1) | H2Answer::GoAway(1) | H2Answer::Status(400)
+        );
+        assert!(refused, "{what}: {answer:?}");
+        assert!(up.requests().is_empty(), "{what}: {:#?}", up.requests());
+    }
     assert!(!weir.logs().contains("panicked"));
 }
 

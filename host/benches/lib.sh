@@ -68,7 +68,9 @@ nginx_proxy_location='location / {
 wait_up() { # url...
     local url
     for url in "$@"; do
-        for _ in $(seq 1 100); do curl -sk -o /dev/null -H 'x-api-key: bench-key' "$url" && break; sleep 0.1; done
+        local up=""
+        for _ in $(seq 1 100); do curl -sk -o /dev/null -H 'x-api-key: bench-key' "$url" && { up=1; break; }; sleep 0.1; done
+        [ -n "$up" ] || { echo "no answer from $url after 10 s: did that proxy start? (its errors are above)" >&2; exit 1; }
     done
 }
 

@@ -233,3 +233,107 @@ pub async fn h2_send(
         .map_err(|e| e.to_string())?;
     Ok(resp.status().as_u16())
 }
+
+/// How the proxy answered a hand-encoded HTTP/2 request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum H2Answer {
+    /// A response with this status.
+    Status(u16),
+    /// A response head whose status this decoder doesn't read (the HPACK bytes).
+    Head(Vec<u8>),
+    /// The stream was reset with this error code.
+    Reset(u32),
+    /// The connection was closed with GOAWAY and this error code.
+    GoAway(u32),
+    /// Nothing within 5 s, or the connection closed without a frame.
+    Nothing,
+}
+
+/// Send one HTTP/2 request on stream 1 whose header block is exactly `fields`, in order
+/// (pseudo-headers included), each an HPACK literal that no client library would refuse to
+/// write: connection-specific headers, upper-case names, CR/LF/NUL in values, misplaced or
+/// unknown pseudo-headers. Reads frames until the stream is answered or reset.
+pub async fn h2_raw(addr: SocketAddr, fields: &[(&[u8], &[u8])]) -> H2Answer {
+    let mut block = Vec::new();
+    for (name, value) in fields {
+        block.push(0x00); // literal without indexing, new name
+        hpack_string(&mut block, name);
+        hpack_string(&mut block, value);
+    }
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend_from_slice(&frame(0x4, 0, 0, &[])); // SETTINGS
+    out.extend_from_slice(&frame(0x1, 0x5, 1, &block)); // HEADERS, END_STREAM | END_HEADERS
+    let Ok(mut stream) = TcpStream::connect(addr).await else {
+        return H2Answer::Nothing;
+    };
+    if stream.write_all(&out).await.is_err() {
+        return H2Answer::Nothing;
+    }
+    let answer = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let mut head = [0u8; 9];
+            stream.read_exact(&mut head).await.ok()?;
+            let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+            let (kind, flags) = (head[3], head[4]);
+            let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+            let mut payload = vec![0u8; len];
+            stream.read_exact(&mut payload).await.ok()?;
+            let code = |at: usize| {
+                payload
+                    .get(at..at + 4)
+                    .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                    .unwrap_or(u32::MAX)
+            };
+            match kind {
+                0x4 if flags & 1 == 0 => {
+                    let _ = stream.write_all(&frame(0x4, 1, 0, &[])).await; // ACK
+                }
+                0x1 if id == 1 => return Some(status_of(&payload)),
+                0x3 if id == 1 => return Some(H2Answer::Reset(code(0))),
+                0x7 => return Some(H2Answer::GoAway(code(4))),
+                _ => {}
+            }
+        }
+    })
+    .await;
+    answer.ok().flatten().unwrap_or(H2Answer::Nothing)
+}
+
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = len.to_be_bytes()[1..].to_vec();
+    f.extend_from_slice(&[kind, flags]);
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// An HPACK string literal, not Huffman-coded (RFC 7541 §5.2).
+fn hpack_string(out: &mut Vec<u8>, s: &[u8]) {
+    let mut n = s.len();
+    if n < 127 {
+        out.push(n as u8);
+    } else {
+        out.push(127);
+        n -= 127;
+        while n >= 128 {
+            out.push((n % 128 + 128) as u8);
+            n /= 128;
+        }
+        out.push(n as u8);
+    }
+    out.extend_from_slice(s);
+}
+
+/// The status of a response header block when it is a static-table entry (how servers send
+/// the common ones).
+fn status_of(block: &[u8]) -> H2Answer {
+    match block.first() {
+        Some(0x88) => H2Answer::Status(200),
+        Some(0x89) => H2Answer::Status(204),
+        Some(0x8c) => H2Answer::Status(400),
+        Some(0x8d) => H2Answer::Status(404),
+        Some(0x8e) => H2Answer::Status(500),
+        _ => H2Answer::Head(block.to_vec()),
+    }
+}
