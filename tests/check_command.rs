@@ -102,6 +102,29 @@ fn missing_and_invalid_plugins_are_reported() {
 }
 
 #[test]
+fn a_panic_in_init_is_reported_with_its_message_and_location() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixtures_dir().join("panic.wasm"), dir.path().join("p.wasm")).unwrap();
+    let m = GOOD
+        .replace("{plugins}", &dir.path().display().to_string())
+        .replace("headers.wasm", "p.wasm")
+        .replace(
+            "config = { request = { set = { \"x-a\" = \"1\" } } }",
+            "config = { panic = \"unit must be ms, s, m or h\" }",
+        );
+    assert!(m.contains("unit must be"), "the manifest changed: {m}");
+    let (ok, _, err) = check(&m);
+    assert!(!ok);
+    assert!(
+        err.contains(
+            "filters.tag: trapped during init: panicked at tests/fixtures/panic/src/lib.rs:"
+        ) && err.contains(": unit must be ms, s, m or h"),
+        "{err}"
+    );
+    assert!(!err.contains("wasm backtrace"), "no backtrace dump: {err}");
+}
+
+#[test]
 fn run_refuses_a_bad_manifest_with_the_same_messages() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("weir.toml");

@@ -60,10 +60,17 @@ async fn fail_closed_answers_503_without_detail_for_every_misbehaviour() {
         "{logs}"
     );
     assert!(logs.contains("filters=bad:failed"), "{logs}");
+    // A panic is reported with its message and location, not as a bare trap.
+    assert!(
+        logs.contains("trapped in on-request: panicked at tests/fixtures/panic/src/lib.rs:")
+            && logs.contains(": asked to panic"),
+        "{logs}"
+    );
 
     let r = get(&weir.url("/"), &[("x-panic-response", "1")]).await;
     assert_eq!(r.status, 503);
-    weir.wait_for_log("trapped in on-response");
+    weir.wait_for_log("trapped in on-response: panicked at");
+    assert!(weir.logs().contains("asked to panic in the response phase"));
 
     let status = weir.status().await;
     let m = &status["filters"][0]["metrics"];
@@ -199,9 +206,9 @@ async fn a_looping_filter_is_stopped_close_to_its_cpu_deadline() {
     for _ in 0..3 {
         assert_eq!(get(&weir.url("/"), &[("x-loop", "1")]).await.status, 503);
     }
-    // The CPU of 40 requests whose filter fails at once, then of 40 looping ones: the
-    // difference is the loop's.
-    let calls = 40;
+    // The CPU of 100 requests whose filter fails at once, then of 100 looping ones: the
+    // difference is the loop's (100 calls spread /proc's 10 ms ticks to 0.1 ms a call).
+    let calls = 100;
     let cpu_of = |header: &'static str| {
         let weir = &weir;
         async move {

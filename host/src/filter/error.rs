@@ -59,3 +59,14 @@ pub enum CallError {
     #[error("returned an invalid response: {0}")]
     InvalidResponse(String),
 }
+
+/// A failed guest call in one line: the panic's message and location when the guest
+/// panicked (what happened and where), else the trap (`call stack exhausted`...), else the
+/// host error at the root — never wasmtime's multi-line backtrace.
+pub(super) fn trap_reason(e: &wasmtime::Error, panic: Option<String>) -> String {
+    match (panic, e.downcast_ref::<wasmtime::Trap>()) {
+        (Some(panic), _) => panic,
+        (None, Some(trap)) => trap.to_string(),
+        (None, None) => e.root_cause().to_string(),
+    }
+}

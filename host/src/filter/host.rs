@@ -84,6 +84,8 @@ pub enum BudgetHit {
 /// The data of one filter instance's store.
 pub struct FilterState {
     wasi: WasiCtx,
+    /// The tail of the guest's stderr (its panic messages).
+    pub(super) stderr: super::stderr::StderrTail,
     table: ResourceTable,
     pub(super) limits: Limits,
     /// The filter's name, shared store, metrics and outbound HTTP settings.
@@ -173,14 +175,18 @@ impl ResourceLimiter for Limits {
 
 impl FilterState {
     /// A store's data for a filter, with a capability-less WASI context (no files,
-    /// environment, network; stdio only when `inherit_stdio`).
+    /// environment, network). Stderr is kept in memory (and also shown under
+    /// `inherit_stdio`); stdout is shown only under `inherit_stdio`.
     pub fn new(services: Arc<FilterServices>, inherit_stdio: bool, memory_limit: usize) -> Self {
         let mut wasi = WasiCtx::builder();
+        let stderr = super::stderr::StderrTail::new(inherit_stdio);
+        wasi.stderr(stderr.clone());
         if inherit_stdio {
-            wasi.inherit_stdout().inherit_stderr();
+            wasi.inherit_stdout();
         }
         FilterState {
             wasi: wasi.build(),
+            stderr,
             table: ResourceTable::new(),
             limits: Limits {
                 memory: memory_limit,

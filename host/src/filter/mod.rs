@@ -24,6 +24,7 @@ pub mod outbound;
 mod pool;
 mod resources;
 mod services;
+mod stderr;
 
 pub use bindings::LocalResponse;
 pub use engine::{FilterEngine, MAX_MEMORY_LIMIT};
@@ -288,8 +289,10 @@ impl Filter {
                         Some(BudgetHit::Memory),
                         format!("exceeded its memory limit of {} bytes", cfg.memory_limit),
                     ),
-                    Some(trap) => (None, trap.to_string()),
-                    None => (None, e.to_string()),
+                    _ => (
+                        None,
+                        error::trap_reason(&e, inst.store.data().stderr.panic()),
+                    ),
                 };
                 self.services.metrics.failure(budget);
                 Err(CallError::Trap {

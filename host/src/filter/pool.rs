@@ -80,17 +80,18 @@ impl InstancePool {
                 .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         }
         super::budget::install(&mut store, self.cfg.cpu_deadline);
-        let world = self
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| LoadError::Trap(format!("{e:#}")))?;
-        let hooks = world
+        let world = match self.pre.instantiate_async(&mut store).await {
+            Ok(world) => world,
+            Err(e) => return Err(LoadError::Trap(trap_reason(&e, store.data()))),
+        };
+        let hooks = match world
             .weir_filter_filter()
             .call_init(&mut store, &self.cfg.config_json)
             .await
-            .map_err(|e| LoadError::Trap(format!("{e:#}")))?
-            .map_err(LoadError::Init)?;
+        {
+            Ok(refused_or_hooks) => refused_or_hooks.map_err(LoadError::Init)?,
+            Err(e) => return Err(LoadError::Trap(trap_reason(&e, store.data()))),
+        };
         Ok((
             Instance {
                 store,
@@ -170,4 +171,11 @@ thread_local! {
 /// Mark the current thread as worker `id`, so it gets its own idle instances.
 pub fn set_worker_slot(id: usize) {
     WORKER_SLOT.with(|s| s.set(id));
+}
+
+/// Why instantiation or `init` failed, in one line (the guest backtrace goes to the debug
+/// log).
+fn trap_reason(e: &wasmtime::Error, state: &FilterState) -> String {
+    tracing::debug!(filter = state.filter(), "init trap details: {e:?}");
+    super::error::trap_reason(e, state.stderr.panic())
 }
