@@ -71,8 +71,9 @@ fn every_problem_is_listed_with_its_place() {
         err.contains("weir.toml:11:26: routes[0].filters: no filter named \"ghost\""),
         "{err}"
     );
-    assert!(err.contains("weir.toml:14:10: filters.tag: init refused the config: request: header name \"bad name\""), "{err}");
-    assert!(err.contains("weir.toml:18:10: filters.key: init refused the config: keys: at least one key is required"), "{err}");
+    // A refused config is placed at the key its message names.
+    assert!(err.contains("weir.toml:15:12: filters.tag: init refused the config: request: header name \"bad name\""), "{err}");
+    assert!(err.contains("weir.toml:19:12: filters.key: init refused the config: keys: at least one key is required"), "{err}");
     assert!(err.contains("4 problem(s) found"), "{err}");
 }
 
@@ -97,6 +98,25 @@ fn missing_and_invalid_plugins_are_reported() {
     );
     assert!(
         err.contains("filters.key: plugin") && err.contains("is not a valid WebAssembly component"),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_typos_and_wrong_types_are_placed_at_their_key() {
+    let typo = GOOD.replace("request = { set", "reqeust = { set");
+    let (ok, _, err) = check(&typo);
+    assert!(!ok);
+    assert!(
+        err.contains("weir.toml:15:12: filters.tag: init refused the config: reqeust: unknown field `reqeust`"),
+        "{err}"
+    );
+    assert!(!err.contains("line 1 column"), "no place in generated JSON: {err}");
+    let wrong = GOOD.replace("\"x-a\" = \"1\"", "\"x-a\" = 1");
+    let (ok, _, err) = check(&wrong);
+    assert!(!ok);
+    assert!(
+        err.contains("weir.toml:15:32: filters.tag: init refused the config: request.set.x-a: invalid type: integer `1`"),
         "{err}"
     );
 }

@@ -72,9 +72,19 @@ pub async fn load_located(
     engine.load_all(filters, previous).await.map_err(|errors| {
         errors
             .into_iter()
-            .map(|(i, e)| Diagnostic {
-                message: format!("filters.{}: {e}", filters[i].name),
-                ..filters[i].location.clone()
+            .map(|(i, e)| {
+                let filter = &filters[i];
+                // A refused config whose message names a key is placed at that key.
+                let at = match &e {
+                    crate::filter::LoadError::Init(why) => {
+                        crate::config::key_location(&filter.config_keys, why)
+                    }
+                    _ => None,
+                };
+                Diagnostic {
+                    message: format!("filters.{}: {e}", filter.name),
+                    ..at.unwrap_or(&filter.location).clone()
+                }
             })
             .collect()
     })

@@ -22,9 +22,25 @@ impl Config {
         Config::from_json("{}")
     }
 
-    /// Deserialize into `T`. The error names the offending field.
+    /// Deserialize into `T`. The error starts with the path of the offending key in the
+    /// `config` table (`request.set.x-a: invalid type: ...`, `keys[2]: ...`), which the
+    /// host turns into the key's line and column in the manifest.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, String> {
-        serde_json::from_str(&self.json).map_err(|e| format!("invalid config: {e}"))
+        let mut de = serde_json::Deserializer::from_str(&self.json);
+        serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            // serde_json's position is in the JSON the host generated: no use to anyone.
+            let message = e.inner().to_string();
+            let message = match message.rfind(" at line ") {
+                Some(at) => message.get(..at).unwrap_or(&message).to_string(),
+                None => message,
+            };
+            if path == "." {
+                message
+            } else {
+                format!("{path}: {message}")
+            }
+        })
     }
 
     /// The raw JSON text.
@@ -44,12 +60,50 @@ mod tests {
         name: String,
     }
 
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Nested {
+        limits: Vec<Limit>,
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Limit {
+        rate: u32,
+    }
+
     #[test]
     fn parse_reports_the_field() {
         let err = Config::from_json(r#"{"nmae": "x"}"#)
             .parse::<C>()
             .unwrap_err();
         assert!(err.contains("nmae"), "{err}");
+        assert!(
+            !err.contains("line 1"),
+            "no position in generated JSON: {err}"
+        );
         assert!(Config::from_json(r#"{"name": "x"}"#).parse::<C>().is_ok());
+    }
+
+    #[test]
+    fn parse_errors_start_with_the_key_path() {
+        let err = Config::from_json(r#"{"limits": [{"rate": 1}, {"rate": "fast"}]}"#)
+            .parse::<Nested>()
+            .unwrap_err();
+        assert!(
+            err.starts_with("limits[1].rate: invalid type: string \"fast\", expected u32"),
+            "{err}"
+        );
+        let err = Config::from_json(r#"{"limits": [{"rtae": 1}]}"#)
+            .parse::<Nested>()
+            .unwrap_err();
+        assert!(
+            err.starts_with("limits[0].rtae: unknown field `rtae`"),
+            "{err}"
+        );
+        let err = Config::from_json(r#"{}"#).parse::<Nested>().unwrap_err();
+        assert_eq!(err, "missing field `limits`");
     }
 }

@@ -202,6 +202,7 @@ impl Validator {
                 max_bytes: store_max_bytes,
             },
             location: self.map.at(Some(s.plugin.span()), String::new()),
+            config_keys: Vec::new(),
             loadable: self.errors.len() == errors_before,
         }
     }

@@ -11,6 +11,7 @@
 mod admin;
 mod diagnostic;
 mod duration;
+mod filter_keys;
 mod filters;
 mod listeners;
 mod manifest;
@@ -24,6 +25,7 @@ use upstreams::UpstreamDefaults;
 
 pub use diagnostic::{Diagnostic, Diagnostics, SourceMap};
 pub use duration::parse as parse_duration;
+pub use filter_keys::key_location;
 pub use model::*;
 
 use crate::balance::{Algorithm, HashKey};
@@ -113,11 +115,13 @@ impl Config {
             let message = e.message().trim_end().to_string();
             Diagnostics(vec![map.at(e.span(), message)])
         })?;
-        Ok(Validator {
-            map,
+        let validator = Validator {
+            map: map.clone(),
             errors: Vec::new(),
-        }
-        .run(path, manifest))
+        };
+        let (mut config, errors) = validator.run(path, manifest);
+        filter_keys::locate(&map, source, &mut config.filters);
+        Ok((config, errors))
     }
 }
 

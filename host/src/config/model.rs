@@ -187,6 +187,9 @@ pub struct FilterConfig {
     pub store: crate::filter::kv::KvBounds,
     /// Where the entry is in the manifest, for load errors.
     pub location: Diagnostic,
+    /// Where each key path of its `config` table is (`request.set`, `keys[0]`), for errors
+    /// of an `init` that refuses its config.
+    pub config_keys: Vec<(String, Diagnostic)>,
     /// False when the entry itself has errors, so its plugin is not worth loading.
     pub loadable: bool,
 }
@@ -242,6 +245,7 @@ impl FilterConfig {
         FilterConfig {
             name: name.to_string(),
             location: SourceMap::new(&plugin_path, "").at(None, String::new()),
+            config_keys: Vec::new(),
             plugin_path,
             config_json: config_json.to_string(),
             inherit_stdio: false,
