@@ -103,6 +103,29 @@ fn missing_and_invalid_plugins_are_reported() {
 }
 
 #[test]
+fn unused_filters_and_plugins_are_warned_about_but_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    for p in ["headers.wasm", "api-key.wasm", "block.wasm"] {
+        std::fs::copy(plugins_dir().join(p), dir.path().join(p)).unwrap();
+    }
+    let m = GOOD
+        .replace("{plugins}", &dir.path().display().to_string())
+        .replace("filters = [\"tag\", \"key\"]", "filters = [\"tag\"]");
+    let (ok, out, err) = check(&m);
+    assert!(ok, "{err}");
+    assert!(out.contains("is valid"), "{out}");
+    assert!(
+        err.contains("warning: ") && err.contains("filters.key: no route uses this filter"),
+        "{err}"
+    );
+    assert!(
+        err.contains("block.wasm in plugins-dir: no filter loads it"),
+        "{err}"
+    );
+    assert!(!err.contains("headers.wasm in plugins-dir"), "{err}");
+}
+
+#[test]
 fn config_typos_and_wrong_types_are_placed_at_their_key() {
     let typo = GOOD.replace("request = { set", "reqeust = { set");
     let (ok, _, err) = check(&typo);
@@ -111,7 +134,10 @@ fn config_typos_and_wrong_types_are_placed_at_their_key() {
         err.contains("weir.toml:15:12: filters.tag: init refused the config: reqeust: unknown field `reqeust`"),
         "{err}"
     );
-    assert!(!err.contains("line 1 column"), "no place in generated JSON: {err}");
+    assert!(
+        !err.contains("line 1 column"),
+        "no place in generated JSON: {err}"
+    );
     let wrong = GOOD.replace("\"x-a\" = \"1\"", "\"x-a\" = 1");
     let (ok, _, err) = check(&wrong);
     assert!(!ok);

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
-use weir::check::{check, CheckReport};
+use weir::check::check;
 use weir::config::Config;
 use weir::filter::FilterEngine;
 use weir::live::{Generation, Live};
@@ -54,19 +54,22 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Check { manifest } => match runtime.block_on(check(&manifest)) {
-            CheckReport::Valid(summary) => {
-                println!("weir check: {summary}");
-                ExitCode::SUCCESS
+        Command::Check { manifest } => {
+            let report = runtime.block_on(check(&manifest));
+            for w in &report.warnings {
+                eprintln!("warning: {w}");
             }
-            CheckReport::Invalid(problems) => {
-                for p in &problems {
+            if report.problems.is_empty() {
+                println!("weir check: {}", report.summary);
+                ExitCode::SUCCESS
+            } else {
+                for p in &report.problems {
                     eprintln!("{p}");
                 }
-                eprintln!("weir check: {} problem(s) found", problems.len());
+                eprintln!("weir check: {} problem(s) found", report.problems.len());
                 ExitCode::FAILURE
             }
-        },
+        }
         Command::Run { manifest } => match runtime.block_on(run(manifest)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
