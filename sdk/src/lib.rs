@@ -49,6 +49,7 @@ mod log;
 pub mod metrics;
 pub mod random;
 pub mod testing;
+pub mod units;
 
 pub use action::{Action, Hooks, LocalResponse};
 pub use config::Config;
