@@ -38,6 +38,7 @@ pub mod reload;
 pub mod request;
 pub mod retry;
 pub mod route;
+pub mod scaffold;
 pub mod send_timeout;
 pub mod server;
 pub mod tls;

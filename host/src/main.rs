@@ -1,4 +1,5 @@
-//! The `weir` command line: `weir run <manifest>` and `weir check <manifest>`.
+//! The `weir` command line: `weir run <manifest>`, `weir check <manifest>` and
+//! `weir new-filter <name>`.
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal as _;
@@ -32,6 +33,18 @@ enum Command {
         /// The manifest (TOML).
         manifest: PathBuf,
     },
+    /// Make a new filter crate (config, one hook, native tests, README) in <dir>/<name>,
+    /// registered in the enclosing Cargo workspace if there is one.
+    NewFilter {
+        /// Crate and plugin name: lower-case letters, digits and '-' (e.g. rate-guard).
+        name: String,
+        /// Where to put it.
+        #[arg(long, default_value = "plugins")]
+        dir: PathBuf,
+        /// weir's sdk/ directory, when the enclosing workspace doesn't provide weir-sdk.
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -54,6 +67,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::NewFilter { name, dir, sdk } => new_filter(&name, &dir, sdk.as_deref()),
         Command::Check { manifest } => {
             let report = runtime.block_on(check(&manifest));
             for w in &report.warnings {
@@ -77,6 +91,28 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+fn new_filter(name: &str, dir: &std::path::Path, sdk: Option<&std::path::Path>) -> ExitCode {
+    match weir::scaffold::new_filter(name, dir, sdk) {
+        Ok(made) => {
+            println!("weir new-filter: created {}", made.dir.display());
+            match made.workspace {
+                Some((ws, true)) => {
+                    println!("  added to the workspace members in {}", ws.display())
+                }
+                Some((ws, false)) => println!("  a member of the workspace {}", ws.display()),
+                None => println!("  a standalone crate (its own workspace)"),
+            }
+            println!("  next: cd {} && cargo test", made.dir.display());
+            println!("        cargo build --profile plugin --target wasm32-wasip2");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("weir new-filter: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
