@@ -1,5 +1,6 @@
-//! `weir new-filter`: the crate it makes passes its own tests natively, builds to a
-//! component with the `plugin` profile, and runs in a proxy; bad names and existing paths
+//! `weir new-filter` and `weir build`: the crate it makes passes its own tests natively,
+//! `weir build` turns it into a component in the plugins directory, and it runs in a proxy;
+//! bad names, existing paths, crates that are no cdylib and components that are no filter
 //! are refused with the reason.
 
 mod harness;
@@ -38,17 +39,6 @@ fn cargo(dir: &Path, args: &[&str]) -> std::process::Output {
         .expect("run cargo")
 }
 
-fn rustup_has_wasip2() -> bool {
-    Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .is_ok_and(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .any(|l| l == "wasm32-wasip2")
-        })
-}
-
 #[tokio::test]
 async fn a_new_filter_tests_builds_and_serves() {
     let dir = tempfile::tempdir().unwrap();
@@ -78,33 +68,21 @@ async fn a_new_filter_tests_builds_and_serves() {
         String::from_utf8_lossy(&tested.stderr)
     );
 
-    // The component build needs rustup's wasm32-wasip2 target (plugins/build.sh installs it,
-    // or falls back to the offline toolchain, which builds only this repository's crates).
-    if !rustup_has_wasip2() {
-        eprintln!(
-            "no rustup wasm32-wasip2 target here: the component build is checked where it is"
-        );
-        return;
-    }
-    let built = cargo(
-        &krate,
-        &[
-            "build",
-            "--quiet",
-            "--profile",
-            "plugin",
-            "--target",
-            "wasm32-wasip2",
-        ],
-    );
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let wasm = workspace().join("target/new-filter/wasm32-wasip2/plugin/tenant_guard.wasm");
     let plugins = tempfile::tempdir().unwrap();
-    std::fs::copy(&wasm, plugins.path().join("tenant-guard.wasm")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["build", "--out", &plugins.path().display().to_string()])
+        .current_dir(&krate)
+        .env("CARGO_TARGET_DIR", workspace().join("target/new-filter"))
+        .output()
+        .expect("run weir build");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("tenant-guard.wasm"), "{said}");
+    assert!(plugins.path().join("tenant-guard.wasm").is_file());
 
     let up = Upstream::echo("app").await;
     let m = manifest(
@@ -135,4 +113,38 @@ fn bad_names_and_existing_crates_are_refused() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("taken already exists"), "{err}");
+}
+
+#[test]
+fn weir_build_refuses_what_cannot_be_a_filter() {
+    // A crate that is no cdylib: refused before anything is compiled, with the fix.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        "[package]\nname = \"plain\"\nversion = \"0.1.0\"\n",
+    )
+    .unwrap();
+    let out = weir(&["build", &dir.path().display().to_string()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not a cdylib crate") && err.contains("crate-type = [\"cdylib\", \"rlib\"]"),
+        "{err}"
+    );
+
+    // A component that doesn't implement the filter world: built, checked, not copied.
+    let plugins = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["build", "--out", &plugins.path().display().to_string()])
+        .arg(workspace().join("tests/fixtures/not-a-filter"))
+        .env("CARGO_TARGET_DIR", workspace().join("target/new-filter"))
+        .output()
+        .expect("run weir build");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not a compatible Weir filter"), "{err}");
+    assert!(
+        std::fs::read_dir(plugins.path()).unwrap().next().is_none(),
+        "nothing copied"
+    );
 }

@@ -21,6 +21,7 @@ pub mod access_log;
 pub mod admin;
 pub mod balance;
 pub mod body;
+pub mod builder;
 pub mod check;
 pub mod config;
 pub mod conn;

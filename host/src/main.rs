@@ -1,5 +1,5 @@
-//! The `weir` command line: `weir run <manifest>`, `weir check <manifest>` and
-//! `weir new-filter <name>`.
+//! The `weir` command line: `weir run <manifest>`, `weir check <manifest>`,
+//! `weir new-filter <name>` and `weir build [<crate dir>...]`.
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal as _;
@@ -45,6 +45,16 @@ enum Command {
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
+    /// Build filter crates to Wasm components (plugin profile, wasm32-wasip2), check each is
+    /// a filter this weir loads, and copy it to <out>/<crate dir name>.wasm.
+    Build {
+        /// The crates' directories.
+        #[arg(default_value = ".")]
+        dirs: Vec<PathBuf>,
+        /// The plugins directory to copy the components into.
+        #[arg(long, default_value = "target/plugins")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -68,6 +78,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::NewFilter { name, dir, sdk } => new_filter(&name, &dir, sdk.as_deref()),
+        Command::Build { dirs, out } => build(&dirs, &out),
         Command::Check { manifest } => {
             let report = runtime.block_on(check(&manifest));
             for w in &report.warnings {
@@ -113,6 +124,31 @@ fn new_filter(name: &str, dir: &std::path::Path, sdk: Option<&std::path::Path>) 
             eprintln!("weir new-filter: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn build(dirs: &[PathBuf], out: &std::path::Path) -> ExitCode {
+    let toolchain = match weir::builder::toolchain() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("weir build: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut failed = false;
+    for dir in dirs {
+        match weir::builder::build(dir, out, toolchain) {
+            Ok(wasm) => println!("weir build: {} -> {}", dir.display(), wasm.display()),
+            Err(e) => {
+                eprintln!("weir build: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
