@@ -18,9 +18,9 @@
 
 use crate::http_client::{HttpRequest, HttpResponse};
 use crate::{header, Action, Config, Error, Filter, Request, Response};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 /// `init` a filter from a JSON configuration, as the host would.
 pub fn init<F: Filter>(config_json: &str) -> Result<F, String> {
@@ -268,6 +268,39 @@ thread_local! {
     static KV: RefCell<BTreeMap<String, (kv_double::Value, Option<Instant>)>> =
         const { RefCell::new(BTreeMap::new()) };
     static HTTP: RefCell<Option<HttpHandler>> = const { RefCell::new(None) };
+    static CLOCK: Cell<(Option<(Instant, SystemTime)>, Duration)> =
+        const { Cell::new((None, Duration::ZERO)) };
+}
+
+/// Stop this thread's [`crate::clock`] where it is: it moves only by [`advance_clock`].
+pub fn freeze_clock() {
+    CLOCK.with(|c| {
+        let (frozen, offset) = c.get();
+        if frozen.is_none() {
+            c.set((Some((Instant::now(), SystemTime::now())), offset));
+        }
+    });
+}
+
+/// Move this thread's [`crate::clock`] (and the key/value double's TTLs) forward by `by`.
+pub fn advance_clock(by: Duration) {
+    CLOCK.with(|c| {
+        let (frozen, offset) = c.get();
+        c.set((frozen, offset.saturating_add(by)));
+    });
+}
+
+/// Back to the real clock.
+pub fn reset_clock() {
+    CLOCK.with(|c| c.set((None, Duration::ZERO)));
+}
+
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub(crate) fn clock_state() -> (Option<Instant>, Option<SystemTime>, Duration) {
+    CLOCK.with(|c| {
+        let (frozen, offset) = c.get();
+        (frozen.map(|f| f.0), frozen.map(|f| f.1), offset)
+    })
 }
 
 #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
@@ -291,6 +324,7 @@ pub fn reset_kv() {
 #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub(crate) mod kv_double {
     use super::KV;
+    use crate::clock;
     use std::time::{Duration, Instant};
 
     #[derive(Debug, Clone)]
@@ -300,11 +334,11 @@ pub(crate) mod kv_double {
     }
 
     fn deadline(ms: Option<u64>) -> Option<Instant> {
-        ms.map(|ms| Instant::now() + Duration::from_millis(ms))
+        ms.map(|ms| clock::now() + Duration::from_millis(ms))
     }
 
     fn live(expires: &Option<Instant>) -> bool {
-        expires.is_none_or(|e| e > Instant::now())
+        expires.is_none_or(|e| e > clock::now())
     }
 
     pub fn get(key: &str) -> Option<Vec<u8>> {

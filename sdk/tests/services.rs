@@ -91,6 +91,37 @@ fn kv_double_follows_the_host_semantics() {
 }
 
 #[test]
+fn the_test_clock_drives_ttls_and_windows() {
+    testing::reset_kv();
+    testing::freeze_clock();
+    let start = weir_sdk::clock::now();
+    let wall = weir_sdk::clock::system_time();
+    kv::set("session", b"s", Some(Duration::from_secs(60))).unwrap();
+    assert_eq!(kv::incr("hits", 1, Some(Duration::from_secs(10))), Ok(1));
+    testing::advance_clock(Duration::from_secs(9));
+    assert_eq!(
+        kv::incr("hits", 1, Some(Duration::from_secs(10))),
+        Ok(2),
+        "same window"
+    );
+    testing::advance_clock(Duration::from_secs(2));
+    assert_eq!(
+        kv::incr("hits", 1, Some(Duration::from_secs(10))),
+        Ok(1),
+        "a new window"
+    );
+    assert!(kv::get("session").is_some());
+    testing::advance_clock(Duration::from_secs(60));
+    assert_eq!(kv::get("session"), None, "expired after its TTL");
+    assert_eq!(weir_sdk::clock::now() - start, Duration::from_secs(71));
+    assert_eq!(
+        weir_sdk::clock::system_time().duration_since(wall).unwrap(),
+        Duration::from_secs(71)
+    );
+    testing::reset_clock();
+}
+
+#[test]
 fn outbound_without_a_mock_is_an_error_not_a_panic() {
     let e = std::thread::spawn(|| HttpRequest::get("http://x/").send().unwrap_err())
         .join()
