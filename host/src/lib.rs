@@ -25,6 +25,7 @@ pub mod builder;
 pub mod check;
 pub mod config;
 pub mod conn;
+pub mod dev;
 pub mod error;
 pub mod filter;
 pub mod forward;

@@ -1,5 +1,5 @@
 //! The `weir` command line: `weir run <manifest>`, `weir check <manifest>`,
-//! `weir new-filter <name>` and `weir build [<crate dir>...]`.
+//! `weir new-filter <name>`, `weir build [<crate dir>...]` and `weir dev <manifest>`.
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal as _;
@@ -45,6 +45,15 @@ enum Command {
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
+    /// Run the proxy and rebuild filter crates when their sources change (the proxy reloads
+    /// each new build as it does any plugin change).
+    Dev {
+        /// The manifest (TOML).
+        manifest: PathBuf,
+        /// Filter crates to watch; default: plugins/<name>/ for each filter's <name>.wasm.
+        #[arg(long = "src")]
+        crates: Vec<PathBuf>,
+    },
     /// Build filter crates to Wasm components (plugin profile, wasm32-wasip2), check each is
     /// a filter this weir loads, and copy it to <out>/<crate dir name>.wasm.
     Build {
@@ -79,6 +88,13 @@ fn main() -> ExitCode {
     match cli.command {
         Command::NewFilter { name, dir, sdk } => new_filter(&name, &dir, sdk.as_deref()),
         Command::Build { dirs, out } => build(&dirs, &out),
+        Command::Dev { manifest, crates } => match runtime.block_on(dev(manifest, crates)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("weir dev: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Check { manifest } => {
             let report = runtime.block_on(check(&manifest));
             for w in &report.warnings {
@@ -150,6 +166,19 @@ fn build(dirs: &[PathBuf], out: &std::path::Path) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+async fn dev(manifest: PathBuf, crates: Vec<PathBuf>) -> anyhow::Result<()> {
+    let config = Config::load(&manifest).map_err(|d| anyhow::anyhow!("invalid manifest:\n{d}"))?;
+    let crates = weir::dev::crates(&config, &crates);
+    if crates.is_empty() {
+        anyhow::bail!("no filter crates to watch: pass --src <crate dir> (or keep crates in plugins/<name>/ for filters named <name>.wasm)");
+    }
+    let toolchain = weir::builder::toolchain()?;
+    let out = config.plugins_dir.clone();
+    // The first builds run before the proxy loads the filters they make.
+    tokio::task::spawn_blocking(move || weir::dev::start(crates, out, toolchain)).await??;
+    run(manifest).await
 }
 
 async fn run(manifest: PathBuf) -> anyhow::Result<()> {

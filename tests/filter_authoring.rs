@@ -1,5 +1,6 @@
-//! `weir new-filter` and `weir build`: the crate it makes passes its own tests natively,
-//! `weir build` turns it into a component in the plugins directory, and it runs in a proxy;
+//! Filter authoring — `weir new-filter`, `weir build`, `weir dev`: the crate it makes passes
+//! its own tests natively, `weir build` turns it into a component in the plugins directory,
+//! it runs in a proxy, and under `weir dev` an edit to its source is live moments later;
 //! bad names, existing paths, crates that are no cdylib and components that are no filter
 //! are refused with the reason.
 
@@ -147,4 +148,92 @@ fn weir_build_refuses_what_cannot_be_a_filter() {
         std::fs::read_dir(plugins.path()).unwrap().next().is_none(),
         "nothing copied"
     );
+}
+
+#[tokio::test]
+async fn weir_dev_rebuilds_an_edited_filter_and_the_proxy_takes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let out = weir(&["new-filter", "guard", "--dir", &src.display().to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let krate = src.join("guard");
+    let up = Upstream::echo("app").await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let manifest = dir.path().join("weir.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "plugins-dir = \"out\"\n\n[[listeners]]\naddress = \"127.0.0.1:{port}\"\n\n[upstreams.app]\ntargets = [\"{}\"]\n\n[[routes]]\nupstream = \"app\"\nfilters = [\"guard\"]\n\n[filters.guard]\nplugin = \"guard.wasm\"\nconfig = {{ header = \"x-tenant\" }}\n",
+            up.addr
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("out")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .arg("dev")
+        .arg(&manifest)
+        .arg("--src")
+        .arg(&krate)
+        .env("CARGO_TARGET_DIR", workspace().join("target/new-filter"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run weir dev");
+    let url = format!("http://127.0.0.1:{port}/");
+    let status_within = |want: u16, secs: u64| {
+        let url = url.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+            let mut last = 0;
+            while std::time::Instant::now() < deadline {
+                // Not listening yet (still building): the harness client would panic.
+                let listening = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok();
+                if !listening {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    continue;
+                }
+                if let Ok(r) =
+                    tokio::time::timeout(std::time::Duration::from_secs(2), get(&url, &[])).await
+                {
+                    last = r.status.as_u16();
+                    if last == want {
+                        return last;
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            last
+        }
+    };
+    let first = status_within(400, 180).await;
+    // The edit: refusals answer 403 instead of the template's 400.
+    let lib = krate.join("src/lib.rs");
+    let text = std::fs::read_to_string(&lib).unwrap();
+    let edited = text.replace(
+        "fn default_status() -> u16 {\n    400\n}",
+        "fn default_status() -> u16 {\n    403\n}",
+    );
+    assert_ne!(text, edited, "the template has default_status");
+    if first == 400 {
+        std::fs::write(&lib, edited).unwrap();
+    }
+    let after = if first == 400 {
+        status_within(403, 180).await
+    } else {
+        0
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(first, 400, "the first build serves");
+    assert_eq!(after, 403, "the edited filter is live");
 }
