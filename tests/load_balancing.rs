@@ -121,8 +121,9 @@ async fn p2c_learns_latency_and_steers_away_from_the_slow_target() {
         to_slow <= 4,
         "the slow target is tried, then avoided: {c:?}"
     );
+    // Both fast targets serve; not evenly: p2c prefers whichever measured faster lately.
     assert!(
-        c.get("b").copied().unwrap_or(0) > 30 && c.get("c").copied().unwrap_or(0) > 30,
+        c.get("b").copied().unwrap_or(0) > 15 && c.get("c").copied().unwrap_or(0) > 15,
         "{c:?}"
     );
 }
