@@ -1,19 +1,43 @@
 //! Native test doubles: run a filter's hooks with `cargo test`, without a proxy or Wasm.
+//! Requests and responses are built with [`MockRequest`] and [`MockResponse`]; the host
+//! services have doubles with the host's semantics (the key/value store with TTLs and
+//! windows, metrics, logs, outbound HTTP through [`mock_http`]), and the clock is yours
+//! ([`freeze_clock`], [`advance_clock`]). A full example, a per-client limit:
 //!
 //! ```
-//! use weir_sdk::{testing, Action, Config, Filter, Request};
+//! use std::time::Duration;
+//! use weir_sdk::testing::{self, MockRequest};
+//! use weir_sdk::{kv, units, Action, Config, Filter, Request};
 //!
-//! struct Deny;
-//! impl Filter for Deny {
-//!     fn init(_: Config) -> Result<Self, String> { Ok(Deny) }
+//! #[derive(serde::Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct Settings { limit: i64, window: units::Duration }
+//!
+//! struct Limit { limit: i64, window: Duration }
+//! impl Filter for Limit {
+//!     fn init(config: Config) -> Result<Self, String> {
+//!         let s: Settings = config.parse()?;
+//!         Ok(Limit { limit: s.limit, window: s.window.get() })
+//!     }
 //!     fn on_request(&self, req: &mut Request) -> Action {
-//!         if req.path().starts_with("/admin") { Action::respond_text(403, "no") } else { Action::Continue }
+//!         let key = format!("hits:{}", req.client_addr());
+//!         match kv::incr(&key, 1, Some(self.window)) {
+//!             Ok(n) if n > self.limit => Action::respond_text(429, "slow down\n"),
+//!             _ => Action::Continue,
+//!         }
 //!     }
 //! }
 //!
-//! let f: Deny = testing::init("{}").unwrap();
-//! let mut req = testing::MockRequest::get("/admin/users");
-//! assert_eq!(testing::on_request(&f, &mut req).response().unwrap().status, 403);
+//! testing::reset_kv();
+//! testing::freeze_clock();
+//! let f: Limit = testing::init(r#"{"limit": 2, "window": "10s"}"#).unwrap();
+//! let from = |ip: &str| MockRequest::get("/").with_client_addr(ip);
+//! testing::assert_continues(&testing::on_request(&f, &mut from("10.0.0.1")));
+//! testing::assert_continues(&testing::on_request(&f, &mut from("10.0.0.1")));
+//! testing::assert_responds(&testing::on_request(&f, &mut from("10.0.0.1")), 429);
+//! testing::assert_continues(&testing::on_request(&f, &mut from("10.0.0.2")));
+//! testing::advance_clock(Duration::from_secs(11)); // a new window
+//! testing::assert_continues(&testing::on_request(&f, &mut from("10.0.0.1")));
 //! ```
 
 use crate::http_client::{HttpRequest, HttpResponse};
@@ -21,6 +45,43 @@ use crate::{header, Action, Config, Error, Filter, Request, Response};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
+
+/// Assert that `action` lets the request go on; panics with the response it made otherwise.
+///
+/// ```
+/// use weir_sdk::{testing, Action};
+/// testing::assert_continues(&Action::Continue);
+/// ```
+#[track_caller]
+pub fn assert_continues(action: &Action) {
+    if let Some(r) = action.response() {
+        panic!(
+            "expected the request to go on, but the filter answered {} ({:?})",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+}
+
+/// Assert that `action` answers with `status`; the response, for more checks.
+///
+/// ```
+/// use weir_sdk::{testing, Action};
+/// let a = Action::respond_text(429, "slow down\n");
+/// assert_eq!(testing::assert_responds(&a, 429).body, b"slow down\n");
+/// ```
+#[track_caller]
+pub fn assert_responds(action: &Action, status: u16) -> &crate::LocalResponse {
+    match action.response() {
+        Some(r) if r.status == status => r,
+        Some(r) => panic!(
+            "expected a {status} answer, got {} ({:?})",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        ),
+        None => panic!("expected a {status} answer, but the request went on"),
+    }
+}
 
 /// `init` a filter from a JSON configuration, as the host would.
 pub fn init<F: Filter>(config_json: &str) -> Result<F, String> {
@@ -186,6 +247,19 @@ impl MockRequest {
     /// Set the client address.
     pub fn with_client_addr(mut self, addr: &str) -> Self {
         self.client_addr = addr.to_owned();
+        self
+    }
+
+    /// Set the scheme (`"https"` for a request that came over TLS).
+    pub fn with_scheme(mut self, scheme: &str) -> Self {
+        self.scheme = scheme.to_owned();
+        self
+    }
+
+    /// Set what the client sent before normalisation (`req.raw_path_and_query()`), e.g.
+    /// `"/%61dmin"` for a request whose canonical path is `/admin`.
+    pub fn with_raw_path_and_query(mut self, raw: &str) -> Self {
+        self.raw_path_and_query = Some(raw.to_owned());
         self
     }
 
