@@ -50,9 +50,23 @@ async fn windowed_counters_are_shared_by_all_workers() {
         let r = get(&weir.url("/"), &[("x-client", "a")]).await;
         assert_eq!(r.status, 200);
         assert!(r.body.contains(&format!("x-count: {i}")), "{}", r.body);
+        let reset: u64 = r
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix("x-reset-ms: "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("x-reset-ms");
+        assert!(reset <= 1500, "{reset}");
     }
     let r = get(&weir.url("/"), &[("x-client", "a")]).await;
     assert_eq!(r.status, 429, "the sixth request in the window");
+    // incr-window (WIT 0.2.2) says when the window ends: within its 1.5 s, rounded up.
+    assert_eq!(
+        r.header("retry-after"),
+        Some("2"),
+        "{:?}",
+        r.header("retry-after")
+    );
     assert_eq!(get(&weir.url("/"), &[("x-client", "b")]).await.status, 200);
     tokio::time::sleep(Duration::from_millis(1600)).await;
     let r = get(&weir.url("/"), &[("x-client", "a")]).await;

@@ -49,3 +49,44 @@ pub fn incr(key: &str, delta: i64, window: Option<Duration>) -> Result<i64, Erro
     #[cfg(not(target_arch = "wasm32"))]
     crate::testing::kv_double::incr(key, delta, millis(window)).map_err(Error)
 }
+
+/// What [`incr_window`] counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counted {
+    /// The counter's new value.
+    pub value: i64,
+    /// Time until its window ends and it starts again from zero (`Duration::MAX` for a
+    /// counter made by [`incr`] without a window).
+    pub reset: Duration,
+}
+
+/// [`incr`] with a window, also saying when the window ends: what a rate limit needs for
+/// `Retry-After`. (Needs a host of WIT 0.2.2 or later.)
+///
+/// ```
+/// use std::time::Duration;
+/// use weir_sdk::{kv, testing};
+///
+/// testing::reset_kv();
+/// testing::freeze_clock();
+/// let c = kv::incr_window("hits", 1, Duration::from_secs(60)).unwrap();
+/// assert_eq!((c.value, c.reset), (1, Duration::from_secs(60)));
+/// testing::advance_clock(Duration::from_secs(15));
+/// let c = kv::incr_window("hits", 1, Duration::from_secs(60)).unwrap();
+/// assert_eq!((c.value, c.reset), (2, Duration::from_secs(45)));
+/// ```
+pub fn incr_window(key: &str, delta: i64, window: Duration) -> Result<Counted, Error> {
+    let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+    #[cfg(target_arch = "wasm32")]
+    let counted = crate::bindings::weir::filter::kv::incr_window(key, delta, window_ms)
+        .map(|c| (c.value, c.reset_ms))
+        .map_err(Error)?;
+    #[cfg(not(target_arch = "wasm32"))]
+    let counted = crate::testing::kv_double::incr_window(key, delta, window_ms).map_err(Error)?;
+    let (value, reset_ms) = counted;
+    let reset = match reset_ms {
+        u64::MAX => Duration::MAX,
+        ms => Duration::from_millis(ms),
+    };
+    Ok(Counted { value, reset })
+}

@@ -437,6 +437,18 @@ pub(crate) mod kv_double {
         KV.with(|kv| kv.borrow_mut().remove(key));
     }
 
+    pub fn incr_window(key: &str, delta: i64, window_ms: u64) -> Result<(i64, u64), String> {
+        let value = incr(key, delta, Some(window_ms))?;
+        let left = KV.with(|kv| match kv.borrow().get(key) {
+            Some((_, Some(expires))) => {
+                u64::try_from(expires.saturating_duration_since(clock::now()).as_millis())
+                    .unwrap_or(u64::MAX)
+            }
+            _ => u64::MAX,
+        });
+        Ok((value, left))
+    }
+
     pub fn incr(key: &str, delta: i64, window_ms: Option<u64>) -> Result<i64, String> {
         KV.with(|kv| {
             let mut kv = kv.borrow_mut();

@@ -19,9 +19,9 @@ pub use self::weir::filter::http_client::{IncomingResponse, OutgoingRequest};
 pub use self::weir::filter::types::{Action, Hooks, LocalResponse, LogLevel, Request, Response};
 
 /// The WIT package version this host implements.
-pub const PACKAGE: &str = "weir:filter@0.2.1";
+pub const PACKAGE: &str = "weir:filter@0.2.2";
 /// The interface every filter must export, at this host's version.
-pub const EXPORT: &str = "weir:filter/filter@0.2.1";
-/// Package versions whose filters this host loads: 0.2.1 only added functions, so a 0.2.0
-/// filter links against it (wasmtime matches semver-compatible imports and exports).
-pub const COMPATIBLE: &[&str] = &["0.2.1", "0.2.0"];
+pub const EXPORT: &str = "weir:filter/filter@0.2.2";
+/// Package versions whose filters this host loads: 0.2.1 and 0.2.2 only added functions, so
+/// older filters link against it (wasmtime matches semver-compatible imports and exports).
+pub const COMPATIBLE: &[&str] = &["0.2.2", "0.2.1", "0.2.0"];

@@ -249,6 +249,49 @@ impl MemoryNamespace {
     }
 }
 
+impl MemoryNamespace {
+    /// Add `delta` to the counter at `key` (a new one expires `window` from `now`): its new
+    /// value and when it expires.
+    fn count(
+        &self,
+        key: &str,
+        delta: i64,
+        window: Option<Duration>,
+        now: Instant,
+    ) -> Result<(i64, Option<Instant>), KvError> {
+        self.check(key, 8)?;
+        let i = Self::shard_of(key);
+        let expires = window.map(|w| now + w);
+        {
+            let mut shard = self.lock(i);
+            match shard.map.get_mut(key) {
+                Some(e) if e.live(now) => {
+                    return match &mut e.value {
+                        Value::Counter(n) => {
+                            *n = n.saturating_add(delta);
+                            Ok((*n, e.expires))
+                        }
+                        Value::Bytes(_) => Err(KvError::NotACounter(key.to_string())),
+                    };
+                }
+                // Expired: the window (or TTL) is over; start again.
+                Some(e) => {
+                    let old_cost = cost(key, e.value.len());
+                    e.value = Value::Counter(delta);
+                    e.expires = expires;
+                    self.bytes.fetch_add(cost(key, 8), Ordering::Relaxed);
+                    self.bytes.fetch_sub(old_cost, Ordering::Relaxed);
+                }
+                None => {
+                    self.insert(i, &mut shard, key, Value::Counter(delta), expires);
+                }
+            }
+        }
+        self.evict();
+        Ok((delta, expires))
+    }
+}
+
 impl KvNamespace for MemoryNamespace {
     fn get(&self, key: &str) -> Option<Vec<u8>> {
         let now = Instant::now();
@@ -299,37 +342,21 @@ impl KvNamespace for MemoryNamespace {
     }
 
     fn incr(&self, key: &str, delta: i64, window: Option<Duration>) -> Result<i64, KvError> {
-        self.check(key, 8)?;
+        self.count(key, delta, window, Instant::now())
+            .map(|(n, _)| n)
+    }
+
+    fn incr_window(
+        &self,
+        key: &str,
+        delta: i64,
+        window: Duration,
+    ) -> Result<(i64, Duration), KvError> {
         let now = Instant::now();
-        let i = Self::shard_of(key);
-        {
-            let mut shard = self.lock(i);
-            match shard.map.get_mut(key) {
-                Some(e) if e.live(now) => {
-                    return match &mut e.value {
-                        Value::Counter(n) => {
-                            *n = n.saturating_add(delta);
-                            Ok(*n)
-                        }
-                        Value::Bytes(_) => Err(KvError::NotACounter(key.to_string())),
-                    };
-                }
-                // Expired: the window (or TTL) is over; start again.
-                Some(e) => {
-                    let old_cost = cost(key, e.value.len());
-                    e.value = Value::Counter(delta);
-                    e.expires = window.map(|w| now + w);
-                    self.bytes.fetch_add(cost(key, 8), Ordering::Relaxed);
-                    self.bytes.fetch_sub(old_cost, Ordering::Relaxed);
-                }
-                None => {
-                    let expires = window.map(|w| now + w);
-                    self.insert(i, &mut shard, key, Value::Counter(delta), expires);
-                }
-            }
-        }
-        self.evict();
-        Ok(delta)
+        let (n, expires) = self.count(key, delta, Some(window), now)?;
+        // A counter made without a window (by `incr`) never resets.
+        let left = expires.map_or(Duration::MAX, |e| e.saturating_duration_since(now));
+        Ok((n, left))
     }
 
     fn entries(&self) -> usize {
@@ -396,6 +423,30 @@ mod tests {
         assert_eq!(ns.incr("c", 1, w).unwrap(), 1);
         ns.set("v", b"x".to_vec(), None).unwrap();
         assert_eq!(ns.incr("v", 1, None), Err(KvError::NotACounter("v".into())));
+    }
+
+    #[test]
+    fn a_windowed_counter_says_when_its_window_ends() {
+        let ns = MemoryNamespace::new(bounds(10));
+        let w = Duration::from_secs(10);
+        let (n, left) = ns.incr_window("c", 1, w).unwrap();
+        assert_eq!(n, 1);
+        assert!(left <= w && left > Duration::from_secs(9), "{left:?}");
+        std::thread::sleep(Duration::from_millis(20));
+        let (n, later) = ns.incr_window("c", 1, w).unwrap();
+        assert_eq!(n, 2);
+        assert!(
+            later < left,
+            "the same window, closer to its end: {later:?} < {left:?}"
+        );
+        ns.incr("forever", 1, None).unwrap();
+        assert_eq!(
+            ns.incr_window("forever", 1, w).unwrap(),
+            (2, Duration::MAX),
+            "a counter made without a window never resets"
+        );
+        ns.set("v", b"x".to_vec(), None).unwrap();
+        assert!(ns.incr_window("v", 1, w).is_err());
     }
 
     #[test]

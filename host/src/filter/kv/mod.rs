@@ -59,6 +59,13 @@ pub trait KvNamespace: Send + Sync {
     fn delete(&self, key: &str);
     /// Add `delta` to the counter at `key`; a new counter expires `window` after creation.
     fn incr(&self, key: &str, delta: i64, window: Option<Duration>) -> Result<i64, KvError>;
+    /// [`KvNamespace::incr`] with a window: the new value and the time left in the window.
+    fn incr_window(
+        &self,
+        key: &str,
+        delta: i64,
+        window: Duration,
+    ) -> Result<(i64, Duration), KvError>;
     /// Entries held (live, or expired and not yet evicted).
     fn entries(&self) -> usize;
     /// Bytes held, as counted against `max_bytes`.
@@ -102,6 +109,23 @@ impl kv::Host for FilterState {
             .services
             .kv
             .incr(&key, delta, ms(window_ms))
+            .map_err(|e| e.to_string()))
+    }
+
+    fn incr_window(
+        &mut self,
+        key: String,
+        delta: i64,
+        window_ms: u64,
+    ) -> wasmtime::Result<Result<kv::Counted, String>> {
+        Ok(self
+            .services
+            .kv
+            .incr_window(&key, delta, Duration::from_millis(window_ms))
+            .map(|(value, left)| kv::Counted {
+                value,
+                reset_ms: u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
+            })
             .map_err(|e| e.to_string()))
     }
 }
