@@ -313,17 +313,45 @@ impl Weir {
             .expect("VmRSS")
     }
 
-    /// CPU time the process has used (user + system), at the clock-tick resolution of
-    /// `/proc` (usually 10 ms).
+    /// CPU time the process's threads have used, in nanoseconds as the scheduler counts it
+    /// (`/proc/<pid>/task/*/schedstat`; `/proc/<pid>/stat`'s utime + stime are 10 ms ticks,
+    /// sampled, too coarse for a per-call figure).
     pub fn cpu_time(&self) -> Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("read /proc stat");
-        // Fields after the command name (which ends with the last ')'): utime is the 12th.
-        let after = stat.rsplit_once(')').expect("stat format").1;
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks: u64 =
-            fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-        Duration::from_millis(ticks * 10)
+        let tasks =
+            std::fs::read_dir(format!("/proc/{}/task", self.pid())).expect("read /proc tasks");
+        let mut nanos = 0u64;
+        for task in tasks.flatten() {
+            let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
+                continue; // a thread that just ended
+            };
+            nanos += stat
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        Duration::from_nanos(nanos)
+    }
+
+    /// CPU time of the process's threads named `name` (`/proc/<pid>/task/*/comm`), in
+    /// nanoseconds as the scheduler counts it.
+    pub fn thread_cpu_time(&self, name: &str) -> Duration {
+        let tasks =
+            std::fs::read_dir(format!("/proc/{}/task", self.pid())).expect("read /proc tasks");
+        let mut nanos = 0u64;
+        for task in tasks.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim() != name {
+                continue;
+            }
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            nanos += stat
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        Duration::from_nanos(nanos)
     }
 
     /// Send a signal (e.g. "HUP") to the process.
