@@ -48,9 +48,15 @@ pub enum Toolchain {
     Offline,
 }
 
-/// The toolchain to use: rustup's target if installed (or installable now), else the
-/// offline one if its packages are there.
+/// The toolchain to use: `WEIR_WASM_TOOLCHAIN` (`rustup` or `offline`, as for
+/// `plugins/build.sh`) if set, else rustup's target if installed (or installable now), else
+/// the offline one if its packages are there.
 pub fn toolchain() -> Result<Toolchain, BuildError> {
+    match std::env::var("WEIR_WASM_TOOLCHAIN").as_deref() {
+        Ok("rustup") => return Ok(Toolchain::Rustup),
+        Ok("offline") => return Ok(Toolchain::Offline),
+        _ => {}
+    }
     let rustup_has = || {
         Command::new("rustup")
             .args(["target", "list", "--installed"])
