@@ -16,23 +16,11 @@ fn weir(args: &[&str]) -> std::process::Output {
         .expect("run weir")
 }
 
-/// `cargo` in `dir`, without the outer build's compiler settings, sharing one target dir
-/// across runs so dependencies build once.
+/// `cargo` in `dir` as `weir build` runs it (no outer build's compiler settings), sharing one
+/// target dir across runs so dependencies build once.
 fn cargo(dir: &Path, args: &[&str]) -> std::process::Output {
-    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    for var in [
-        "RUSTC",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "CARGO_BUILD_RUSTC",
-        "CARGO_TARGET_DIR",
-    ] {
-        c.env_remove(var);
-    }
-    c.current_dir(dir)
+    weir::builder::nested_cargo()
+        .current_dir(dir)
         .args(args)
         .arg("--target-dir")
         .arg(workspace().join("target/new-filter"))

@@ -133,10 +133,10 @@ pub fn build(dir: &Path, out: &Path, toolchain: Toolchain) -> Result<PathBuf, Bu
     Ok(dest)
 }
 
-/// Run cargo; the `.wasm` it made for the crate's cdylib target.
-fn cargo_build(manifest: &Path, dir: &Path, toolchain: Toolchain) -> Result<PathBuf, ()> {
+/// `cargo` (the one running us, if any) without an outer build's compiler settings, which a
+/// nested cargo must not inherit.
+pub fn nested_cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    // A nested cargo must not inherit an outer build's compiler settings.
     for var in [
         "RUSTC",
         "RUSTC_WRAPPER",
@@ -148,6 +148,12 @@ fn cargo_build(manifest: &Path, dir: &Path, toolchain: Toolchain) -> Result<Path
     ] {
         cmd.env_remove(var);
     }
+    cmd
+}
+
+/// Run cargo; the `.wasm` it made for the crate's cdylib target.
+fn cargo_build(manifest: &Path, dir: &Path, toolchain: Toolchain) -> Result<PathBuf, ()> {
+    let mut cmd = nested_cargo();
     cmd.arg("build").arg("--manifest-path").arg(manifest).args([
         "--target",
         "wasm32-wasip2",

@@ -317,33 +317,25 @@ impl Weir {
     /// (`/proc/<pid>/task/*/schedstat`; `/proc/<pid>/stat`'s utime + stime are 10 ms ticks,
     /// sampled, too coarse for a per-call figure).
     pub fn cpu_time(&self) -> Duration {
-        let tasks =
-            std::fs::read_dir(format!("/proc/{}/task", self.pid())).expect("read /proc tasks");
-        let mut nanos = 0u64;
-        for task in tasks.flatten() {
-            let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
-                continue; // a thread that just ended
-            };
-            nanos += stat
-                .split_whitespace()
-                .next()
-                .and_then(|n| n.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-        Duration::from_nanos(nanos)
+        self.threads_cpu_time(|_| true)
     }
 
     /// CPU time of the process's threads named `name` (`/proc/<pid>/task/*/comm`), in
     /// nanoseconds as the scheduler counts it.
     pub fn thread_cpu_time(&self, name: &str) -> Duration {
+        self.threads_cpu_time(|comm| comm == name)
+    }
+
+    fn threads_cpu_time(&self, wanted: impl Fn(&str) -> bool) -> Duration {
         let tasks =
             std::fs::read_dir(format!("/proc/{}/task", self.pid())).expect("read /proc tasks");
         let mut nanos = 0u64;
         for task in tasks.flatten() {
             let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            if comm.trim() != name {
+            if !wanted(comm.trim()) {
                 continue;
             }
+            // A thread that just ended has no schedstat left: it counts 0.
             let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
             nanos += stat
                 .split_whitespace()
