@@ -167,7 +167,13 @@ fn a_panic_in_init_is_reported_with_its_message_and_location() {
         ) && err.contains(": unit must be ms, s, m or h"),
         "{err}"
     );
+    // The filter's own frames, demangled; no dump of wasmtime's backtrace.
+    assert!(
+        err.contains("(in <weir_fixture_panic::PanicOnDemand as weir_sdk::Filter>::init"),
+        "{err}"
+    );
     assert!(!err.contains("wasm backtrace"), "no backtrace dump: {err}");
+    assert!(!err.contains("core::panicking"), "{err}");
 }
 
 #[test]

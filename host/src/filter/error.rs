@@ -62,11 +62,17 @@ pub enum CallError {
 
 /// A failed guest call in one line: the panic's message and location when the guest
 /// panicked (what happened and where), else the trap (`call stack exhausted`...), else the
-/// host error at the root — never wasmtime's multi-line backtrace.
+/// host error at the root — then the filter's own frames of the Wasm backtrace, demangled
+/// (`panicked at src/lib.rs:62:48: bad unit (in rate_limit::Unit::parse <- rate_limit::init)`),
+/// never wasmtime's multi-line backtrace.
 pub(super) fn trap_reason(e: &wasmtime::Error, panic: Option<String>) -> String {
-    match (panic, e.downcast_ref::<wasmtime::Trap>()) {
+    let what = match (panic, e.downcast_ref::<wasmtime::Trap>()) {
         (Some(panic), _) => panic,
         (None, Some(trap)) => trap.to_string(),
         (None, None) => e.root_cause().to_string(),
+    };
+    match super::backtrace::filter_frames(e) {
+        Some(frames) => format!("{what} (in {frames})"),
+        None => what,
     }
 }

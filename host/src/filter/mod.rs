@@ -10,6 +10,7 @@
 //!   [`outbound`] (HTTP callouts); [`services`] bundles one filter's.
 //! - [`chain`]: running a route's filters in order, with their failure policies.
 
+mod backtrace;
 mod bindings;
 mod budget;
 pub mod cache;
