@@ -23,6 +23,7 @@ test: plugins lint
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p weir-sdk
 
 fmt:
 	cargo fmt --all

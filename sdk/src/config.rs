@@ -6,6 +6,20 @@ use serde::de::DeserializeOwned;
 ///
 /// Deserialize it into your own type; use `#[serde(deny_unknown_fields)]` so a typo in the
 /// manifest is refused at load time (by `weir check` and at startup) instead of ignored.
+///
+/// ```
+/// use weir_sdk::Config;
+///
+/// #[derive(serde::Deserialize, Debug)]
+/// #[serde(deny_unknown_fields)]
+/// struct Settings { header: String, #[serde(default)] required: bool }
+///
+/// // The manifest's `config = { header = "x-api-key" }` arrives as this JSON.
+/// let s: Settings = Config::from_json(r#"{"header": "x-api-key"}"#).parse().unwrap();
+/// assert_eq!((s.header.as_str(), s.required), ("x-api-key", false));
+/// let typo = Config::from_json(r#"{"haeder": "x"}"#).parse::<Settings>();
+/// assert!(typo.unwrap_err().starts_with("haeder: unknown field"));
+/// ```
 #[derive(Debug, Clone)]
 pub struct Config {
     json: String,
@@ -13,11 +27,23 @@ pub struct Config {
 
 impl Config {
     /// A configuration from its JSON text (what the host passes; also handy in tests).
+    ///
+    /// ```
+    /// let c = weir_sdk::Config::from_json(r#"{"limit": 10}"#);
+    /// assert_eq!(c.as_json(), r#"{"limit": 10}"#);
+    /// ```
     pub fn from_json(json: impl Into<String>) -> Self {
         Config { json: json.into() }
     }
 
     /// An empty configuration (`{}`), as for a filter entry without a `config` table.
+    ///
+    /// ```
+    /// #[derive(serde::Deserialize)]
+    /// struct Settings { #[serde(default)] verbose: bool }
+    /// let s: Settings = weir_sdk::Config::empty().parse().unwrap();
+    /// assert!(!s.verbose);
+    /// ```
     pub fn empty() -> Self {
         Config::from_json("{}")
     }
@@ -25,6 +51,19 @@ impl Config {
     /// Deserialize into `T`. The error starts with the path of the offending key in the
     /// `config` table (`request.set.x-a: invalid type: ...`, `keys[2]: ...`), which the
     /// host turns into the key's line and column in the manifest.
+    ///
+    /// ```
+    /// #[derive(serde::Deserialize, Debug)]
+    /// #[serde(deny_unknown_fields)]
+    /// struct Limit { rate: u32 }
+    /// #[derive(serde::Deserialize, Debug)]
+    /// #[serde(deny_unknown_fields)]
+    /// struct Settings { limits: Vec<Limit> }
+    ///
+    /// let c = weir_sdk::Config::from_json(r#"{"limits": [{"rate": 5}, {"rate": "fast"}]}"#);
+    /// let err = c.parse::<Settings>().unwrap_err();
+    /// assert!(err.starts_with("limits[1].rate: invalid type"), "{err}");
+    /// ```
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, String> {
         let mut de = serde_json::Deserializer::from_str(&self.json);
         serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -44,6 +83,11 @@ impl Config {
     }
 
     /// The raw JSON text.
+    ///
+    /// ```
+    /// let c = weir_sdk::Config::empty();
+    /// assert_eq!(c.as_json(), "{}");
+    /// ```
     pub fn as_json(&self) -> &str {
         &self.json
     }

@@ -3,6 +3,12 @@
 use crate::Error;
 
 /// Check that `name` is a valid HTTP header name (an RFC 9110 token).
+///
+/// ```
+/// use weir_sdk::header::validate_name;
+/// assert!(validate_name("x-request-id").is_ok());
+/// assert!(validate_name("x request id").is_err());
+/// ```
 pub fn validate_name(name: &str) -> Result<(), Error> {
     if name.is_empty() {
         return Err(Error("header name is empty".into()));
@@ -17,6 +23,12 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
 }
 
 /// Check that `value` is a valid HTTP header value (no control characters but tab).
+///
+/// ```
+/// use weir_sdk::header::validate_value;
+/// assert!(validate_value("text/html; charset=utf-8").is_ok());
+/// assert!(validate_value("a\r\nInjected: 1").is_err());
+/// ```
 pub fn validate_value(value: &str) -> Result<(), Error> {
     match value
         .bytes()
@@ -30,6 +42,11 @@ pub fn validate_value(value: &str) -> Result<(), Error> {
 }
 
 /// Check a header name and value together.
+///
+/// ```
+/// assert!(weir_sdk::header::validate("x-user", "ada").is_ok());
+/// assert!(weir_sdk::header::validate("x-user", "ada\0").is_err());
+/// ```
 pub fn validate(name: &str, value: &str) -> Result<(), Error> {
     validate_name(name)?;
     validate_value(value)

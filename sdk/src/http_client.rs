@@ -17,6 +17,21 @@
 use crate::Error;
 
 /// An outbound request.
+///
+/// ```
+/// use weir_sdk::http_client::{HttpRequest, HttpResponse};
+/// use weir_sdk::testing;
+///
+/// testing::mock_http(|req| {
+///     assert!(req.headers.iter().any(|(n, v)| n == "authorization" && v == "Bearer t"));
+///     Ok(HttpResponse::new(200))
+/// });
+/// let resp = HttpRequest::get("http://auth.internal:8080/check")
+///     .header("authorization", "Bearer t")
+///     .send()
+///     .unwrap();
+/// assert_eq!(resp.status, 200);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRequest {
     /// e.g. `"GET"`.
@@ -30,6 +45,14 @@ pub struct HttpRequest {
 }
 
 /// The answer, with its whole body.
+///
+/// ```
+/// use weir_sdk::http_client::HttpResponse;
+/// let mut r = HttpResponse::new(200);
+/// r.headers.push(("content-type".into(), "application/json".into()));
+/// r.body = br#"{"allowed":true}"#.to_vec();
+/// assert_eq!(r.header("Content-Type"), Some("application/json"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpResponse {
     /// Status code.
@@ -42,6 +65,11 @@ pub struct HttpResponse {
 
 impl HttpRequest {
     /// A request with `method` to `url`.
+    ///
+    /// ```
+    /// let r = weir_sdk::http_client::HttpRequest::new("PUT", "http://127.0.0.1:9000/k");
+    /// assert_eq!((r.method.as_str(), r.body.len()), ("PUT", 0));
+    /// ```
     pub fn new(method: &str, url: &str) -> Self {
         HttpRequest {
             method: method.to_owned(),
@@ -52,28 +80,59 @@ impl HttpRequest {
     }
 
     /// A `GET` request.
+    ///
+    /// ```
+    /// let r = weir_sdk::http_client::HttpRequest::get("http://127.0.0.1:9000/health");
+    /// assert_eq!(r.method, "GET");
+    /// ```
     pub fn get(url: &str) -> Self {
         HttpRequest::new("GET", url)
     }
 
     /// A `POST` request with `body`.
+    ///
+    /// ```
+    /// let r = weir_sdk::http_client::HttpRequest::post("http://127.0.0.1:9000/log", "hello");
+    /// assert_eq!((r.method.as_str(), r.body.as_slice()), ("POST", &b"hello"[..]));
+    /// ```
     pub fn post(url: &str, body: impl Into<Vec<u8>>) -> Self {
         HttpRequest::new("POST", url).body(body)
     }
 
     /// Add a header.
+    ///
+    /// ```
+    /// let r = weir_sdk::http_client::HttpRequest::get("http://127.0.0.1:9000/")
+    ///     .header("accept", "application/json");
+    /// assert_eq!(r.headers, [("accept".to_string(), "application/json".to_string())]);
+    /// ```
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
         self
     }
 
     /// Set the body.
+    ///
+    /// ```
+    /// let r = weir_sdk::http_client::HttpRequest::new("PATCH", "http://127.0.0.1:9000/")
+    ///     .body(r#"{"op":"x"}"#);
+    /// assert_eq!(r.body, br#"{"op":"x"}"#);
+    /// ```
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = body.into();
         self
     }
 
     /// Send it and wait for the answer.
+    ///
+    /// ```
+    /// use weir_sdk::http_client::{HttpRequest, HttpResponse};
+    /// weir_sdk::testing::mock_http(|_| Err("connection refused".into()));
+    /// let err = HttpRequest::get("http://127.0.0.1:1/").send().unwrap_err();
+    /// assert!(err.message().contains("refused"));
+    /// weir_sdk::testing::mock_http(|_| Ok(HttpResponse::new(204)));
+    /// assert_eq!(HttpRequest::get("http://127.0.0.1:1/").send().unwrap().status, 204);
+    /// ```
     pub fn send(self) -> Result<HttpResponse, Error> {
         #[cfg(target_arch = "wasm32")]
         {
@@ -98,6 +157,11 @@ impl HttpRequest {
 
 impl HttpResponse {
     /// An answer with `status`, no headers and no body.
+    ///
+    /// ```
+    /// let r = weir_sdk::http_client::HttpResponse::new(404);
+    /// assert!(r.headers.is_empty() && r.body.is_empty());
+    /// ```
     pub fn new(status: u16) -> Self {
         HttpResponse {
             status,
@@ -107,6 +171,12 @@ impl HttpResponse {
     }
 
     /// The first value of header `name` (case-insensitive).
+    ///
+    /// ```
+    /// let mut r = weir_sdk::http_client::HttpResponse::new(200);
+    /// r.headers.push(("etag".into(), "\"7\"".into()));
+    /// assert_eq!(r.header("ETag"), Some("\"7\""));
+    /// ```
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()

@@ -18,6 +18,14 @@ fn millis(d: Option<Duration>) -> Option<u64> {
 }
 
 /// The value at `key`, unless absent or expired (counters read as decimal text).
+///
+/// ```
+/// use weir_sdk::{kv, testing};
+/// testing::reset_kv();
+/// assert_eq!(kv::get("banned:203.0.113.7"), None);
+/// kv::set("banned:203.0.113.7", b"1", None).unwrap();
+/// assert_eq!(kv::get("banned:203.0.113.7").as_deref(), Some(&b"1"[..]));
+/// ```
 pub fn get(key: &str) -> Option<Vec<u8>> {
     #[cfg(target_arch = "wasm32")]
     return crate::bindings::weir::filter::kv::get(key);
@@ -26,6 +34,16 @@ pub fn get(key: &str) -> Option<Vec<u8>> {
 }
 
 /// Store `value` at `key`, expiring after `ttl` if given. Fails when the store is full.
+///
+/// ```
+/// use std::time::Duration;
+/// use weir_sdk::{kv, testing};
+/// testing::reset_kv();
+/// testing::freeze_clock();
+/// kv::set("session:ab12", b"ada", Some(Duration::from_secs(300))).unwrap();
+/// testing::advance_clock(Duration::from_secs(301));
+/// assert_eq!(kv::get("session:ab12"), None); // expired
+/// ```
 pub fn set(key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), Error> {
     #[cfg(target_arch = "wasm32")]
     return crate::bindings::weir::filter::kv::set(key, value, millis(ttl)).map_err(Error);
@@ -34,6 +52,14 @@ pub fn set(key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), Error> 
 }
 
 /// Remove `key`.
+///
+/// ```
+/// use weir_sdk::{kv, testing};
+/// testing::reset_kv();
+/// kv::set("k", b"v", None).unwrap();
+/// kv::delete("k");
+/// assert_eq!(kv::get("k"), None);
+/// ```
 pub fn delete(key: &str) {
     #[cfg(target_arch = "wasm32")]
     crate::bindings::weir::filter::kv::delete(key);
@@ -43,6 +69,15 @@ pub fn delete(key: &str) {
 
 /// Add `delta` to the counter at `key` (absent or expired: 0) and return the new value. A
 /// new counter expires `window` after it was created.
+///
+/// ```
+/// use std::time::Duration;
+/// use weir_sdk::{kv, testing};
+/// testing::reset_kv();
+/// assert_eq!(kv::incr("logins:ada", 1, Some(Duration::from_secs(60))).unwrap(), 1);
+/// assert_eq!(kv::incr("logins:ada", 1, Some(Duration::from_secs(60))).unwrap(), 2);
+/// assert_eq!(kv::get("logins:ada").as_deref(), Some(&b"2"[..]));
+/// ```
 pub fn incr(key: &str, delta: i64, window: Option<Duration>) -> Result<i64, Error> {
     #[cfg(target_arch = "wasm32")]
     return crate::bindings::weir::filter::kv::incr(key, delta, millis(window)).map_err(Error);
@@ -51,6 +86,15 @@ pub fn incr(key: &str, delta: i64, window: Option<Duration>) -> Result<i64, Erro
 }
 
 /// What [`incr_window`] counted.
+///
+/// ```
+/// use std::time::Duration;
+/// use weir_sdk::{kv, testing};
+/// testing::reset_kv();
+/// let c: kv::Counted = kv::incr_window("k", 5, Duration::from_secs(1)).unwrap();
+/// assert_eq!(c.value, 5);
+/// assert!(c.reset <= Duration::from_secs(1));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counted {
     /// The counter's new value.

@@ -60,6 +60,27 @@ pub use log::{log, Level};
 
 /// A proxy filter. One value is created per filter instance by [`Filter::init`]; the hooks
 /// take `&self` and may be called for many requests, one at a time.
+///
+/// ```
+/// use weir_sdk::{Action, Config, Filter, Hooks, Request};
+///
+/// /// Answers `GET /healthz` itself; everything else goes upstream.
+/// struct Health;
+/// impl Filter for Health {
+///     fn init(_config: Config) -> Result<Self, String> { Ok(Health) }
+///     fn hooks(&self) -> Hooks { Hooks::REQUEST } // no response hook: it costs nothing
+///     fn on_request(&self, req: &mut Request) -> Action {
+///         if req.method() == "GET" && req.path() == "/healthz" {
+///             return Action::respond_text(200, "ok\n");
+///         }
+///         Action::Continue
+///     }
+/// }
+///
+/// use weir_sdk::testing::{self, MockRequest};
+/// testing::assert_responds(&testing::on_request(&Health, &mut MockRequest::get("/healthz")), 200);
+/// testing::assert_continues(&testing::on_request(&Health, &mut MockRequest::get("/")));
+/// ```
 pub trait Filter: Sized + 'static {
     /// Build the filter from its manifest configuration; an `Err` refuses the configuration
     /// (reported by `weir check` and at startup, with the filter's name).
@@ -89,6 +110,16 @@ pub trait Filter: Sized + 'static {
 ///
 /// Use it once, at the crate root of a `cdylib` crate. On non-Wasm targets it expands to
 /// nothing, so the same crate unit-tests natively.
+///
+/// ```
+/// use weir_sdk::{Config, Filter};
+/// pub struct Noop;
+/// impl Filter for Noop {
+///     fn init(_: Config) -> Result<Self, String> { Ok(Noop) }
+/// }
+/// // At the crate root of the filter's cdylib crate:
+/// weir_sdk::export_filter!(Noop);
+/// ```
 #[macro_export]
 #[rustfmt::skip] // rustfmt does not format this body stably
 macro_rules! export_filter {

@@ -84,16 +84,62 @@ pub fn assert_responds(action: &Action, status: u16) -> &crate::LocalResponse {
 }
 
 /// `init` a filter from a JSON configuration, as the host would.
+///
+/// ```
+/// use weir_sdk::{testing, Config, Filter};
+/// struct Needs { n: u32 }
+/// impl Filter for Needs {
+///     fn init(config: Config) -> Result<Self, String> {
+///         #[derive(serde::Deserialize)]
+///         struct S { n: u32 }
+///         Ok(Needs { n: config.parse::<S>()?.n })
+///     }
+/// }
+/// assert_eq!(testing::init::<Needs>(r#"{"n": 3}"#).map(|f| f.n), Ok(3));
+/// assert!(testing::init::<Needs>("{}").is_err());
+/// ```
 pub fn init<F: Filter>(config_json: &str) -> Result<F, String> {
     F::init(Config::from_json(config_json))
 }
 
 /// Run the filter's request hook on `req`.
+///
+/// ```
+/// use weir_sdk::testing::{self, MockRequest};
+/// use weir_sdk::{Action, Config, Filter, Request};
+/// struct Tag;
+/// impl Filter for Tag {
+///     fn init(_: Config) -> Result<Self, String> { Ok(Tag) }
+///     fn on_request(&self, req: &mut Request) -> Action {
+///         let _ = req.set_header("x-tag", "1");
+///         Action::Continue
+///     }
+/// }
+/// let mut req = MockRequest::get("/");
+/// testing::assert_continues(&testing::on_request(&Tag, &mut req));
+/// assert_eq!(req.headers.get("x-tag"), Some("1"));
+/// ```
 pub fn on_request<F: Filter>(filter: &F, req: &mut MockRequest) -> Action {
     filter.on_request(&mut Request::mock(req))
 }
 
 /// Run the filter's response hook on `resp`, for request `req`.
+///
+/// ```
+/// use weir_sdk::testing::{self, MockRequest, MockResponse};
+/// use weir_sdk::{Action, Config, Filter, Request, Response};
+/// struct NoSniff;
+/// impl Filter for NoSniff {
+///     fn init(_: Config) -> Result<Self, String> { Ok(NoSniff) }
+///     fn on_response(&self, _: &Request, resp: &mut Response) -> Action {
+///         let _ = resp.set_header("x-content-type-options", "nosniff");
+///         Action::Continue
+///     }
+/// }
+/// let mut resp = MockResponse::new(200);
+/// let _ = testing::on_response(&NoSniff, &mut MockRequest::get("/"), &mut resp);
+/// assert_eq!(resp.headers.get("x-content-type-options"), Some("nosniff"));
+/// ```
 pub fn on_response<F: Filter>(
     filter: &F,
     req: &mut MockRequest,
@@ -103,6 +149,12 @@ pub fn on_response<F: Filter>(
 }
 
 /// Messages the filter logged on this thread since the last call, as (level, message).
+///
+/// ```
+/// weir_sdk::info!("hello");
+/// assert_eq!(weir_sdk::testing::take_logs()[0].1, "hello");
+/// assert!(weir_sdk::testing::take_logs().is_empty()); // taken
+/// ```
 pub fn take_logs() -> Vec<(crate::Level, String)> {
     LOGS.with(|l| std::mem::take(&mut *l.borrow_mut()))
 }
@@ -117,11 +169,24 @@ pub(crate) fn record_log(level: crate::Level, message: &str) {
 }
 
 /// Ordered, case-insensitive, multi-valued headers, validated like the host does.
+///
+/// ```
+/// let mock = weir_sdk::testing::MockRequest::get("/")
+///     .with_header("Accept", "a")
+///     .with_header("accept", "b");
+/// assert_eq!(mock.headers.get("ACCEPT"), Some("a"));
+/// assert_eq!(mock.headers.get_all("accept"), ["a", "b"]);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderList(Vec<(String, String)>);
 
 impl HeaderList {
     /// The first value of `name`.
+    ///
+    /// ```
+    /// let mock = weir_sdk::testing::MockResponse::new(200).with_header("ETag", "x");
+    /// assert_eq!(mock.headers.get("etag"), Some("x"));
+    /// ```
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
@@ -130,6 +195,11 @@ impl HeaderList {
     }
 
     /// Every value of `name`.
+    ///
+    /// ```
+    /// let mock = weir_sdk::testing::MockResponse::new(200).with_header("via", "a").with_header("via", "b");
+    /// assert_eq!(mock.headers.get_all("via"), ["a", "b"]);
+    /// ```
     pub fn get_all(&self, name: &str) -> Vec<String> {
         self.0
             .iter()
@@ -139,6 +209,14 @@ impl HeaderList {
     }
 
     /// Replace every value of `name`.
+    ///
+    /// ```
+    /// let mut h = weir_sdk::testing::HeaderList::default();
+    /// h.set("x-a", "1").unwrap();
+    /// h.set("x-a", "2").unwrap();
+    /// assert_eq!(h.get_all("x-a"), ["2"]);
+    /// assert!(h.set("bad name", "x").is_err());
+    /// ```
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), Error> {
         header::validate(name, value)?;
         self.remove(name);
@@ -147,6 +225,13 @@ impl HeaderList {
     }
 
     /// Add a value to `name`.
+    ///
+    /// ```
+    /// let mut h = weir_sdk::testing::HeaderList::default();
+    /// h.append("x-a", "1").unwrap();
+    /// h.append("x-a", "2").unwrap();
+    /// assert_eq!(h.get_all("x-a"), ["1", "2"]);
+    /// ```
     pub fn append(&mut self, name: &str, value: &str) -> Result<(), Error> {
         header::validate(name, value)?;
         self.0.push((name.to_ascii_lowercase(), value.to_owned()));
@@ -154,17 +239,39 @@ impl HeaderList {
     }
 
     /// Remove every value of `name`.
+    ///
+    /// ```
+    /// let mut h = weir_sdk::testing::HeaderList::default();
+    /// h.append("x-a", "1").unwrap();
+    /// h.remove("X-A");
+    /// assert_eq!(h.get("x-a"), None);
+    /// ```
     pub fn remove(&mut self, name: &str) {
         self.0.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
     }
 
     /// All headers in order.
+    ///
+    /// ```
+    /// let mut h = weir_sdk::testing::HeaderList::default();
+    /// h.append("X-A", "1").unwrap();
+    /// assert_eq!(h.to_vec(), [("x-a".to_string(), "1".to_string())]);
+    /// ```
     pub fn to_vec(&self) -> Vec<(String, String)> {
         self.0.clone()
     }
 }
 
 /// A request for native tests.
+///
+/// ```
+/// use weir_sdk::testing::MockRequest;
+/// let mock = MockRequest::get("/items?page=2")
+///     .with_authority("shop.example")
+///     .with_client_addr("198.51.100.4")
+///     .with_header("cookie", "session=x");
+/// assert_eq!((mock.path.as_str(), mock.query.as_deref()), ("/items", Some("page=2")));
+/// ```
 #[derive(Debug, Clone)]
 pub struct MockRequest {
     /// Method.
@@ -191,6 +298,11 @@ pub struct MockRequest {
 
 impl MockRequest {
     /// A request with `method` for `path_and_query` (e.g. `"/a?b=c"`).
+    ///
+    /// ```
+    /// let mock = weir_sdk::testing::MockRequest::new("OPTIONS", "/api?x=1");
+    /// assert_eq!((mock.method.as_str(), mock.path.as_str()), ("OPTIONS", "/api"));
+    /// ```
     pub fn new(method: &str, path_and_query: &str) -> Self {
         let mut req = MockRequest {
             method: method.to_owned(),
@@ -209,16 +321,29 @@ impl MockRequest {
     }
 
     /// A `GET` request.
+    ///
+    /// ```
+    /// assert_eq!(weir_sdk::testing::MockRequest::get("/").method, "GET");
+    /// ```
     pub fn get(path_and_query: &str) -> Self {
         MockRequest::new("GET", path_and_query)
     }
 
     /// A `POST` request.
+    ///
+    /// ```
+    /// assert_eq!(weir_sdk::testing::MockRequest::post("/login").method, "POST");
+    /// ```
     pub fn post(path_and_query: &str) -> Self {
         MockRequest::new("POST", path_and_query)
     }
 
     /// Add a header (panics on an invalid one: this is test set-up).
+    ///
+    /// ```
+    /// let mock = weir_sdk::testing::MockRequest::get("/").with_header("x-api-key", "k1");
+    /// assert_eq!(mock.headers.get("x-api-key"), Some("k1"));
+    /// ```
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
         if let Err(e) = self.headers.append(name, value) {
             panic!("MockRequest::with_header: {e}");
@@ -227,30 +352,55 @@ impl MockRequest {
     }
 
     /// Set the authority (`Host`).
+    ///
+    /// ```
+    /// let mock = weir_sdk::testing::MockRequest::get("/").with_authority("example.com");
+    /// assert_eq!(mock.authority.as_deref(), Some("example.com"));
+    /// ```
     pub fn with_authority(mut self, authority: &str) -> Self {
         self.authority = Some(authority.to_owned());
         self
     }
 
     /// Set the buffered body.
+    ///
+    /// ```
+    /// let mock = weir_sdk::testing::MockRequest::post("/").with_body("a=1");
+    /// assert_eq!(mock.body.as_deref(), Some(&b"a=1"[..]));
+    /// ```
     pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = Some(body.into());
         self
     }
 
     /// Set a context property, as an earlier filter would have.
+    ///
+    /// ```
+    /// let mut mock = weir_sdk::testing::MockRequest::get("/").with_context("user", "ada");
+    /// assert_eq!(mock.request().context("user").as_deref(), Some("ada"));
+    /// ```
     pub fn with_context(mut self, key: &str, value: &str) -> Self {
         self.context.insert(key.to_owned(), value.to_owned());
         self
     }
 
     /// Set the client address.
+    ///
+    /// ```
+    /// let mock = weir_sdk::testing::MockRequest::get("/").with_client_addr("::1");
+    /// assert_eq!(mock.client_addr, "::1");
+    /// ```
     pub fn with_client_addr(mut self, addr: &str) -> Self {
         self.client_addr = addr.to_owned();
         self
     }
 
     /// Set the scheme (`"https"` for a request that came over TLS).
+    ///
+    /// ```
+    /// let mock = weir_sdk::testing::MockRequest::get("/").with_scheme("https");
+    /// assert_eq!(mock.scheme, "https");
+    /// ```
     pub fn with_scheme(mut self, scheme: &str) -> Self {
         self.scheme = scheme.to_owned();
         self
@@ -258,9 +408,26 @@ impl MockRequest {
 
     /// Set what the client sent before normalisation (`req.raw_path_and_query()`), e.g.
     /// `"/%61dmin"` for a request whose canonical path is `/admin`.
+    ///
+    /// ```
+    /// let mut mock = weir_sdk::testing::MockRequest::get("/a").with_raw_path_and_query("/%61");
+    /// assert_eq!(mock.request().raw_path_and_query(), "/%61");
+    /// ```
     pub fn with_raw_path_and_query(mut self, raw: &str) -> Self {
         self.raw_path_and_query = Some(raw.to_owned());
         self
+    }
+
+    /// This request as a hook sees it, for testing code that takes a [`Request`].
+    ///
+    /// ```
+    /// use weir_sdk::Request;
+    /// // A helper of the filter's, tested on its own.
+    /// fn is_api(req: &Request) -> bool { req.path().starts_with("/api/") }
+    /// assert!(is_api(&weir_sdk::testing::MockRequest::get("/api/x").request()));
+    /// ```
+    pub fn request(&mut self) -> Request<'_> {
+        Request::mock(self)
     }
 
     pub(crate) fn set_path_and_query(&mut self, pq: &str) -> Result<(), Error> {
@@ -286,6 +453,12 @@ impl MockRequest {
 }
 
 /// A response for native tests.
+///
+/// ```
+/// use weir_sdk::testing::MockResponse;
+/// let mock = MockResponse::new(200).with_header("content-type", "text/html").with_body("<p>hi</p>");
+/// assert_eq!(mock.headers.get("content-type"), Some("text/html"));
+/// ```
 #[derive(Debug, Clone)]
 pub struct MockResponse {
     /// Status code.
@@ -298,6 +471,10 @@ pub struct MockResponse {
 
 impl MockResponse {
     /// A response with `status` and no headers.
+    ///
+    /// ```
+    /// assert_eq!(weir_sdk::testing::MockResponse::new(301).status, 301);
+    /// ```
     pub fn new(status: u16) -> Self {
         MockResponse {
             status,
@@ -307,17 +484,38 @@ impl MockResponse {
     }
 
     /// Set the buffered body.
+    ///
+    /// ```
+    /// let mock = weir_sdk::testing::MockResponse::new(200).with_body("ok");
+    /// assert_eq!(mock.body.as_deref(), Some(&b"ok"[..]));
+    /// ```
     pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = Some(body.into());
         self
     }
 
     /// Add a header (panics on an invalid one: this is test set-up).
+    ///
+    /// ```
+    /// let mock = weir_sdk::testing::MockResponse::new(200).with_header("etag", "\"1\"");
+    /// assert_eq!(mock.headers.get("etag"), Some("\"1\""));
+    /// ```
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
         if let Err(e) = self.headers.append(name, value) {
             panic!("MockResponse::with_header: {e}");
         }
         self
+    }
+
+    /// This response as a hook sees it, for testing code that takes a [`Response`].
+    ///
+    /// ```
+    /// use weir_sdk::Response;
+    /// fn is_error(resp: &Response) -> bool { resp.status() >= 500 }
+    /// assert!(is_error(&weir_sdk::testing::MockResponse::new(503).response()));
+    /// ```
+    pub fn response(&mut self) -> Response<'_> {
+        Response::mock(self)
     }
 
     pub(crate) fn set_status(&mut self, status: u16) -> Result<(), Error> {
@@ -331,6 +529,13 @@ impl MockResponse {
 
 /// The filter's own metrics recorded on this thread since the last call:
 /// `(counters, histogram values)`.
+///
+/// ```
+/// weir_sdk::metrics::counter_add("hits", 1);
+/// let (counters, histograms) = weir_sdk::testing::take_metrics();
+/// assert_eq!(counters["hits"], 1);
+/// assert!(histograms.is_empty());
+/// ```
 pub fn take_metrics() -> (BTreeMap<String, u64>, BTreeMap<String, Vec<f64>>) {
     METRICS.with(|m| std::mem::take(&mut *m.borrow_mut()))
 }
@@ -347,6 +552,16 @@ thread_local! {
 }
 
 /// Stop this thread's [`crate::clock`] where it is: it moves only by [`advance_clock`].
+///
+/// ```
+/// use std::time::Duration;
+/// use weir_sdk::{clock, testing};
+/// testing::freeze_clock();
+/// let t0 = clock::now();
+/// assert_eq!(clock::now(), t0); // frozen
+/// testing::advance_clock(Duration::from_millis(5));
+/// assert_eq!(clock::now() - t0, Duration::from_millis(5));
+/// ```
 pub fn freeze_clock() {
     CLOCK.with(|c| {
         let (frozen, offset) = c.get();
@@ -357,6 +572,16 @@ pub fn freeze_clock() {
 }
 
 /// Move this thread's [`crate::clock`] (and the key/value double's TTLs) forward by `by`.
+///
+/// ```
+/// use std::time::Duration;
+/// use weir_sdk::{kv, testing};
+/// testing::reset_kv();
+/// testing::freeze_clock();
+/// kv::set("k", b"v", Some(Duration::from_secs(10))).unwrap();
+/// testing::advance_clock(Duration::from_secs(10));
+/// assert_eq!(kv::get("k"), None);
+/// ```
 pub fn advance_clock(by: Duration) {
     CLOCK.with(|c| {
         let (frozen, offset) = c.get();
@@ -365,6 +590,13 @@ pub fn advance_clock(by: Duration) {
 }
 
 /// Back to the real clock.
+///
+/// ```
+/// use std::time::Duration;
+/// weir_sdk::testing::freeze_clock();
+/// weir_sdk::testing::advance_clock(Duration::from_secs(3600));
+/// weir_sdk::testing::reset_clock(); // real time again, no offset
+/// ```
 pub fn reset_clock() {
     CLOCK.with(|c| c.set((None, Duration::ZERO)));
 }
@@ -390,6 +622,12 @@ pub(crate) fn record_metric(name: &str, value: f64, counter: bool) {
 }
 
 /// Empty this thread's key/value store double.
+///
+/// ```
+/// weir_sdk::kv::set("left-over", b"1", None).unwrap();
+/// weir_sdk::testing::reset_kv();
+/// assert_eq!(weir_sdk::kv::get("left-over"), None);
+/// ```
 pub fn reset_kv() {
     KV.with(|kv| kv.borrow_mut().clear());
 }
@@ -473,6 +711,16 @@ type HttpHandler = Box<dyn FnMut(&HttpRequest) -> Result<HttpResponse, String>>;
 
 /// Answer this thread's outbound HTTP requests with `handler` (an `Err` is a refused or
 /// failed request, as the proxy would report it).
+///
+/// ```
+/// use weir_sdk::http_client::{HttpRequest, HttpResponse};
+/// weir_sdk::testing::mock_http(|req| match req.url.as_str() {
+///     "http://auth.internal/ok" => Ok(HttpResponse::new(200)),
+///     _ => Ok(HttpResponse::new(403)),
+/// });
+/// assert_eq!(HttpRequest::get("http://auth.internal/ok").send().unwrap().status, 200);
+/// assert_eq!(HttpRequest::get("http://auth.internal/no").send().unwrap().status, 403);
+/// ```
 pub fn mock_http(handler: impl FnMut(&HttpRequest) -> Result<HttpResponse, String> + 'static) {
     HTTP.with(|h| *h.borrow_mut() = Some(Box::new(handler)));
 }
