@@ -187,6 +187,8 @@ fn worker(
     tls: Vec<Option<Arc<TlsListener>>>,
     stop: watch::Receiver<bool>,
 ) {
+    // Idle filter instances are kept per worker: this thread reuses its own.
+    crate::filter::set_worker_slot(id);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
