@@ -289,7 +289,8 @@ pub struct FilterSpec {
     /// Status of a fail-closed answer. Default: 503.
     pub failure_status: Option<Spanned<i64>>,
     /// `pooled` (default: instances are reused) or `per-request` (a fresh instance for
-    /// every request; nothing in memory survives a request).
+    /// every hook call: nothing in guest memory survives a call, not even from `on-request`
+    /// to the same request's `on-response`; the request context carries state between them).
     pub isolation: Option<Spanned<String>>,
     /// Recycle a pooled instance after this many requests. Default: never.
     pub max_requests_per_instance: Option<Spanned<i64>>,

@@ -208,7 +208,8 @@ pub enum FailurePolicy {
 pub enum Isolation {
     /// Reuse initialised instances across requests.
     Pooled,
-    /// A fresh instance for every hook call: no memory survives a request.
+    /// A fresh instance for every hook call: no guest memory survives a call, not even from
+    /// `on-request` to the same request's `on-response`.
     PerRequest,
 }
 
