@@ -22,36 +22,24 @@ fn undocumented(source: &str) -> Vec<String> {
             hidden_depth = Some(indent);
             continue;
         }
-        let item = [
-            "fn ",
-            "const fn ",
-            "struct ",
-            "enum ",
-            "trait ",
-            "const ",
-            "type ",
-        ]
-        .iter()
-        .any(|k| t.starts_with(&format!("pub {k}")));
-        let exported_macro = t.starts_with("macro_rules!")
-            && lines[..i]
+        // The doc comment and attributes attached to this line.
+        let attached: Vec<&str> = lines[..i]
+            .iter()
+            .rev()
+            .map(|l| l.trim_start())
+            .take_while(|l| l.starts_with("///") || l.starts_with("#["))
+            .collect();
+        // `pub const fn` is covered by `const `.
+        let item = t.strip_prefix("pub ").is_some_and(|rest| {
+            ["fn ", "struct ", "enum ", "trait ", "const ", "type "]
                 .iter()
-                .rev()
-                .take_while(|l| {
-                    l.trim_start().starts_with("#[") || l.trim_start().starts_with("///")
-                })
-                .any(|l| l.contains("#[macro_export]"));
+                .any(|k| rest.starts_with(k))
+        });
+        let exported_macro = t.starts_with("macro_rules!") && attached.contains(&"#[macro_export]");
         if !item && !exported_macro {
             continue;
         }
-        let doc_has_example = lines[..i]
-            .iter()
-            .rev()
-            .take_while(|l| {
-                let l = l.trim_start();
-                l.starts_with("///") || l.starts_with("#[")
-            })
-            .any(|l| l.contains("```"));
+        let doc_has_example = attached.iter().any(|l| l.contains("```"));
         if !doc_has_example {
             missing.push(format!("{}: {}", i + 1, t));
         }
@@ -85,6 +73,9 @@ fn every_public_item_has_an_example() {
 
 #[test]
 fn the_checker_sees_a_missing_example() {
-    let source = "/// Documented.\n///\n/// ```\n/// f();\n/// ```\npub fn f() {}\n\n/// No example.\n#[inline]\npub fn g() {}\n\npub(crate) mod inner {\n    pub fn h() {}\n}\n";
-    assert_eq!(undocumented(source), ["10: pub fn g() {}"]);
+    let source = "/// Documented.\n///\n/// ```\n/// f();\n/// ```\npub fn f() {}\n\n/// No example.\n#[inline]\npub fn g() {}\n\npub(crate) mod inner {\n    pub fn h() {}\n}\n\n/// Exported, no example.\n#[macro_export]\nmacro_rules! m { () => {} }\n\nmacro_rules! private { () => {} }\n";
+    assert_eq!(
+        undocumented(source),
+        ["10: pub fn g() {}", "18: macro_rules! m { () => {} }"]
+    );
 }
