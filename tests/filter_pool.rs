@@ -49,6 +49,29 @@ async fn instances_are_reused_across_calls() {
         "sequential calls reuse the pooled instance"
     );
     assert_eq!(filter.idle_instances(), 1);
+    assert!(!filter.runs_on_fiber(), "headers cannot wait: plain calls");
+}
+
+#[tokio::test]
+async fn filters_that_can_wait_run_on_a_fiber_and_the_others_directly() {
+    let engine = FilterEngine::new().unwrap();
+    let fixtures = fixtures_dir();
+    let cases = [
+        (plugins_dir(), "block.wasm", r#"{"paths":["/a"]}"#, false),
+        // Outbound HTTP.
+        (fixtures.clone(), "services.wasm", "{}", true),
+        // Sleeps (a monotonic-clock timer).
+        (fixtures, "panic.wasm", "{}", true),
+    ];
+    for (dir, plugin, config, fiber) in cases {
+        let f = engine
+            .load(&filter_config(&dir, plugin, config))
+            .await
+            .unwrap_or_else(|e| panic!("{plugin}: {e}"));
+        assert_eq!(f.runs_on_fiber(), fiber, "{plugin}");
+        let r = f.on_request(&mut head(None)).await.unwrap();
+        assert!(matches!(r.verdict, Verdict::Continue), "{plugin}");
+    }
 }
 
 #[tokio::test]

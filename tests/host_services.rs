@@ -282,3 +282,30 @@ async fn filter_metrics_and_random_are_available() {
     );
     assert!(m["call_time_ns"]["count"].as_u64().unwrap() >= 6, "{m:#}");
 }
+
+#[tokio::test]
+async fn header_edits_are_checked_in_both_phases() {
+    let up = Upstream::echo("app").await;
+    let weir = Weir::start(&services_manifest(
+        up.addr,
+        "[[routes]]\nupstream = \"app\"\nfilters = [\"edits\"]\n\n\
+         [filters.edits]\nplugin = \"services.wasm\"\nconfig = { edits = true }\n",
+    ));
+    // Twice: the second time the names and values come from the instance's recent list.
+    for _ in 0..2 {
+        let r = get(&weir.url("/"), &[]).await;
+        assert_eq!(r.status, 200);
+        let expected = "header \"content-length\" is managed by the proxy (framing and connection \
+                        headers; a body is set with set-body) | invalid header name \"bad name\" \
+                        | invalid value for header \"x-edited\"";
+        assert!(
+            r.body.contains(&format!("x-edit-errors: {expected}")),
+            "{}",
+            r.body
+        );
+        assert_eq!(r.body.matches("x-edited: ").count(), 3, "{}", r.body);
+        assert_eq!(r.header("x-edit-errors"), Some(expected));
+        let edited: Vec<_> = r.headers.get_all("x-edited").iter().collect();
+        assert_eq!(edited, ["1", "2", "3"]);
+    }
+}

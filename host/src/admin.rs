@@ -82,6 +82,9 @@ pub struct FilterStatus {
     pub sha256: String,
     /// When this version was loaded, seconds since the Unix epoch.
     pub loaded_at: f64,
+    /// `"direct"` when hooks are plain function calls, `"fiber"` when they run on a fiber
+    /// because the filter imports something that can wait (outbound HTTP, timers).
+    pub calls: &'static str,
     /// Instances created so far.
     pub instances_created: u64,
     /// Idle instances kept.
@@ -116,6 +119,7 @@ pub fn status(live: &Live) -> Status {
                 plugin: f.config().plugin_path.display().to_string(),
                 sha256: f.version().sha256.clone(),
                 loaded_at: unix(f.version().loaded_at),
+                calls: if f.runs_on_fiber() { "fiber" } else { "direct" },
                 instances_created: f.instances_created(),
                 instances_idle: f.idle_instances(),
                 metrics: f.metrics(),

@@ -10,16 +10,37 @@ wasmtime::component::bindgen!({
         "weir:filter/http-client.send": async | trappable,
         default: trappable,
     },
-    // Hooks run on a fiber (`call_async`): WASI's host side is async and must not block a
-    // tokio worker, and the fiber is where CPU deadlines (epoch callbacks) hook in.
+    // Filters that can wait (outbound HTTP, timers) are called on a fiber (`call_async`), so
+    // a worker serves other requests while they wait; the others through [`sync`].
     exports: { default: async },
 });
+
+/// The same exports, called synchronously: for filters that cannot wait on anything (see
+/// `sync_io`), a hook call is a plain function call with no fiber or future.
+pub mod sync {
+    wasmtime::component::bindgen!({
+        world: "filter-world",
+        path: "../wit",
+        with: {
+            "weir:filter/types": super::weir::filter::types,
+            "weir:filter/host": super::weir::filter::host,
+            "weir:filter/context": super::weir::filter::context,
+            "weir:filter/kv": super::weir::filter::kv,
+            "weir:filter/metrics": super::weir::filter::metrics,
+            "weir:filter/http-client": super::weir::filter::http_client,
+        },
+        // Every import comes from the bindings above (`with`); only the exports are new.
+        require_store_data_send: true,
+    });
+}
 
 pub use self::weir::filter::http_client::{IncomingResponse, OutgoingRequest};
 pub use self::weir::filter::types::{Action, Hooks, LocalResponse, LogLevel, Request, Response};
 
 /// The WIT package version this host implements.
 pub const PACKAGE: &str = "weir:filter@0.2.2";
+/// The interface of the request and response resources, at this host's version.
+pub const TYPES: &str = "weir:filter/types@0.2.2";
 /// The interface every filter must export, at this host's version.
 pub const EXPORT: &str = "weir:filter/filter@0.2.2";
 /// Package versions whose filters this host loads: 0.2.1 and 0.2.2 only added functions, so

@@ -2,15 +2,16 @@
 //! files (through the on-disk cache), checking their world, and loading a manifest's
 //! filters, keeping the loaded ones a reload did not change.
 
-use super::bindings::{self, FilterWorld, FilterWorldPre};
+use super::bindings::{self, FilterWorld};
 use super::budget;
 use super::cache::CompileCache;
 use super::host::FilterState;
 use super::kv::{KvBackend, MemoryKv};
 use super::metrics::FilterMetrics;
 use super::outbound::Outbound;
-use super::pool::InstancePool;
+use super::pool::{InstancePool, Prepared};
 use super::services::FilterServices;
+use super::{header_edits, sync_io};
 use super::{Filter, FilterVersion, LoadError};
 use crate::config::FilterConfig;
 use crate::upstream::pool::UpstreamClient;
@@ -47,11 +48,15 @@ pub struct FilterEngine {
     outbound_client: UpstreamClient,
 }
 
-/// One wasmtime engine with its linker and compile cache.
+/// One wasmtime engine with its linkers and compile cache.
 #[derive(Clone)]
 struct Runtime {
     engine: Engine,
+    /// For filters that can wait (see `sync_io`): WASI as wasmtime-wasi's async host.
     linker: Arc<Linker<FilterState>>,
+    /// For the others: the same, with `wasi:io` that never waits, so that every import is
+    /// synchronous and so are the calls.
+    sync_linker: Arc<Linker<FilterState>>,
     cache: Option<CompileCache>,
     metered: bool,
 }
@@ -78,9 +83,13 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
         FilterWorld::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_error)?;
+        header_edits::install(&mut linker).map_err(engine_error)?;
+        let mut sync_linker = linker.clone();
+        sync_io::shadow_io(&mut sync_linker).map_err(engine_error)?;
         Ok(Runtime {
             engine,
             linker: Arc::new(linker),
+            sync_linker: Arc::new(sync_linker),
             cache: None,
             metered,
         })
@@ -115,11 +124,17 @@ impl Runtime {
             reason,
         };
         check_world(&self.engine, &component).map_err(world)?;
-        let pre = self
-            .linker
+        let ty = component.component_type();
+        let sync = sync_io::can_run_sync(ty.imports(&self.engine).map(|(name, _)| name));
+        let linker = if sync {
+            &self.sync_linker
+        } else {
+            &self.linker
+        };
+        let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| world(format!("{e:#}")))?;
-        let pre = FilterWorldPre::new(pre).map_err(|e| world(format!("{e:#}")))?;
+        let pre = Prepared::new(pre, sync).map_err(|e| world(format!("{e:#}")))?;
         Ok(Compiled { pre, sha256 })
     }
 }
@@ -127,7 +142,7 @@ impl Runtime {
 /// A compiled, checked plugin file.
 #[derive(Clone)]
 pub struct Compiled {
-    pre: FilterWorldPre<FilterState>,
+    pre: Prepared,
     sha256: String,
 }
 
@@ -178,7 +193,7 @@ impl FilterEngine {
 
     /// Compile the component at `path` (or take it from the cache) for filters without a
     /// fuel budget, and check that it is a compatible filter.
-    pub fn compile(&self, path: &Path) -> Result<FilterWorldPre<FilterState>, LoadError> {
+    pub fn compile(&self, path: &Path) -> Result<Prepared, LoadError> {
         let (bytes, sha256) = Self::read(path)?;
         self.plain.compile(path, &bytes, sha256).map(|c| c.pre)
     }

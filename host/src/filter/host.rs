@@ -91,6 +91,8 @@ pub struct FilterState {
     /// The filter's name, shared store, metrics and outbound HTTP settings.
     pub(super) services: Arc<FilterServices>,
     pub(super) call: CallData,
+    /// Header names and values this instance set recently (see `header_edits`).
+    pub(super) recent: super::header_edits::Recent,
 }
 
 /// What the current hook call works on.
@@ -194,7 +196,13 @@ impl FilterState {
             },
             services,
             call: CallData::default(),
+            recent: Default::default(),
         }
+    }
+
+    /// The WASI resource table (streams, pollables).
+    pub(super) fn table_mut(&mut self) -> &mut ResourceTable {
+        &mut self.table
     }
 
     /// The filter's name.

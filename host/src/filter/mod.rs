@@ -18,6 +18,7 @@ pub mod chain;
 pub mod context;
 mod engine;
 mod error;
+mod header_edits;
 mod host;
 pub mod kv;
 pub mod metrics;
@@ -26,6 +27,7 @@ mod pool;
 mod resources;
 mod services;
 mod stderr;
+mod sync_io;
 
 pub use bindings::LocalResponse;
 pub use engine::{FilterEngine, MAX_MEMORY_LIMIT};
@@ -36,7 +38,7 @@ pub use pool::set_worker_slot;
 use crate::config::{FailurePolicy, FilterConfig};
 use bindings::{Action, Hooks};
 use bytes::Bytes;
-use pool::{Instance, InstancePool};
+use pool::{Instance, InstancePool, World};
 use services::FilterServices;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -100,7 +102,7 @@ impl Filter {
         self.pool.config()
     }
 
-    fn pool_pre(&self) -> bindings::FilterWorldPre<host::FilterState> {
+    fn pool_pre(&self) -> pool::Prepared {
         self.pool.pre()
     }
 
@@ -144,6 +146,12 @@ impl Filter {
         self.services.metrics.failure(None);
     }
 
+    /// Whether its hooks run on a fiber, so that they can wait (outbound HTTP, timers), or
+    /// are plain function calls (it imports nothing that can wait).
+    pub fn runs_on_fiber(&self) -> bool {
+        !self.pool.pre().is_sync()
+    }
+
     /// Instances created so far, the first (at load time) included.
     pub fn instances_created(&self) -> u64 {
         self.pool.created_count()
@@ -159,11 +167,14 @@ impl Filter {
         let mut inst = self.checkout().await?;
         let started = self.prepare(&mut inst, head, None);
         let running = budget::Activity::global().enter();
-        let result = inst
-            .world
-            .weir_filter_filter()
-            .call_on_request(&mut inst.store, Resource::new_borrow(0))
-            .await;
+        let req = Resource::new_borrow(0);
+        let result = match &inst.world {
+            World::Sync(w) => w.weir_filter_filter().call_on_request(&mut inst.store, req),
+            World::Async(w) => {
+                let call = w.weir_filter_filter().call_on_request(&mut inst.store, req);
+                call.await
+            }
+        };
         drop(running);
         self.finish(inst, started, head, None, "on-request", result)
     }
@@ -178,15 +189,18 @@ impl Filter {
         let mut inst = self.checkout().await?;
         let started = self.prepare(&mut inst, head, Some(resp));
         let running = budget::Activity::global().enter();
-        let result = inst
-            .world
-            .weir_filter_filter()
-            .call_on_response(
-                &mut inst.store,
-                Resource::new_borrow(0),
-                Resource::new_borrow(0),
-            )
-            .await;
+        let (req, res) = (Resource::new_borrow(0), Resource::new_borrow(0));
+        let result = match &inst.world {
+            World::Sync(w) => w
+                .weir_filter_filter()
+                .call_on_response(&mut inst.store, req, res),
+            World::Async(w) => {
+                let call = w
+                    .weir_filter_filter()
+                    .call_on_response(&mut inst.store, req, res);
+                call.await
+            }
+        };
         drop(running);
         self.finish(inst, started, head, Some(resp), "on-response", result)
     }

@@ -11,7 +11,7 @@
 //! An instance whose call failed is dropped, never returned; so is one that served
 //! `max-requests-per-instance` calls, and every instance of a `per-request` filter.
 
-use super::bindings::{FilterWorld, FilterWorldPre, Hooks};
+use super::bindings::{self, FilterWorld, FilterWorldPre, Hooks};
 use super::host::FilterState;
 use super::services::FilterServices;
 use super::LoadError;
@@ -29,14 +29,55 @@ const MAX_IDLE: usize = 4;
 /// An initialised instance with its own store.
 pub(super) struct Instance {
     pub store: Store<FilterState>,
-    pub world: FilterWorld,
+    pub world: World,
     /// Hook calls served.
     pub uses: u64,
 }
 
+/// A component's exports, bound for the way it is called.
+pub(super) enum World {
+    /// A plain function call (the component cannot wait on anything).
+    Sync(bindings::sync::FilterWorld),
+    /// On a fiber, so it can wait for outbound HTTP or a timer.
+    Async(FilterWorld),
+}
+
+/// A compiled component with its imports resolved, ready to instantiate.
+#[derive(Clone)]
+pub struct Prepared {
+    pre: FilterWorldPre<FilterState>,
+    sync: Option<bindings::sync::FilterWorldPre<FilterState>>,
+}
+
+impl Prepared {
+    /// Bind `pre`'s exports; `sync` if every import it uses is synchronous.
+    pub fn new(
+        pre: wasmtime::component::InstancePre<FilterState>,
+        sync: bool,
+    ) -> wasmtime::Result<Self> {
+        let sync = match sync {
+            true => Some(bindings::sync::FilterWorldPre::new(pre.clone())?),
+            false => None,
+        };
+        Ok(Prepared {
+            pre: FilterWorldPre::new(pre)?,
+            sync,
+        })
+    }
+
+    /// Whether hooks are plain function calls (no fiber).
+    pub fn is_sync(&self) -> bool {
+        self.sync.is_some()
+    }
+
+    fn engine(&self) -> &wasmtime::Engine {
+        self.pre.engine()
+    }
+}
+
 /// Idle instances of one filter.
 pub(super) struct InstancePool {
-    pre: FilterWorldPre<FilterState>,
+    pre: Prepared,
     cfg: FilterConfig,
     services: Arc<FilterServices>,
     /// One idle list per worker slot.
@@ -45,11 +86,7 @@ pub(super) struct InstancePool {
 }
 
 impl InstancePool {
-    pub fn new(
-        pre: FilterWorldPre<FilterState>,
-        cfg: &FilterConfig,
-        services: Arc<FilterServices>,
-    ) -> Self {
+    pub fn new(pre: Prepared, cfg: &FilterConfig, services: Arc<FilterServices>) -> Self {
         let slots = std::thread::available_parallelism().map_or(4, |n| n.get());
         InstancePool {
             pre,
@@ -80,16 +117,25 @@ impl InstancePool {
                 .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         }
         super::budget::install(&mut store, self.cfg.cpu_deadline);
-        let world = match self.pre.instantiate_async(&mut store).await {
-            Ok(world) => world,
-            Err(e) => return Err(LoadError::Trap(trap_reason(&e, store.data()))),
+        let config = &self.cfg.config_json;
+        let made = match &self.pre.sync {
+            Some(pre) => pre.instantiate(&mut store).and_then(|world| {
+                let hooks = world.weir_filter_filter().call_init(&mut store, config);
+                Ok((World::Sync(world), hooks?))
+            }),
+            None => match self.pre.pre.instantiate_async(&mut store).await {
+                Ok(world) => {
+                    let hooks = world
+                        .weir_filter_filter()
+                        .call_init(&mut store, config)
+                        .await;
+                    hooks.map(|h| (World::Async(world), h))
+                }
+                Err(e) => Err(e),
+            },
         };
-        let hooks = match world
-            .weir_filter_filter()
-            .call_init(&mut store, &self.cfg.config_json)
-            .await
-        {
-            Ok(refused_or_hooks) => refused_or_hooks.map_err(LoadError::Init)?,
+        let (world, hooks) = match made {
+            Ok((world, refused_or_hooks)) => (world, refused_or_hooks.map_err(LoadError::Init)?),
             Err(e) => return Err(LoadError::Trap(trap_reason(&e, store.data()))),
         };
         Ok((
@@ -148,7 +194,7 @@ impl InstancePool {
     }
 
     /// The pre-instantiated component, to share with a reloaded filter of the same file.
-    pub fn pre(&self) -> FilterWorldPre<FilterState> {
+    pub fn pre(&self) -> Prepared {
         self.pre.clone()
     }
 

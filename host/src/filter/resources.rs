@@ -10,7 +10,7 @@ use http::HeaderMap;
 use wasmtime::component::Resource;
 
 /// Header operations shared by the request and response resources.
-mod headers {
+pub(super) mod headers {
     use super::*;
 
     pub fn text(v: &HeaderValue) -> String {
@@ -35,6 +35,11 @@ mod headers {
     }
 
     pub fn parse(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
+        Ok((parse_name(name)?, parse_value(name, value)?))
+    }
+
+    /// A header name a filter may set.
+    pub fn parse_name(name: &str) -> Result<HeaderName, String> {
         let n = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| format!("invalid header name {name:?}"))?;
         if !crate::request::headers::filter_may_edit(&n) {
@@ -42,9 +47,12 @@ mod headers {
                 "header {name:?} is managed by the proxy (framing and connection headers; a body is set with set-body)"
             ));
         }
-        let v = HeaderValue::from_str(value)
-            .map_err(|_| format!("invalid value for header {name:?}"))?;
-        Ok((n, v))
+        Ok(n)
+    }
+
+    /// A value for header `name`.
+    pub fn parse_value(name: &str, value: &str) -> Result<HeaderValue, String> {
+        HeaderValue::from_str(value).map_err(|_| format!("invalid value for header {name:?}"))
     }
 
     pub fn set(map: &mut HeaderMap, name: &str, value: &str) -> Result<(), String> {
