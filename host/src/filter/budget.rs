@@ -36,17 +36,40 @@ const LINGER_TICKS: u32 = 50;
 const PARK_CHECK: Duration = Duration::from_secs(1);
 
 /// Filter code running now, and the tickers that advance epochs for it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Activity {
-    running: AtomicUsize,
+    /// Calls running, counted per worker slot (each on its own cache line, so workers
+    /// entering calls do not contend); the ticker sums them.
+    running: Box<[Running0]>,
+    /// Where calls are counted if the slots were somehow empty (they never are).
+    overflow: AtomicUsize,
     parked: AtomicBool,
     /// Until when (nanoseconds after [`clock_zero`]) a call wants fine ticks.
     fine_until: AtomicU64,
     tickers: Mutex<Vec<Thread>>,
 }
 
-/// Counts filter code as running until dropped.
-pub struct Running<'a>(&'a Activity);
+/// One worker slot's count of running calls.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Running0(AtomicUsize);
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            running: (0..super::pool::worker_slots())
+                .map(|_| Running0::default())
+                .collect(),
+            overflow: AtomicUsize::new(0),
+            parked: AtomicBool::new(false),
+            fine_until: AtomicU64::new(0),
+            tickers: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+/// Counts filter code as running (in its worker slot) until dropped.
+pub struct Running<'a>(&'a AtomicUsize);
 
 impl Activity {
     /// The process's activity, shared by every engine.
@@ -57,9 +80,11 @@ impl Activity {
 
     /// Filter code starts running (a hook call, an instantiation): make sure epochs advance.
     pub fn enter(&self) -> Running<'_> {
+        let slot = super::pool::worker_slot() % self.running.len().max(1);
+        let count = self.running.get(slot).map_or(&self.overflow, |r| &r.0);
         // SeqCst on both sides: either this call sees the ticker parked and wakes it, or the
         // ticker sees this call running and does not park.
-        if self.running.fetch_add(1, SeqCst) == 0 && self.parked.load(SeqCst) {
+        if count.fetch_add(1, SeqCst) == 0 && self.parked.load(SeqCst) {
             for t in self
                 .tickers
                 .lock()
@@ -69,7 +94,13 @@ impl Activity {
                 t.unpark();
             }
         }
-        Running(self)
+        Running(count)
+    }
+
+    /// Calls running now, over all worker slots.
+    fn running(&self) -> usize {
+        let slots: usize = self.running.iter().map(|r| r.0.load(SeqCst)).sum();
+        slots + self.overflow.load(SeqCst)
     }
 
     /// Whether the tickers are parked (no filter code ran for a while).
@@ -83,21 +114,21 @@ impl Activity {
     fn tick(&self, engines: Vec<wasmtime::EngineWeak>) {
         let mut idle = 0;
         loop {
-            if self.running.load(SeqCst) > 0 {
+            if self.running() > 0 {
                 idle = 0;
             } else {
                 idle += 1;
             }
             if idle >= LINGER_TICKS {
                 self.parked.store(true, SeqCst);
-                if self.running.load(SeqCst) == 0 {
+                if self.running() == 0 {
                     std::thread::park_timeout(PARK_CHECK);
                 }
                 self.parked.store(false, SeqCst);
                 if engines.iter().all(|w| w.upgrade().is_none()) {
                     return;
                 }
-                if self.running.load(SeqCst) == 0 {
+                if self.running() == 0 {
                     continue;
                 }
                 idle = 0;
@@ -118,7 +149,7 @@ impl Activity {
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        self.0.running.fetch_sub(1, SeqCst);
+        self.0.fetch_sub(1, SeqCst);
     }
 }
 

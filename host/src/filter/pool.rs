@@ -87,7 +87,7 @@ pub(super) struct InstancePool {
 
 impl InstancePool {
     pub fn new(pre: Prepared, cfg: &FilterConfig, services: Arc<FilterServices>) -> Self {
-        let slots = std::thread::available_parallelism().map_or(4, |n| n.get());
+        let slots = worker_slots();
         InstancePool {
             pre,
             cfg: cfg.clone(),
@@ -205,7 +205,7 @@ impl InstancePool {
 
     fn slot(&self) -> &Mutex<Vec<Instance>> {
         // `idle` has one slot per CPU, at least one, so `i` is always in range.
-        let i = WORKER_SLOT.with(Cell::get) % self.idle.len().max(1);
+        let i = worker_slot() % self.idle.len().max(1);
         &self.idle[i]
     }
 }
@@ -214,9 +214,21 @@ thread_local! {
     static WORKER_SLOT: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Mark the current thread as worker `id`, so it gets its own idle instances.
+/// Mark the current thread as worker `id`, so it gets its own idle instances (and its own
+/// shard of per-call counters).
 pub fn set_worker_slot(id: usize) {
     WORKER_SLOT.with(|s| s.set(id));
+}
+
+/// The current thread's worker slot (0 on threads that are not workers).
+pub(super) fn worker_slot() -> usize {
+    WORKER_SLOT.with(Cell::get)
+}
+
+/// How many worker slots per-worker state has: one per CPU.
+pub(super) fn worker_slots() -> usize {
+    static SLOTS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SLOTS.get_or_init(|| std::thread::available_parallelism().map_or(4, |n| n.get()))
 }
 
 /// Why instantiation or `init` failed, in one line (the guest backtrace goes to the debug
