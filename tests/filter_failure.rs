@@ -165,6 +165,67 @@ async fn a_sleeping_filter_neither_blocks_its_worker_nor_hits_the_cpu_deadline()
     assert!(took >= Duration::from_millis(600));
 }
 
+/// A filter that waits (a sleep, outbound HTTP) leaves its worker to other requests; their
+/// CPU is not charged to it. Each waiting call computes 5 ms first (so its CPU clock has been
+/// read), then waits 600 ms while the one worker computes 10 ms for each of 40 other
+/// requests: 400 ms of CPU, far over the waiting call's 30 ms deadline had it been charged.
+#[tokio::test]
+async fn cpu_other_requests_use_while_a_filter_waits_is_not_charged_to_it() {
+    let _shared = CPU_MEASUREMENT.read().await;
+    let up = Upstream::echo("app").await;
+    let slow = Upstream::slow(Duration::from_millis(600)).await;
+    let m = format!(
+        "plugins-dir = \"{{fixtures}}\"\nworkers = 1\n\n[[listeners]]\naddress = \"127.0.0.1:0\"\n\n\
+         [upstreams.app]\ntargets = [\"{}\"]\n\n\
+         [[routes]]\npath = \"/out\"\nupstream = \"app\"\nfilters = [\"caller\"]\n\n\
+         [[routes]]\nupstream = \"app\"\nfilters = [\"bad\"]\n\n\
+         [filters.caller]\nplugin = \"services.wasm\"\ncpu-deadline = \"30ms\"\n\
+         allow-hosts = [\"{}\"]\noutbound-timeout = \"5s\"\n\
+         config = {{ burn-ms = 5, callout = \"http://{}/\" }}\n\n\
+         [filters.bad]\nplugin = \"panic.wasm\"\ncpu-deadline = \"30ms\"\n",
+        up.addr, slow.addr, slow.addr
+    );
+    let weir = Weir::start(&m);
+    let busy = |weir: &Weir| {
+        let url = weir.url("/");
+        async move {
+            let mut tasks = Vec::new();
+            for _ in 0..4 {
+                let url = url.clone();
+                tasks.push(tokio::spawn(async move {
+                    for _ in 0..10 {
+                        assert_eq!(get(&url, &[("x-burn", "10")]).await.status, 200);
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+        }
+    };
+    let waiters = [
+        (
+            "sleep",
+            weir.url("/"),
+            vec![("x-burn", "5"), ("x-sleep", "600")],
+        ),
+        ("outbound HTTP", weir.url("/out"), vec![]),
+    ];
+    for (what, url, headers) in waiters {
+        let started = Instant::now();
+        let waiting = tokio::spawn(async move {
+            let headers: Vec<(&str, &str)> = headers.to_vec();
+            get(&url, &headers).await
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        busy(&weir).await;
+        let r = waiting.await.unwrap();
+        assert_eq!(r.status, 200, "{what}: {}", r.body);
+        assert!(started.elapsed() >= Duration::from_millis(600), "{what}");
+    }
+    assert!(!weir.logs().contains("CPU deadline"), "{}", weir.logs());
+}
+
 #[tokio::test]
 async fn memory_stays_flat_over_thousands_of_failing_requests() {
     let _shared = CPU_MEASUREMENT.read().await;

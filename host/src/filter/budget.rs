@@ -10,13 +10,15 @@
 //! it traps when less than half a fine tick is left. A guest that spins is thus stopped within
 //! about a fine tick (plus the ticker's wake-up latency) of its deadline, and only calls near
 //! their end pay for fine ticks; a guest merely descheduled on a loaded machine is not charged
-//! for the time it did not run.
+//! for the time it did not run. A call that waits (outbound HTTP, a timer) is paused for the
+//! wait ([`pause`] / [`resume`]): its worker runs other requests meanwhile, and their CPU is
+//! not this call's.
 //!
 //! The ticker only runs while filter code runs (and for a short linger after): epochs need
 //! to advance only under a running call, so an idle proxy does not wake a thousand times a
 //! second. A call that finds no call running wakes a parked ticker.
 
-use super::host::FilterState;
+use super::host::{CallData, FilterState};
 use super::LoadError;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -210,19 +212,37 @@ fn verdict(used: Duration, budget: Duration) -> Verdict {
     }
 }
 
+/// The CPU `call` used up to `now` (the thread's CPU clock).
+fn used(call: &CallData, now: Duration) -> Duration {
+    match call.cpu_mark {
+        Some(mark) => call.cpu_used + now.saturating_sub(mark),
+        // Before the first reading the thread ran at most since the call started.
+        None => call
+            .started
+            .map_or(Duration::ZERO, |s| s.elapsed())
+            .min(EPOCH_TICK),
+    }
+}
+
+/// The call stops running to wait (outbound HTTP, a timer): account for the CPU it used so
+/// far. While it waits, its worker runs other requests, whose CPU is not this call's.
+pub fn pause(call: &mut CallData) {
+    call.cpu_used = used(call, thread_cpu_time());
+    call.cpu_mark = None;
+}
+
+/// The wait is over: count the call's CPU from now on. (Epoch deadlines are checked only
+/// while guest code runs, so none is checked during the wait.)
+pub fn resume(call: &mut CallData) {
+    call.cpu_mark = Some(thread_cpu_time());
+}
+
 /// Install the deadline callback on a new store.
 pub fn install(store: &mut Store<FilterState>, budget: Duration) {
     store.epoch_deadline_callback(move |mut ctx| {
-        let now = thread_cpu_time();
         let call = &mut ctx.data_mut().call;
-        let used = match call.cpu_mark {
-            Some(mark) => call.cpu_used + now.saturating_sub(mark),
-            // Before the first reading the thread ran at most since the call started.
-            None => call
-                .started
-                .map_or(Duration::ZERO, |s| s.elapsed())
-                .min(EPOCH_TICK),
-        };
+        let now = thread_cpu_time();
+        let used = used(call, now);
         call.cpu_mark = Some(now);
         call.cpu_used = used;
         Ok(match verdict(used, budget) {

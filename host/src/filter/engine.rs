@@ -11,7 +11,7 @@ use super::metrics::FilterMetrics;
 use super::outbound::Outbound;
 use super::pool::{InstancePool, Prepared};
 use super::services::FilterServices;
-use super::{header_edits, sync_io};
+use super::{header_edits, sync_io, waits};
 use super::{Filter, FilterVersion, LoadError};
 use crate::config::FilterConfig;
 use crate::upstream::pool::UpstreamClient;
@@ -86,6 +86,7 @@ impl Runtime {
         header_edits::install(&mut linker).map_err(engine_error)?;
         let mut sync_linker = linker.clone();
         sync_io::shadow_io(&mut sync_linker).map_err(engine_error)?;
+        waits::install(&mut linker).map_err(engine_error)?;
         Ok(Runtime {
             engine,
             linker: Arc::new(linker),

@@ -200,6 +200,14 @@ impl FilterState {
         }
     }
 
+    /// The pollables and the current call, for `waits`.
+    pub(super) fn waits(&mut self) -> super::waits::Waits<'_> {
+        super::waits::Waits {
+            table: &mut self.table,
+            call: &mut self.call,
+        }
+    }
+
     /// The WASI resource table (streams, pollables).
     pub(super) fn table_mut(&mut self) -> &mut ResourceTable {
         &mut self.table

@@ -3,9 +3,13 @@
 //! - [`engine`]: one wasmtime engine; compiling (with the on-disk [`cache`]) and checking
 //!   plugin files; loading a manifest's filters, reusing unchanged ones on reload.
 //! - [`pool`]: reusable, initialised instances per filter.
-//! - `budget`: CPU deadlines (epochs checked against the thread's CPU clock).
+//! - `budget`: CPU deadlines (epochs checked against the thread's CPU clock; waits paused).
 //! - [`host`]: the store's data, limits and the `host` import; [`resources`]: the request
-//!   and response resources.
+//!   and response resources; `header_edits`: the hot header edits, straight from guest
+//!   memory.
+//! - How hooks are called: directly when the filter cannot wait on anything (`sync_io`
+//!   gives it a `wasi:io` that never waits), else on a fiber (`waits` keeps its waits off
+//!   its CPU deadline).
 //! - Host services: [`context`] (per request), [`kv`] (shared store), [`metrics`],
 //!   [`outbound`] (HTTP callouts); [`services`] bundles one filter's.
 //! - [`chain`]: running a route's filters in order, with their failure policies.
@@ -28,6 +32,7 @@ mod resources;
 mod services;
 mod stderr;
 mod sync_io;
+mod waits;
 
 pub use bindings::LocalResponse;
 pub use engine::{FilterEngine, MAX_MEMORY_LIMIT};

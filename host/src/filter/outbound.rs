@@ -7,8 +7,9 @@
 //! limit.
 //!
 //! The call is async: while the request is on the network the guest's fiber is suspended
-//! and the worker serves other requests. Waiting costs no CPU, so it does not count
-//! against the CPU deadline (see `budget`), only against the outbound time budget.
+//! and the worker serves other requests. The wait is taken out of the call's CPU accounting
+//! (`budget::pause` / `resume`), so the CPU those requests use is not charged to this call:
+//! waiting counts only against the outbound time budget.
 
 use super::bindings::weir::filter::http_client;
 use super::bindings::{IncomingResponse, OutgoingRequest};
@@ -227,6 +228,7 @@ impl http_client::Host for FilterState {
             }
         };
         let started = Instant::now();
+        super::budget::pause(&mut self.call);
         let result = tokio::time::timeout(left, async {
             let (mut parts, body) = request.into_parts();
             parts.uri = out.pin_address(parts.uri).await?;
@@ -234,6 +236,7 @@ impl http_client::Host for FilterState {
             exchange(&out.client, request, out.body_limit).await
         })
         .await;
+        super::budget::resume(&mut self.call);
         services
             .metrics
             .outbound(!matches!(&result, Ok(Err(why)) if why.contains("outbound-deny")));
