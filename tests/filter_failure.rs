@@ -226,6 +226,61 @@ async fn cpu_other_requests_use_while_a_filter_waits_is_not_charged_to_it() {
     assert!(!weir.logs().contains("CPU deadline"), "{}", weir.logs());
 }
 
+/// A filter whose calls pile up (here on a slow outbound service) gets no more than its
+/// `max-instances`: the calls beyond fail at once, per its policy, and the other filters keep
+/// all the instances they need.
+#[tokio::test]
+async fn a_filter_at_its_instance_bound_fails_alone() {
+    let _shared = CPU_MEASUREMENT.read().await;
+    let up = Upstream::echo("app").await;
+    let slow = Upstream::slow(Duration::from_millis(800)).await;
+    let m = format!(
+        "plugins-dir = \"{{fixtures}}\"\nworkers = 1\n\n[[listeners]]\naddress = \"127.0.0.1:0\"\n\n\
+         [upstreams.app]\ntargets = [\"{}\"]\n\n\
+         [[routes]]\npath = \"/slow\"\nupstream = \"app\"\nfilters = [\"caller\"]\n\n\
+         [[routes]]\nupstream = \"app\"\nfilters = [\"bad\"]\n\n\
+         [filters.caller]\nplugin = \"services.wasm\"\nmax-instances = 3\n\
+         allow-hosts = [\"{}\"]\noutbound-timeout = \"5s\"\n\
+         config = {{ callout = \"http://{}/\" }}\n\n\
+         [filters.bad]\nplugin = \"panic.wasm\"\nmax-instances = 3\n",
+        up.addr, slow.addr, slow.addr
+    );
+    let weir = Weir::start(&m);
+    let started = Instant::now();
+    let calls: Vec<_> = (0..6)
+        .map(|_| {
+            let url = weir.url("/slow");
+            tokio::spawn(async move {
+                let r = get(&url, &[]).await;
+                (r.status.as_u16(), Instant::now())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The other filter, with its own bound, is not starved.
+    for _ in 0..20 {
+        let r = get(&weir.url("/"), &[]).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-fixture"), Some("panic"));
+    }
+    let mut ok = 0;
+    for call in calls {
+        let (status, at) = call.await.unwrap();
+        match status {
+            200 => ok += 1,
+            503 => assert!(at - started < Duration::from_millis(600), "refused at once"),
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(ok, 3, "as many calls as instances");
+    weir.wait_for_log("all 3 of its instances are busy (max-instances)");
+    assert_eq!(
+        get(&weir.url("/slow"), &[]).await.status,
+        200,
+        "instances came back"
+    );
+}
+
 #[tokio::test]
 async fn memory_stays_flat_over_thousands_of_failing_requests() {
     let _shared = CPU_MEASUREMENT.read().await;

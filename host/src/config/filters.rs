@@ -123,6 +123,24 @@ impl Validator {
             .max_requests_per_instance
             .as_ref()
             .and_then(|n| self.positive(n, &field("max-requests-per-instance")));
+        let max_instances = match &s.max_instances {
+            None => DEFAULT_MAX_INSTANCES,
+            Some(n) => match self.positive(n, &field("max-instances")) {
+                Some(v) if v <= u64::from(crate::filter::MAX_INSTANCES) => v as u32,
+                Some(v) => {
+                    self.error(
+                        n.span(),
+                        format!(
+                            "{}: {v} is more than the {} instances all filters share",
+                            field("max-instances"),
+                            crate::filter::MAX_INSTANCES
+                        ),
+                    );
+                    DEFAULT_MAX_INSTANCES
+                }
+                None => DEFAULT_MAX_INSTANCES,
+            },
+        };
         // The filter holds a buffered body in its own memory: no more than that.
         let body_limit = self.size_within(
             s.body_limit.as_ref(),
@@ -193,6 +211,7 @@ impl Validator {
             on_failure,
             isolation,
             max_requests_per_instance,
+            max_instances,
             body_limit,
             allow_hosts,
             outbound_deny,

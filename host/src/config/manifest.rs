@@ -294,6 +294,10 @@ pub struct FilterSpec {
     pub isolation: Option<Spanned<String>>,
     /// Recycle a pooled instance after this many requests. Default: never.
     pub max_requests_per_instance: Option<Spanned<i64>>,
+    /// Instances of this filter that may exist at once (busy and idle); a call that would
+    /// need one more fails per `on-failure`. Default 250, at most 1000 (all filters share
+    /// 1000).
+    pub max_instances: Option<Spanned<i64>>,
     /// Largest body the filter may ask to buffer, per direction, e.g. "1MiB". Beyond it the
     /// request gets 413 (request body) or 502 (response body). Default: 1MiB.
     pub body_limit: Option<Spanned<String>>,

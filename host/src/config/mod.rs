@@ -52,6 +52,9 @@ pub const DEFAULT_MEMORY_LIMIT: usize = 16 << 20;
 
 /// Default largest body a filter may buffer, per direction.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+/// Instances one filter may have at once, by default: a quarter of all there may be, so
+/// one filter whose calls pile up (a slow outbound service) cannot take every instance.
+pub const DEFAULT_MAX_INSTANCES: u32 = crate::filter::MAX_INSTANCES / 4;
 /// Default outbound HTTP time budget of one hook call.
 pub const DEFAULT_OUTBOUND_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default number of entries in a filter's shared store.

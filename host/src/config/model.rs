@@ -175,6 +175,8 @@ pub struct FilterConfig {
     pub isolation: Isolation,
     /// Recycle a pooled instance after this many requests.
     pub max_requests_per_instance: Option<u64>,
+    /// Instances of this filter that may exist at once.
+    pub max_instances: u32,
     /// Largest body the filter may buffer, per direction.
     pub body_limit: usize,
     /// Lower-case `host:port` authorities (port 80 when not given) outbound HTTP may reach.
@@ -228,7 +230,7 @@ impl FilterConfig {
                 c.fuel,
                 c.on_failure,
                 c.isolation,
-                c.max_requests_per_instance,
+                (c.max_requests_per_instance, c.max_instances),
                 c.body_limit,
                 (
                     c.allow_hosts.clone(),
@@ -256,6 +258,7 @@ impl FilterConfig {
             on_failure: FailurePolicy::Closed(http::StatusCode::SERVICE_UNAVAILABLE),
             isolation: Isolation::Pooled,
             max_requests_per_instance: None,
+            max_instances: DEFAULT_MAX_INSTANCES,
             body_limit: DEFAULT_BODY_LIMIT,
             allow_hosts: Vec::new(),
             outbound_deny: Vec::new(),

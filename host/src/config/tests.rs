@@ -184,13 +184,14 @@ fn filter_runtime_settings_resolve_with_defaults() {
     assert_eq!(f.isolation, Isolation::Pooled);
     assert_eq!((f.fuel, f.max_requests_per_instance), (None, None));
     assert_eq!(f.body_limit, DEFAULT_BODY_LIMIT);
+    assert_eq!(f.max_instances, DEFAULT_MAX_INSTANCES);
     assert!(f.allow_hosts.is_empty());
     assert!(c.watch && c.admin.is_none() && c.compile_cache.is_some());
 
     let src = GOOD.replace(
         "plugin = \"headers.wasm\"",
         "plugin = \"headers.wasm\"\non-failure = \"fail-open\"\nisolation = \"per-request\"\n\
-         fuel = 1000\nmax-requests-per-instance = 50\nbody-limit = \"64KiB\"\n\
+         fuel = 1000\nmax-requests-per-instance = 50\nmax-instances = 12\nbody-limit = \"64KiB\"\n\
          allow-hosts = [\"Auth.Local\", \"10.0.0.1:8443\"]\noutbound-timeout = \"250ms\"\n\
          store-max-entries = 7\nstore-max-bytes = \"1MiB\"\n\
          outbound-deny = [\"private\", \"203.0.113.0/24\"]",
@@ -202,8 +203,8 @@ fn filter_runtime_settings_resolve_with_defaults() {
     assert_eq!(f.on_failure, FailurePolicy::Open);
     assert_eq!(f.isolation, Isolation::PerRequest);
     assert_eq!(
-        (f.fuel, f.max_requests_per_instance),
-        (Some(1000), Some(50))
+        (f.fuel, f.max_requests_per_instance, f.max_instances),
+        (Some(1000), Some(50), 12)
     );
     assert_eq!(f.body_limit, 64 << 10);
     assert_eq!(f.allow_hosts, ["auth.local:80", "10.0.0.1:8443"]);
@@ -227,7 +228,8 @@ fn bad_filter_runtime_settings_are_located() {
         "plugin = \"headers.wasm\"\non-failure = \"fail-sometimes\"\nfailure-status = 200\n\
          isolation = \"shared\"\nfuel = -1\nmemory-limit = \"2GiB\"\n\
          allow-hosts = [\"http://x/\"]\nstore-max-entries = 0\n\
-         body-limit = \"32MiB\"\nstore-max-bytes = \"8GiB\"\noutbound-deny = [\"intranet\"]",
+         body-limit = \"32MiB\"\nstore-max-bytes = \"8GiB\"\noutbound-deny = [\"intranet\"]\n\
+         max-instances = 1001",
     );
     let src = format!("admin = \"nowhere\"\n{src}");
     let e = errors(&src).join("\n");
@@ -243,6 +245,7 @@ fn bad_filter_runtime_settings_are_located() {
         "filters.tag.body-limit: must be between 1 bytes and 16MiB",
         "filters.tag.store-max-bytes: must be between 64KiB and 4GiB",
         "filters.tag.outbound-deny: \"intranet\" is not a CIDR",
+        "filters.tag.max-instances: 1001 is more than the 1000 instances all filters share",
     ] {
         assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
     }

@@ -26,9 +26,10 @@ use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 /// Largest linear memory any filter may be given (`memory-limit`); the pooling allocator
 /// reserves address space for it per slot.
 pub const MAX_MEMORY_LIMIT: usize = 1 << 30;
-/// Instances that may exist at once over all filters (pooling allocator slots). Idle
-/// instances are capped per worker and filter, so this is reached only by very many
-/// filters on very many cores; beyond it a call fails per its filter's policy.
+/// Instances that may exist at once over all filters (pooling allocator slots); each filter
+/// may have at most its `max-instances` of them (default a quarter), so that one filter whose
+/// calls pile up cannot take them all. Beyond either bound a call fails per its filter's
+/// policy.
 pub const MAX_INSTANCES: u32 = 1000;
 /// Connect timeout of outbound HTTP from filters (the per-call budget bounds the rest).
 const OUTBOUND_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);

@@ -31,6 +31,8 @@ pub enum LoadError {
     #[error("init refused the config: {0}")]
     Init(String),
     /// The filter trapped while being instantiated or initialised.
+    #[error("all {0} of its instances are busy (max-instances)")]
+    AtCapacity(u32),
     #[error("trapped during init: {0}")]
     Trap(String),
     /// The Wasm engine could not be set up.

@@ -35,7 +35,7 @@ mod sync_io;
 mod waits;
 
 pub use bindings::LocalResponse;
-pub use engine::{FilterEngine, MAX_MEMORY_LIMIT};
+pub use engine::{FilterEngine, MAX_INSTANCES, MAX_MEMORY_LIMIT};
 pub use error::{CallError, LoadError};
 pub use host::{BudgetHit, RequestHead};
 pub use pool::set_worker_slot;

@@ -17,7 +17,7 @@ use super::services::FilterServices;
 use super::LoadError;
 use crate::config::{FilterConfig, Isolation};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wasmtime::Store;
 
@@ -32,6 +32,28 @@ pub(super) struct Instance {
     pub world: World,
     /// Hook calls served.
     pub uses: u64,
+    /// Counts it among its filter's live instances until dropped.
+    _live: LiveInstance,
+}
+
+/// One of a filter's live instances (busy or idle), counted against `max-instances`.
+struct LiveInstance(Arc<AtomicU32>);
+
+impl LiveInstance {
+    /// Count one more instance, unless `max` already live.
+    fn reserve(live: &Arc<AtomicU32>, max: u32) -> Result<Self, LoadError> {
+        live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .map_err(|_| LoadError::AtCapacity(max))?;
+        Ok(LiveInstance(live.clone()))
+    }
+}
+
+impl Drop for LiveInstance {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// A component's exports, bound for the way it is called.
@@ -83,6 +105,8 @@ pub(super) struct InstancePool {
     /// One idle list per worker slot.
     idle: Box<[Mutex<Vec<Instance>>]>,
     created: AtomicU64,
+    /// Instances that exist now, busy or idle.
+    live: Arc<AtomicU32>,
 }
 
 impl InstancePool {
@@ -94,11 +118,13 @@ impl InstancePool {
             services,
             idle: (0..slots).map(|_| Mutex::new(Vec::new())).collect(),
             created: AtomicU64::new(0),
+            live: Arc::new(AtomicU32::new(0)),
         }
     }
 
     /// Create and `init` a fresh instance; also returns the hooks its `init` declared.
     pub async fn instantiate(&self) -> Result<(Instance, Hooks), LoadError> {
+        let live = LiveInstance::reserve(&self.live, self.cfg.max_instances)?;
         self.created.fetch_add(1, Ordering::Relaxed);
         // `init` runs guest code under an epoch deadline too.
         let _running = super::budget::Activity::global().enter();
@@ -143,6 +169,7 @@ impl InstancePool {
                 store,
                 world,
                 uses: 0,
+                _live: live,
             },
             hooks,
         ))
