@@ -115,6 +115,20 @@ async fn failure_status_is_configurable_and_fail_open_skips_the_filter() {
             r.body
         );
     }
+    let r = get(&weir.url("/open"), &[("x-panic-response", "1")]).await;
+    assert_eq!(
+        r.status, 200,
+        "a fail-open response-phase failure is skipped too"
+    );
+    assert_eq!(
+        r.header("x-fixture"),
+        None,
+        "and its change of the response undone"
+    );
+    assert!(
+        r.body.contains("x-fixture: panic"),
+        "its request change stays"
+    );
     let logs = weir.wait_for_log("skipping it for this request (fail-open)");
     assert!(logs.contains("filters=open:skipped"), "{logs}");
     let r = get(&weir.url("/open"), &[]).await;

@@ -83,7 +83,7 @@ enum Outcome {
 }
 
 /// Apply the filter's verdict or its failure policy. `undo` restores what the filter saw
-/// before the call, for `fail-open`.
+/// before the call, for `fail-open` (a call that trapped has restored it already).
 fn outcome<'a>(
     filter: &'a Filter,
     result: Result<HookResult, CallError>,
@@ -94,6 +94,7 @@ fn outcome<'a>(
         Ok(HookResult {
             verdict: Verdict::Continue,
             changed,
+            ..
         }) => {
             if changed {
                 report.record(filter.name(), Act::Changed);
@@ -170,13 +171,10 @@ pub async fn on_request<'a>(
         if !filter.wants_request() {
             continue;
         }
-        let before = (filter.on_failure() == FailurePolicy::Open).then(|| head.clone());
-        let result = filter.on_request(head).await;
-        let undo = || {
-            if let Some(b) = before {
-                *head = b;
-            }
-        };
+        let mut result = filter.on_request(head).await;
+        // A failed call undid its changes itself; one that answered badly is undone here.
+        let before = result.as_mut().ok().map(|r| std::mem::take(&mut r.undo));
+        let undo = || before.unwrap_or_default().request(head);
         match outcome(filter, result, report, undo) {
             Outcome::Continue => {}
             Outcome::Respond(resp) => return (i + 1, Some(resp)),
@@ -212,15 +210,9 @@ pub async fn on_response<'a>(
         }
     }
     for filter in active() {
-        let before = (filter.on_failure() == FailurePolicy::Open)
-            .then(|| (resp.parts.clone(), resp.body.clone()));
-        let result = filter.on_response(head, &mut resp).await;
-        let undo = || {
-            if let Some((parts, body)) = before {
-                resp.parts = parts;
-                resp.body = body;
-            }
-        };
+        let mut result = filter.on_response(head, &mut resp).await;
+        let before = result.as_mut().ok().map(|r| std::mem::take(&mut r.undo));
+        let undo = || before.unwrap_or_default().response(&mut resp);
         if let Outcome::Respond(local) | Outcome::Failed(local) =
             outcome(filter, result, report, undo)
         {

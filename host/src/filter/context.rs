@@ -68,6 +68,7 @@ impl context::Host for FilterState {
 
     fn set(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), String>> {
         // The context may be written in the response phase too: it is not sent anywhere.
+        self.call.before_request_change();
         Ok(match self.call.req.as_mut() {
             Some(r) => r.context.set(key, value),
             None => Err("there is no request outside a hook call".into()),
@@ -75,6 +76,7 @@ impl context::Host for FilterState {
     }
 
     fn remove(&mut self, key: String) -> wasmtime::Result<()> {
+        self.call.before_request_change();
         if let Some(r) = self.call.req.as_mut() {
             r.context.remove(&key);
         }

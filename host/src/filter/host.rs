@@ -116,6 +116,29 @@ pub(super) struct CallData {
     pub cpu_used: Duration,
     /// Outbound HTTP time left in this call.
     pub outbound_left: Duration,
+    /// A fail-open call: keep the request (response) as it was before its first change, so
+    /// that the change can be undone if the call fails.
+    pub keep_original: bool,
+    pub original_req: Option<RequestHead>,
+    pub original_resp: Option<(http::response::Parts, Option<Bytes>)>,
+}
+
+impl CallData {
+    /// The request is about to change: in a fail-open call, keep it as it was first.
+    pub fn before_request_change(&mut self) {
+        if self.keep_original && !self.request_read_only && self.original_req.is_none() {
+            self.original_req = self.req.clone();
+        }
+    }
+
+    /// The response is about to change: in a fail-open call, keep it as it was first.
+    pub fn before_response_change(&mut self) {
+        if self.keep_original && self.original_resp.is_none() {
+            if let Some(parts) = &self.resp {
+                self.original_resp = Some((parts.clone(), self.resp_body.clone()));
+            }
+        }
+    }
 }
 
 /// Memory, table and instance limits of one store. Growing memory beyond the limit traps
@@ -232,6 +255,7 @@ impl FilterState {
             ));
         }
         self.call.changed = true;
+        self.call.before_request_change();
         match self.call.req.as_mut() {
             Some(r) => Ok(Ok(r)),
             None => wasmtime::bail!("request used outside a hook call"),
@@ -247,6 +271,7 @@ impl FilterState {
 
     pub(super) fn resp_mut(&mut self) -> wasmtime::Result<&mut http::response::Parts> {
         self.call.changed = true;
+        self.call.before_response_change();
         self.call
             .resp
             .as_mut()

@@ -85,6 +85,33 @@ pub struct HookResult {
     pub verdict: Verdict,
     /// Whether the filter changed the request or response.
     pub changed: bool,
+    /// For a `fail-open` filter: what it changed, as it was before.
+    pub undo: Undo,
+}
+
+/// The request and response as they were before a fail-open call changed them (`None`:
+/// unchanged, or not a fail-open filter: nothing is kept).
+#[derive(Debug, Default)]
+pub struct Undo {
+    request: Option<RequestHead>,
+    response: Option<(http::response::Parts, Option<Bytes>)>,
+}
+
+impl Undo {
+    /// Put back the request as it was.
+    pub fn request(self, head: &mut RequestHead) {
+        if let Some(h) = self.request {
+            *head = h;
+        }
+    }
+
+    /// Put back the response as it was.
+    pub fn response(self, resp: &mut ResponseHead) {
+        if let Some((parts, body)) = self.response {
+            resp.parts = parts;
+            resp.body = body;
+        }
+    }
 }
 
 /// The response as the response phase sees it.
@@ -240,6 +267,9 @@ impl Filter {
         call.started = Some(started);
         call.changed = false;
         call.outbound_left = cfg.outbound_timeout;
+        call.keep_original = cfg.on_failure == FailurePolicy::Open;
+        call.original_req = None;
+        call.original_resp = None;
         call.req = Some(std::mem::replace(head, RequestHead::placeholder()));
         call.request_body_allowed = self.wants_request_body();
         call.response_body_allowed = self.wants_response_body();
@@ -275,7 +305,12 @@ impl Filter {
         if let Some(h) = data.req.take() {
             *head = h;
         }
-        if let Some(r) = resp {
+        let undo = Undo {
+            request: data.original_req.take(),
+            response: data.original_resp.take(),
+        };
+        let mut resp = resp;
+        if let Some(r) = resp.as_deref_mut() {
             if let Some(parts) = data.resp.take() {
                 r.parts = parts;
             }
@@ -289,10 +324,20 @@ impl Filter {
                     Action::Continue => Verdict::Continue,
                     Action::Respond(r) => Verdict::Respond(r),
                 };
-                Ok(HookResult { verdict, changed })
+                Ok(HookResult {
+                    verdict,
+                    changed,
+                    undo,
+                })
             }
-            // The instance may be in any state after a trap: drop it.
+            // The instance may be in any state after a trap: drop it. A fail-open filter's
+            // changes are undone.
             Err(e) => {
+                if let Some(r) = resp {
+                    undo.response(r);
+                } else {
+                    undo.request(head);
+                }
                 // One line for the log; the guest backtrace at debug level.
                 tracing::debug!(filter = &*self.name, hook, "trap details: {e:?}");
                 let cfg = self.pool.config();
