@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Memory per idle client connection, side by side in one run: nginx (reverse proxy, 2 worker
+# processes) and weir (2 workers), each in front of the same nginx upstream. N HTTP/1.1
+# keep-alive connections (default 5000) each send one request, read the answer and stay open;
+# the proxy's RSS (all its processes, from /proc) before and after gives KiB per idle
+# connection; weir also with HTTP/2 (prior knowledge, one stream each).
+#
+# Env: IDLE_CONNECTIONS (default 5000).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+need_tools nginx curl python3
+n=${IDLE_CONNECTIONS:-5000}
+ulimit -n $((n * 2 + 1024))
+
+up=127.0.0.1:19300; pa=127.0.0.1:19301; pb=127.0.0.1:19302; pc=127.0.0.1:19303
+"$nginx_bin" -c "$(nginx_conf upstream "server { listen $up; location / { return 200 'hello\n'; } }")" & pids+=($!)
+conf=$(nginx_conf proxy "upstream app { server $up; keepalive 64; }
+    server { listen $pa; keepalive_timeout 300s; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }")
+sed -i "s/worker_processes 1;/worker_processes 2;/; s/worker_connections 4096;/worker_connections $((n + 1024));/" "$conf"
+"$nginx_bin" -c "$conf" & pids+=($!); nginx_pid=$!
+
+weir_manifest() { # listen
+    cat <<TOML
+access-log = false
+workers = 2
+header-read-timeout = "300s"
+client-idle-timeout = "300s"
+[[listeners]]
+address = "$1"
+[upstreams.app]
+targets = ["$up"]
+[[routes]]
+upstream = "app"
+TOML
+}
+# One weir per protocol, so that each starts from a fresh heap.
+weir_manifest "$pb" > "$work/h1.toml"; weir_manifest "$pc" > "$work/h2.toml"
+RUST_LOG=warn "$weir" run "$work/h1.toml" > /dev/null & pids+=($!); weir_h1=$!
+RUST_LOG=warn "$weir" run "$work/h2.toml" > /dev/null & pids+=($!); weir_h2=$!
+wait_up "http://$up/" "http://$pa/" "http://$pb/" "http://$pc/"
+
+python3 - "$n" "$nginx_pid" "$pa" "$weir_h1" "$pb" "$weir_h2" "$pc" <<'PY'
+import os, socket, sys, time
+n = int(sys.argv[1])
+cases = [("nginx  HTTP/1.1", sys.argv[2], sys.argv[3], "h1"),
+         ("weir   HTTP/1.1", sys.argv[4], sys.argv[5], "h1"),
+         ("weir   HTTP/2 (h2c)", sys.argv[6], sys.argv[7], "h2")]
+
+def rss_kib(pid):
+    pids = [pid] + [c for c in os.listdir("/proc") if c.isdigit() and ppid(c) == pid]
+    total = 0
+    for p in pids:
+        try:
+            for line in open(f"/proc/{p}/status"):
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+def ppid(p):
+    try:
+        return open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[1]
+    except OSError:
+        return None
+
+# HTTP/2 prior knowledge: preface, empty SETTINGS, SETTINGS ack, one GET (HPACK: literal
+# fields without indexing, so no table state is needed).
+def h2_request(host):
+    def lit(name, value):
+        return bytes([0, len(name)]) + name + bytes([len(value)]) + value
+    block = b"\x82\x86\x84" + lit(b":authority", host.encode())  # :method GET, :scheme http, :path /
+    frame = lambda t, f, s, p: len(p).to_bytes(3, "big") + bytes([t, f]) + s.to_bytes(4, "big") + p
+    return (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") + frame(1, 5, 1, block))
+
+for label, pid, addr, proto in cases:
+    host, port = addr.split(":")
+    time.sleep(1)
+    before = rss_kib(pid)
+    socks = []
+    for i in range(n):
+        s = socket.create_connection((host, int(port)))
+        if proto == "h1":
+            s.sendall(f"GET / HTTP/1.1\r\nHost: {addr}\r\n\r\n".encode())
+            got = b""
+            while not got.endswith(b"hello\n"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    raise SystemExit(f"{label}: connection {i} closed")
+                got += chunk
+        else:
+            s.sendall(h2_request(addr))
+            got = b""
+            while b"hello\n" not in got:
+                chunk = s.recv(4096)
+                if not chunk:
+                    raise SystemExit(f"{label}: connection {i} closed")
+                got += chunk
+        socks.append(s)
+    time.sleep(2)
+    after = rss_kib(pid)
+    print(f"{label}: {n} idle connections: RSS {before / 1024:.1f} -> {after / 1024:.1f} MiB, "
+          f"{(after - before) / n:.1f} KiB per connection")
+    for s in socks:
+        s.close()
+    time.sleep(2)
+PY
