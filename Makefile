@@ -1,5 +1,5 @@
 # Weir build entry point. `make demo` and `make test` are the two commands in the README.
-.PHONY: all plugins build demo test unit lint fmt bench bench-filter bench-runtime bench-proxy bench-tls clean
+.PHONY: all plugins build demo test unit lint fmt bench bench-filter bench-runtime bench-proxy bench-tls bench-idle clean
 
 all: build
 
@@ -30,7 +30,7 @@ fmt:
 
 # Benchmarks (not part of `make test`): a pooled filter call; reload latency and idle
 # memory; weir vs nginx under wrk.
-bench: bench-filter bench-runtime bench-proxy bench-tls
+bench: bench-filter bench-runtime bench-proxy bench-tls bench-idle
 
 bench-filter: plugins
 	cargo bench -p weir --bench filter_call
@@ -43,6 +43,9 @@ bench-proxy: build
 
 bench-tls: build
 	host/benches/tls_vs_nginx.sh
+
+bench-idle: build
+	host/benches/idle_memory.sh
 
 clean:
 	cargo clean
