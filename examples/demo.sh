@@ -41,6 +41,12 @@ echo "# The API without a key is refused by the api-key filter:"
 show curl -s -i http://127.0.0.1:8080/api/items
 echo "# ...and proxied with a valid key (which the upstream never sees):"
 show curl -s -i -H 'x-api-key: demo-key-123' http://127.0.0.1:8080/api/items
+echo "# /internal admits only office addresses (ip-filter): curl itself, a client 10.1.2.3 named"
+echo "# by the trusted proxy, but not 203.0.113.9 nor the denied 10.6.6.6:"
+show curl -s -o /dev/null -w '%{http_code}\n' http://127.0.0.1:8080/internal
+show curl -s -o /dev/null -w '%{http_code}\n' -H 'x-forwarded-for: 10.1.2.3' http://127.0.0.1:8080/internal
+show curl -s -i -H 'x-forwarded-for: 203.0.113.9' http://127.0.0.1:8080/internal
+show curl -s -o /dev/null -w '%{http_code}\n' -H 'x-forwarded-for: 10.6.6.6' http://127.0.0.1:8080/internal
 echo "# One canonical request: path tricks are the same path to routing, filters and upstream:"
 show curl -s -o /dev/null -w '%{http_code}\n' --path-as-is 'http://127.0.0.1:8080/%61pi/items'
 show curl -s -o /dev/null -w '%{http_code}\n' --path-as-is 'http://127.0.0.1:8080//admin'

@@ -39,7 +39,12 @@ fn bench(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let engine = FilterEngine::new().expect("engine");
-    let cases = [
+    // 1000 of the even /24s of 10.0.0.0/13 (the client, 10.1.2.3, is in one).
+    let ranges: Vec<String> = (0..1000u32)
+        .map(|i| format!("\"10.{}.{}.0/24\"", i / 128, (i % 128) * 2))
+        .collect();
+    let ip_lists = format!(r#"{{"allow":[{}]}}"#, ranges.join(","));
+    let cases: [(&str, &str, &str); 4] = [
         (
             "headers: set one request header",
             "headers.wasm",
@@ -54,6 +59,11 @@ fn bench(c: &mut Criterion) {
             "api-key: valid key, stripped",
             "api-key.wasm",
             r#"{"keys":["k1","k2"],"forward-key":true}"#,
+        ),
+        (
+            "ip-filter: 1000 allowed ranges, admitted",
+            "ip-filter.wasm",
+            &ip_lists,
         ),
     ];
     let mut group = c.benchmark_group("pooled on-request");
