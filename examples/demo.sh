@@ -33,7 +33,8 @@ show() {
     "$@" || true
 }
 echo "================ Weir demo: filters at work ================"
-echo "# A header is added on the way in (x-weir-demo) and out (x-served-by); 'server' is removed:"
+echo "# A header is added on the way in (x-weir-demo) and out (x-served-by); 'server' is removed;"
+echo "# security-headers adds x-frame-options, nosniff, referrer-policy and the cross-origin policies:"
 show curl -s -i http://127.0.0.1:8080/hello
 echo "# /admin is blocked by the block filter:"
 show curl -s -i http://127.0.0.1:8080/admin
