@@ -295,6 +295,44 @@ async fn a_filter_at_its_instance_bound_fails_alone() {
     );
 }
 
+/// A filter called directly (no fiber) still writes to its stdio and reports its panics: its
+/// streams are written in place, and a panic is caught with its message.
+#[tokio::test]
+async fn a_directly_called_filter_prints_and_its_panics_are_reported() {
+    let _shared = CPU_MEASUREMENT.read().await;
+    let up = Upstream::echo("app").await;
+    let m = manifest(
+        &[up.addr],
+        &["direct"],
+        "[filters.direct]\nplugin = \"direct.wasm\"\ninherit-stdio = true\n",
+    )
+    .replace("{plugins}", "{fixtures}")
+    .replace("[[listeners]]", "admin = \"127.0.0.1:0\"\n\n[[listeners]]");
+    let weir = Weir::start(&m);
+    let status = weir.status().await;
+    assert_eq!(status["filters"][0]["calls"], "direct", "{status:#}");
+    for _ in 0..2 {
+        let r = get(&weir.url("/"), &[("x-print", "hello from wasm")]).await;
+        assert_eq!(r.status, 200);
+        assert!(r.body.contains("x-fixture: direct"), "{}", r.body);
+    }
+    weir.wait_for_log("direct filter stderr: hello from wasm");
+    let r = get(&weir.url("/"), &[("x-panic", "1")]).await;
+    assert_eq!(r.status, 503);
+    let logs =
+        weir.wait_for_log("trapped in on-request: panicked at tests/fixtures/direct/src/lib.rs");
+    assert!(logs.contains("asked to panic in a direct call"), "{logs}");
+    assert!(
+        logs.contains("(in <weir_fixture_direct::Direct as weir_sdk::Filter>::on_request"),
+        "{logs}"
+    );
+    assert_eq!(
+        get(&weir.url("/"), &[]).await.status,
+        200,
+        "a new instance serves"
+    );
+}
+
 #[tokio::test]
 async fn memory_stays_flat_over_thousands_of_failing_requests() {
     let _shared = CPU_MEASUREMENT.read().await;
