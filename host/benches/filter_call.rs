@@ -33,7 +33,8 @@ fn head() -> RequestHead {
 }
 
 fn bench(c: &mut Criterion) {
-    // Hooks are async (they run on a wasmtime fiber); drive them as the proxy's workers do.
+    // Hooks are async fns (these filters are called directly inside them; filters that can
+    // wait run on a fiber): drive them as the proxy's workers do.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
