@@ -4,6 +4,7 @@
 #   TLS h1:     wrk, HTTP/1.1 keep-alive over TLS
 #   TLS h2:     h2load, HTTP/2 over TLS (ALPN), 10 streams per connection
 #   handshakes: wrk with "Connection: close": one full TLS handshake per request
+# and, for h1 and h2, weir with a chain of 3 header filters (what the filters add under TLS).
 # Reported per group: req/s (handshakes/s for the last) and the proxy's CPU time per request,
 # with ratios to nginx. Absolute numbers on shared machines mean little; the ratios are the
 # result. See lib.sh for pinning and rounds.
@@ -13,7 +14,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 need_tools wrk h2load nginx curl openssl
 
-up=127.0.0.1:19200; pa=127.0.0.1:19201; pb=127.0.0.1:19202
+up=127.0.0.1:19200; pa=127.0.0.1:19201; pb=127.0.0.1:19202; pc=127.0.0.1:19203
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
     -subj /CN=bench.test -addext "subjectAltName=DNS:bench.test,IP:127.0.0.1" \
     -keyout "$work/key.pem" -out "$work/cert.pem" 2> /dev/null
@@ -26,30 +27,46 @@ taskset -c "$proxy_cpus" "$nginx_bin" -c "$(nginx_conf proxy "upstream app { ser
         $nginx_proxy_location }")" & pids+=($!)
 nginx_pid=$!
 
-cat > "$work/weir.toml" <<TOML
+weir_manifest() { # listen filters
+    cat <<TOML
+plugins-dir = "$root/target/plugins"
 access-log = false
 workers = 1
 [[listeners]]
-address = "$pb"
+address = "$1"
 tls = { certificates = [{ cert = "$work/cert.pem", key = "$work/key.pem" }] }
 [upstreams.app]
 targets = ["$up"]
 [[routes]]
 upstream = "app"
+filters = [$2]
+[filters.h1]
+plugin = "headers.wasm"
+config = { request = { set = { "x-h1" = "1" } } }
+[filters.h2]
+plugin = "headers.wasm"
+config = { request = { set = { "x-h2" = "2" } } }
+[filters.h3]
+plugin = "headers.wasm"
+config = { request = { set = { "x-h3" = "3" } } }
 TOML
+}
+weir_manifest "$pb" "" > "$work/weir.toml"
+weir_manifest "$pc" '"h1", "h2", "h3"' > "$work/headers.toml"
 RUST_LOG=warn taskset -c "$proxy_cpus" "$weir" run "$work/weir.toml" > /dev/null & pids+=($!); weir_pid=$!
-wait_up "http://$up/" "https://$pa/" "https://$pb/"
+RUST_LOG=warn taskset -c "$proxy_cpus" "$weir" run "$work/headers.toml" > /dev/null & pids+=($!); weir_headers=$!
+wait_up "http://$up/" "https://$pa/" "https://$pb/" "https://$pc/"
 
 echo "$conns connections, $duration per proxy and load x $rounds rounds; TLS 1.3, ECDSA P-256, 6-byte body"
 echo "proxies (1 worker each) on CPU $proxy_cpus; load generators and upstream on CPU $load_cpus"
 results=$(for _ in $(seq 1 "$rounds"); do
-    for p in "nginx $nginx_pid $pa" "weir $weir_pid $pb"; do
+    for p in "nginx $nginx_pid $pa" "weir $weir_pid $pb" "weir+3_header_filters $weir_headers $pc"; do
         set -- $p
-        run "TLS h1: $1" "$2" wrk -t1 -c"$conns" "https://$3/"
+        run "TLS h1: ${1//_/ }" "$2" wrk -t1 -c"$conns" "https://$3/"
     done
-    for p in "nginx $nginx_pid $pa" "weir $weir_pid $pb"; do
+    for p in "nginx $nginx_pid $pa" "weir $weir_pid $pb" "weir+3_header_filters $weir_headers $pc"; do
         set -- $p
-        run "TLS h2: $1" "$2" h2load -t1 -c"$conns" -m10 "https://$3/"
+        run "TLS h2: ${1//_/ }" "$2" h2load -t1 -c"$conns" -m10 "https://$3/"
     done
     for p in "nginx $nginx_pid $pa" "weir $weir_pid $pb"; do
         set -- $p
@@ -57,3 +74,12 @@ results=$(for _ in $(seq 1 "$rounds"); do
     done
 done)
 report "$results"
+python3 - "$results" <<'PY'
+import sys
+from statistics import median
+runs = [l.split("\t") for l in sys.argv[1].strip().splitlines()]
+cpu = lambda label: median(float(r[2]) for r in runs if r[0] == label)
+for proto in ("h1", "h2"):
+    added = cpu(f"TLS {proto}: weir+3 header filters") - cpu(f"TLS {proto}: weir")
+    print(f"TLS {proto}: 3 header filters add {added:.1f} us CPU per request over plain weir")
+PY
