@@ -91,21 +91,7 @@ async fn plaintext_responses_get_the_headers_but_never_hsts() {
 
     // ... and as the HTTP/2 :scheme over cleartext.
     let tcp = tokio::net::TcpStream::connect(weir.addr).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tcp),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
-    let resp = send
-        .send_request(
-            http::Request::get("https://shop.test/")
-                .body(http_body_util::Full::new(bytes::Bytes::new()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = get_h2_over(tcp, "https://shop.test/").await.unwrap();
     assert_eq!(resp.status(), 200);
     check_strict(resp.headers(), false, "h2c claiming https");
 }
@@ -133,20 +119,6 @@ async fn tls_responses_get_hsts_over_h1_and_h2() {
     let tls = connect_as(weir.addr, "shop.test", &[b"h2"], None)
         .await
         .unwrap();
-    let (mut send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tls),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
-    let resp = send
-        .send_request(
-            http::Request::get("https://shop.test/")
-                .body(http_body_util::Full::new(bytes::Bytes::new()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = get_h2_over(tls, "https://shop.test/").await.unwrap();
     check_strict(resp.headers(), true, "https h2");
 }

@@ -68,21 +68,7 @@ async fn sni_picks_the_certificate_and_requests_are_proxied_over_h1_and_h2() {
     // HTTP/2 chosen by ALPN.
     let tls = connect(&weir, "a.test", &[b"h2", b"http/1.1"]).await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let (mut send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tls),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
-    let resp = send
-        .send_request(
-            http::Request::get("https://a.test/over-h2")
-                .body(http_body_util::Full::new(bytes::Bytes::new()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = get_h2_over(tls, "https://a.test/over-h2").await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-upstream"], "app");
 }

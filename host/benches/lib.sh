@@ -65,6 +65,12 @@ nginx_proxy_location='location / {
         proxy_set_header Host $host; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         proxy_set_header X-Forwarded-Proto $scheme; }'
 
+header_filters() { # manifest tables h1, h2, h3: headers filters setting one request header each
+    for i in 1 2 3; do
+        printf '[filters.h%s]\nplugin = "headers.wasm"\nconfig = { request = { set = { "x-h%s" = "%s" } } }\n' "$i" "$i" "$i"
+    done
+}
+
 wait_up() { # url...
     local url
     for url in "$@"; do

@@ -50,15 +50,7 @@ config = { paths = ["/admin"] }
 [filters.key]
 plugin = "api-key.wasm"
 config = { keys = ["bench-key"] }
-[filters.h1]
-plugin = "headers.wasm"
-config = { request = { set = { "x-h1" = "1" } } }
-[filters.h2]
-plugin = "headers.wasm"
-config = { request = { set = { "x-h2" = "2" } } }
-[filters.h3]
-plugin = "headers.wasm"
-config = { request = { set = { "x-h3" = "3" } } }
+$(header_filters)
 TOML
 }
 weir_manifest "$pb" "" > "$work/plain.toml"

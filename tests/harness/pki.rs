@@ -167,6 +167,19 @@ pub async fn get_over_with(
         .await
 }
 
+/// GET `uri` (absolute: its scheme and authority become `:scheme` and `:authority`) with
+/// HTTP/2 over an established connection, TLS or cleartext.
+pub async fn get_h2_over<IO>(io: IO, uri: &str) -> Result<Response<Incoming>, hyper::Error>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io)).await?;
+    tokio::spawn(conn);
+    send.send_request(Request::get(uri).body(Full::new(Bytes::new())).unwrap())
+        .await
+}
+
 /// A response's body as text.
 pub async fn text(resp: Response<Incoming>) -> String {
     let body = http_body_util::BodyExt::collect(resp.into_body())

@@ -123,24 +123,20 @@ impl Validator {
             .max_requests_per_instance
             .as_ref()
             .and_then(|n| self.positive(n, &field("max-requests-per-instance")));
-        let max_instances = match &s.max_instances {
-            None => DEFAULT_MAX_INSTANCES,
-            Some(n) => match self.positive(n, &field("max-instances")) {
-                Some(v) if v <= u64::from(crate::filter::MAX_INSTANCES) => v as u32,
-                Some(v) => {
-                    self.error(
-                        n.span(),
-                        format!(
-                            "{}: {v} is more than the {} instances all filters share",
-                            field("max-instances"),
-                            crate::filter::MAX_INSTANCES
-                        ),
-                    );
-                    DEFAULT_MAX_INSTANCES
+        let max_instances = s
+            .max_instances
+            .as_ref()
+            .and_then(|n| {
+                let all = crate::filter::MAX_INSTANCES;
+                let v = self.positive(n, &field("max-instances"))?;
+                let within = u32::try_from(v).ok().filter(|v| *v <= all);
+                if within.is_none() {
+                    let why = format!("{v} is more than the {all} instances all filters share");
+                    self.error(n.span(), format!("{}: {why}", field("max-instances")));
                 }
-                None => DEFAULT_MAX_INSTANCES,
-            },
-        };
+                within
+            })
+            .unwrap_or(DEFAULT_MAX_INSTANCES);
         // The filter holds a buffered body in its own memory: no more than that.
         let body_limit = self.size_within(
             s.body_limit.as_ref(),

@@ -19,6 +19,7 @@
 //! second. A call that finds no call running wakes a parked ticker.
 
 use super::host::{CallData, FilterState};
+use super::per_worker::PerWorker;
 use super::LoadError;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -42,9 +43,7 @@ const PARK_CHECK: Duration = Duration::from_secs(1);
 pub struct Activity {
     /// Calls running, counted per worker slot (each on its own cache line, so workers
     /// entering calls do not contend); the ticker sums them.
-    running: Box<[Running0]>,
-    /// Where calls are counted if the slots were somehow empty (they never are).
-    overflow: AtomicUsize,
+    running: PerWorker<Running0>,
     parked: AtomicBool,
     /// Until when (nanoseconds after [`clock_zero`]) a call wants fine ticks.
     fine_until: AtomicU64,
@@ -59,10 +58,7 @@ struct Running0(AtomicUsize);
 impl Default for Activity {
     fn default() -> Self {
         Activity {
-            running: (0..super::pool::worker_slots())
-                .map(|_| Running0::default())
-                .collect(),
-            overflow: AtomicUsize::new(0),
+            running: PerWorker::new(Running0::default),
             parked: AtomicBool::new(false),
             fine_until: AtomicU64::new(0),
             tickers: Mutex::new(Vec::new()),
@@ -82,8 +78,7 @@ impl Activity {
 
     /// Filter code starts running (a hook call, an instantiation): make sure epochs advance.
     pub fn enter(&self) -> Running<'_> {
-        let slot = super::pool::worker_slot() % self.running.len().max(1);
-        let count = self.running.get(slot).map_or(&self.overflow, |r| &r.0);
+        let count = &self.running.mine().0;
         // SeqCst on both sides: either this call sees the ticker parked and wakes it, or the
         // ticker sees this call running and does not park.
         if count.fetch_add(1, SeqCst) == 0 && self.parked.load(SeqCst) {
@@ -101,8 +96,7 @@ impl Activity {
 
     /// Calls running now, over all worker slots.
     fn running(&self) -> usize {
-        let slots: usize = self.running.iter().map(|r| r.0.load(SeqCst)).sum();
-        slots + self.overflow.load(SeqCst)
+        self.running.iter().map(|r| r.0.load(SeqCst)).sum()
     }
 
     /// Whether the tickers are parked (no filter code ran for a while).

@@ -11,7 +11,7 @@ use super::host::FilterState;
 use super::resources::headers;
 use http::header::{HeaderName, HeaderValue};
 use http::HeaderMap;
-use wasmtime::component::{Linker, Resource, WasmStr};
+use wasmtime::component::{Linker, LinkerInstance, Resource, WasmStr};
 use wasmtime::StoreContextMut;
 
 /// Names and values kept per instance.
@@ -83,32 +83,47 @@ type EditResult = wasmtime::Result<(Result<(), String>,)>;
 pub fn install(linker: &mut Linker<FilterState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     let mut types = linker.instance(super::bindings::TYPES)?;
-    types.func_wrap(
+    wrap::<Request>(
+        &mut types,
         "[method]request.set-header",
-        |store, (_, n, v): (Resource<Request>, WasmStr, WasmStr)| -> EditResult {
-            edit(store, Head::Request, Edit::Set, &n, &v)
-        },
+        Head::Request,
+        Edit::Set,
     )?;
-    types.func_wrap(
+    wrap::<Request>(
+        &mut types,
         "[method]request.append-header",
-        |store, (_, n, v): (Resource<Request>, WasmStr, WasmStr)| -> EditResult {
-            edit(store, Head::Request, Edit::Append, &n, &v)
-        },
+        Head::Request,
+        Edit::Append,
     )?;
-    types.func_wrap(
+    wrap::<Response>(
+        &mut types,
         "[method]response.set-header",
-        |store, (_, n, v): (Resource<Response>, WasmStr, WasmStr)| -> EditResult {
-            edit(store, Head::Response, Edit::Set, &n, &v)
-        },
+        Head::Response,
+        Edit::Set,
     )?;
-    types.func_wrap(
+    wrap::<Response>(
+        &mut types,
         "[method]response.append-header",
-        |store, (_, n, v): (Resource<Response>, WasmStr, WasmStr)| -> EditResult {
-            edit(store, Head::Response, Edit::Append, &n, &v)
-        },
+        Head::Response,
+        Edit::Append,
     )?;
     linker.allow_shadowing(false);
     Ok(())
+}
+
+/// Define `name`, a method of resource `R` taking a header name and value, as edit `how`.
+fn wrap<R: 'static>(
+    types: &mut LinkerInstance<'_, FilterState>,
+    name: &str,
+    head: Head,
+    how: Edit,
+) -> wasmtime::Result<()> {
+    types.func_wrap(
+        name,
+        move |store, (_, n, v): (Resource<R>, WasmStr, WasmStr)| -> EditResult {
+            edit(store, head, how, &n, &v)
+        },
+    )
 }
 
 fn edit(

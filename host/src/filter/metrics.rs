@@ -4,6 +4,7 @@
 
 use super::bindings::weir::filter::metrics;
 use super::host::{BudgetHit, FilterState};
+use super::per_worker::PerWorker;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -87,7 +88,7 @@ fn summarize(counts: &[u64], sum: f64) -> HistogramSnapshot {
 /// Hook call times, in nanoseconds, recorded per worker (each on its own cache lines, so
 /// workers calling the same filter do not contend) and summed when read.
 pub struct CallTimes {
-    shards: Box<[CallShard]>,
+    shards: PerWorker<CallShard>,
 }
 
 #[repr(align(128))]
@@ -108,9 +109,7 @@ impl Default for CallShard {
 impl Default for CallTimes {
     fn default() -> Self {
         CallTimes {
-            shards: (0..super::pool::worker_slots())
-                .map(|_| CallShard::default())
-                .collect(),
+            shards: PerWorker::new(CallShard::default),
         }
     }
 }
@@ -118,14 +117,12 @@ impl Default for CallTimes {
 impl CallTimes {
     fn record(&self, time: Duration) {
         let ns = u64::try_from(time.as_nanos()).unwrap_or(u64::MAX);
-        let slot = super::pool::worker_slot() % self.shards.len().max(1);
-        if let Some(shard) = self.shards.get(slot) {
-            let bucket = (64 - ns.leading_zeros()) as usize;
-            if let Some(b) = shard.buckets.get(bucket) {
-                b.fetch_add(1, Ordering::Relaxed);
-            }
-            shard.sum_ns.fetch_add(ns, Ordering::Relaxed);
+        let shard = self.shards.mine();
+        let bucket = (64 - ns.leading_zeros()) as usize;
+        if let Some(b) = shard.buckets.get(bucket) {
+            b.fetch_add(1, Ordering::Relaxed);
         }
+        shard.sum_ns.fetch_add(ns, Ordering::Relaxed);
     }
 
     fn snapshot(&self) -> HistogramSnapshot {

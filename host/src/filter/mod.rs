@@ -27,6 +27,7 @@ mod host;
 pub mod kv;
 pub mod metrics;
 pub mod outbound;
+mod per_worker;
 mod pool;
 mod resources;
 mod services;
@@ -38,7 +39,7 @@ pub use bindings::LocalResponse;
 pub use engine::{FilterEngine, MAX_INSTANCES, MAX_MEMORY_LIMIT};
 pub use error::{CallError, LoadError};
 pub use host::{BudgetHit, RequestHead};
-pub use pool::set_worker_slot;
+pub use per_worker::set_worker_slot;
 
 use crate::config::{FailurePolicy, FilterConfig};
 use bindings::{Action, Hooks};
@@ -135,7 +136,7 @@ impl Filter {
     }
 
     fn pool_pre(&self) -> pool::Prepared {
-        self.pool.pre()
+        self.pool.pre().clone()
     }
 
     /// The plugin version it runs.
@@ -294,7 +295,7 @@ impl Filter {
         mut inst: Instance,
         started: Instant,
         head: &mut RequestHead,
-        resp: Option<&mut ResponseHead>,
+        mut resp: Option<&mut ResponseHead>,
         hook: &'static str,
         result: wasmtime::Result<Action>,
     ) -> Result<HookResult, CallError> {
@@ -309,7 +310,6 @@ impl Filter {
             request: data.original_req.take(),
             response: data.original_resp.take(),
         };
-        let mut resp = resp;
         if let Some(r) = resp.as_deref_mut() {
             if let Some(parts) = data.resp.take() {
                 r.parts = parts;

@@ -13,10 +13,10 @@
 
 use super::bindings::{self, FilterWorld, FilterWorldPre, Hooks};
 use super::host::FilterState;
+use super::per_worker::PerWorker;
 use super::services::FilterServices;
 use super::LoadError;
 use crate::config::{FilterConfig, Isolation};
-use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wasmtime::Store;
@@ -77,10 +77,9 @@ impl Prepared {
         pre: wasmtime::component::InstancePre<FilterState>,
         sync: bool,
     ) -> wasmtime::Result<Self> {
-        let sync = match sync {
-            true => Some(bindings::sync::FilterWorldPre::new(pre.clone())?),
-            false => None,
-        };
+        let sync = sync
+            .then(|| bindings::sync::FilterWorldPre::new(pre.clone()))
+            .transpose()?;
         Ok(Prepared {
             pre: FilterWorldPre::new(pre)?,
             sync,
@@ -102,8 +101,8 @@ pub(super) struct InstancePool {
     pre: Prepared,
     cfg: FilterConfig,
     services: Arc<FilterServices>,
-    /// One idle list per worker slot.
-    idle: Box<[Mutex<Vec<Instance>>]>,
+    /// One idle list per worker.
+    idle: PerWorker<Mutex<Vec<Instance>>>,
     created: AtomicU64,
     /// Instances that exist now, busy or idle.
     live: Arc<AtomicU32>,
@@ -111,12 +110,11 @@ pub(super) struct InstancePool {
 
 impl InstancePool {
     pub fn new(pre: Prepared, cfg: &FilterConfig, services: Arc<FilterServices>) -> Self {
-        let slots = worker_slots();
         InstancePool {
             pre,
             cfg: cfg.clone(),
             services,
-            idle: (0..slots).map(|_| Mutex::new(Vec::new())).collect(),
+            idle: PerWorker::new(|| Mutex::new(Vec::new())),
             created: AtomicU64::new(0),
             live: Arc::new(AtomicU32::new(0)),
         }
@@ -146,19 +144,18 @@ impl InstancePool {
         let config = &self.cfg.config_json;
         let made = match &self.pre.sync {
             Some(pre) => pre.instantiate(&mut store).and_then(|world| {
-                let hooks = world.weir_filter_filter().call_init(&mut store, config);
-                Ok((World::Sync(world), hooks?))
+                let hooks = world.weir_filter_filter().call_init(&mut store, config)?;
+                Ok((World::Sync(world), hooks))
             }),
-            None => match self.pre.pre.instantiate_async(&mut store).await {
-                Ok(world) => {
-                    let hooks = world
-                        .weir_filter_filter()
-                        .call_init(&mut store, config)
-                        .await;
-                    hooks.map(|h| (World::Async(world), h))
+            None => {
+                async {
+                    let world = self.pre.pre.instantiate_async(&mut store).await?;
+                    let filter = world.weir_filter_filter();
+                    let hooks = filter.call_init(&mut store, config).await?;
+                    Ok((World::Async(world), hooks))
                 }
-                Err(e) => Err(e),
-            },
+                .await
+            }
         };
         let (world, hooks) = match made {
             Ok((world, refused_or_hooks)) => (world, refused_or_hooks.map_err(LoadError::Init)?),
@@ -177,7 +174,12 @@ impl InstancePool {
 
     /// An idle instance, or a new one.
     pub async fn checkout(&self) -> Result<Instance, LoadError> {
-        let idle = self.slot().lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let idle = self
+            .idle
+            .mine()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
         match idle {
             Some(i) => Ok(i),
             None => self.instantiate().await.map(|(instance, _)| instance),
@@ -201,7 +203,7 @@ impl InstancePool {
 
     /// Keep an unused instance (made at load time) for the next call.
     pub fn keep_idle(&self, instance: Instance) {
-        let mut idle = self.slot().lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.idle.mine().lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE {
             idle.push(instance);
         }
@@ -221,41 +223,14 @@ impl InstancePool {
     }
 
     /// The pre-instantiated component, to share with a reloaded filter of the same file.
-    pub fn pre(&self) -> Prepared {
-        self.pre.clone()
+    pub fn pre(&self) -> &Prepared {
+        &self.pre
     }
 
     /// The manifest entry this pool was made for.
     pub fn config(&self) -> &FilterConfig {
         &self.cfg
     }
-
-    fn slot(&self) -> &Mutex<Vec<Instance>> {
-        // `idle` has one slot per CPU, at least one, so `i` is always in range.
-        let i = worker_slot() % self.idle.len().max(1);
-        &self.idle[i]
-    }
-}
-
-thread_local! {
-    static WORKER_SLOT: Cell<usize> = const { Cell::new(0) };
-}
-
-/// Mark the current thread as worker `id`, so it gets its own idle instances (and its own
-/// shard of per-call counters).
-pub fn set_worker_slot(id: usize) {
-    WORKER_SLOT.with(|s| s.set(id));
-}
-
-/// The current thread's worker slot (0 on threads that are not workers).
-pub(super) fn worker_slot() -> usize {
-    WORKER_SLOT.with(Cell::get)
-}
-
-/// How many worker slots per-worker state has: one per CPU.
-pub(super) fn worker_slots() -> usize {
-    static SLOTS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *SLOTS.get_or_init(|| std::thread::available_parallelism().map_or(4, |n| n.get()))
 }
 
 /// Why instantiation or `init` failed, in one line (the guest backtrace goes to the debug
