@@ -308,4 +308,18 @@ async fn header_edits_are_checked_in_both_phases() {
         let edited: Vec<_> = r.headers.get_all("x-edited").iter().collect();
         assert_eq!(edited, ["1", "2", "3"]);
     }
+    // The same over HTTP/2.
+    let r = send_h2(
+        http::Request::get(weir.url("/"))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.matches("x-edited: ").count(), 3, "{}", r.body);
+    let edited: Vec<_> = r.headers.get_all("x-edited").iter().collect();
+    assert_eq!(edited, ["1", "2", "3"]);
+    assert!(r
+        .header("x-edit-errors")
+        .is_some_and(|e| e.contains("invalid header name")));
 }
