@@ -52,6 +52,33 @@ pub fn validate(name: &str, value: &str) -> Result<(), Error> {
     validate_value(value)
 }
 
+/// The value of cookie `name` in `Cookie` header values (RFC 6265 §5.4: `a=1; b=2`, over
+/// one header or several, as HTTP/2 clients send them): the first one of that exact name,
+/// with surrounding double quotes removed.
+///
+/// ```
+/// let headers = ["theme=dark; session=\"abc\"", "lang=en"];
+/// assert_eq!(weir_sdk::header::cookie(headers, "session"), Some("abc"));
+/// assert_eq!(weir_sdk::header::cookie(headers, "lang"), Some("en"));
+/// assert_eq!(weir_sdk::header::cookie(headers, "Session"), None);
+/// ```
+pub fn cookie<'a, I>(cookie_headers: I, name: &str) -> Option<&'a str>
+where
+    I: IntoIterator<Item = &'a str>,
+{
+    cookie_headers
+        .into_iter()
+        .flat_map(|h| h.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| n.trim() == name)
+        .map(|(_, v)| {
+            let v = v.trim();
+            v.strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(v)
+        })
+}
+
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
@@ -74,5 +101,18 @@ mod tests {
         assert!(validate_value("a\tb").is_ok());
         assert!(validate_value("a\r\nb").is_err());
         assert!(validate_value("nul\0").is_err());
+    }
+
+    #[test]
+    fn cookies() {
+        let h = ["a=1;b=2 ;  c = 3", "d=\"q\"; e=", "=anon; f"];
+        assert_eq!(cookie(h, "a"), Some("1"));
+        assert_eq!(cookie(h, "b"), Some("2"));
+        assert_eq!(cookie(h, "c"), Some("3"));
+        assert_eq!(cookie(h, "d"), Some("q"));
+        assert_eq!(cookie(h, "e"), Some(""));
+        assert_eq!(cookie(h, "f"), None);
+        assert_eq!(cookie(h, ""), Some("anon"));
+        assert_eq!(cookie(["x=1; x=2"], "x"), Some("1"));
     }
 }

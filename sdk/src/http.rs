@@ -160,6 +160,19 @@ impl<'a> Request<'a> {
         dispatch!(self, h => h.header_all(name), m => m.headers.get_all(name))
     }
 
+    /// The value of cookie `name` (see [`crate::header::cookie`]).
+    ///
+    /// ```
+    /// use weir_sdk::testing::MockRequest;
+    /// let mut mock = MockRequest::get("/").with_header("cookie", "theme=dark; sid=42");
+    /// assert_eq!(mock.request().cookie("sid").as_deref(), Some("42"));
+    /// assert_eq!(mock.request().cookie("nope"), None);
+    /// ```
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        let all = self.header_all("cookie");
+        crate::header::cookie(all.iter().map(String::as_str), name).map(str::to_owned)
+    }
+
     /// Every header, in order, names lower-case.
     ///
     /// ```

@@ -49,6 +49,7 @@ pub mod kv;
 mod log;
 pub mod metrics;
 pub mod random;
+pub mod rate_limit;
 pub mod testing;
 pub mod units;
 

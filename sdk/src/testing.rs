@@ -632,6 +632,22 @@ pub fn reset_kv() {
     KV.with(|kv| kv.borrow_mut().clear());
 }
 
+/// Forget every key of this thread's rate-limit double ([`crate::rate_limit`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use weir_sdk::rate_limit::{self, Quota};
+/// let q = Quota::per(1, Duration::from_secs(3600));
+/// weir_sdk::testing::reset_rate_limits();
+/// assert!(rate_limit::check("k", q, 1).unwrap().allowed);
+/// assert!(!rate_limit::check("k", q, 1).unwrap().allowed);
+/// weir_sdk::testing::reset_rate_limits();
+/// assert!(rate_limit::check("k", q, 1).unwrap().allowed);
+/// ```
+pub fn reset_rate_limits() {
+    crate::rate_limit::double::reset();
+}
+
 /// The key/value store double: the host's semantics (TTL, windowed counters) in a map.
 #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub(crate) mod kv_double {

@@ -173,23 +173,18 @@ impl Validator {
                 ),
             }
         }
-        let store_max_entries = match s.store_max_entries.as_ref() {
-            None => DEFAULT_STORE_MAX_ENTRIES,
-            Some(n) => match self.positive(n, &field("store-max-entries")) {
-                Some(n) if n <= MAX_STORE_ENTRIES as u64 => n as usize,
-                Some(_) => {
-                    self.error(
-                        n.span(),
-                        format!(
-                            "{}: at most {MAX_STORE_ENTRIES}",
-                            field("store-max-entries")
-                        ),
-                    );
-                    DEFAULT_STORE_MAX_ENTRIES
-                }
-                None => DEFAULT_STORE_MAX_ENTRIES,
-            },
-        };
+        let store_max_entries = self.count_within(
+            s.store_max_entries.as_ref(),
+            &field("store-max-entries"),
+            MAX_STORE_ENTRIES,
+            DEFAULT_STORE_MAX_ENTRIES,
+        );
+        let rate_limit_keys = self.count_within(
+            s.rate_limit_keys.as_ref(),
+            &field("rate-limit-keys"),
+            MAX_RATE_LIMIT_KEYS,
+            DEFAULT_RATE_LIMIT_KEYS,
+        );
         let store_max_bytes = self.size_within(
             s.store_max_bytes.as_ref(),
             &field("store-max-bytes"),
@@ -216,6 +211,7 @@ impl Validator {
                 max_entries: store_max_entries,
                 max_bytes: store_max_bytes,
             },
+            rate_limit_keys,
             location: self.map.at(Some(s.plugin.span()), String::new()),
             config_keys: Vec::new(),
             loadable: self.errors.len() == errors_before,

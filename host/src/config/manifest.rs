@@ -314,4 +314,7 @@ pub struct FilterSpec {
     pub store_max_entries: Option<Spanned<i64>>,
     /// Bytes the filter's shared key/value store may hold, e.g. "64MiB". Default: 64MiB.
     pub store_max_bytes: Option<Spanned<String>>,
+    /// Keys the filter's rate limiter holds state for (a key back to its full burst holds
+    /// none). Default: 100000.
+    pub rate_limit_keys: Option<Spanned<i64>>,
 }

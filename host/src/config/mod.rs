@@ -61,6 +61,10 @@ pub const DEFAULT_OUTBOUND_TIMEOUT: Duration = Duration::from_secs(1);
 pub const DEFAULT_STORE_MAX_ENTRIES: usize = 10_000;
 /// Most entries a filter's store may be given.
 pub const MAX_STORE_ENTRIES: usize = 10_000_000;
+/// Default number of keys a filter's rate limiter holds state for.
+pub const DEFAULT_RATE_LIMIT_KEYS: usize = 100_000;
+/// Most keys a filter's rate limiter may be given.
+pub const MAX_RATE_LIMIT_KEYS: usize = 10_000_000;
 /// Default bytes of a filter's shared store.
 pub const DEFAULT_STORE_MAX_BYTES: usize = 64 << 20;
 /// Most bytes a filter's store may be given.
@@ -246,6 +250,25 @@ impl Validator {
     }
 
     /// A positive whole number, or an error naming `field`.
+    /// `n`, if given, positive and at most `max`; else (with an error for a bad one) `default`.
+    fn count_within(
+        &mut self,
+        n: Option<&toml::Spanned<i64>>,
+        field: &str,
+        max: usize,
+        default: usize,
+    ) -> usize {
+        let Some(n) = n else { return default };
+        match self.positive(n, field).map(usize::try_from) {
+            Some(Ok(v)) if v <= max => v,
+            Some(_) => {
+                self.error(n.span(), format!("{field}: at most {max}"));
+                default
+            }
+            None => default,
+        }
+    }
+
     fn positive(&mut self, n: &toml::Spanned<i64>, field: &str) -> Option<u64> {
         match u64::try_from(*n.get_ref()) {
             Ok(v) if v > 0 => Some(v),

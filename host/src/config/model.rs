@@ -187,6 +187,8 @@ pub struct FilterConfig {
     pub outbound_timeout: Duration,
     /// How large the filter's shared store may grow.
     pub store: crate::filter::kv::KvBounds,
+    /// Keys its rate limiter holds state for.
+    pub rate_limit_keys: usize,
     /// Where the entry is in the manifest, for load errors.
     pub location: Diagnostic,
     /// Where each key path of its `config` table is (`request.set`, `keys[0]`), for errors
@@ -237,6 +239,7 @@ impl FilterConfig {
                     c.outbound_deny.clone(),
                     c.outbound_timeout,
                     c.store,
+                    c.rate_limit_keys,
                 ),
             )
         };
@@ -267,6 +270,7 @@ impl FilterConfig {
                 max_entries: DEFAULT_STORE_MAX_ENTRIES,
                 max_bytes: DEFAULT_STORE_MAX_BYTES,
             },
+            rate_limit_keys: DEFAULT_RATE_LIMIT_KEYS,
             loadable: true,
         }
     }

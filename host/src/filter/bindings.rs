@@ -27,6 +27,7 @@ pub mod sync {
             "weir:filter/context": super::weir::filter::context,
             "weir:filter/kv": super::weir::filter::kv,
             "weir:filter/metrics": super::weir::filter::metrics,
+            "weir:filter/rate-limit": super::weir::filter::rate_limit,
             "weir:filter/http-client": super::weir::filter::http_client,
         },
         // Every import comes from the bindings above (`with`); only the exports are new.
@@ -38,11 +39,12 @@ pub use self::weir::filter::http_client::{IncomingResponse, OutgoingRequest};
 pub use self::weir::filter::types::{Action, Hooks, LocalResponse, LogLevel, Request, Response};
 
 /// The WIT package version this host implements.
-pub const PACKAGE: &str = "weir:filter@0.2.2";
+pub const PACKAGE: &str = "weir:filter@0.2.3";
 /// The interface of the request and response resources, at this host's version.
-pub const TYPES: &str = "weir:filter/types@0.2.2";
+pub const TYPES: &str = "weir:filter/types@0.2.3";
 /// The interface every filter must export, at this host's version.
-pub const EXPORT: &str = "weir:filter/filter@0.2.2";
-/// Package versions whose filters this host loads: 0.2.1 and 0.2.2 only added functions, so
-/// older filters link against it (wasmtime matches semver-compatible imports and exports).
-pub const COMPATIBLE: &[&str] = &["0.2.2", "0.2.1", "0.2.0"];
+pub const EXPORT: &str = "weir:filter/filter@0.2.3";
+/// Package versions whose filters this host loads: 0.2.1 to 0.2.3 only added functions and
+/// interfaces, so older filters link against it (wasmtime matches semver-compatible imports
+/// and exports).
+pub const COMPATIBLE: &[&str] = &["0.2.3", "0.2.2", "0.2.1", "0.2.0"];

@@ -10,6 +10,7 @@ use super::kv::{KvBackend, MemoryKv};
 use super::metrics::FilterMetrics;
 use super::outbound::Outbound;
 use super::pool::{InstancePool, Prepared};
+use super::rate_limit::{MemoryRateLimit, RateLimitBackend};
 use super::services::FilterServices;
 use super::{header_edits, sync_io, waits};
 use super::{Filter, FilterVersion, LoadError};
@@ -46,6 +47,7 @@ pub struct FilterEngine {
     /// Started with the first filter, so a proxy without filters runs no ticker thread.
     ticker: Arc<std::sync::OnceLock<Result<(), LoadError>>>,
     kv: Arc<dyn KvBackend>,
+    rate_limit: Arc<dyn RateLimitBackend>,
     outbound_client: UpstreamClient,
 }
 
@@ -156,6 +158,7 @@ impl FilterEngine {
             metered: Runtime::new(true)?,
             ticker: Arc::new(std::sync::OnceLock::new()),
             kv: Arc::new(MemoryKv::default()),
+            rate_limit: Arc::new(MemoryRateLimit::default()),
             outbound_client: crate::upstream::pool::client(OUTBOUND_CONNECT_TIMEOUT),
         })
     }
@@ -291,6 +294,7 @@ impl FilterEngine {
         let services = Arc::new(FilterServices {
             name: name.clone(),
             kv: self.kv.namespace(&cfg.name, cfg.store),
+            rate_limit: self.rate_limit.namespace(&cfg.name, cfg.rate_limit_keys),
             metrics: FilterMetrics::default(),
             outbound: Outbound {
                 allow_hosts: cfg.allow_hosts.clone(),

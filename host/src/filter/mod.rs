@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod outbound;
 mod per_worker;
 mod pool;
+pub mod rate_limit;
 mod resources;
 mod services;
 mod stderr;

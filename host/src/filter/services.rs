@@ -1,9 +1,10 @@
 //! What the host lends one filter, shared by all its instances: its name, its namespace of
-//! the shared store, its metrics and its outbound HTTP settings.
+//! the shared store and of rate-limit keys, its metrics and its outbound HTTP settings.
 
 use super::kv::KvNamespace;
 use super::metrics::FilterMetrics;
 use super::outbound::Outbound;
+use super::rate_limit::RateLimiter;
 use std::sync::Arc;
 
 /// One filter's services.
@@ -12,6 +13,8 @@ pub struct FilterServices {
     pub name: Arc<str>,
     /// Its namespace of the shared key/value store.
     pub kv: Arc<dyn KvNamespace>,
+    /// Its namespace of rate-limit keys.
+    pub rate_limit: Arc<dyn RateLimiter>,
     /// What the host and the filter record.
     pub metrics: FilterMetrics,
     /// Where it may send HTTP requests, and within what budget.
