@@ -53,6 +53,10 @@ show curl -s -o /dev/null -w '%{http_code}\n' --path-as-is 'http://127.0.0.1:808
 show curl -s -o /dev/null -w '%{http_code}\n' --path-as-is 'http://127.0.0.1:8080//admin'
 echo "# ...the upstream gets the canonical path, and a request id only the proxy sets (a forged one is replaced):"
 show curl -s --path-as-is -H 'x-api-key: demo-key-123' -H 'x-request-id: forged' 'http://127.0.0.1:8080/x/../api/items'
+echo "# Each API key gets 10 requests a minute (rate-limit, GCRA, exact across workers); this"
+echo "# key used 2 above, so 8 pass, then 429 with Retry-After and the RateLimit headers:"
+show sh -c "for i in \$(seq 1 9); do curl -s -o /dev/null -w '%{http_code} ' -H 'x-api-key: demo-key-123' http://127.0.0.1:8080/api/items; done; echo"
+show curl -s -i -H 'x-api-key: demo-key-123' http://127.0.0.1:8080/api/items
 echo "# The admin endpoint shows each live filter's version (SHA-256), instances and metrics:"
 show sh -c "curl -s http://127.0.0.1:9901/status | head -40"
 echo "# SIGHUP (or any change to the manifest or a plugin) reloads without failing a request:"

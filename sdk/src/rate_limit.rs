@@ -129,7 +129,7 @@ pub fn check(key: &str, quota: Quota, cost: u32) -> Result<Decision, Error> {
 }
 
 /// The host's semantics in a per-thread map on the SDK clock.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub(crate) mod double {
     use super::{Decision, Quota};
     use crate::clock;
@@ -177,7 +177,8 @@ pub(crate) mod double {
                 .get(key)
                 .map_or(0, |tat| tat.saturating_duration_since(now).as_nanos());
             let new = start + interval * u128::from(cost);
-            let units = |at: u128| u32::try_from(limit.saturating_sub(at) / interval).unwrap_or(u32::MAX);
+            let units =
+                |at: u128| u32::try_from(limit.saturating_sub(at) / interval).unwrap_or(u32::MAX);
             if new <= limit {
                 let ahead = Duration::from_nanos(u64::try_from(new).unwrap_or(u64::MAX));
                 if let Some(tat) = now.checked_add(ahead) {

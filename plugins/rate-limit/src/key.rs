@@ -136,7 +136,9 @@ mod tests {
             Descriptor::parse("context:jwt.sub"),
             Ok(Descriptor::Context("jwt.sub".into()))
         );
-        assert!(Descriptor::parse("header:").unwrap_err().contains("expected"));
+        assert!(Descriptor::parse("header:")
+            .unwrap_err()
+            .contains("expected"));
         assert!(Descriptor::parse("header:bad name").is_err());
         assert!(Descriptor::parse("ip").unwrap_err().contains("client-ip"));
     }
@@ -161,7 +163,10 @@ mod tests {
             build("l", &all, &req, Some("/api")).unwrap(),
             "l\u{1f}2001:db8:1:2::/64\u{1f}k1\u{1f}s9\u{1f}ada\u{1f}GET\u{1f}/api"
         );
-        assert_eq!(build("l", &[Descriptor::Header("x-nope".into())], &req, None), None);
+        assert_eq!(
+            build("l", &[Descriptor::Header("x-nope".into())], &req, None),
+            None
+        );
         assert_eq!(network("192.0.2.77"), "192.0.2.0/24");
         assert_eq!(network("::ffff:192.0.2.77"), "192.0.2.0/24");
     }
@@ -170,9 +175,18 @@ mod tests {
     fn long_keys_are_hashed_and_stay_distinct() {
         let long = |v: &str| {
             let mut mock = MockRequest::get("/").with_header("x-k", v);
-            build("l", &[Descriptor::Header("x-k".into())], &mock.request(), None).unwrap()
+            build(
+                "l",
+                &[Descriptor::Header("x-k".into())],
+                &mock.request(),
+                None,
+            )
+            .unwrap()
         };
-        let (a, b) = (long(&"a".repeat(5000)), long(&format!("{}b", "a".repeat(4999))));
+        let (a, b) = (
+            long(&"a".repeat(5000)),
+            long(&format!("{}b", "a".repeat(4999))),
+        );
         assert!(a.len() < 100 && a.starts_with("l\u{1f}#"));
         assert_ne!(a, b);
     }

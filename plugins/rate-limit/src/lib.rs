@@ -150,7 +150,10 @@ impl Limit {
         }
         for (j, p) in s.path_prefixes.iter().enumerate() {
             if !p.starts_with('/') {
-                return Err(format!("{}[{j}]: {p:?} does not start with '/'", at("path-prefixes")));
+                return Err(format!(
+                    "{}[{j}]: {p:?} does not start with '/'",
+                    at("path-prefixes")
+                ));
             }
         }
         Ok(Limit {
@@ -229,7 +232,9 @@ impl RateLimit {
             match rate_limit::check(&key, limit.quota, limit.cost) {
                 Ok(d) => {
                     if !d.allowed {
-                        let wait = out.refused.map_or(d.retry_after, |(_, w)| w.max(d.retry_after));
+                        let wait = out
+                            .refused
+                            .map_or(d.retry_after, |(_, w)| w.max(d.retry_after));
                         let first = out.refused.map_or(limit, |(l, _)| l);
                         out.refused = Some((first, wait));
                     }
@@ -299,7 +304,11 @@ impl Filter for RateLimit {
                 metrics::counter_add("shadow-refused", 1);
                 log(
                     Level::Info,
-                    &format!("shadow: limit {} would refuse {}", limit.name, req.client_addr()),
+                    &format!(
+                        "shadow: limit {} would refuse {}",
+                        limit.name,
+                        req.client_addr()
+                    ),
                 );
             } else {
                 metrics::counter_add("refused", 1);
@@ -358,7 +367,10 @@ mod tests {
         let refused = testing::on_request(&f, &mut from("192.0.2.1"));
         let resp = testing::assert_responds(&refused, 429);
         assert_eq!(resp.header_value("retry-after"), Some("1"));
-        assert_eq!(resp.header_value("ratelimit-policy"), Some("\"per-ip\";q=2;w=1"));
+        assert_eq!(
+            resp.header_value("ratelimit-policy"),
+            Some("\"per-ip\";q=2;w=1")
+        );
         assert_eq!(resp.header_value("ratelimit"), Some("\"per-ip\";r=0;t=1"));
         // Another client has its own budget; half a second refills one unit.
         testing::assert_continues(&testing::on_request(&f, &mut from("192.0.2.2")));
@@ -421,7 +433,10 @@ mod tests {
         testing::assert_continues(&testing::on_request(&f, &mut req));
         let mut resp = MockResponse::new(200);
         testing::assert_continues(&testing::on_response(&f, &mut req, &mut resp));
-        assert_eq!(resp.response().header("ratelimit").as_deref(), Some("\"l\";r=4;t=1"));
+        assert_eq!(
+            resp.response().header("ratelimit").as_deref(),
+            Some("\"l\";r=4;t=1")
+        );
         assert_eq!(
             resp.response().header("ratelimit-policy").as_deref(),
             Some("\"l\";q=10;w=10")
@@ -438,13 +453,26 @@ mod tests {
         };
         let ok = r#""rate":1,"per":"1s","key":["client-ip"]"#;
         assert!(bad(&format!(r#"{{"name":"a b",{ok}}}"#)).contains("limits[0].name"));
-        assert!(bad(r#"{"name":"a","rate":0,"per":"1s","key":["client-ip"]}"#).contains("limits[0].rate"));
+        assert!(
+            bad(r#"{"name":"a","rate":0,"per":"1s","key":["client-ip"]}"#)
+                .contains("limits[0].rate")
+        );
         assert!(bad(&format!(r#"{{"name":"a",{ok},"cost":2}}"#)).contains("limits[0].cost: 2"));
         assert!(bad(r#"{"name":"a","rate":1,"per":"1s","key":[]}"#).contains("limits[0].key"));
-        assert!(bad(r#"{"name":"a","rate":1,"per":"1s","key":["ip"]}"#).contains("limits[0].key[0]"));
-        assert!(bad(r#"{"name":"a","rate":1,"per":"1s","key":["path-prefix"]}"#).contains("path-prefixes"));
-        assert!(bad(&format!(r#"{{"name":"a",{ok}}},{{"name":"a",{ok}}}"#)).contains("limits[1].name"));
+        assert!(
+            bad(r#"{"name":"a","rate":1,"per":"1s","key":["ip"]}"#).contains("limits[0].key[0]")
+        );
+        assert!(
+            bad(r#"{"name":"a","rate":1,"per":"1s","key":["path-prefix"]}"#)
+                .contains("path-prefixes")
+        );
+        assert!(
+            bad(&format!(r#"{{"name":"a",{ok}}},{{"name":"a",{ok}}}"#)).contains("limits[1].name")
+        );
         assert!(bad(r#"{"name":"a","rate":1,"per":"1.5s","key":["client-ip"]}"#).contains("per"));
-        assert!(testing::init::<RateLimit>(r#"{"limits":[]}"#).err().unwrap().contains("at least one"));
+        assert!(testing::init::<RateLimit>(r#"{"limits":[]}"#)
+            .err()
+            .unwrap()
+            .contains("at least one"));
     }
 }

@@ -158,7 +158,11 @@ mod tests {
             let (mut admitted, mut refused) = (0, 0);
             for (i, (now, cost)) in trace(seed, 5000, gap, burst.min(3)).into_iter().enumerate() {
                 let (d, next) = decide(tat, now, &quota, cost);
-                assert_eq!(d.allowed, model.admit(now, cost), "seed {seed}, arrival {i}");
+                assert_eq!(
+                    d.allowed,
+                    model.admit(now, cost),
+                    "seed {seed}, arrival {i}"
+                );
                 tat = Some(next);
                 if d.allowed {
                     admitted += 1;
@@ -170,7 +174,10 @@ mod tests {
                     assert!(decide(tat, later, &quota, cost).0.allowed);
                 }
             }
-            assert!(admitted > 0 && refused > 0, "seed {seed}: {admitted}/{refused}");
+            assert!(
+                admitted > 0 && refused > 0,
+                "seed {seed}: {admitted}/{refused}"
+            );
         }
     }
 

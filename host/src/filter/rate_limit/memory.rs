@@ -13,6 +13,9 @@ use std::time::Instant;
 
 const SHARDS: usize = 32;
 
+/// One shard: each key's theoretical arrival time, in nanoseconds after the epoch.
+type Tats = HashMap<Box<str>, u64>;
+
 /// The in-process backend. It holds namespaces weakly: a namespace lives while a loaded
 /// filter uses it.
 pub struct MemoryRateLimit {
@@ -48,7 +51,7 @@ impl RateLimitBackend for MemoryRateLimit {
 
 /// One filter's keys.
 pub struct MemoryLimiter {
-    shards: Box<[Mutex<HashMap<Box<str>, u64>>]>,
+    shards: Box<[Mutex<Tats>]>,
     hasher: std::collections::hash_map::RandomState,
     epoch: Instant,
     max_keys: AtomicUsize,
@@ -94,12 +97,19 @@ impl MemoryLimiter {
         }
         let (decision, next) = gcra::decide(None, now, quota, cost);
         if next > now {
-            let cap = self.max_keys.load(Ordering::Relaxed).div_ceil(SHARDS).max(1);
+            let cap = self
+                .max_keys
+                .load(Ordering::Relaxed)
+                .div_ceil(SHARDS)
+                .max(1);
             if map.len() >= cap {
                 map.retain(|_, tat| *tat > now);
             }
             if map.len() >= cap {
-                let nearest = map.iter().min_by_key(|(_, tat)| **tat).map(|(k, _)| k.clone());
+                let nearest = map
+                    .iter()
+                    .min_by_key(|(_, tat)| **tat)
+                    .map(|(k, _)| k.clone());
                 if let Some(k) = nearest {
                     map.remove(&k);
                     self.evicted_live.fetch_add(1, Ordering::Relaxed);
@@ -161,13 +171,20 @@ mod tests {
         }
         let before = ns.evicted_live();
         for i in 0..SHARDS * 4 {
-            assert!(ns.check_at(&format!("new{i}"), &q, 1, 2 * S).unwrap().allowed);
+            assert!(
+                ns.check_at(&format!("new{i}"), &q, 1, 2 * S)
+                    .unwrap()
+                    .allowed
+            );
         }
         // The old keys went without being counted; a new key was evicted only when its
         // shard held nothing but live ones.
         let held = ns.keys();
         assert!(held <= SHARDS * 2, "{held}");
-        assert_eq!(held as u64 + ns.evicted_live() - before, (SHARDS * 4) as u64);
+        assert_eq!(
+            held as u64 + ns.evicted_live() - before,
+            (SHARDS * 4) as u64
+        );
         // What is held is still limited.
         let limited = (0..SHARDS * 4)
             .filter(|i| {
@@ -175,7 +192,11 @@ mod tests {
                 let shard = (ns.hasher.hash_one(key.as_str()) as usize) % SHARDS;
                 ns.shards[shard].lock().unwrap().contains_key(key.as_str())
             })
-            .filter(|i| !ns.check_at(&format!("new{i}"), &q, 1, 2 * S).unwrap().allowed)
+            .filter(|i| {
+                !ns.check_at(&format!("new{i}"), &q, 1, 2 * S)
+                    .unwrap()
+                    .allowed
+            })
             .count();
         assert_eq!(limited, held);
     }
@@ -187,7 +208,10 @@ mod tests {
         assert!(ns.check_at("k", &q, 2, 0).unwrap().allowed);
         assert!(!ns.check_at("k", &q, 1, 0).unwrap().allowed);
         assert!(ns.check_at("k", &q, 1, S / 2).unwrap().allowed);
-        assert!(matches!(ns.check_at("", &q, 1, 0), Err(RateLimitError::Key(0))));
+        assert!(matches!(
+            ns.check_at("", &q, 1, 0),
+            Err(RateLimitError::Key(0))
+        ));
         let long = "k".repeat(super::super::MAX_KEY + 1);
         assert!(ns.check_at(&long, &q, 1, 0).is_err());
         let err = ns.check_at("k", &q, 3, 0).unwrap_err().to_string();
@@ -200,10 +224,28 @@ mod tests {
         let q = Quota::new(1, 3_600_000, 1).unwrap();
         let a = backend.namespace("a", 10);
         assert!(a.check("k", &q, 1).unwrap().allowed);
-        assert!(backend.namespace("b", 10).check("k", &q, 1).unwrap().allowed);
+        assert!(
+            backend
+                .namespace("b", 10)
+                .check("k", &q, 1)
+                .unwrap()
+                .allowed
+        );
         // A reload's new handle sees the old state.
-        assert!(!backend.namespace("a", 10).check("k", &q, 1).unwrap().allowed);
+        assert!(
+            !backend
+                .namespace("a", 10)
+                .check("k", &q, 1)
+                .unwrap()
+                .allowed
+        );
         drop(a);
-        assert!(backend.namespace("a", 10).check("k", &q, 1).unwrap().allowed);
+        assert!(
+            backend
+                .namespace("a", 10)
+                .check("k", &q, 1)
+                .unwrap()
+                .allowed
+        );
     }
 }
