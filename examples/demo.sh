@@ -42,6 +42,10 @@ echo "# The API without a key is refused by the api-key filter:"
 show curl -s -i http://127.0.0.1:8080/api/items
 echo "# ...and proxied with a valid key (which the upstream never sees):"
 show curl -s -i -H 'x-api-key: demo-key-123' http://127.0.0.1:8080/api/items
+echo "# /staff needs a staff login (auth-basic, bcrypt): refused without, proxied with, and the"
+echo "# upstream sees x-remote-user (a client-sent one is dropped) but not the credentials:"
+show curl -s -i http://127.0.0.1:8080/staff
+show curl -s -u ada:s3cret -H 'x-remote-user: root' http://127.0.0.1:8080/staff
 echo "# /internal admits only office addresses (ip-filter): curl itself, a client 10.1.2.3 named"
 echo "# by the trusted proxy, but not 203.0.113.9 nor the denied 10.6.6.6:"
 show curl -s -o /dev/null -w '%{http_code}\n' http://127.0.0.1:8080/internal
