@@ -57,6 +57,10 @@ show curl -s -o /dev/null -w '%{http_code}\n' --path-as-is 'http://127.0.0.1:808
 show curl -s -o /dev/null -w '%{http_code}\n' --path-as-is 'http://127.0.0.1:8080//admin'
 echo "# ...the upstream gets the canonical path, and a request id only the proxy sets (a forged one is replaced):"
 show curl -s --path-as-is -H 'x-api-key: demo-key-123' -H 'x-request-id: forged' 'http://127.0.0.1:8080/x/../api/items'
+echo "# Browsers on https://app.example may call the API (cors): the preflight is answered by"
+echo "# the proxy; another origin gets 403 and no CORS header:"
+show curl -s -i -X OPTIONS -H 'origin: https://app.example' -H 'access-control-request-method: PUT' -H 'access-control-request-headers: x-api-key' http://127.0.0.1:8080/api/items
+show curl -s -i -X OPTIONS -H 'origin: https://evil.example' -H 'access-control-request-method: PUT' http://127.0.0.1:8080/api/items
 echo "# Each API key gets 10 requests a minute (rate-limit, GCRA, exact across workers); this"
 echo "# key used 2 above, so 8 pass, then 429 with Retry-After and the RateLimit headers:"
 show sh -c "for i in \$(seq 1 9); do curl -s -o /dev/null -w '%{http_code} ' -H 'x-api-key: demo-key-123' http://127.0.0.1:8080/api/items; done; echo"

@@ -46,8 +46,10 @@ async fn version_of(weir: &Weir) -> String {
     r.header("x-version").unwrap_or("-").to_string()
 }
 
+/// Within 30 s: a reload compiles the new plugin, which takes seconds on a loaded 2-core
+/// machine.
 async fn wait_for_version(weir: &Weir, v: &str) {
-    for _ in 0..200 {
+    for _ in 0..600 {
         if version_of(weir).await == v {
             return;
         }
