@@ -36,6 +36,9 @@ echo "================ Weir demo: filters at work ================"
 echo "# A header is added on the way in (x-weir-demo) and out (x-served-by); 'server' is removed;"
 echo "# security-headers adds x-frame-options, nosniff, referrer-policy and the cross-origin policies:"
 show curl -s -i http://127.0.0.1:8080/hello
+echo "# Moved pages redirect (rewrite), and /u/<id> reaches the upstream as /users/<id>:"
+show curl -s -i http://127.0.0.1:8080/old/page?x=1
+show sh -c "curl -s http://127.0.0.1:8080/u/42 | head -1"
 echo "# /admin is blocked by the block filter:"
 show curl -s -i http://127.0.0.1:8080/admin
 echo "# The API without a key is refused by the api-key filter:"
