@@ -1,7 +1,7 @@
 //! Host services seen end to end through the `services` fixture: per-request context shared
 //! by filters and phases, the shared store's windowed counters (across workers), request
-//! and response bodies (read, replaced, limited), outbound HTTP (allow-listed, budgeted),
-//! filter metrics and secure random.
+//! and response bodies (read, replaced, limited), outbound HTTP and HTTPS (allow-listed,
+//! budgeted, verified), filter metrics and secure random.
 
 mod harness;
 use harness::*;
@@ -225,6 +225,44 @@ async fn outbound_http_keeps_its_host_and_stays_out_of_denied_ranges() {
         "{}",
         r.body
     );
+}
+
+/// `https://` callouts: verified against the filter's `outbound-ca` (or the system's CAs),
+/// with the URL's host as the name checked; a certificate of another CA or name fails the
+/// call, and the filter decides (here: 403 with the reason).
+#[tokio::test]
+async fn outbound_https_is_verified_against_the_filters_ca() {
+    let up = Upstream::echo("app").await;
+    let ca = pki::Ca::new();
+    let keys = pki::tls_upstream(&ca.issue(&["localhost"]), &[b"http/1.1"], None).await;
+    let port = keys.addr.port();
+    let dir = tempfile::tempdir().unwrap();
+    ca.write(&dir.path().join("ca.pem"));
+    let routes = format!(
+        "[[routes]]\npath = \"/trusting\"\nupstream = \"app\"\nfilters = [\"trusting\"]\n\n\
+         [[routes]]\npath = \"/system\"\nupstream = \"app\"\nfilters = [\"system\"]\n\n\
+         [[routes]]\npath = \"/by-address\"\nupstream = \"app\"\nfilters = [\"by-address\"]\n\n\
+         [filters.trusting]\nplugin = \"services.wasm\"\nallow-hosts = [\"localhost:{port}\"]\n\
+         outbound-ca = \"ca.pem\"\nconfig = {{ callout = \"https://localhost:{port}/jwks\" }}\n\n\
+         [filters.system]\nplugin = \"services.wasm\"\nallow-hosts = [\"localhost:{port}\"]\n\
+         config = {{ callout = \"https://localhost:{port}/jwks\" }}\n\n\
+         [filters.by-address]\nplugin = \"services.wasm\"\nallow-hosts = [\"127.0.0.1:{port}\"]\n\
+         outbound-ca = \"ca.pem\"\nconfig = {{ callout = \"https://127.0.0.1:{port}/jwks\" }}\n"
+    );
+    let weir = Weir::start_in(dir, &services_manifest(up.addr, &routes));
+    let r = get(&weir.url("/trusting"), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("x-callout: secure upstream"), "{}", r.body);
+    // Not our CA among the system's; a certificate for localhost is not one for 127.0.0.1.
+    for (path, why) in [("/system", "certificate"), ("/by-address", "certificate")] {
+        let r = get(&weir.url(path), &[]).await;
+        assert_eq!(r.status, 403, "{path}: {}", r.body);
+        assert!(
+            r.body.contains("callout failed") && r.body.contains(why),
+            "{path}: {}",
+            r.body
+        );
+    }
 }
 
 /// Filters match on the canonical path but can read what the client sent (WIT 0.2.1).

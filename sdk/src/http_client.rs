@@ -36,7 +36,7 @@ use crate::Error;
 pub struct HttpRequest {
     /// e.g. `"GET"`.
     pub method: String,
-    /// Absolute `http://host:port/path` URL.
+    /// Absolute `http://` or `https://` URL (`https` since host 0.2.3: verified TLS).
     pub url: String,
     /// Headers in order.
     pub headers: Vec<(String, String)>,

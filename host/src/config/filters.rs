@@ -5,6 +5,7 @@ use super::*;
 impl Validator {
     pub(super) fn filter(
         &mut self,
+        base: &Path,
         plugins_dir: &Path,
         name: &toml::Spanned<String>,
         spec: &toml::Spanned<manifest::FilterSpec>,
@@ -206,6 +207,7 @@ impl Validator {
             body_limit,
             allow_hosts,
             outbound_deny,
+            outbound_ca: s.outbound_ca.as_ref().map(|c| base.join(c.get_ref())),
             outbound_timeout: s.outbound_timeout.map_or(DEFAULT_OUTBOUND_TIMEOUT, |d| d.0),
             store: crate::filter::kv::KvBounds {
                 max_entries: store_max_entries,

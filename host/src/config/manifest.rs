@@ -310,6 +310,9 @@ pub struct FilterSpec {
     /// non-public ranges) outbound HTTP may not connect to. Default: none.
     #[serde(default)]
     pub outbound_deny: Vec<Spanned<String>>,
+    /// PEM bundle of the CAs trusted for `https://` outbound calls, relative to the manifest.
+    /// Default: the system's CAs.
+    pub outbound_ca: Option<Spanned<String>>,
     /// Entries the filter's shared key/value store may hold. Default: 10000.
     pub store_max_entries: Option<Spanned<i64>>,
     /// Bytes the filter's shared key/value store may hold, e.g. "64MiB". Default: 64MiB.

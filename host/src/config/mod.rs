@@ -192,7 +192,7 @@ impl Validator {
         let filters = m
             .filters
             .iter()
-            .map(|(name, spec)| self.filter(&plugins_dir, name, spec))
+            .map(|(name, spec)| self.filter(base, &plugins_dir, name, spec))
             .collect();
 
         let (admin, admin_token) = self.admin(&m);
@@ -313,13 +313,18 @@ fn default_cache_dir() -> PathBuf {
 }
 
 /// `host` or `host:port` → lower-case `host:port` (port 80 when absent).
+/// An `allow-hosts` entry: `host:port`, or `host` alone for the default port of either
+/// scheme (80 for http://, 443 for https://).
 fn parse_allowed_host(text: &str) -> Result<String, &'static str> {
     if text.contains(['/', '@', ' ']) || text.is_empty() {
         return Err("is not a host or host:port (no scheme, path or user)");
     }
     let authority: Authority = text.parse().map_err(|_| "is not a host or host:port")?;
-    let port = authority.port_u16().unwrap_or(80);
-    Ok(format!("{}:{port}", authority.host().to_ascii_lowercase()))
+    let host = authority.host().to_ascii_lowercase();
+    Ok(match authority.port_u16() {
+        Some(port) => format!("{host}:{port}"),
+        None => host,
+    })
 }
 
 fn list<'a>(names: impl Iterator<Item = &'a &'a str>) -> String {

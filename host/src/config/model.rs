@@ -185,6 +185,8 @@ pub struct FilterConfig {
     pub outbound_deny: Vec<ipnet::IpNet>,
     /// Outbound HTTP time budget per hook call.
     pub outbound_timeout: Duration,
+    /// CAs trusted for its `https://` calls (`None`: the system's).
+    pub outbound_ca: Option<PathBuf>,
     /// How large the filter's shared store may grow.
     pub store: crate::filter::kv::KvBounds,
     /// Keys its rate limiter holds state for.
@@ -237,6 +239,7 @@ impl FilterConfig {
                 (
                     c.allow_hosts.clone(),
                     c.outbound_deny.clone(),
+                    c.outbound_ca.clone(),
                     c.outbound_timeout,
                     c.store,
                     c.rate_limit_keys,
@@ -265,6 +268,7 @@ impl FilterConfig {
             body_limit: DEFAULT_BODY_LIMIT,
             allow_hosts: Vec::new(),
             outbound_deny: Vec::new(),
+            outbound_ca: None,
             outbound_timeout: DEFAULT_OUTBOUND_TIMEOUT,
             store: crate::filter::kv::KvBounds {
                 max_entries: DEFAULT_STORE_MAX_ENTRIES,

@@ -207,7 +207,7 @@ fn filter_runtime_settings_resolve_with_defaults() {
         (Some(1000), Some(50), 12)
     );
     assert_eq!(f.body_limit, 64 << 10);
-    assert_eq!(f.allow_hosts, ["auth.local:80", "10.0.0.1:8443"]);
+    assert_eq!(f.allow_hosts, ["auth.local", "10.0.0.1:8443"]);
     assert_eq!(f.outbound_timeout, Duration::from_millis(250));
     assert_eq!(f.store.max_entries, 7);
     assert_eq!(f.store.max_bytes, 1 << 20);

@@ -8,19 +8,18 @@ use super::cache::CompileCache;
 use super::host::FilterState;
 use super::kv::{KvBackend, MemoryKv};
 use super::metrics::FilterMetrics;
-use super::outbound::Outbound;
+use super::outbound::{Clients, DenyList, Outbound};
 use super::pool::{InstancePool, Prepared};
 use super::rate_limit::{MemoryRateLimit, RateLimitBackend};
 use super::services::FilterServices;
 use super::{header_edits, sync_io, waits};
 use super::{Filter, FilterVersion, LoadError};
 use crate::config::FilterConfig;
-use crate::upstream::pool::UpstreamClient;
 use sha2::Digest as _;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -32,8 +31,6 @@ pub const MAX_MEMORY_LIMIT: usize = 1 << 30;
 /// calls pile up cannot take them all. Beyond either bound a call fails per its filter's
 /// policy.
 pub const MAX_INSTANCES: u32 = 1000;
-/// Connect timeout of outbound HTTP from filters (the per-call budget bounds the rest).
-const OUTBOUND_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Compiles and links filters. Cheap to clone.
 ///
@@ -48,7 +45,6 @@ pub struct FilterEngine {
     ticker: Arc<std::sync::OnceLock<Result<(), LoadError>>>,
     kv: Arc<dyn KvBackend>,
     rate_limit: Arc<dyn RateLimitBackend>,
-    outbound_client: UpstreamClient,
 }
 
 /// One wasmtime engine with its linkers and compile cache.
@@ -159,7 +155,6 @@ impl FilterEngine {
             ticker: Arc::new(std::sync::OnceLock::new()),
             kv: Arc::new(MemoryKv::default()),
             rate_limit: Arc::new(MemoryRateLimit::default()),
-            outbound_client: crate::upstream::pool::client(OUTBOUND_CONNECT_TIMEOUT),
         })
     }
 
@@ -291,6 +286,19 @@ impl FilterEngine {
         cfg: &FilterConfig,
     ) -> Result<Filter, LoadError> {
         let name: Arc<str> = Arc::from(cfg.name.as_str());
+        let clients = if cfg.allow_hosts.is_empty() {
+            Clients::none()
+        } else {
+            let (deny, ca) = (
+                DenyList::new(cfg.outbound_deny.clone()),
+                cfg.outbound_ca.clone(),
+            );
+            // Reads CA files: off the async workers.
+            tokio::task::spawn_blocking(move || Clients::new(deny, ca))
+                .await
+                .unwrap_or_else(|e| Err(format!("client setup failed: {e}")))
+                .map_err(LoadError::Outbound)?
+        };
         let services = Arc::new(FilterServices {
             name: name.clone(),
             kv: self.kv.namespace(&cfg.name, cfg.store),
@@ -298,10 +306,9 @@ impl FilterEngine {
             metrics: FilterMetrics::default(),
             outbound: Outbound {
                 allow_hosts: cfg.allow_hosts.clone(),
-                deny: cfg.outbound_deny.clone(),
                 budget: cfg.outbound_timeout,
                 body_limit: cfg.body_limit,
-                client: self.outbound_client.clone(),
+                clients,
             },
         });
         let pool = InstancePool::new(compiled.pre, cfg, services.clone());

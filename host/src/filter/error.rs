@@ -30,11 +30,15 @@ pub enum LoadError {
     /// The filter's `init` refused its configuration.
     #[error("init refused the config: {0}")]
     Init(String),
-    /// The filter trapped while being instantiated or initialised.
+    /// Every instance the filter may have (`max-instances`) is in use.
     #[error("all {0} of its instances are busy (max-instances)")]
     AtCapacity(u32),
+    /// The filter trapped while being instantiated or initialised.
     #[error("trapped during init: {0}")]
     Trap(String),
+    /// Its outbound HTTP clients could not be set up (an unreadable `outbound-ca`).
+    #[error("outbound HTTP: {0}")]
+    Outbound(String),
     /// The Wasm engine could not be set up.
     #[error("cannot create the Wasm engine: {0}")]
     Engine(String),

@@ -64,7 +64,27 @@ pub fn client_for(
     transport: &Transport,
 ) -> UpstreamClient {
     // Host names come from the re-resolved cache (see `resolve`).
-    let mut tcp = HttpConnector::new_with_resolver(CachedResolver);
+    client_with(CachedResolver, connect_timeout, idle, transport)
+}
+
+/// [`client_for`] with host names resolved by `resolver`.
+pub fn client_with<R>(
+    resolver: R,
+    connect_timeout: Duration,
+    idle: Duration,
+    transport: &Transport,
+) -> Client<HttpsConnector<HttpConnector<R>>, Body>
+where
+    R: tower_service::Service<hyper_util::client::legacy::connect::dns::Name>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    R::Response: Iterator<Item = std::net::SocketAddr>,
+    R::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    R::Future: Send,
+{
+    let mut tcp = HttpConnector::new_with_resolver(resolver);
     tcp.set_nodelay(true);
     tcp.set_connect_timeout(Some(connect_timeout));
     tcp.set_keepalive(Some(Duration::from_secs(60)));
