@@ -49,6 +49,13 @@ echo "# /staff needs a staff login (auth-basic, bcrypt): refused without, proxie
 echo "# upstream sees x-remote-user (a client-sent one is dropped) but not the credentials:"
 show curl -s -i http://127.0.0.1:8080/staff
 show curl -s -u ada:s3cret -H 'x-remote-user: root' http://127.0.0.1:8080/staff
+echo "# /me needs a JWT (auth-jwt): none gets 401 with the Bearer challenge; a token signed with"
+echo "# the demo key (made here with openssl) passes, and the upstream learns the subject:"
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+jwt_input="$(printf '{"alg":"HS256","typ":"JWT","kid":"demo"}' | b64url).$(printf '{"iss":"https://demo.weir","aud":"demo","sub":"ada","exp":%s}' "$(( $(date +%s) + 3600 ))" | b64url)"
+jwt="$jwt_input.$(printf '%s' "$jwt_input" | openssl dgst -sha256 -hmac demo-secret-demo-secret-demo-secret -binary | b64url)"
+show curl -s -i http://127.0.0.1:8080/me
+show sh -c "curl -s -H 'authorization: Bearer $jwt' http://127.0.0.1:8080/me | grep -E '^GET|x-user'"
 echo "# /internal admits only office addresses (ip-filter): curl itself, a client 10.1.2.3 named"
 echo "# by the trusted proxy, but not 203.0.113.9 nor the denied 10.6.6.6:"
 show curl -s -o /dev/null -w '%{http_code}\n' http://127.0.0.1:8080/internal
