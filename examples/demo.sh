@@ -62,11 +62,17 @@ show curl -s -o /dev/null -w '%{http_code}\n' http://127.0.0.1:8080/internal
 show curl -s -o /dev/null -w '%{http_code}\n' -H 'x-forwarded-for: 10.1.2.3' http://127.0.0.1:8080/internal
 show curl -s -i -H 'x-forwarded-for: 203.0.113.9' http://127.0.0.1:8080/internal
 show curl -s -o /dev/null -w '%{http_code}\n' -H 'x-forwarded-for: 10.6.6.6' http://127.0.0.1:8080/internal
+echo "# /eu serves European clients only (geo, from geo-databases): a client in GB named by the"
+echo "# trusted proxy is let through with its location; one in JP, or an unplaced one, is refused:"
+show sh -c "curl -s -H 'x-forwarded-for: 81.2.69.7' http://127.0.0.1:8080/eu/shop | grep -E '^GET|x-geo'"
+show curl -s -i -H 'x-forwarded-for: 203.0.113.9' http://127.0.0.1:8080/eu/shop
+show curl -s -o /dev/null -w '%{http_code}\n' http://127.0.0.1:8080/eu/shop
 echo "# One canonical request: path tricks are the same path to routing, filters and upstream:"
 show curl -s -o /dev/null -w '%{http_code}\n' --path-as-is 'http://127.0.0.1:8080/%61pi/items'
 show curl -s -o /dev/null -w '%{http_code}\n' --path-as-is 'http://127.0.0.1:8080//admin'
-echo "# ...the upstream gets the canonical path, and a request id only the proxy sets (a forged one is replaced):"
-show curl -s --path-as-is -H 'x-api-key: demo-key-123' -H 'x-request-id: forged' 'http://127.0.0.1:8080/x/../api/items'
+echo "# ...the upstream gets the canonical path, and a request id (a trusted proxy's sane id is kept, like"
+echo "# the local client's here; a malformed one, or one from an untrusted client, is replaced):"
+show curl -s --path-as-is -H 'x-api-key: demo-key-123' -H 'x-request-id: <forged>' 'http://127.0.0.1:8080/x/../api/items'
 echo "# Browsers on https://app.example may call the API (cors): the preflight is answered by"
 echo "# the proxy; another origin gets 403 and no CORS header:"
 show curl -s -i -X OPTIONS -H 'origin: https://app.example' -H 'access-control-request-method: PUT' -H 'access-control-request-headers: x-api-key' http://127.0.0.1:8080/api/items

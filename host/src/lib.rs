@@ -10,7 +10,7 @@
 //!   reading; [`proxy_protocol`]: the client named by a TCP load balancer.
 //! - [`request`]: the canonical request (path, authority, headers, client address).
 //! - [`proxy`]: the request path.
-//! - [`route`]: choosing a route. [`upstream`], [`balance`], [`health`]: where requests go.
+//! - [`route`]: choosing a route; [`geo`]: where a client address is (`.mmdb` databases). [`upstream`], [`balance`], [`health`]: where requests go.
 //! - [`forward`]: the request as sent upstream (hop-by-hop, `X-Forwarded-Proto`/`-Host`).
 //! - [`filter`]: the Wasm filter engine, instance pools and chains.
 //! - [`live`]: the generation being served; [`reload`]: replacing it on change.
@@ -29,6 +29,7 @@ pub mod dev;
 pub mod error;
 pub mod filter;
 pub mod forward;
+pub mod geo;
 pub mod health;
 pub mod hex;
 pub mod listener;

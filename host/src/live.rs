@@ -48,6 +48,7 @@ impl Generation {
                 path: r.path.clone(),
                 methods: r.methods.clone(),
                 headers: r.headers.clone(),
+                geo: r.geo.clone(),
                 backends: Backends::new(
                     r.backends
                         .iter()

@@ -35,6 +35,7 @@ pub async fn reload(live: &Live, engine: &FilterEngine, manifest: &Path) -> Resu
             let summary = describe(&live.current(), &next);
             warn_restart_only(&live.current().config, &next.config);
             next.start_background_tasks();
+            engine.set_geo(next.config.geo.clone());
             live.swap(next);
             tracing::info!(generation = id, took = ?started.elapsed(), "reloaded: {summary}");
             Ok(id)
@@ -181,10 +182,11 @@ pub async fn run(live: Arc<Live>, engine: FilterEngine, manifest: PathBuf) {
         }
     };
     let mut watcher = watcher;
-    // Upstream TLS files (CA bundles, client certificates) are polled, wherever they are.
+    // Files the manifest names outside the watched folders (upstream CA bundles and client
+    // certificates, filters' outbound CAs, geo databases) are polled, wherever they are.
     let mut poll = tokio::time::interval(crate::tls::POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut tls_files = upstream_tls_stamp(&live.current());
+    let mut named_files = named_files_stamp(&live.current());
     loop {
         let hup_recv = async {
             match hup.as_mut() {
@@ -206,11 +208,11 @@ pub async fn run(live: Arc<Live>, engine: FilterEngine, manifest: PathBuf) {
             }
             _ = hup_recv => tracing::info!("SIGHUP: reloading"),
             _ = poll.tick() => {
-                let now = upstream_tls_stamp(&live.current());
-                if now == tls_files {
+                let now = named_files_stamp(&live.current());
+                if now == named_files {
                     continue;
                 }
-                tracing::info!("upstream TLS files changed: reloading");
+                tracing::info!("a TLS or geo database file changed: reloading");
             }
         }
         let old_dir = live.current().config.plugins_dir.clone();
@@ -220,18 +222,22 @@ pub async fn run(live: Arc<Live>, engine: FilterEngine, manifest: PathBuf) {
                 w.move_plugins_dir(&old_dir, &new_dir);
             }
         }
-        tls_files = upstream_tls_stamp(&live.current());
+        named_files = named_files_stamp(&live.current());
     }
 }
 
-/// The modification times of the live generation's upstream TLS files.
-fn upstream_tls_stamp(generation: &Generation) -> Vec<Option<std::time::SystemTime>> {
+/// The modification times of the files the live generation's manifest names outside the
+/// watched folders: upstream TLS files, filters' outbound CAs and geo databases.
+fn named_files_stamp(generation: &Generation) -> Vec<Option<std::time::SystemTime>> {
+    let config = &generation.config;
     crate::tls::stamps(
         generation
             .upstreams
             .iter()
             .filter_map(|u| u.transport.tls.as_ref())
-            .flat_map(|tls| tls.files()),
+            .flat_map(|tls| tls.files())
+            .chain(config.filters.iter().filter_map(|f| f.outbound_ca.as_ref()))
+            .chain(config.geo.iter().flat_map(|db| db.files())),
     )
 }
 

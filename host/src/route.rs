@@ -1,11 +1,12 @@
 //! The route table: which route (backends and filter chain) serves a request.
 //!
 //! A route matches on host (exact, or `*.example.com` for any subdomain), path (prefix by
-//! whole segments, exact, or regex), methods and headers. Precedence, most specific first:
+//! whole segments, exact, or regex), methods, headers and the client's location (country,
+//! continent, ASN). Precedence, most specific first:
 //!
 //! 1. host: exact, then wildcard (longer suffix first), then routes without a host;
 //! 2. path: exact, then regex (in manifest order), then prefix (longest first);
-//! 3. more method and header conditions first;
+//! 3. more method, header and location conditions first;
 //! 4. manifest order.
 //!
 //! Prefixes match whole segments: `/api` matches `/api` and `/api/v1`, not `/apix`; a prefix
@@ -13,6 +14,7 @@
 //! backends (weight 0 drains one: it gets no new requests).
 
 use crate::filter::Filter;
+use crate::geo::Location;
 use crate::upstream::Upstream;
 use http::{HeaderMap, HeaderName, Method};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -100,6 +102,51 @@ impl HostMatch {
 /// A header condition: present (`None`) or with exactly this value.
 pub type HeaderMatch = (HeaderName, Option<String>);
 
+/// Conditions on the client's location: each non-empty list must hold the client's value
+/// (a client the databases do not place matches none of them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GeoMatch {
+    /// Upper-case ISO 3166-1 alpha-2 country codes.
+    pub countries: Vec<String>,
+    /// Upper-case continent codes.
+    pub continents: Vec<String>,
+    /// Autonomous system numbers.
+    pub asns: Vec<u32>,
+}
+
+impl GeoMatch {
+    /// Whether there is no condition.
+    pub fn is_empty(&self) -> bool {
+        self.countries.is_empty() && self.continents.is_empty() && self.asns.is_empty()
+    }
+
+    /// How many kinds of condition there are, for precedence.
+    fn conditions(&self) -> usize {
+        [
+            !self.countries.is_empty(),
+            !self.continents.is_empty(),
+            !self.asns.is_empty(),
+        ]
+        .iter()
+        .filter(|c| **c)
+        .count()
+    }
+
+    /// Whether a client at `at` matches.
+    pub fn matches(&self, at: Option<&Location>) -> bool {
+        if self.is_empty() {
+            return true;
+        }
+        let Some(at) = at else { return false };
+        let listed = |list: &[String], value: &Option<String>| {
+            list.is_empty() || value.as_ref().is_some_and(|v| list.contains(v))
+        };
+        listed(&self.countries, &at.country)
+            && listed(&self.continents, &at.continent)
+            && (self.asns.is_empty() || at.asn.is_some_and(|a| self.asns.contains(&a)))
+    }
+}
+
 /// A resolved route.
 pub struct Route {
     /// Host condition, or `None` for any.
@@ -110,6 +157,8 @@ pub struct Route {
     pub methods: Vec<Method>,
     /// Header conditions, all of which must hold.
     pub headers: Vec<HeaderMatch>,
+    /// Client location conditions.
+    pub geo: GeoMatch,
     /// Where matching requests go, with weights.
     pub backends: Backends,
     /// Filters in request order.
@@ -211,13 +260,13 @@ impl Route {
         method != Method::TRACE || self.methods.contains(method)
     }
 
-    fn matches(
-        &self,
-        host: Option<&str>,
-        method: &Method,
-        path: &str,
-        headers: &HeaderMap,
-    ) -> bool {
+    fn matches(&self, host: Option<&str>, req: &RouteQuery<'_>) -> bool {
+        let RouteQuery {
+            method,
+            path,
+            headers,
+            ..
+        } = *req;
         let host_ok = match (&self.host, host) {
             (None, _) => true,
             (Some(want), Some(have)) => want.matches(have),
@@ -233,14 +282,51 @@ impl Route {
                     .iter()
                     .any(|h| h.as_bytes() == v.as_bytes()),
             })
+            && (self.geo.is_empty() || self.geo.matches(req.location()))
     }
 
     fn precedence(&self) -> impl Ord {
         (
             self.host.as_ref().map_or((0, 0), HostMatch::rank),
             self.path.rank(),
-            self.methods.len().min(1) + self.headers.len(),
+            self.methods.len().min(1) + self.headers.len() + self.geo.conditions(),
         )
+    }
+}
+
+/// What a route is chosen by: the canonical request and, only if some route asks, where
+/// the client is (looked up at most once per request, on first need).
+pub struct RouteQuery<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// The canonical path.
+    pub path: &'a str,
+    /// The request headers.
+    pub headers: &'a HeaderMap,
+    locate: &'a dyn Fn() -> Option<Location>,
+    located: std::cell::OnceCell<Option<Location>>,
+}
+
+impl<'a> RouteQuery<'a> {
+    /// A query for a request; `locate` is called only if a location condition is met.
+    pub fn new(
+        method: &'a Method,
+        path: &'a str,
+        headers: &'a HeaderMap,
+        locate: &'a dyn Fn() -> Option<Location>,
+    ) -> Self {
+        RouteQuery {
+            method,
+            path,
+            headers,
+            locate,
+            located: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// Where the client is.
+    pub fn location(&self) -> Option<&Location> {
+        self.located.get_or_init(|| (self.locate)()).as_ref()
     }
 }
 
@@ -256,18 +342,10 @@ impl RouteTable {
         RouteTable { routes }
     }
 
-    /// The route for a request.
-    pub fn find(
-        &self,
-        host: Option<&str>,
-        method: &Method,
-        path: &str,
-        headers: &HeaderMap,
-    ) -> Option<&Route> {
+    /// The route for a request to `host`.
+    pub fn find(&self, host: Option<&str>, req: &RouteQuery<'_>) -> Option<&Route> {
         let host = host.map(crate::request::authority::host_of);
-        self.routes
-            .iter()
-            .find(|r| r.matches(host, method, path, headers))
+        self.routes.iter().find(|r| r.matches(host, req))
     }
 }
 
@@ -319,6 +397,7 @@ pub(crate) mod fixtures {
             path,
             methods: vec![],
             headers: vec![],
+            geo: GeoMatch::default(),
             backends: Backends::single(upstream(name)),
             filters: vec![],
             timeouts: Default::default(),
@@ -347,7 +426,8 @@ mod tests {
         path: &str,
         headers: &HeaderMap,
     ) -> Option<&'a str> {
-        t.find(host, method, path, headers)
+        let nowhere = || None;
+        t.find(host, &RouteQuery::new(method, path, headers, &nowhere))
             .and_then(|r| r.backends.pick())
             .map(|u| u.name())
     }

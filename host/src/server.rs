@@ -42,6 +42,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let config = live.current().config.clone();
+    engine.set_geo(config.geo.clone());
     let tls = tls_listeners(&config)?;
     let (addrs, sockets) = bind_all(&config)?;
     let admin = match config.admin {

@@ -42,6 +42,7 @@ pub mod bindings;
 pub mod clock;
 mod config;
 mod error;
+pub mod geo;
 pub mod header;
 mod http;
 pub mod http_client;

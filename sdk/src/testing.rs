@@ -648,6 +648,34 @@ pub fn reset_rate_limits() {
     crate::rate_limit::double::reset();
 }
 
+/// Place the addresses of `cidr` (`"81.2.69.0/24"`, `"2001:db8::/32"` or one address) at
+/// `location` for [`crate::geo::lookup`] on this thread; the most specific network wins.
+///
+/// ```
+/// use weir_sdk::{geo, testing};
+/// testing::reset_geo();
+/// testing::locate("10.0.0.0/8", geo::Location::country("NL", "EU"));
+/// testing::locate("10.1.0.0/16", geo::Location::country("BE", "EU"));
+/// assert_eq!(geo::lookup("10.1.2.3").unwrap().country.as_deref(), Some("BE"));
+/// assert_eq!(geo::lookup("10.2.0.1").unwrap().country.as_deref(), Some("NL"));
+/// assert_eq!(geo::lookup("::ffff:10.2.0.1").unwrap().country.as_deref(), Some("NL"));
+/// ```
+pub fn locate(cidr: &str, location: crate::geo::Location) {
+    crate::geo::double::place(cidr, location);
+}
+
+/// Forget every network given to [`locate`] on this thread.
+///
+/// ```
+/// use weir_sdk::{geo, testing};
+/// testing::locate("192.0.2.1", geo::Location::country("FR", "EU"));
+/// testing::reset_geo();
+/// assert_eq!(geo::lookup("192.0.2.1"), None);
+/// ```
+pub fn reset_geo() {
+    crate::geo::double::reset();
+}
+
 /// The key/value store double: the host's semantics (TTL, windowed counters) in a map.
 #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub(crate) mod kv_double {

@@ -192,6 +192,7 @@ impl Validator {
             (64 << 10, MAX_STORE_BYTES),
             DEFAULT_STORE_MAX_BYTES,
         );
+        let outbound_ca = s.outbound_ca.as_ref().map(|c| base.join(c.get_ref()));
         FilterConfig {
             name: name.get_ref().clone(),
             plugin_path: plugins_dir.join(plugin),
@@ -207,7 +208,10 @@ impl Validator {
             body_limit,
             allow_hosts,
             outbound_deny,
-            outbound_ca: s.outbound_ca.as_ref().map(|c| base.join(c.get_ref())),
+            outbound_ca_modified: outbound_ca
+                .as_ref()
+                .and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()),
+            outbound_ca,
             outbound_timeout: s.outbound_timeout.map_or(DEFAULT_OUTBOUND_TIMEOUT, |d| d.0),
             store: crate::filter::kv::KvBounds {
                 max_entries: store_max_entries,

@@ -63,6 +63,11 @@ pub struct Manifest {
     pub escaped_slashes: Option<Spanned<String>>,
     /// Pass on request headers whose names have underscores. Default: false (dropped).
     pub underscores_in_headers: Option<bool>,
+    /// MaxMind-format (`.mmdb`) databases locating client addresses (country, continent,
+    /// ASN), relative to the manifest; for each field the first database that knows it
+    /// wins. Needed by routes' `countries` / `continents` / `asns` and filters' geo lookups.
+    #[serde(default)]
+    pub geo_databases: Vec<Spanned<String>>,
     /// Where clients connect.
     #[serde(default)]
     pub listeners: Vec<Spanned<ListenerSpec>>,
@@ -239,6 +244,16 @@ pub struct RouteSpec {
     /// Headers that must be present with this exact value (`"*"`: present with any value).
     #[serde(default)]
     pub headers: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// The client's country (ISO 3166-1 alpha-2 codes) must be one of these (needs
+    /// `geo-databases`). Absent: any.
+    #[serde(default)]
+    pub countries: Vec<Spanned<String>>,
+    /// The client's continent (AF, AN, AS, EU, NA, OC, SA) must be one of these.
+    #[serde(default)]
+    pub continents: Vec<Spanned<String>>,
+    /// The client's autonomous system number must be one of these.
+    #[serde(default)]
+    pub asns: Vec<Spanned<i64>>,
     /// Name of the upstream to forward to (or `backends`).
     pub upstream: Option<Spanned<String>>,
     /// Weighted upstreams, for canary and blue-green (instead of `upstream`).

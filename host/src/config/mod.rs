@@ -29,8 +29,9 @@ pub use filter_keys::key_location;
 pub use model::*;
 
 use crate::balance::{Algorithm, HashKey};
+use crate::geo::GeoDb;
 use crate::health::{ActiveCheck, Passive};
-use crate::route::{HeaderMatch, HostMatch, PathMatch};
+use crate::route::{GeoMatch, HeaderMatch, HostMatch, PathMatch};
 use crate::upstream::pool::{Protocol, Transport};
 use http::uri::Authority;
 use manifest::Manifest;
@@ -195,6 +196,7 @@ impl Validator {
             .map(|(name, spec)| self.filter(base, &plugins_dir, name, spec))
             .collect();
 
+        let geo = self.geo_databases(&m, base);
         let (admin, admin_token) = self.admin(&m);
         let compile_cache = m
             .compile_cache
@@ -219,8 +221,29 @@ impl Validator {
             upstreams,
             routes,
             filters,
+            geo,
         };
         (config, self.errors)
+    }
+
+    /// Open `geo-databases`, reporting a file that cannot be read or is not a MaxMind DB at
+    /// its entry.
+    fn geo_databases(&mut self, m: &Manifest, base: &Path) -> Option<std::sync::Arc<GeoDb>> {
+        if m.geo_databases.is_empty() {
+            return None;
+        }
+        let mut opened = Vec::new();
+        let mut ok = true;
+        for entry in &m.geo_databases {
+            match GeoDb::open(&[base.join(entry.get_ref())]) {
+                Ok(db) => opened.push(db),
+                Err(e) => {
+                    self.error(entry.span(), format!("geo-databases: {e}"));
+                    ok = false;
+                }
+            }
+        }
+        ok.then(|| std::sync::Arc::new(GeoDb::merge(opened)))
     }
 }
 

@@ -35,6 +35,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Filters, by index.
     pub filters: Vec<FilterConfig>,
+    /// The opened `geo-databases`, if any.
+    pub geo: Option<std::sync::Arc<crate::geo::GeoDb>>,
 }
 
 /// A validated listener.
@@ -142,6 +144,8 @@ pub struct RouteConfig {
     pub methods: Vec<http::Method>,
     /// Header conditions.
     pub headers: Vec<HeaderMatch>,
+    /// Client location conditions.
+    pub geo: crate::route::GeoMatch,
     /// (index into [`Config::upstreams`], weight).
     pub backends: Vec<(usize, u32)>,
     /// Indexes into [`Config::filters`], in request order.
@@ -179,7 +183,8 @@ pub struct FilterConfig {
     pub max_instances: u32,
     /// Largest body the filter may buffer, per direction.
     pub body_limit: usize,
-    /// Lower-case `host:port` authorities (port 80 when not given) outbound HTTP may reach.
+    /// Lower-case `host:port` authorities outbound HTTP may reach (a bare `host`: port 80
+    /// for `http://`, 443 for `https://`).
     pub allow_hosts: Vec<String>,
     /// Address ranges outbound HTTP may not connect to, whatever the host resolves to.
     pub outbound_deny: Vec<ipnet::IpNet>,
@@ -187,6 +192,9 @@ pub struct FilterConfig {
     pub outbound_timeout: Duration,
     /// CAs trusted for its `https://` calls (`None`: the system's).
     pub outbound_ca: Option<PathBuf>,
+    /// When `outbound_ca` was last modified, as validated: a changed file loads the filter
+    /// again.
+    pub outbound_ca_modified: Option<std::time::SystemTime>,
     /// How large the filter's shared store may grow.
     pub store: crate::filter::kv::KvBounds,
     /// Keys its rate limiter holds state for.
@@ -239,7 +247,7 @@ impl FilterConfig {
                 (
                     c.allow_hosts.clone(),
                     c.outbound_deny.clone(),
-                    c.outbound_ca.clone(),
+                    (c.outbound_ca.clone(), c.outbound_ca_modified),
                     c.outbound_timeout,
                     c.store,
                     c.rate_limit_keys,
@@ -269,6 +277,7 @@ impl FilterConfig {
             allow_hosts: Vec::new(),
             outbound_deny: Vec::new(),
             outbound_ca: None,
+            outbound_ca_modified: None,
             outbound_timeout: DEFAULT_OUTBOUND_TIMEOUT,
             store: crate::filter::kv::KvBounds {
                 max_entries: DEFAULT_STORE_MAX_ENTRIES,

@@ -45,8 +45,9 @@ impl Validator {
                     ),
                 }
             }
+            let geo = self.route_geo(i, r, m);
             let key = format!(
-                "{host:?} {:?} {} {methods:?} {headers:?}",
+                "{host:?} {:?} {} {methods:?} {headers:?} {geo:?}",
                 path.rank_name(),
                 path.as_str()
             );
@@ -54,7 +55,7 @@ impl Validator {
                 self.error(
                     span.clone(),
                     format!(
-                        "routes[{i}]: another route already matches the same host, path, methods and headers"
+                        "routes[{i}]: another route already matches the same host, path, methods, headers and location"
                     ),
                 );
             }
@@ -82,6 +83,7 @@ impl Validator {
                 path,
                 methods,
                 headers,
+                geo,
                 backends,
                 filters: chain,
                 timeouts: RouteTimeouts {
@@ -99,6 +101,70 @@ impl Validator {
             );
         }
         out
+    }
+
+    /// `countries`, `continents` and `asns`: well-formed codes, and databases to look in.
+    fn route_geo(&mut self, i: usize, r: &manifest::RouteSpec, m: &Manifest) -> GeoMatch {
+        const CONTINENTS: [&str; 7] = ["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
+        let mut geo = GeoMatch::default();
+        for c in &r.countries {
+            let code = c.get_ref().to_ascii_uppercase();
+            if code == "UK" {
+                self.error(
+                    c.span(),
+                    format!("routes[{i}].countries: \"UK\" is not an ISO 3166-1 code: the United Kingdom is \"GB\""),
+                );
+            } else if code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase()) {
+                geo.countries.push(code);
+            } else {
+                self.error(
+                    c.span(),
+                    format!(
+                        "routes[{i}].countries: {:?} is not an ISO 3166-1 alpha-2 country code (e.g. \"DE\")",
+                        c.get_ref()
+                    ),
+                );
+            }
+        }
+        for c in &r.continents {
+            let code = c.get_ref().to_ascii_uppercase();
+            if CONTINENTS.contains(&code.as_str()) {
+                geo.continents.push(code);
+            } else {
+                self.error(
+                    c.span(),
+                    format!(
+                        "routes[{i}].continents: {:?} is not a continent code (one of {})",
+                        c.get_ref(),
+                        CONTINENTS.join(", ")
+                    ),
+                );
+            }
+        }
+        for a in &r.asns {
+            match u32::try_from(*a.get_ref()) {
+                Ok(n) if n > 0 => geo.asns.push(n),
+                _ => self.error(
+                    a.span(),
+                    format!("routes[{i}].asns: {} is not an AS number", a.get_ref()),
+                ),
+            }
+        }
+        let first = r
+            .countries
+            .first()
+            .map(|c| c.span())
+            .or_else(|| r.continents.first().map(|c| c.span()))
+            .or_else(|| r.asns.first().map(|a| a.span()));
+        if let (Some(span), true) = (first, m.geo_databases.is_empty()) {
+            self.error(
+                span,
+                format!(
+                    "routes[{i}]: location conditions need `geo-databases` (MaxMind .mmdb files) at the top of the manifest"
+                ),
+            );
+        }
+        geo
     }
 
     pub(super) fn route_host(&mut self, i: usize, h: &toml::Spanned<String>) -> HostMatch {

@@ -28,6 +28,7 @@ pub mod sync {
             "weir:filter/kv": super::weir::filter::kv,
             "weir:filter/metrics": super::weir::filter::metrics,
             "weir:filter/rate-limit": super::weir::filter::rate_limit,
+            "weir:filter/geo": super::weir::filter::geo,
             "weir:filter/http-client": super::weir::filter::http_client,
         },
         // Every import comes from the bindings above (`with`); only the exports are new.

@@ -45,6 +45,7 @@ pub struct FilterEngine {
     ticker: Arc<std::sync::OnceLock<Result<(), LoadError>>>,
     kv: Arc<dyn KvBackend>,
     rate_limit: Arc<dyn RateLimitBackend>,
+    geo: crate::geo::GeoHandle,
 }
 
 /// One wasmtime engine with its linkers and compile cache.
@@ -155,7 +156,13 @@ impl FilterEngine {
             ticker: Arc::new(std::sync::OnceLock::new()),
             kv: Arc::new(MemoryKv::default()),
             rate_limit: Arc::new(MemoryRateLimit::default()),
+            geo: crate::geo::GeoHandle::default(),
         })
+    }
+
+    /// Answer filters' geo lookups from `db` (the generation going live's databases).
+    pub fn set_geo(&self, db: Option<Arc<crate::geo::GeoDb>>) {
+        self.geo.set(db);
     }
 
     /// Use the on-disk compile cache at `dir`. A folder that cannot be used is logged and
@@ -303,6 +310,7 @@ impl FilterEngine {
             name: name.clone(),
             kv: self.kv.namespace(&cfg.name, cfg.store),
             rate_limit: self.rate_limit.namespace(&cfg.name, cfg.rate_limit_keys),
+            geo: self.geo.clone(),
             metrics: FilterMetrics::default(),
             outbound: Outbound {
                 allow_hosts: cfg.allow_hosts.clone(),

@@ -22,6 +22,7 @@ pub mod chain;
 pub mod context;
 mod engine;
 mod error;
+mod geo;
 mod header_edits;
 mod host;
 pub mod kv;

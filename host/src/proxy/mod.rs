@@ -14,7 +14,7 @@ use crate::live::{Live, WorkerGeneration};
 use crate::request::client::TrustedProxies;
 use crate::request::{self, Refusal};
 use crate::retry::{self, Failure};
-use crate::route::Route;
+use crate::route::{Route, RouteQuery};
 use crate::upgrade;
 use crate::upstream::body::{BodyLimits, UpstreamBody};
 use crate::upstream::pool::UpstreamClient;
@@ -196,12 +196,18 @@ async fn serve<'g>(
     let mut head = RequestHead::new(parts, client, peer.scheme);
     head.raw_path_and_query = canonical.raw_path_and_query;
 
-    let Some(route) = generation.routes.find(
-        head.authority(),
-        &head.parts.method,
-        head.parts.uri.path(),
-        &head.parts.headers,
-    ) else {
+    let route = {
+        // The client is located only if a route has a location condition to check.
+        let locate = || config.geo.as_ref().and_then(|db| db.lookup(client));
+        let query = RouteQuery::new(
+            &head.parts.method,
+            head.parts.uri.path(),
+            &head.parts.headers,
+            &locate,
+        );
+        generation.routes.find(head.authority(), &query)
+    };
+    let Some(route) = route else {
         return Outcome::local(ProxyError::NoRoute.response());
     };
     if !route.allows_method(&head.parts.method) {

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::route::fixtures::route;
-use crate::route::{PathMatch, RouteTable};
+use crate::route::{PathMatch, RouteQuery, RouteTable};
 use proptest::prelude::*;
 
 fn table() -> RouteTable {
@@ -123,12 +123,13 @@ proptest! {
         // Route lookup reads the canonical request, and re-settling it changes nothing.
         let host = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok());
         let t = table();
-        let first = t.find(host, &parts.method, p, &parts.headers).map(|r| r.backends.list()[0].0.name().to_owned());
+        let nowhere = || None;
+        let first = t.find(host, &RouteQuery::new(&parts.method, p, &parts.headers, &nowhere)).map(|r| r.backends.list()[0].0.name().to_owned());
         let again = parts.uri.to_string();
         let hosts_again: Vec<Vec<u8>> = all.iter().map(|h| h.as_bytes().to_vec()).collect();
         if let Some((parts2, Ok(_))) = settle(method, &again, &hosts_again, version, slashes) {
             let host2 = parts2.headers.get(http::header::HOST).and_then(|h| h.to_str().ok());
-            let second = t.find(host2, &parts2.method, parts2.uri.path(), &parts2.headers).map(|r| r.backends.list()[0].0.name().to_owned());
+            let second = t.find(host2, &RouteQuery::new(&parts2.method, parts2.uri.path(), &parts2.headers, &nowhere)).map(|r| r.backends.list()[0].0.name().to_owned());
             prop_assert_eq!(first, second);
             prop_assert_eq!(parts2.uri, parts.uri);
         }
