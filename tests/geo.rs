@@ -189,7 +189,7 @@ async fn a_changed_database_is_reloaded_and_a_broken_one_refused() {
     let tmp = weir.dir().join("countries.mmdb.new");
     std::fs::write(&tmp, w.to_bytes()).unwrap();
     std::fs::rename(&tmp, &db).unwrap();
-    weir.wait_for_log("geo database file changed");
+    weir.wait_for_log("a file the manifest names changed: reloading");
     weir.wait_for_log("reloaded");
     let mut seen = None;
     for _ in 0..100 {

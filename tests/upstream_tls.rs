@@ -175,7 +175,7 @@ async fn a_renewed_client_certificate_is_picked_up_without_a_restart() {
     assert_eq!(get(&weir.url("/"), &[]).await.status, 502);
 
     clients.leaf(&["weir.test"], weir.dir(), "client");
-    weir.wait_for_log("upstream TLS files changed: reloading");
+    weir.wait_for_log("a file the manifest names changed: reloading");
     let mut status = 0;
     for _ in 0..50 {
         status = get(&weir.url("/"), &[]).await.status.as_u16();

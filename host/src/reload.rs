@@ -19,7 +19,7 @@ use crate::live::{Generation, Live};
 use notify::{RecursiveMode, Watcher as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 
 /// How long the watched files must be quiet before a reload starts.
@@ -209,10 +209,10 @@ pub async fn run(live: Arc<Live>, engine: FilterEngine, manifest: PathBuf) {
             _ = hup_recv => tracing::info!("SIGHUP: reloading"),
             _ = poll.tick() => {
                 let now = named_files_stamp(&live.current());
-                if now == named_files {
+                let Some(changed) = first_change(&named_files, &now) else {
                     continue;
-                }
-                tracing::info!("a TLS or geo database file changed: reloading");
+                };
+                tracing::info!(file = %changed.display(), "a file the manifest names changed: reloading");
             }
         }
         let old_dir = live.current().config.plugins_dir.clone();
@@ -226,19 +226,36 @@ pub async fn run(live: Arc<Live>, engine: FilterEngine, manifest: PathBuf) {
     }
 }
 
-/// The modification times of the files the live generation's manifest names outside the
-/// watched folders: upstream TLS files, filters' outbound CAs and geo databases.
-fn named_files_stamp(generation: &Generation) -> Vec<Option<std::time::SystemTime>> {
+/// A file and its modification time (`None`: unreadable).
+type Stamp = (PathBuf, Option<SystemTime>);
+
+/// The files the live generation's manifest names outside the watched folders (upstream TLS
+/// files, filters' outbound CAs and geo databases), each with its modification time.
+fn named_files_stamp(generation: &Generation) -> Vec<Stamp> {
     let config = &generation.config;
-    crate::tls::stamps(
-        generation
-            .upstreams
-            .iter()
-            .filter_map(|u| u.transport.tls.as_ref())
-            .flat_map(|tls| tls.files())
-            .chain(config.filters.iter().filter_map(|f| f.outbound_ca.as_ref()))
-            .chain(config.geo.iter().flat_map(|db| db.files())),
-    )
+    let files: Vec<&PathBuf> = generation
+        .upstreams
+        .iter()
+        .filter_map(|u| u.transport.tls.as_ref())
+        .flat_map(|tls| tls.files())
+        .chain(config.filters.iter().filter_map(|f| f.outbound_ca.as_ref()))
+        .chain(config.geo.iter().flat_map(|db| db.files()))
+        .collect();
+    let stamps = crate::tls::stamps(files.iter().copied());
+    files.into_iter().cloned().zip(stamps).collect()
+}
+
+/// The first file whose time differs between `before` and `now` (or, when the list itself
+/// changed, the first file of `now`, or the first of `before` when `now` is empty).
+fn first_change<'a>(before: &'a [Stamp], now: &'a [Stamp]) -> Option<&'a Path> {
+    if before.len() != now.len() {
+        return now.first().or(before.first()).map(|(p, _)| p.as_path());
+    }
+    before
+        .iter()
+        .zip(now)
+        .find(|(b, n)| b != n)
+        .map(|(_, (p, _))| p.as_path())
 }
 
 /// The file watcher: the manifest's folder (so renames onto the manifest are seen) and the
