@@ -1,8 +1,9 @@
 //! The `auth-jwt` filter end to end with ES256 tokens (signed here with ring) and keys from
 //! a JWKS served over HTTPS by a local TLS server: accepted tokens pass with their claims
 //! forwarded (over HTTP/1.1 and HTTP/2), bad ones get 401 / 403 with the RFC 6750
-//! challenge, a rotated key is picked up by its `kid`, a failing JWKS keeps the last good
-//! keys, and no keys at all is a 503.
+//! challenge, a rotated key is picked up by its `kid`, a revoked one stops verifying even
+//! tokens already verified, a failing JWKS keeps the last good keys, and no keys at all is
+//! a 503.
 
 mod harness;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -236,4 +237,52 @@ async fn without_any_good_keys_requests_get_503() {
     assert_eq!(r.status, 503, "{}", r.body);
     assert_eq!(r.body, "signing keys are unavailable\n");
     weir.wait_for_log("no usable signing key");
+}
+
+#[tokio::test]
+async fn a_key_dropped_from_the_jwks_stops_verifying_tokens_already_seen() {
+    let ca = pki::Ca::new();
+    let app = Upstream::echo("app").await;
+    let (a, b) = (Signer::new("a"), Signer::new("b"));
+    let server = jwks(&ca, &[&a]).await;
+    let weir = start(&ca, &app, &server, "1s");
+    // One token, sent again and again: after its first check it is remembered.
+    let bearer = format!("Bearer {}", a.token(claims("ada", "ops")));
+    for _ in 0..4 {
+        let r = get(&weir.url("/"), &[("authorization", &bearer)]).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    // The issuer revokes a: once the JWKS is refreshed, a's token is refused.
+    server.answer.lock().unwrap().1 = json!({"keys": [b.jwk()]}).to_string();
+    let mut status = 200;
+    for _ in 0..50 {
+        status = get(&weir.url("/"), &[("authorization", &bearer)])
+            .await
+            .status
+            .as_u16();
+        if status == 401 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status,
+        401,
+        "a revoked key's token is refused; logs:\n{}",
+        weir.logs()
+    );
+    // ... by every instance, however often it saw the token.
+    for _ in 0..6 {
+        let r = get(&weir.url("/"), &[("authorization", &bearer)]).await;
+        assert_eq!(r.status, 401, "{}", r.body);
+    }
+    let r = get(
+        &weir.url("/"),
+        &[(
+            "authorization",
+            &format!("Bearer {}", b.token(claims("ada", "ops"))),
+        )],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
 }

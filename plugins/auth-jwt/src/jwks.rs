@@ -156,9 +156,15 @@ impl Jwks {
         }
     }
 
-    /// Run `f` over the current keys; if `kid` is given and no key has it, refresh early
-    /// (at most once per `RETRY` per instance) and run `f` again.
-    pub fn with_keys<T>(&self, kid: Option<&str>, f: impl Fn(&[Key]) -> T) -> T {
+    /// The version of the keys this instance holds, once brought up to date (0: none yet).
+    pub fn version(&self) -> u64 {
+        self.sync(false);
+        self.state.borrow().version
+    }
+
+    /// Run `f` over the current keys and their version; if `kid` is given and no key has
+    /// it, refresh early (at most once per `RETRY` per instance) first.
+    pub fn with_keys<T>(&self, kid: Option<&str>, f: impl Fn(&[Key], u64) -> T) -> T {
         self.sync(false);
         let known =
             |keys: &[Key]| kid.is_none_or(|k| keys.iter().any(|key| key.kid.as_deref() == Some(k)));
@@ -171,6 +177,7 @@ impl Jwks {
                 self.sync(true);
             }
         }
-        f(&self.state.borrow().keys)
+        let s = self.state.borrow();
+        f(&s.keys, s.version)
     }
 }

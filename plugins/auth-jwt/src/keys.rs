@@ -41,6 +41,11 @@ impl Alg {
         })
     }
 
+    /// HS256/384/512: a shared secret, as cheap to check as to digest.
+    pub fn is_hmac(self) -> bool {
+        matches!(self, Alg::Hs256 | Alg::Hs384 | Alg::Hs512)
+    }
+
     pub const NAMES: &'static str =
         "HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384, EdDSA";
 }

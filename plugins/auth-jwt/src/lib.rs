@@ -21,12 +21,14 @@
 //! context-claims = ["sub"]                    # into the request context as jwt.<claim>
 //! strip-token = true                          # drop the Authorization header upstream
 //! realm = "api"
+//! verified-cache = 4096                      # public-key checks remembered per instance; 0: off
 //! ```
 
 mod claims;
 mod jwks;
 mod keys;
 mod token;
+mod verified;
 
 use claims::{Refusal, Rules};
 use keys::{Alg, Jwk, Key};
@@ -34,6 +36,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 use token::Token;
+use verified::{By, Verified};
 use weir_sdk::{clock, header, metrics, units, Action, Config, Filter, LocalResponse, Request};
 
 #[derive(Deserialize)]
@@ -63,6 +66,8 @@ struct Settings {
     strip_token: bool,
     #[serde(default = "default_realm")]
     realm: String,
+    #[serde(default = "default_verified_cache")]
+    verified_cache: usize,
 }
 
 #[derive(Deserialize)]
@@ -105,6 +110,10 @@ fn default_realm() -> String {
     "api".into()
 }
 
+fn default_verified_cache() -> usize {
+    4096
+}
+
 fn yes() -> bool {
     true
 }
@@ -128,6 +137,7 @@ pub struct AuthJwt {
     context: Vec<String>,
     strip: bool,
     realm: String,
+    verified: Verified,
 }
 
 /// What went wrong with a request's token.
@@ -232,25 +242,18 @@ impl AuthJwt {
 
     fn verify(&self, text: &str) -> Result<serde_json::Map<String, serde_json::Value>, Failure> {
         let token = Token::decode(text, &self.algorithms).map_err(Failure::Invalid)?;
-        let fits = |keys: &[Key]| {
-            keys.iter()
-                .filter(|k| token.kid.is_none() || k.kid.is_none() || k.kid == token.kid)
-                .any(|k| k.verify(token.alg, token.signing_input.as_bytes(), &token.signature))
-        };
-        let any_keys = |keys: &[Key]| !keys.is_empty();
-        let mut verified = fits(&self.keys);
-        if !verified {
-            if let Some(j) = &self.jwks {
-                let (ok, have) =
-                    j.with_keys(token.kid.as_deref(), |keys| (fits(keys), any_keys(keys)));
-                if !have && self.keys.is_empty() {
-                    return Err(Failure::NoKeys);
-                }
-                verified = ok;
+        // HMAC costs what the digest would: only public-key checks are remembered.
+        let digest = (!token.alg.is_hmac())
+            .then(|| self.verified.digest(text))
+            .flatten();
+        let jwks_version = self.jwks.as_ref().map(jwks::Jwks::version);
+        let remembered = digest.is_some_and(|d| self.verified.holds(&d, jwks_version));
+        if !remembered {
+            let by = self.verify_signature(&token)?;
+            metrics::counter_add("signatures-verified", 1);
+            if let Some(d) = digest {
+                self.verified.remember(d, by);
             }
-        }
-        if !verified {
-            return Err(Failure::Invalid("the token's signature does not verify"));
         }
         let now = clock::system_time()
             .duration_since(UNIX_EPOCH)
@@ -260,6 +263,30 @@ impl AuthJwt {
             Err(Refusal::Invalid(why)) => Err(Failure::Invalid(why)),
             Err(Refusal::Forbidden(why)) => Err(Failure::Forbidden(why)),
         }
+    }
+
+    /// Check `token`'s signature with the configured keys, then the JWKS: which verified it.
+    fn verify_signature(&self, token: &Token) -> Result<By, Failure> {
+        let fits = |keys: &[Key]| {
+            keys.iter()
+                .filter(|k| token.kid.is_none() || k.kid.is_none() || k.kid == token.kid)
+                .any(|k| k.verify(token.alg, token.signing_input.as_bytes(), &token.signature))
+        };
+        if fits(&self.keys) {
+            return Ok(By::Static);
+        }
+        if let Some(j) = &self.jwks {
+            let (ok, have, version) = j.with_keys(token.kid.as_deref(), |keys, version| {
+                (fits(keys), !keys.is_empty(), version)
+            });
+            if !have && self.keys.is_empty() {
+                return Err(Failure::NoKeys);
+            }
+            if ok {
+                return Ok(By::Jwks(version));
+            }
+        }
+        Err(Failure::Invalid("the token's signature does not verify"))
     }
 
     fn refuse(&self, f: Failure) -> Action {
@@ -384,6 +411,7 @@ impl Filter for AuthJwt {
             context: s.context_claims,
             strip: s.strip_token,
             realm: s.realm,
+            verified: Verified::new(s.verified_cache),
         })
     }
 

@@ -280,3 +280,48 @@ fn jwks_documents_parse_and_skip_what_they_cannot_use() {
         .contains("no usable"));
     assert!(jwks::parse(b"<html>").is_err());
 }
+
+#[test]
+fn public_key_signatures_are_verified_once_per_token_and_claims_every_time() {
+    testing::freeze_clock();
+    // Signatures verified since the last look.
+    let verified = || {
+        testing::take_metrics()
+            .0
+            .get("signatures-verified")
+            .copied()
+            .unwrap_or(0)
+    };
+    let f = filter(json!({}));
+    let token = sign("ES256", Some("ec"), good_claims());
+    for _ in 0..3 {
+        testing::assert_continues(&call(&f, &token).0);
+    }
+    assert_eq!(verified(), 1, "the same token is verified once");
+    // Another signature over the same claims is another token: checked, and refused.
+    let (input, _) = token.rsplit_once('.').unwrap();
+    let forged = format!("{input}.{}", b64(&[1u8; 64]));
+    assert!(challenge(&call(&f, &forged).0, 401).contains("does not verify"));
+    testing::assert_continues(&call(&f, &token).0);
+    assert_eq!(
+        verified(),
+        0,
+        "a refusal is not remembered, the good token still is"
+    );
+    // HMAC tokens are not remembered: checking one costs what its digest would.
+    let hs = sign("HS256", Some("hs"), good_claims());
+    testing::assert_continues(&call(&f, &hs).0);
+    testing::assert_continues(&call(&f, &hs).0);
+    assert_eq!(verified(), 2);
+    // A remembered token still expires.
+    testing::advance_clock(Duration::from_secs(700));
+    let expired = challenge(&call(&f, &token).0, 401);
+    assert!(expired.contains("expired"), "{expired}");
+    // With the cache off, every request verifies.
+    testing::reset_clock();
+    let f = filter(json!({"verified-cache": 0}));
+    let _ = verified();
+    testing::assert_continues(&call(&f, &token).0);
+    testing::assert_continues(&call(&f, &token).0);
+    assert_eq!(verified(), 2);
+}
