@@ -161,8 +161,9 @@ pub struct SecurityHeaders {
 
 impl SecurityHeaders {
     /// Put `value` in `name` of `resp` (unless the upstream set it and `override` is off).
-    fn put(&self, resp: &mut Response, name: &str, value: &str) {
-        if self.replace || resp.header(name).is_none() {
+    /// Set `name` unless the upstream sent it (`present`) and `override` is off.
+    fn put(&self, resp: &mut Response, present: &[String], name: &str, value: &str) {
+        if self.replace || !present.iter().any(|p| p == name) {
             let _ = resp.set_header(name, value);
         }
     }
@@ -260,16 +261,20 @@ impl Filter for SecurityHeaders {
     }
 
     fn on_response(&self, req: &Request, resp: &mut Response) -> Action {
+        // One call for the names the upstream sent, rather than one per header to set.
+        let present: Vec<String> = resp.headers().into_iter().map(|(n, _)| n).collect();
         if let Some(hsts) = &self.hsts {
             if req.scheme() == "https" {
-                self.put(resp, "strict-transport-security", hsts);
+                self.put(resp, &present, "strict-transport-security", hsts);
             }
         }
         for (name, value) in &self.headers {
-            self.put(resp, name, value);
+            self.put(resp, &present, name, value);
         }
         for name in &self.remove {
-            resp.remove_header(name);
+            if present.iter().any(|p| p == name) {
+                resp.remove_header(name);
+            }
         }
         Action::Continue
     }
