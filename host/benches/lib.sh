@@ -142,3 +142,30 @@ for label in labels:
     print(f"{label:<34}{rps:>10.0f}{cpu:>12.1f}{rps/base[1][0]:>11.2f}{cpu/base[1][1]:>11.2f}  {notes}")
 PY
 }
+
+weir_route_manifest() { # listen upstream filters [plugins-dir]: one worker, one route
+    cat <<TOML
+plugins-dir = "${4:-$root/target/plugins}"
+access-log = false
+workers = 1
+[[listeners]]
+address = "$1"
+[upstreams.app]
+targets = ["$2"]
+[[routes]]
+upstream = "app"
+filters = [$3]
+TOML
+}
+
+cpu_added() { # results base label...: the median CPU per request each label adds to base
+    python3 - "$@" <<'PY'
+import sys
+from statistics import median
+runs = [l.split("\t") for l in sys.argv[1].strip().splitlines()]
+cpu = lambda label: median(float(r[2]) for r in runs if r[0] == label)
+base = sys.argv[2]
+for label in sys.argv[3:]:
+    print(f"{label} adds {cpu(label) - cpu(base):.1f} us CPU per request over {base}")
+PY
+}

@@ -30,17 +30,8 @@ taskset -c "$proxy_cpus" "$nginx_bin" -c "$(nginx_conf proxy "upstream app { ser
 nginx_pid=$!
 
 weir_manifest() { # listen filters [plugins-dir]
+    weir_route_manifest "$1" "$up" "$2" "${3:-}"
     cat <<TOML
-plugins-dir = "${3:-$root/target/plugins}"
-access-log = false
-workers = 1
-[[listeners]]
-address = "$1"
-[upstreams.app]
-targets = ["$up"]
-[[routes]]
-upstream = "app"
-filters = [$2]
 [filters.tag]
 plugin = "headers.wasm"
 config = { request = { set = { "x-served-by" = "weir" } }, response = { set = { "x-proxy" = "weir" } } }

@@ -44,17 +44,8 @@ es_token="$es_input.$es_sig"
 es_pem=$(awk '{printf "%s\\n", $0}' "$work/es.pub")
 
 weir_manifest() { # listen filters
+    weir_route_manifest "$1" "$up" "$2"
     cat <<TOML
-plugins-dir = "$root/target/plugins"
-access-log = false
-workers = 1
-[[listeners]]
-address = "$1"
-[upstreams.app]
-targets = ["$up"]
-[[routes]]
-upstream = "app"
-filters = [$2]
 [filters.secure]
 plugin = "security-headers.wasm"
 config = { preset = "strict" }
@@ -102,12 +93,4 @@ results=$(for _ in $(seq 1 "$rounds"); do
     done
 done)
 report "$results"
-python3 - "$results" <<'PY'
-import sys
-from statistics import median
-runs = [l.split("\t") for l in sys.argv[1].strip().splitlines()]
-cpu = lambda label: median(float(r[2]) for r in runs if r[0] == label)
-for label in dict.fromkeys(r[0] for r in runs):
-    if label.startswith("weir+"):
-        print(f"{label[5:]} adds {cpu(label) - cpu('weir'):.1f} us CPU per request over plain weir")
-PY
+cpu_added "$results" weir "${labels[@]:1}"

@@ -66,12 +66,5 @@ results=$(for _ in $(seq 1 "$rounds"); do
     done
 done)
 report "$results"
-python3 - "$results" <<'PY'
-import sys
-from statistics import median
-runs = [l.split("\t") for l in sys.argv[1].strip().splitlines()]
-cpu = lambda label: median(float(r[2]) for r in runs if r[0] == label)
-for proto in ("h1", "h2"):
-    added = cpu(f"TLS {proto}: weir+3 header filters") - cpu(f"TLS {proto}: weir")
-    print(f"TLS {proto}: 3 header filters add {added:.1f} us CPU per request over plain weir")
-PY
+cpu_added "$results" "TLS h1: weir" "TLS h1: weir+3 header filters"
+cpu_added "$results" "TLS h2: weir" "TLS h2: weir+3 header filters"
