@@ -183,7 +183,8 @@ pub async fn run(live: Arc<Live>, engine: FilterEngine, manifest: PathBuf) {
     };
     let mut watcher = watcher;
     // Files the manifest names outside the watched folders (upstream CA bundles and client
-    // certificates, filters' outbound CAs, geo databases) are polled, wherever they are.
+    // certificates, filters' outbound CAs, geo databases, directories granted to filters)
+    // are polled, wherever they are.
     let mut poll = tokio::time::interval(crate::tls::POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut named_files = named_files_stamp(&live.current());
@@ -230,7 +231,8 @@ pub async fn run(live: Arc<Live>, engine: FilterEngine, manifest: PathBuf) {
 type Stamp = (PathBuf, Option<SystemTime>);
 
 /// The files the live generation's manifest names outside the watched folders (upstream TLS
-/// files, filters' outbound CAs and geo databases), each with its modification time.
+/// files, filters' outbound CAs and geo databases, and the trees granted to filters), each
+/// with its modification time.
 fn named_files_stamp(generation: &Generation) -> Vec<Stamp> {
     let config = &generation.config;
     let files: Vec<&PathBuf> = generation
@@ -242,7 +244,12 @@ fn named_files_stamp(generation: &Generation) -> Vec<Stamp> {
         .chain(config.geo.iter().flat_map(|db| db.files()))
         .collect();
     let stamps = crate::tls::stamps(files.iter().copied());
-    files.into_iter().cloned().zip(stamps).collect()
+    let mut out: Vec<Stamp> = files.into_iter().cloned().zip(stamps).collect();
+    // Directories granted to filters: the newest time anywhere in each tree.
+    for grant in config.filters.iter().flat_map(|f| &f.files) {
+        out.push((grant.host.clone(), crate::config::tree_stamp(&grant.host)));
+    }
+    out
 }
 
 /// The first file whose time differs between `before` and `now` (or, when the list itself

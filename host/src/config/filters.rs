@@ -193,6 +193,7 @@ impl Validator {
             DEFAULT_STORE_MAX_BYTES,
         );
         let outbound_ca = s.outbound_ca.as_ref().map(|c| base.join(c.get_ref()));
+        let files = self.file_grants(base, &field("files"), &s.files);
         FilterConfig {
             name: name.get_ref().clone(),
             plugin_path: plugins_dir.join(plugin),
@@ -212,6 +213,7 @@ impl Validator {
                 .as_ref()
                 .and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()),
             outbound_ca,
+            files,
             outbound_timeout: s.outbound_timeout.map_or(DEFAULT_OUTBOUND_TIMEOUT, |d| d.0),
             store: crate::filter::kv::KvBounds {
                 max_entries: store_max_entries,

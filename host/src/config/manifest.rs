@@ -335,4 +335,9 @@ pub struct FilterSpec {
     /// Keys the filter's rate limiter holds state for (a key back to its full burst holds
     /// none). Default: 100000.
     pub rate_limit_keys: Option<Spanned<i64>>,
+    /// Host directories the filter may read, by the guest path it sees each at:
+    /// `files = { "/rules" = "/usr/share/modsecurity-crs" }` (relative host paths are taken
+    /// from the manifest's folder). Read-only. Default: no file system at all.
+    #[serde(default)]
+    pub files: std::collections::BTreeMap<String, Spanned<String>>,
 }

@@ -11,6 +11,7 @@
 mod admin;
 mod diagnostic;
 mod duration;
+mod file_grants;
 mod filter_keys;
 mod filters;
 mod listeners;
@@ -21,6 +22,7 @@ mod routes;
 mod tls;
 mod upstreams;
 
+pub use file_grants::{tree_stamp, FileGrant};
 use upstreams::UpstreamDefaults;
 
 pub use diagnostic::{Diagnostic, Diagnostics, SourceMap};

@@ -195,6 +195,8 @@ pub struct FilterConfig {
     /// When `outbound_ca` was last modified, as validated: a changed file loads the filter
     /// again.
     pub outbound_ca_modified: Option<std::time::SystemTime>,
+    /// Host directories it may read (WASI preopens, read-only).
+    pub files: Vec<super::FileGrant>,
     /// How large the filter's shared store may grow.
     pub store: crate::filter::kv::KvBounds,
     /// Keys its rate limiter holds state for.
@@ -251,6 +253,7 @@ impl FilterConfig {
                     c.outbound_timeout,
                     c.store,
                     c.rate_limit_keys,
+                    c.files.clone(),
                 ),
             )
         };
@@ -278,6 +281,7 @@ impl FilterConfig {
             outbound_deny: Vec::new(),
             outbound_ca: None,
             outbound_ca_modified: None,
+            files: Vec::new(),
             outbound_timeout: DEFAULT_OUTBOUND_TIMEOUT,
             store: crate::filter::kv::KvBounds {
                 max_entries: DEFAULT_STORE_MAX_ENTRIES,

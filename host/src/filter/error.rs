@@ -39,6 +39,9 @@ pub enum LoadError {
     /// Its outbound HTTP clients could not be set up (an unreadable `outbound-ca`).
     #[error("outbound HTTP: {0}")]
     Outbound(String),
+    /// A directory granted in its `files` cannot be opened.
+    #[error("cannot grant files: {0}")]
+    Files(String),
     /// The Wasm engine could not be set up.
     #[error("cannot create the Wasm engine: {0}")]
     Engine(String),

@@ -199,17 +199,28 @@ impl ResourceLimiter for Limits {
 }
 
 impl FilterState {
-    /// A store's data for a filter, with a capability-less WASI context (no files,
-    /// environment, network). Stderr is kept in memory (and also shown under
-    /// `inherit_stdio`); stdout is shown only under `inherit_stdio`.
-    pub fn new(services: Arc<FilterServices>, inherit_stdio: bool, memory_limit: usize) -> Self {
+    /// A store's data for a filter, with a WASI context that has no environment or network
+    /// and no files but the directories granted to it, read-only. Stderr is kept in memory
+    /// (and also shown under `inherit_stdio`); stdout is shown only under `inherit_stdio`.
+    pub fn new(
+        services: Arc<FilterServices>,
+        inherit_stdio: bool,
+        memory_limit: usize,
+        files: &[crate::config::FileGrant],
+    ) -> Result<Self, String> {
         let mut wasi = WasiCtx::builder();
+        for grant in files {
+            wasi.preopened_dir(&grant.host, &grant.guest, wasmtime_wasi::FsPerms::ReadOnly)
+                .map_err(|e| {
+                    format!("{} (granted as {}): {e}", grant.host.display(), grant.guest)
+                })?;
+        }
         let stderr = super::stderr::StderrTail::new(inherit_stdio);
         wasi.stderr(stderr.clone());
         if inherit_stdio {
             wasi.inherit_stdout();
         }
-        FilterState {
+        Ok(FilterState {
             wasi: wasi.build(),
             stderr,
             table: ResourceTable::new(),
@@ -220,7 +231,7 @@ impl FilterState {
             services,
             call: CallData::default(),
             recent: Default::default(),
-        }
+        })
     }
 
     /// The pollables and the current call, for `waits`.

@@ -130,7 +130,9 @@ impl InstancePool {
             self.services.clone(),
             self.cfg.inherit_stdio,
             self.cfg.memory_limit,
-        );
+            &self.cfg.files,
+        )
+        .map_err(LoadError::Files)?;
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(INIT_DEADLINE_TICKS);
