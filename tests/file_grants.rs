@@ -23,10 +23,7 @@ async fn a_filter_reads_what_is_granted_and_nothing_else() {
     std::fs::write(rules.join("a.conf"), "SecRuleEngine On\n").unwrap();
     std::fs::write(rules.join("sub/b.data"), "word\n").unwrap();
     std::fs::write(dir.path().join("secret.txt"), "not for filters\n").unwrap();
-    let weir = Weir::start_in(
-        dir,
-        &grant_manifest(up.addr, "{ \"/rules\" = \"rules\" }"),
-    );
+    let weir = Weir::start_in(dir, &grant_manifest(up.addr, "{ \"/rules\" = \"rules\" }"));
     let read = |path: &str| {
         let url = weir.url("/");
         let path = path.to_string();
@@ -34,14 +31,22 @@ async fn a_filter_reads_what_is_granted_and_nothing_else() {
     };
 
     let r = read("/rules/a.conf").await;
-    assert_eq!((r.status.as_u16(), r.body.as_str()), (200, "SecRuleEngine On\n"));
+    assert_eq!(
+        (r.status.as_u16(), r.body.as_str()),
+        (200, "SecRuleEngine On\n")
+    );
     let r = read("/rules/sub/b.data").await;
     assert_eq!((r.status.as_u16(), r.body.as_str()), (200, "word\n"));
     let r = get(&weir.url("/"), &[("x-list", "/rules")]).await;
     assert_eq!((r.status.as_u16(), r.body.as_str()), (200, "a.conf\nsub"));
 
     // Out of the grant: by `..`, by an absolute host path, by another guest path.
-    for outside in ["/rules/../secret.txt", "/rules/sub/../../secret.txt", "/etc/passwd", "/secret.txt"] {
+    for outside in [
+        "/rules/../secret.txt",
+        "/rules/sub/../../secret.txt",
+        "/etc/passwd",
+        "/secret.txt",
+    ] {
         let r = read(outside).await;
         assert_eq!(r.status.as_u16(), 500, "{outside}: {}", r.body);
         assert!(r.body.starts_with("error: "), "{outside}: {}", r.body);
@@ -88,7 +93,10 @@ fn bad_grants_are_refused_with_their_line() {
             "filters.fs.files.\"/\": the guest path cannot be / itself",
         ),
         ("{ \"/r\" = \"missing\" }", "filters.fs.files.\"/r\": "),
-        ("{ \"/r\" = \"plain-file\" }", "plain-file is not a directory"),
+        (
+            "{ \"/r\" = \"plain-file\" }",
+            "plain-file is not a directory",
+        ),
         (
             "{ \"/r\" = \"rules\", \"/r/x\" = \"rules\" }",
             "filters.fs.files.\"/r/x\": overlaps \"/r\"",
@@ -97,7 +105,10 @@ fn bad_grants_are_refused_with_their_line() {
         let (ok, _, stderr) = check_in(dir.path(), &grant_manifest(up, files));
         assert!(!ok, "{files}");
         assert!(stderr.contains(expect), "{files}: {stderr}");
-        assert!(stderr.contains("weir.toml:15:"), "{files}: names the line: {stderr}");
+        assert!(
+            stderr.contains("weir.toml:15:"),
+            "{files}: names the line: {stderr}"
+        );
     }
 }
 
@@ -108,10 +119,7 @@ async fn a_change_inside_a_granted_tree_reloads_the_filter() {
     let rules = dir.path().join("rules");
     std::fs::create_dir_all(rules.join("deep")).unwrap();
     std::fs::write(rules.join("deep/x.conf"), "one").unwrap();
-    let weir = Weir::start_in(
-        dir,
-        &grant_manifest(up.addr, "{ \"/rules\" = \"rules\" }"),
-    );
+    let weir = Weir::start_in(dir, &grant_manifest(up.addr, "{ \"/rules\" = \"rules\" }"));
     let r = get(&weir.url("/"), &[("x-read", "/rules/deep/x.conf")]).await;
     assert_eq!(r.body, "one");
     // A file two levels down: the poll sees it and reloads.
@@ -127,7 +135,10 @@ async fn a_change_inside_a_granted_tree_reloads_the_filter() {
     let log = weir.wait_for_log("a file the manifest names changed: reloading");
     assert!(log.contains("rules"), "{log}");
     let log = weir.wait_for_log("reloaded:");
-    assert!(log.contains("fs@") && log.contains("(loaded)"), "the filter is loaded again: {log}");
+    assert!(
+        log.contains("fs@") && log.contains("(loaded)"),
+        "the filter is loaded again: {log}"
+    );
     let r = get(&weir.url("/"), &[("x-read", "/rules/deep/x.conf")]).await;
     assert_eq!(r.body, "two");
 }
