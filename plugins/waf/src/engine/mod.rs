@@ -1,0 +1,562 @@
+//! Running a phase's rules over a transaction: targets with their exclusions,
+//! transformations (cached per value and chain), operators, chains, per-match actions,
+//! skips, and the disruptive decision.
+
+use crate::macros::Lookup;
+use crate::rule::{in_ranges, BodyProcessor, Ctl, Disruptive, EngineMode, Rule, SetOp, TagMatch};
+use crate::seclang::{Entry, RuleSet};
+use crate::transaction::Data;
+use crate::variables::{Coll, VarSpec};
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+/// A rule that matched and logs.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub id: u32,
+    pub msg: String,
+    pub data: String,
+    pub severity: Option<u8>,
+}
+
+/// A disruptive action that ended the transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interruption {
+    pub status: u16,
+    pub rule: u32,
+}
+
+/// Which rules a `ctl:ruleRemoveTarget*` applies to.
+#[derive(Debug, Clone)]
+enum RuleSel {
+    Ids(Vec<(u32, u32)>),
+    Tag(TagMatch),
+}
+
+impl RuleSel {
+    fn selects(&self, rule: &Rule) -> bool {
+        match self {
+            RuleSel::Ids(r) => in_ranges(r, rule.id),
+            RuleSel::Tag(t) => t.any(&rule.actions.tags),
+        }
+    }
+}
+
+/// What rules have written during one transaction, and its outcome so far.
+#[derive(Debug)]
+pub struct State {
+    /// The `TX` collection (keys lower case).
+    pub tx: HashMap<String, String>,
+    /// `IP`, `GLOBAL`, `SESSION`, `USER`, `RESOURCE`, as `ip.key`: this request only.
+    pub persistent: HashMap<String, String>,
+    matched_var: Option<(String, Vec<u8>)>,
+    matched_vars: Vec<(String, Vec<u8>)>,
+    removed_ids: Vec<(u32, u32)>,
+    removed_tags: Vec<TagMatch>,
+    removed_targets: Vec<(RuleSel, VarSpec)>,
+    /// `SecRuleEngine`, as `ctl:ruleEngine` left it.
+    pub engine: EngineMode,
+    /// The body processor `ctl:requestBodyProcessor` chose, else the Content-Type's.
+    pub body_processor: Option<BodyProcessor>,
+    /// Whether the request body is read (`SecRequestBodyAccess`, `ctl:requestBodyAccess`).
+    pub body_access: bool,
+    /// `ctl:forceRequestBodyVariable`.
+    pub force_body_variable: bool,
+    /// Matched rules that log, in order.
+    pub hits: Vec<Hit>,
+    /// The deny that ended it (with the engine `On`).
+    pub interruption: Option<Interruption>,
+    /// The deny a `DetectionOnly` engine did not carry out.
+    pub would_interrupt: Option<Interruption>,
+    /// `allow` matched: no further rules run.
+    pub allowed: bool,
+}
+
+impl State {
+    /// A new transaction under `set`'s settings.
+    pub fn new(set: &RuleSet) -> State {
+        State {
+            tx: HashMap::new(),
+            persistent: HashMap::new(),
+            matched_var: None,
+            matched_vars: Vec::new(),
+            removed_ids: Vec::new(),
+            removed_tags: Vec::new(),
+            removed_targets: Vec::new(),
+            engine: set.settings.engine,
+            body_processor: None,
+            body_access: set.settings.request_body_access,
+            force_body_variable: false,
+            hits: Vec::new(),
+            interruption: None,
+            would_interrupt: None,
+            allowed: false,
+        }
+    }
+
+    /// Whether rules have stopped running (a deny, `allow`, or the engine turned off).
+    pub fn done(&self) -> bool {
+        self.interruption.is_some() || self.allowed || self.engine == EngineMode::Off
+    }
+}
+
+/// Transformed values of this transaction, by value address and transformation chain.
+#[derive(Default)]
+pub struct Cache {
+    map: HashMap<(usize, usize, usize), Option<Vec<u8>>>,
+}
+
+impl Cache {
+    /// Forget everything (the values it was keyed by are gone).
+    pub fn clear(&mut self) {
+        self.map.clear();
+    }
+}
+
+/// Run the rules of `phase` (1-5).
+pub fn run_phase(set: &RuleSet, phase: u8, data: &Data, st: &mut State, cache: &mut Cache) {
+    let Some(list) = set.phases.get(usize::from(phase.saturating_sub(1))) else {
+        return;
+    };
+    let mut skip_to: Option<&str> = None;
+    let mut skip_n = 0u32;
+    for entry in list {
+        if st.done() {
+            return;
+        }
+        let rule = match entry {
+            Entry::Marker(name) => {
+                if skip_to == Some(name.as_str()) {
+                    skip_to = None;
+                }
+                continue;
+            }
+            Entry::Rule(r) => r,
+        };
+        if skip_to.is_some() {
+            continue;
+        }
+        if skip_n > 0 {
+            skip_n -= 1;
+            continue;
+        }
+        if in_ranges(&st.removed_ids, rule.id)
+            || st.removed_tags.iter().any(|t| t.any(&rule.actions.tags))
+        {
+            continue;
+        }
+        let matched = eval_chain(rule, rule, data, st, cache);
+        st.matched_vars.clear();
+        if !matched {
+            continue;
+        }
+        after_match(rule, data, st);
+        if let Some(m) = &rule.actions.skip_after {
+            skip_to = Some(m.as_str());
+        }
+        skip_n = rule.actions.skip;
+    }
+}
+
+/// Evaluate `link` and, when it matches, the rest of its chain.
+fn eval_chain(head: &Rule, link: &Rule, data: &Data, st: &mut State, cache: &mut Cache) -> bool {
+    if !eval_link(head, link, data, st, cache) {
+        return false;
+    }
+    match &link.chained {
+        Some(next) => eval_chain(head, next, data, st, cache),
+        None => true,
+    }
+}
+
+/// One target's value, named.
+struct Target<'d> {
+    coll: Coll,
+    key: Cow<'d, str>,
+    value: Cow<'d, [u8]>,
+}
+
+impl Target<'_> {
+    fn full_name(&self) -> String {
+        if self.key.is_empty() {
+            self.coll.name().to_string()
+        } else {
+            format!("{}:{}", self.coll.name(), self.key)
+        }
+    }
+}
+
+fn eval_link(head: &Rule, link: &Rule, data: &Data, st: &mut State, cache: &mut Cache) -> bool {
+    let Some(test) = &link.test else {
+        per_match_actions(head, link, data, st);
+        return true;
+    };
+    let mut targets = Vec::new();
+    for spec in test.vars.iter().filter(|s| !s.exclude) {
+        let before = targets.len();
+        collect(head, spec, &test.vars, data, st, &mut targets);
+        if spec.count {
+            let n = targets.len() - before;
+            targets.truncate(before);
+            let key = match &spec.key {
+                Some(crate::variables::Key::Exact(k)) => k.clone(),
+                _ => String::new(),
+            };
+            targets.push(Target {
+                coll: spec.coll,
+                key: Cow::Owned(key),
+                value: Cow::Owned(n.to_string().into_bytes()),
+            });
+        }
+    }
+    let mut matched = false;
+    for t in &targets {
+        let hit = {
+            let ctx = Ctx {
+                data,
+                st,
+                rule: head,
+            };
+            if link.actions.multi_match {
+                multi_match(link, &t.value, &ctx, test.negated)
+            } else {
+                let cacheable = matches!(t.value, Cow::Borrowed(_));
+                let v = transformed(link, &t.value, cacheable, cache);
+                run_op(link, v.as_ref(), &ctx, test.negated)
+            }
+        };
+        let Some((value, captures)) = hit else {
+            continue;
+        };
+        matched = true;
+        if link.actions.capture {
+            for (i, c) in captures.into_iter().enumerate() {
+                st.tx
+                    .insert(i.to_string(), String::from_utf8_lossy(&c).into_owned());
+            }
+        }
+        let name = t.full_name();
+        st.matched_vars.push((name.clone(), value.clone()));
+        st.matched_var = Some((name, value));
+        per_match_actions(head, link, data, st);
+    }
+    matched
+}
+
+/// The operator over `v`: the transformed value and captures on a match.
+fn run_op(link: &Rule, v: &[u8], ctx: &Ctx<'_>, negated: bool) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
+    let test = link.test.as_ref()?;
+    let m = test.op.matches(v, link.actions.capture, ctx);
+    match (m, negated) {
+        (Some(c), false) => Some((v.to_vec(), c)),
+        (None, true) => Some((v.to_vec(), Vec::new())),
+        _ => None,
+    }
+}
+
+/// `multiMatch`: the operator over the value before and after each transformation.
+fn multi_match(
+    link: &Rule,
+    v: &[u8],
+    ctx: &Ctx<'_>,
+    negated: bool,
+) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
+    let mut cur = Cow::Borrowed(v);
+    if let Some(hit) = run_op(link, &cur, ctx, negated) {
+        return Some(hit);
+    }
+    for t in &link.transforms {
+        let next = t.apply(&cur).into_owned();
+        if next != cur.as_ref() {
+            cur = Cow::Owned(next);
+            if let Some(hit) = run_op(link, &cur, ctx, negated) {
+                return Some(hit);
+            }
+        }
+    }
+    None
+}
+
+/// `v` through the link's transformations, from the cache when it was done before.
+/// `cacheable`: `v` is borrowed from the transaction's variables, which outlive the cache
+/// keyed by their address.
+fn transformed<'v>(
+    link: &Rule,
+    v: &'v [u8],
+    cacheable: bool,
+    cache: &'v mut Cache,
+) -> Cow<'v, [u8]> {
+    if link.transforms.is_empty() {
+        return Cow::Borrowed(v);
+    }
+    let apply = |v: &[u8]| -> Option<Vec<u8>> {
+        let mut cur = Cow::Borrowed(v);
+        for t in &link.transforms {
+            if let Cow::Owned(o) = t.apply(&cur) {
+                cur = Cow::Owned(o);
+            }
+        }
+        match cur {
+            Cow::Owned(o) => Some(o),
+            Cow::Borrowed(_) => None,
+        }
+    };
+    if !cacheable {
+        return apply(v).map_or(Cow::Borrowed(v), Cow::Owned);
+    }
+    let key = (v.as_ptr() as usize, v.len(), link.chain_id);
+    match cache.map.entry(key).or_insert_with(|| apply(v)) {
+        Some(o) => Cow::Borrowed(o.as_slice()),
+        None => Cow::Borrowed(v),
+    }
+}
+
+/// Gather the values `spec` names, minus exclusions (`!X:y` in the rule, and
+/// `ctl:ruleRemoveTarget*`).
+fn collect<'d>(
+    rule: &Rule,
+    spec: &VarSpec,
+    all: &[VarSpec],
+    data: &'d Data,
+    st: &State,
+    out: &mut Vec<Target<'d>>,
+) {
+    let selected = |lower: &str| spec.key.as_ref().is_none_or(|k| k.selects(lower));
+    let excluded = |lower: &str| {
+        all.iter().any(|e| e.exclude && e.covers(spec.coll, lower))
+            || st
+                .removed_targets
+                .iter()
+                .any(|(sel, e)| e.covers(spec.coll, lower) && sel.selects(rule))
+    };
+    let owned = |key: String, value: Vec<u8>, out: &mut Vec<Target<'d>>| {
+        let lower = key.to_ascii_lowercase();
+        if selected(&lower) && !excluded(&lower) {
+            out.push(Target {
+                coll: spec.coll,
+                key: Cow::Owned(key),
+                value: Cow::Owned(value),
+            });
+        }
+    };
+    match spec.coll {
+        Coll::Multi(i) => {
+            for item in data.multi(i) {
+                if selected(&item.lower) && !excluded(&item.lower) {
+                    out.push(Target {
+                        coll: spec.coll,
+                        key: Cow::Borrowed(item.name.as_str()),
+                        value: Cow::Borrowed(item.value.as_slice()),
+                    });
+                }
+            }
+        }
+        Coll::Scalar(i) => {
+            if let Some(v) = data.scalar(i) {
+                if !excluded("") {
+                    out.push(Target {
+                        coll: spec.coll,
+                        key: Cow::Borrowed(""),
+                        value: Cow::Borrowed(v),
+                    });
+                }
+            }
+        }
+        Coll::Tx => {
+            let mut items: Vec<_> = st.tx.iter().collect();
+            items.sort();
+            for (k, v) in items {
+                owned(k.clone(), v.clone().into_bytes(), out);
+            }
+        }
+        Coll::Persistent(p) => {
+            let prefix = format!("{p}.");
+            for (k, v) in &st.persistent {
+                if let Some(k) = k.strip_prefix(&prefix) {
+                    owned(k.to_string(), v.clone().into_bytes(), out);
+                }
+            }
+        }
+        Coll::MatchedVar => {
+            if let Some((_, v)) = &st.matched_var {
+                owned(String::new(), v.clone(), out);
+            }
+        }
+        Coll::MatchedVarName => {
+            if let Some((n, _)) = &st.matched_var {
+                owned(String::new(), n.clone().into_bytes(), out);
+            }
+        }
+        Coll::MatchedVars => {
+            for (n, v) in &st.matched_vars {
+                owned(n.clone(), v.clone(), out);
+            }
+        }
+        Coll::MatchedVarsNames => {
+            for (n, _) in &st.matched_vars {
+                owned(n.clone(), n.clone().into_bytes(), out);
+            }
+        }
+    }
+}
+
+/// `setvar` and `ctl` of a link, run for each value it matches.
+fn per_match_actions(head: &Rule, link: &Rule, data: &Data, st: &mut State) {
+    for sv in &link.actions.setvars {
+        let (name, value) = {
+            let ctx = Ctx {
+                data,
+                st,
+                rule: head,
+            };
+            let name = format!(
+                "{}.{}",
+                sv.collection,
+                sv.name.expand(&ctx).to_ascii_lowercase()
+            );
+            let value = match &sv.op {
+                SetOp::Set(m) | SetOp::Add(m) | SetOp::Sub(m) => Some(m.expand(&ctx)),
+                SetOp::Delete => None,
+            };
+            (name, value)
+        };
+        let (map, key) = match name.strip_prefix("tx.") {
+            Some(k) => (&mut st.tx, k.to_string()),
+            None => (&mut st.persistent, name),
+        };
+        let number = |s: Option<&String>| s.and_then(|s| s.trim().parse::<i64>().ok()).unwrap_or(0);
+        match (&sv.op, value) {
+            (SetOp::Delete, _) => {
+                map.remove(&key);
+            }
+            (SetOp::Set(_), Some(v)) => {
+                map.insert(key, v);
+            }
+            (SetOp::Add(_), Some(v)) => {
+                let n = number(map.get(&key)).saturating_add(number(Some(&v)));
+                map.insert(key, n.to_string());
+            }
+            (SetOp::Sub(_), Some(v)) => {
+                let n = number(map.get(&key)).saturating_sub(number(Some(&v)));
+                map.insert(key, n.to_string());
+            }
+            _ => {}
+        }
+    }
+    for ctl in &link.actions.ctls {
+        match ctl {
+            Ctl::RuleEngine(m) => st.engine = *m,
+            Ctl::RemoveById(r) => st.removed_ids.extend(r.iter().copied()),
+            Ctl::RemoveByTag(t) => st.removed_tags.push(t.clone()),
+            Ctl::RemoveTargetById(ids, spec) => st
+                .removed_targets
+                .push((RuleSel::Ids(ids.clone()), spec.clone())),
+            Ctl::RemoveTargetByTag(t, spec) => st
+                .removed_targets
+                .push((RuleSel::Tag(t.clone()), spec.clone())),
+            Ctl::BodyProcessor(p) => st.body_processor = Some(*p),
+            Ctl::BodyAccess(on) => st.body_access = *on,
+            Ctl::ForceBodyVariable(on) => st.force_body_variable = *on,
+            Ctl::Ignored => {}
+        }
+    }
+}
+
+/// What a fully matched rule does: log, and its disruptive action.
+fn after_match(rule: &Rule, data: &Data, st: &mut State) {
+    let a = &rule.actions;
+    if a.log != Some(false) {
+        let ctx = Ctx { data, st, rule };
+        let hit = Hit {
+            id: rule.id,
+            msg: a.msg.as_ref().map(|m| m.expand(&ctx)).unwrap_or_default(),
+            data: a
+                .logdata
+                .as_ref()
+                .map(|m| truncate(m.expand(&ctx), 200))
+                .unwrap_or_default(),
+            severity: a.severity,
+        };
+        st.hits.push(hit);
+    }
+    let (disruptive, status) = match a.disruptive.unwrap_or(Disruptive::Block) {
+        Disruptive::Block => (rule.default_disruptive, a.status.or(rule.default_status)),
+        d => (d, a.status),
+    };
+    match disruptive {
+        Disruptive::Pass | Disruptive::Block => {}
+        Disruptive::Allow => {
+            if st.engine == EngineMode::On {
+                st.allowed = true;
+            }
+        }
+        Disruptive::Deny | Disruptive::Drop => {
+            let i = Interruption {
+                status: status.unwrap_or(403),
+                rule: rule.id,
+            };
+            match st.engine {
+                EngineMode::On => st.interruption = Some(i),
+                EngineMode::DetectionOnly => {
+                    st.would_interrupt.get_or_insert(i);
+                }
+                EngineMode::Off => {}
+            }
+        }
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
+/// Macro lookups during a rule.
+struct Ctx<'a> {
+    data: &'a Data,
+    st: &'a State,
+    rule: &'a Rule,
+}
+
+impl Lookup for Ctx<'_> {
+    fn lookup(&self, coll: &str, key: &str) -> Option<String> {
+        let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+        match coll {
+            "TX" => self.st.tx.get(key).cloned(),
+            "IP" | "GLOBAL" | "SESSION" | "USER" | "RESOURCE" => self
+                .st
+                .persistent
+                .get(&format!("{}.{key}", coll.to_ascii_lowercase()))
+                .cloned(),
+            "MATCHED_VAR" => self.st.matched_var.as_ref().map(|(_, v)| text(v)),
+            "MATCHED_VAR_NAME" => self.st.matched_var.as_ref().map(|(n, _)| n.clone()),
+            "RULE" => match key {
+                "id" => Some(self.rule.id.to_string()),
+                "msg" => self.rule.actions.msg.as_ref().map(|m| m.literal()),
+                "severity" => self.rule.actions.severity.map(|s| s.to_string()),
+                "logdata" => self.rule.actions.logdata.as_ref().map(|m| m.literal()),
+                _ => None,
+            },
+            _ => match Coll::parse(coll)? {
+                Coll::Scalar(i) => self.data.scalar(i).map(text),
+                Coll::Multi(i) => self
+                    .data
+                    .multi(i)
+                    .iter()
+                    .find(|it| key.is_empty() || it.lower == key)
+                    .map(|it| text(&it.value)),
+                _ => None,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
