@@ -26,6 +26,7 @@ pub mod engine;
 pub mod macros;
 pub mod operators;
 pub mod pcre;
+pub mod prefilter;
 pub mod rule;
 pub mod seclang;
 pub mod transaction;
@@ -141,7 +142,7 @@ impl Waf {
     /// Phases 1 and 2 over `req`: the state they leave.
     pub fn inspect_request(&self, req: &Request<'_>) -> State {
         let mut st = State::new(&self.set);
-        let mut cache = Cache::default();
+        let mut cache = Cache::new(&self.set);
         let data = request_data(req);
         let content_type = req.header("content-type").unwrap_or_default();
         st.body_processor = self.default_processor(&content_type);
@@ -173,7 +174,7 @@ impl Waf {
             None
         };
         data.add_response(resp.status(), &headers, body.as_deref());
-        let mut cache = Cache::default();
+        let mut cache = Cache::new(&self.set);
         for phase in [3, 4, 5] {
             engine::run_phase(&self.set, phase, &data, st, &mut cache);
         }

@@ -62,8 +62,15 @@ impl Macro {
 
     /// Its value with references replaced (an unknown one becomes empty).
     pub fn expand(&self, with: &dyn Lookup) -> String {
-        if let [Part::Text(t)] = self.parts.as_slice() {
-            return t.clone();
+        self.expand_cow(with).into_owned()
+    }
+
+    /// As [`Macro::expand`], borrowing the text when there is nothing to replace.
+    pub fn expand_cow(&self, with: &dyn Lookup) -> std::borrow::Cow<'_, str> {
+        match self.parts.as_slice() {
+            [] => return "".into(),
+            [Part::Text(t)] => return t.as_str().into(),
+            _ => {}
         }
         let mut out = String::new();
         for p in &self.parts {
@@ -76,7 +83,7 @@ impl Macro {
                 }
             }
         }
-        out
+        out.into()
     }
 }
 

@@ -114,6 +114,14 @@ impl Pattern {
         }
     }
 
+    /// The strings one of which every match contains (see [`crate::prefilter`]).
+    pub fn required(&self) -> Option<Vec<Vec<u8>>> {
+        match self {
+            Pattern::Linear(r) => crate::prefilter::required(r.as_str()),
+            Pattern::Backtracking(_) => None,
+        }
+    }
+
     /// Whether it matches `v`.
     pub fn is_match(&self, v: &[u8]) -> bool {
         match self {
@@ -207,7 +215,7 @@ impl Operator {
                     .into_bytes()]
             }),
             Operator::Str(op, m) => {
-                let p = m.expand(with);
+                let p = m.expand_cow(with);
                 let p = p.as_bytes();
                 let hit = match op {
                     StrOp::StrEq => v == p,
@@ -227,7 +235,7 @@ impl Operator {
                 })
             }
             Operator::Num(op, m) => {
-                let (a, b) = (int(v), int(m.expand(with).as_bytes()));
+                let (a, b) = (int(v), int(m.expand_cow(with).as_bytes()));
                 let hit = match op {
                     NumOp::Eq => a == b,
                     NumOp::Ge => a >= b,

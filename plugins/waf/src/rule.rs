@@ -22,6 +22,11 @@ pub struct Rule {
     pub transforms: Vec<Transform>,
     /// Index of the interned transformation chain, for the per-request cache.
     pub chain_id: usize,
+    /// This link's slot in its chain's prefilter, when its operator has one.
+    pub pf_slot: Option<u32>,
+    /// Its targets are all request variables its chain's prefilter scans, so a request
+    /// where its strings appear nowhere skips it whole.
+    pub pf_whole: bool,
     /// Actions.
     pub actions: Actions,
     /// The next link of a chain.

@@ -3,12 +3,14 @@
 //! skips, and the disruptive decision.
 
 use crate::macros::Lookup;
+use crate::prefilter::{self, ChainFilter};
 use crate::rule::{in_ranges, BodyProcessor, Ctl, Disruptive, EngineMode, Rule, SetOp, TagMatch};
 use crate::seclang::{Entry, RuleSet};
 use crate::transaction::Data;
-use crate::variables::{Coll, VarSpec};
+use crate::variables::{Coll, Key, VarSpec};
+use rustc_hash::FxHashMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// A rule that matched and logs.
 #[derive(Debug, Clone)]
@@ -46,9 +48,9 @@ impl RuleSel {
 #[derive(Debug)]
 pub struct State {
     /// The `TX` collection (keys lower case).
-    pub tx: HashMap<String, String>,
+    pub tx: BTreeMap<String, String>,
     /// `IP`, `GLOBAL`, `SESSION`, `USER`, `RESOURCE`, as `ip.key`: this request only.
-    pub persistent: HashMap<String, String>,
+    pub persistent: BTreeMap<String, String>,
     matched_var: Option<(String, Vec<u8>)>,
     matched_vars: Vec<(String, Vec<u8>)>,
     removed_ids: Vec<(u32, u32)>,
@@ -76,8 +78,8 @@ impl State {
     /// A new transaction under `set`'s settings.
     pub fn new(set: &RuleSet) -> State {
         State {
-            tx: HashMap::new(),
-            persistent: HashMap::new(),
+            tx: BTreeMap::new(),
+            persistent: BTreeMap::new(),
             matched_var: None,
             matched_vars: Vec::new(),
             removed_ids: Vec::new(),
@@ -100,26 +102,132 @@ impl State {
     }
 }
 
-/// Transformed values of this transaction, by value address and transformation chain.
+/// What is known of one value under one transformation chain.
 #[derive(Default)]
-pub struct Cache {
-    map: HashMap<(usize, usize, usize), Option<Vec<u8>>>,
+struct Slot {
+    /// The transformed value (`None`: the transformations left it as it was).
+    value: Option<Vec<u8>>,
+    /// The chain's prefilter over it: which rules' required strings it contains.
+    hits: Option<Vec<u64>>,
 }
 
-impl Cache {
+/// Transformed values of this transaction, by value address and transformation chain, and
+/// what the chains' prefilters found in them.
+pub struct Cache<'s> {
+    map: FxHashMap<(usize, usize, usize), Slot>,
+    filters: &'s [Option<ChainFilter>],
+    /// Per chain: the prefilter's finds over every value its rules could target.
+    chain_hits: FxHashMap<usize, Vec<u64>>,
+}
+
+impl<'s> Cache<'s> {
+    /// An empty cache for the rules of `set`.
+    pub fn new(set: &'s RuleSet) -> Self {
+        Cache {
+            map: FxHashMap::default(),
+            filters: &set.prefilters,
+            chain_hits: FxHashMap::default(),
+        }
+    }
+
     /// Forget everything (the values it was keyed by are gone).
     pub fn clear(&mut self) {
         self.map.clear();
+        self.chain_hits.clear();
+    }
+
+    /// Whether `link` can match any value of the collections its chain's prefilter covers:
+    /// `false` lets a rule whose required strings appear nowhere be skipped whole.
+    fn may_match(&mut self, link: &Rule, data: &Data) -> bool {
+        let (Some(pf), true) = (link.pf_slot, link.pf_whole) else {
+            return true;
+        };
+        let Some(Some(filter)) = self.filters.get(link.chain_id) else {
+            return true;
+        };
+        if let Some(bits) = self.chain_hits.get(&link.chain_id) {
+            return prefilter::has(bits, pf);
+        }
+        let mut all = vec![0u64; filter.slots.div_ceil(64)];
+        for coll in &filter.colls {
+            let mut scan = |v: &[u8]| {
+                if let Some(bits) = self.scanned(link, filter, v) {
+                    for (a, b) in all.iter_mut().zip(bits) {
+                        *a |= b;
+                    }
+                }
+            };
+            match *coll {
+                Coll::Multi(i) => data.multi(i).iter().for_each(|it| scan(&it.value)),
+                Coll::Scalar(i) => {
+                    if let Some(v) = data.scalar(i) {
+                        scan(v)
+                    }
+                }
+                _ => return true,
+            }
+        }
+        let may = prefilter::has(&all, pf);
+        self.chain_hits.insert(link.chain_id, all);
+        may
+    }
+
+    /// The prefilter's finds in `v` under `link`'s transformations (computed once).
+    fn scanned(&mut self, link: &Rule, filter: &ChainFilter, v: &[u8]) -> Option<&[u64]> {
+        let key = (v.as_ptr() as usize, v.len(), link.chain_id);
+        let slot = self.map.entry(key).or_insert_with(|| Slot {
+            value: apply(link, v),
+            hits: None,
+        });
+        let value = slot.value.as_deref().unwrap_or(v);
+        Some(slot.hits.get_or_insert_with(|| filter.scan(value)))
+    }
+
+    /// `v` (borrowed from the transaction's variables, which outlive the cache keyed by their
+    /// address) through `link`'s transformations; `None` when the link's prefilter shows its
+    /// operator cannot match.
+    fn lookup<'c>(&'c mut self, link: &Rule, v: &'c [u8]) -> Option<&'c [u8]> {
+        let key = (v.as_ptr() as usize, v.len(), link.chain_id);
+        let slot = self.map.entry(key).or_insert_with(|| Slot {
+            value: apply(link, v),
+            hits: None,
+        });
+        if let Some(pf) = link.pf_slot {
+            if let Some(Some(filter)) = self.filters.get(link.chain_id) {
+                let value = slot.value.as_deref().unwrap_or(v);
+                let hits = slot.hits.get_or_insert_with(|| filter.scan(value));
+                if !prefilter::has(hits, pf) {
+                    return None;
+                }
+            }
+        }
+        Some(slot.value.as_deref().unwrap_or(v))
+    }
+}
+
+/// `v` through `link`'s transformations, or `None` if they change nothing.
+fn apply(link: &Rule, v: &[u8]) -> Option<Vec<u8>> {
+    let mut cur = Cow::Borrowed(v);
+    for t in &link.transforms {
+        if let Cow::Owned(o) = t.apply(&cur) {
+            cur = Cow::Owned(o);
+        }
+    }
+    match cur {
+        Cow::Owned(o) => Some(o),
+        Cow::Borrowed(_) => None,
     }
 }
 
 /// Run the rules of `phase` (1-5).
-pub fn run_phase(set: &RuleSet, phase: u8, data: &Data, st: &mut State, cache: &mut Cache) {
+pub fn run_phase(set: &RuleSet, phase: u8, data: &Data, st: &mut State, cache: &mut Cache<'_>) {
     let Some(list) = set.phases.get(usize::from(phase.saturating_sub(1))) else {
         return;
     };
     let mut skip_to: Option<&str> = None;
     let mut skip_n = 0u32;
+    // One buffer of target values for every rule of the phase.
+    let mut targets = Vec::with_capacity(32);
     for entry in list {
         if st.done() {
             return;
@@ -145,7 +253,7 @@ pub fn run_phase(set: &RuleSet, phase: u8, data: &Data, st: &mut State, cache: &
         {
             continue;
         }
-        let matched = eval_chain(rule, rule, data, st, cache);
+        let matched = eval_chain(rule, rule, data, st, cache, &mut targets);
         st.matched_vars.clear();
         if !matched {
             continue;
@@ -159,12 +267,19 @@ pub fn run_phase(set: &RuleSet, phase: u8, data: &Data, st: &mut State, cache: &
 }
 
 /// Evaluate `link` and, when it matches, the rest of its chain.
-fn eval_chain(head: &Rule, link: &Rule, data: &Data, st: &mut State, cache: &mut Cache) -> bool {
-    if !eval_link(head, link, data, st, cache) {
+fn eval_chain<'d>(
+    head: &Rule,
+    link: &Rule,
+    data: &'d Data,
+    st: &mut State,
+    cache: &mut Cache<'_>,
+    targets: &mut Vec<Target<'d>>,
+) -> bool {
+    if !eval_link(head, link, data, st, cache, targets) {
         return false;
     }
     match &link.chained {
-        Some(next) => eval_chain(head, next, data, st, cache),
+        Some(next) => eval_chain(head, next, data, st, cache, targets),
         None => true,
     }
 }
@@ -186,20 +301,30 @@ impl Target<'_> {
     }
 }
 
-fn eval_link(head: &Rule, link: &Rule, data: &Data, st: &mut State, cache: &mut Cache) -> bool {
+fn eval_link<'d>(
+    head: &Rule,
+    link: &Rule,
+    data: &'d Data,
+    st: &mut State,
+    cache: &mut Cache<'_>,
+    targets: &mut Vec<Target<'d>>,
+) -> bool {
     let Some(test) = &link.test else {
         per_match_actions(head, link, data, st);
         return true;
     };
-    let mut targets = Vec::new();
+    if !cache.may_match(link, data) {
+        return false;
+    }
+    targets.clear();
     for spec in test.vars.iter().filter(|s| !s.exclude) {
         let before = targets.len();
-        collect(head, spec, &test.vars, data, st, &mut targets);
+        collect(head, spec, &test.vars, data, st, targets);
         if spec.count {
             let n = targets.len() - before;
             targets.truncate(before);
             let key = match &spec.key {
-                Some(crate::variables::Key::Exact(k)) => k.clone(),
+                Some(Key::Exact(k)) => k.clone(),
                 _ => String::new(),
             };
             targets.push(Target {
@@ -210,7 +335,7 @@ fn eval_link(head: &Rule, link: &Rule, data: &Data, st: &mut State, cache: &mut 
         }
     }
     let mut matched = false;
-    for t in &targets {
+    for t in targets.iter() {
         let hit = {
             let ctx = Ctx {
                 data,
@@ -220,9 +345,16 @@ fn eval_link(head: &Rule, link: &Rule, data: &Data, st: &mut State, cache: &mut 
             if link.actions.multi_match {
                 multi_match(link, &t.value, &ctx, test.negated)
             } else {
-                let cacheable = matches!(t.value, Cow::Borrowed(_));
-                let v = transformed(link, &t.value, cacheable, cache);
-                run_op(link, v.as_ref(), &ctx, test.negated)
+                match &t.value {
+                    Cow::Borrowed(v) => match cache.lookup(link, v) {
+                        Some(v) => run_op(link, v, &ctx, test.negated),
+                        None => None,
+                    },
+                    Cow::Owned(v) => match apply(link, v) {
+                        Some(t) => run_op(link, &t, &ctx, test.negated),
+                        None => run_op(link, v, &ctx, test.negated),
+                    },
+                }
             }
         };
         let Some((value, captures)) = hit else {
@@ -277,40 +409,6 @@ fn multi_match(
     None
 }
 
-/// `v` through the link's transformations, from the cache when it was done before.
-/// `cacheable`: `v` is borrowed from the transaction's variables, which outlive the cache
-/// keyed by their address.
-fn transformed<'v>(
-    link: &Rule,
-    v: &'v [u8],
-    cacheable: bool,
-    cache: &'v mut Cache,
-) -> Cow<'v, [u8]> {
-    if link.transforms.is_empty() {
-        return Cow::Borrowed(v);
-    }
-    let apply = |v: &[u8]| -> Option<Vec<u8>> {
-        let mut cur = Cow::Borrowed(v);
-        for t in &link.transforms {
-            if let Cow::Owned(o) = t.apply(&cur) {
-                cur = Cow::Owned(o);
-            }
-        }
-        match cur {
-            Cow::Owned(o) => Some(o),
-            Cow::Borrowed(_) => None,
-        }
-    };
-    if !cacheable {
-        return apply(v).map_or(Cow::Borrowed(v), Cow::Owned);
-    }
-    let key = (v.as_ptr() as usize, v.len(), link.chain_id);
-    match cache.map.entry(key).or_insert_with(|| apply(v)) {
-        Some(o) => Cow::Borrowed(o.as_slice()),
-        None => Cow::Borrowed(v),
-    }
-}
-
 /// Gather the values `spec` names, minus exclusions (`!X:y` in the rule, and
 /// `ctl:ruleRemoveTarget*`).
 fn collect<'d>(
@@ -362,17 +460,24 @@ fn collect<'d>(
                 }
             }
         }
-        Coll::Tx => {
-            let mut items: Vec<_> = st.tx.iter().collect();
-            items.sort();
-            for (k, v) in items {
-                owned(k.clone(), v.clone().into_bytes(), out);
+        Coll::Tx => match &spec.key {
+            Some(Key::Exact(k)) => {
+                if let Some(v) = st.tx.get(k) {
+                    owned(k.clone(), v.clone().into_bytes(), out);
+                }
             }
-        }
+            _ => {
+                for (k, v) in &st.tx {
+                    if selected(k) {
+                        owned(k.clone(), v.clone().into_bytes(), out);
+                    }
+                }
+            }
+        },
         Coll::Persistent(p) => {
             let prefix = format!("{p}.");
             for (k, v) in &st.persistent {
-                if let Some(k) = k.strip_prefix(&prefix) {
+                if let Some(k) = k.strip_prefix(&prefix).filter(|k| selected(k)) {
                     owned(k.to_string(), v.clone().into_bytes(), out);
                 }
             }

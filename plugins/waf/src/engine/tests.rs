@@ -17,7 +17,7 @@ fn run(rules: &str, uri: &str, headers: &[(&str, &str)]) -> State {
         host: "shop",
     });
     let mut st = State::new(&set);
-    let mut cache = Cache::default();
+    let mut cache = Cache::new(&set);
     for phase in 1..=2 {
         run_phase(&set, phase, &data, &mut st, &mut cache);
     }

@@ -6,9 +6,10 @@ pub mod actions;
 pub mod lexer;
 
 use crate::operators::Operator;
+use crate::prefilter::ChainFilter;
 use crate::rule::{in_ranges, Disruptive, EngineMode, Rule, TagMatch, Test};
 use crate::transforms::Transform;
-use crate::variables::{parse_targets, VarSpec};
+use crate::variables::{parse_targets, Coll, VarSpec};
 use lexer::Directive;
 use std::collections::HashMap;
 
@@ -67,6 +68,8 @@ pub struct RuleSet {
     pub chains: usize,
     /// How many rules (chains count once).
     pub rules: usize,
+    /// Per transformation chain, the literal prefilter of its `@rx` links.
+    pub prefilters: Vec<Option<ChainFilter>>,
 }
 
 /// A `SecDefaultAction`: what `block` means in a phase, and the transformations and logging
@@ -469,6 +472,8 @@ impl Loader<'_> {
             transforms,
             actions,
             chained: None,
+            pf_slot: None,
+            pf_whole: false,
             default_disruptive: Disruptive::Pass,
             default_status: None,
         };
@@ -525,11 +530,63 @@ impl Loader<'_> {
             .filter(|e| matches!(e, Entry::Rule(_)))
             .count();
         self.set.chains = self.chain_ids.len();
+        self.set.prefilters = prefilters(&mut self.set.phases, self.set.chains);
     }
 }
 
-/// Whether any rule of `phase` (1-5) exists.
+/// Give each `@rx` link whose matches must contain one of some strings a slot in its
+/// chain's prefilter, and build the prefilters.
+fn prefilters(phases: &mut [Vec<Entry>; 5], chains: usize) -> Vec<Option<ChainFilter>> {
+    let mut sets: Vec<Vec<Vec<Vec<u8>>>> = vec![Vec::new(); chains];
+    let mut colls: Vec<Vec<Coll>> = vec![Vec::new(); chains];
+    for entry in phases.iter_mut().flatten() {
+        let Entry::Rule(rule) = entry else { continue };
+        let mut link: Option<&mut Rule> = Some(rule);
+        while let Some(l) = link {
+            if let Some(Test {
+                op: Operator::Rx(pattern),
+                negated: false,
+                ..
+            }) = &l.test
+            {
+                if !l.actions.multi_match {
+                    if let (Some(req), Some(set)) = (pattern.required(), sets.get_mut(l.chain_id)) {
+                        l.pf_slot = Some(set.len() as u32);
+                        set.push(req);
+                        let vars = l.test.as_ref().map_or(&[][..], |t| t.vars.as_slice());
+                        l.pf_whole = vars.iter().all(|v| {
+                            v.exclude
+                                || (!v.count && matches!(v.coll, Coll::Multi(_) | Coll::Scalar(_)))
+                        });
+                        if l.pf_whole {
+                            if let Some(c) = colls.get_mut(l.chain_id) {
+                                for v in vars.iter().filter(|v| !v.exclude) {
+                                    if !c.contains(&v.coll) {
+                                        c.push(v.coll);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            link = l.chained.as_deref_mut();
+        }
+    }
+    sets.iter()
+        .zip(colls)
+        .map(|(s, c)| {
+            if s.is_empty() {
+                None
+            } else {
+                ChainFilter::new(s, c)
+            }
+        })
+        .collect()
+}
+
 impl RuleSet {
+    /// Whether any rule of `phase` (1-5) exists.
     pub fn has_rules(&self, phase: u8) -> bool {
         self.phases
             .get(usize::from(phase.saturating_sub(1)))

@@ -1,0 +1,229 @@
+//! Literal prefilters: for each `@rx` rule, the strings one of which any match must
+//! contain (read off the pattern's syntax tree), gathered per transformation chain into one
+//! Aho-Corasick automaton. A value is scanned once per chain; a rule whose strings are not
+//! in it cannot match, and its regular expression is not run.
+
+use crate::variables::Coll;
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use regex_syntax::hir::{Class, Hir, HirKind};
+
+/// Most alternatives a rule's requirement may have before it is not worth checking.
+const MAX_ALTERNATIVES: usize = 400;
+
+/// The lower-case strings one of which every match of `pattern` contains, or `None` when
+/// there is no such set (the pattern can match text without a fixed piece).
+pub fn required(pattern: &str) -> Option<Vec<Vec<u8>>> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let set = req(&hir)?;
+    if set.is_empty() || set.iter().any(Vec::is_empty) || set.len() > MAX_ALTERNATIVES {
+        return None;
+    }
+    Some(set)
+}
+
+/// The bytes `h` matches exactly, lower-cased, if it matches one fixed string (letters in
+/// either case).
+fn exact(h: &Hir) -> Option<Vec<u8>> {
+    match h.kind() {
+        HirKind::Literal(l) => Some(l.0.to_ascii_lowercase()),
+        HirKind::Class(c) => one_letter(c).map(|b| vec![b]),
+        HirKind::Capture(c) => exact(&c.sub),
+        HirKind::Concat(subs) => {
+            let mut out = Vec::new();
+            for s in subs {
+                out.extend(exact(s)?);
+            }
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+/// A class of one byte, or of one letter in both cases: that byte, lower-cased.
+fn one_letter(c: &Class) -> Option<u8> {
+    let mut bytes = Vec::new();
+    match c {
+        Class::Bytes(b) => {
+            for r in b.iter() {
+                if usize::from(r.end() - r.start()) + bytes.len() > 2 {
+                    return None;
+                }
+                bytes.extend(r.start()..=r.end());
+            }
+        }
+        Class::Unicode(u) => {
+            for r in u.iter() {
+                let (s, e) = (u32::from(r.start()), u32::from(r.end()));
+                if e > 0x7f || (e - s) as usize + bytes.len() > 2 {
+                    return None;
+                }
+                bytes.extend((s..=e).map(|c| c as u8));
+            }
+        }
+    }
+    match bytes.as_slice() {
+        [b] => Some(b.to_ascii_lowercase()),
+        [a, b] if a.eq_ignore_ascii_case(b) && a != b => {
+            Some(a.to_ascii_lowercase())
+        }
+        _ => None,
+    }
+}
+
+/// The requirement of `h`: a set of strings one of which every match contains.
+fn req(h: &Hir) -> Option<Vec<Vec<u8>>> {
+    if let Some(e) = exact(h) {
+        return (!e.is_empty()).then(|| vec![e]);
+    }
+    match h.kind() {
+        HirKind::Repetition(r) if r.min >= 1 => req(&r.sub),
+        HirKind::Capture(c) => req(&c.sub),
+        HirKind::Alternation(subs) => {
+            let mut all = Vec::new();
+            for s in subs {
+                all.extend(req(s)?);
+                if all.len() > MAX_ALTERNATIVES {
+                    return None;
+                }
+            }
+            Some(all)
+        }
+        HirKind::Concat(subs) => {
+            // Runs of exact pieces join into longer strings; the best candidate is the one
+            // whose shortest string is longest.
+            let mut best: Option<Vec<Vec<u8>>> = None;
+            let mut consider = |cand: Option<Vec<Vec<u8>>>| {
+                let Some(c) = cand else { return };
+                let score = |s: &[Vec<u8>]| s.iter().map(Vec::len).min().unwrap_or(0);
+                if best.as_ref().is_none_or(|b| score(&c) > score(b)) {
+                    best = Some(c);
+                }
+            };
+            let mut run = Vec::new();
+            for s in subs {
+                match exact(s) {
+                    Some(e) => run.extend(e),
+                    None => {
+                        if !run.is_empty() {
+                            consider(Some(vec![std::mem::take(&mut run)]));
+                        }
+                        consider(req(s));
+                    }
+                }
+            }
+            if !run.is_empty() {
+                consider(Some(vec![run]));
+            }
+            best
+        }
+        _ => None,
+    }
+}
+
+/// The prefilter of one transformation chain: its rules' strings in one automaton.
+#[derive(Debug)]
+pub struct ChainFilter {
+    ac: AhoCorasick,
+    /// For each pattern, the slot of the rule it belongs to.
+    slot_of: Vec<u32>,
+    /// How many rules have a slot here.
+    pub slots: usize,
+    /// The collections the rules skipped whole on a miss read (every value of them is
+    /// scanned for that decision).
+    pub colls: Vec<Coll>,
+}
+
+impl ChainFilter {
+    /// An automaton over each slot's strings (`sets[slot]`).
+    pub fn new(sets: &[Vec<Vec<u8>>], colls: Vec<Coll>) -> Option<ChainFilter> {
+        let mut patterns = Vec::new();
+        let mut slot_of = Vec::new();
+        for (slot, set) in sets.iter().enumerate() {
+            for p in set {
+                patterns.push(p.clone());
+                slot_of.push(slot as u32);
+            }
+        }
+        let ac = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&patterns)
+            .ok()?;
+        Some(ChainFilter {
+            ac,
+            slot_of,
+            slots: sets.len(),
+            colls,
+        })
+    }
+
+    /// The slots whose strings occur in `v`, as a bit set.
+    pub fn scan(&self, v: &[u8]) -> Vec<u64> {
+        let mut bits = vec![0u64; self.slots.div_ceil(64)];
+        for m in self.ac.find_overlapping_iter(v) {
+            if let Some(&slot) = self.slot_of.get(m.pattern().as_usize()) {
+                if let Some(word) = bits.get_mut(slot as usize / 64) {
+                    *word |= 1 << (slot % 64);
+                }
+            }
+        }
+        bits
+    }
+}
+
+/// Whether `slot` is set in `bits`.
+pub fn has(bits: &[u64], slot: u32) -> bool {
+    bits.get(slot as usize / 64)
+        .is_some_and(|w| w & (1 << (slot % 64)) != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(p: &str) -> Option<Vec<String>> {
+        required(p).map(|s| {
+            s.into_iter()
+                .map(|b| String::from_utf8(b).unwrap())
+                .collect()
+        })
+    }
+
+    #[test]
+    fn requirements_of_patterns() {
+        assert_eq!(r("(?i)union\\s+select"), Some(vec!["select".into()]));
+        assert_eq!(
+            r("(?i)(?:<script|javascript:)"),
+            Some(vec!["<script".into(), "javascript:".into()])
+        );
+        assert_eq!(r("^\\d+$"), None);
+        assert_eq!(r("a|\\d"), None);
+        assert_eq!(r("(?:ab)?cd"), Some(vec!["cd".into()]));
+        assert_eq!(r("x+(?:foo|bar)+"), Some(vec!["foo".into(), "bar".into()]));
+        assert_eq!(r("[Ss]elect"), Some(vec!["select".into()]));
+        assert_eq!(r("a(?:b|)"), Some(vec!["a".into()]));
+    }
+
+    #[test]
+    fn scanning_sets_the_slots_present() {
+        let f = ChainFilter::new(
+            &[
+                vec![b"union".to_vec()],
+                vec![b"<script".to_vec(), b"zq".to_vec()],
+            ],
+            Vec::new(),
+        )
+        .unwrap();
+        let bits = f.scan(b"x UNION y");
+        assert!(has(&bits, 0) && !has(&bits, 1));
+        // Overlapping matches are all found.
+        let bits = f.scan(b"unionzq");
+        assert!(has(&bits, 0) && has(&bits, 1));
+    }
+}
