@@ -40,9 +40,10 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-nginx_conf() { # name http-block-body -> path of the config
+nginx_conf() { # name http-block-body [main-context lines] -> path of the config
     mkdir -p "$work/$1"
     cat > "$work/$1/nginx.conf" <<CONF
+${3:-}
 worker_processes 1;
 daemon off;
 pid $work/$1/nginx.pid;

@@ -193,8 +193,12 @@ impl Waf {
             .any(|m| m == base)
     }
 
+    /// Whether the response phases run: with `SecResponseBodyAccess On`, or when phase 3
+    /// has rules that do more than skip (CRS's response rules all read the body, so with body
+    /// access off they would only cost time).
     fn wants_response(&self) -> bool {
-        self.set.has_rules(3) || self.set.has_rules(4)
+        (self.set.settings.response_body_access && self.set.has_rules(4))
+            || self.set.has_working_rules(3)
     }
 
     /// Log, count and record the outcome; the block response if there is one.

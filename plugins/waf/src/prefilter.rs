@@ -68,9 +68,7 @@ fn one_letter(c: &Class) -> Option<u8> {
     }
     match bytes.as_slice() {
         [b] => Some(b.to_ascii_lowercase()),
-        [a, b] if a.eq_ignore_ascii_case(b) && a != b => {
-            Some(a.to_ascii_lowercase())
-        }
+        [a, b] if a.eq_ignore_ascii_case(b) && a != b => Some(a.to_ascii_lowercase()),
         _ => None,
     }
 }

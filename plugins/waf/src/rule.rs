@@ -38,6 +38,25 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// A gate such as CRS's paranoia-level checks: `pass`, `nolog`, `skipAfter`, and no
+    /// other effect in any link.
+    pub fn only_skips(&self) -> bool {
+        let quiet = |r: &Rule| {
+            r.actions.setvars.is_empty() && r.actions.ctls.is_empty() && !r.actions.capture
+        };
+        let mut link = self.chained.as_deref();
+        while let Some(l) = link {
+            if !quiet(l) {
+                return false;
+            }
+            link = l.chained.as_deref();
+        }
+        quiet(self)
+            && self.actions.disruptive == Some(Disruptive::Pass)
+            && self.actions.log == Some(false)
+            && (self.actions.skip_after.is_some() || self.actions.skip > 0)
+    }
+
     /// Put `link` at the end of this rule's chain.
     pub fn append_link(&mut self, link: Rule) {
         match &mut self.chained {

@@ -586,6 +586,19 @@ fn prefilters(phases: &mut [Vec<Entry>; 5], chains: usize) -> Vec<Option<ChainFi
 }
 
 impl RuleSet {
+    /// Whether `phase` has a rule that does more than skip ahead: one that can set a
+    /// variable, change the transaction, log or disrupt.
+    pub fn has_working_rules(&self, phase: u8) -> bool {
+        self.phases
+            .get(usize::from(phase.saturating_sub(1)))
+            .is_some_and(|p| {
+                p.iter().any(|e| match e {
+                    Entry::Rule(r) => !r.only_skips(),
+                    Entry::Marker(_) => false,
+                })
+            })
+    }
+
     /// Whether any rule of `phase` (1-5) exists.
     pub fn has_rules(&self, phase: u8) -> bool {
         self.phases

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The WAF against the reference engine, side by side in one run on 127.0.0.1, both running
+# the same OWASP Core Rule Set (Debian's modsecurity-crs, paranoia level 1):
+#   upstream: nginx answering 200 "hello" (keep-alive)
+#   nginx as reverse proxy, nginx + ModSecurity v3 (libnginx-mod-http-modsecurity) + CRS,
+#   weir with no filters, weir + the waf filter + CRS.
+# Load: wrk, HTTP/1.1 keep-alive, a benign GET with four query arguments and browser
+# headers. Before measuring, each WAF must pass that request and block an SQL injection.
+# Reported: req/s, the proxy's CPU time per request, ratios to nginx, then what each WAF
+# adds over its proxy, and the WAF CPU ratio weir / ModSecurity.
+#
+# Env: DURATION (default 10s), CONNECTIONS (default 32), ROUNDS (default 3).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+need_tools wrk nginx curl
+crs=/usr/share/modsecurity-crs; setup=/etc/modsecurity/crs/crs-setup.conf
+modsec_module=/usr/lib/nginx/modules/ngx_http_modsecurity_module.so
+[ -f "$modsec_module" ] && [ -d "$crs/rules" ] || {
+    echo "needs the ModSecurity nginx module and the CRS:" >&2
+    echo "  apt-get install libnginx-mod-http-modsecurity modsecurity-crs" >&2; exit 1; }
+[ -f target/plugins/waf.wasm ] || { echo "target/plugins/waf.wasm missing: run make plugins" >&2; exit 1; }
+
+up=127.0.0.1:19300; ngx=127.0.0.1:19301; msc=127.0.0.1:19302; plain=127.0.0.1:19303; waf=127.0.0.1:19304
+taskset -c "$load_cpus" "$nginx_bin" -c "$(nginx_conf upstream "server { listen $up; location / { return 200 'hello\n'; } }")" & pids+=($!)
+taskset -c "$proxy_cpus" "$nginx_bin" -c "$(nginx_conf proxy "upstream app { server $up; keepalive 64; }
+    server { listen $ngx; $nginx_proxy_location }")" & pids+=($!)
+nginx_pid=$!
+cat > "$work/modsec.conf" <<CONF
+SecRuleEngine On
+SecRequestBodyAccess On
+SecResponseBodyAccess Off
+SecAuditEngine Off
+Include $setup
+Include $crs/rules/*.conf
+CONF
+taskset -c "$proxy_cpus" "$nginx_bin" -c "$(nginx_conf modsec "upstream app { server $up; keepalive 64; }
+    modsecurity on; modsecurity_rules_file $work/modsec.conf;
+    server { listen $msc; $nginx_proxy_location }" "load_module $modsec_module;")" & pids+=($!)
+modsec_pid=$!
+weir_route_manifest "$plain" "$up" "" > "$work/plain.toml"
+{ weir_route_manifest "$waf" "$up" '"waf"'; cat <<TOML
+[filters.waf]
+plugin = "waf.wasm"
+files = { "/crs" = "$crs", "/crs-setup" = "$(dirname "$setup")" }
+memory-limit = "256MiB"
+cpu-deadline = "200ms"
+config = { rules = ["/crs-setup/$(basename "$setup")", "/crs/rules/*.conf"] }
+TOML
+} > "$work/waf.toml"
+RUST_LOG=warn taskset -c "$proxy_cpus" "$weir" run "$work/plain.toml" > /dev/null & pids+=($!)
+plain_pid=$!
+RUST_LOG=error taskset -c "$proxy_cpus" "$weir" run "$work/waf.toml" > /dev/null & pids+=($!)
+waf_pid=$!
+
+path='/products?id=42&sort=price&page=2&q=blue+shoes'
+headers=(-H 'User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0'
+    -H 'Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8'
+    -H 'Accept-Language: en-GB,en;q=0.9' -H 'Accept-Encoding: gzip, deflate, br'
+    -H 'Cookie: session=abc123; theme=dark')
+attack="/search?q=1%27%20OR%20%271%27%3D%271"
+wait_up "http://$up/" "http://$ngx/" "http://$msc/" "http://$plain/" "http://$waf/"
+for p in "$msc" "$waf"; do
+    ok=$(curl -s -o /dev/null -w '%{http_code}' "${headers[@]}" "http://$p$path")
+    bad=$(curl -s -o /dev/null -w '%{http_code}' "${headers[@]}" "http://$p$attack")
+    [ "$ok/$bad" = "200/403" ] || { echo "$p: benign $ok, attack $bad (want 200/403)" >&2; exit 1; }
+done
+
+echo "wrk: $conns connections, $duration per proxy x $rounds rounds; GET $path with browser headers"
+echo "proxies (1 worker each) on CPU $proxy_cpus; wrk and upstream on CPU $load_cpus; CRS PL1 in both WAFs"
+results=$(for _ in $(seq 1 "$rounds"); do
+    run "nginx" "$nginx_pid" wrk -t1 -c"$conns" "${headers[@]}" "http://$ngx$path"
+    run "nginx+modsecurity" "$modsec_pid" wrk -t1 -c"$conns" "${headers[@]}" "http://$msc$path"
+    run "weir" "$plain_pid" wrk -t1 -c"$conns" "${headers[@]}" "http://$plain$path"
+    run "weir+waf" "$waf_pid" wrk -t1 -c"$conns" "${headers[@]}" "http://$waf$path"
+done)
+report "$results"
+cpu_added "$results" nginx nginx+modsecurity
+cpu_added "$results" weir weir+waf
+python3 - "$results" <<'PY'
+import sys
+from statistics import median
+runs = [l.split("\t") for l in sys.argv[1].strip().splitlines()]
+cpu = lambda label: median(float(r[2]) for r in runs if r[0] == label)
+print(f"CPU per request, weir+waf / nginx+modsecurity: {cpu('weir+waf') / cpu('nginx+modsecurity'):.3f}")
+PY
