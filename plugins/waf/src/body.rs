@@ -45,12 +45,21 @@ pub fn urlencoded(raw: &[u8]) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// `%XX` escapes decoded (invalid ones kept as they are); `+` stays.
+pub fn percent_decode(v: &[u8]) -> Vec<u8> {
+    decode(v, false)
+}
+
 fn form_decode(v: &[u8]) -> Vec<u8> {
+    decode(v, true)
+}
+
+fn decode(v: &[u8], plus_is_space: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(v.len());
     let mut i = 0;
     while i < v.len() {
         match v[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' if i + 2 < v.len() => match (hex(v[i + 1]), hex(v[i + 2])) {
                 (Some(a), Some(b)) => {
                     out.push(a << 4 | b);

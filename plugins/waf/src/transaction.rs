@@ -83,16 +83,18 @@ impl Data {
     /// The variables of a request head (phase 1).
     pub fn request(head: &RequestHead<'_>) -> Data {
         let mut d = Data::empty();
-        let (path, query) = match head.raw_uri.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (head.raw_uri, None),
-        };
+        let query = head.raw_uri.split_once('?').map(|(_, q)| q);
+        // As ModSecurity v3: REQUEST_URI and the file names are percent-decoded (not `+`),
+        // REQUEST_URI_RAW, REQUEST_LINE and QUERY_STRING are as sent.
+        let decoded = body::percent_decode(head.raw_uri.as_bytes());
+        let path = decoded.split(|&b| b == b'?').next().unwrap_or(&[]);
+        let basename = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
         d.set("REQUEST_METHOD", head.method);
         d.set("REQUEST_PROTOCOL", head.protocol);
-        d.set("REQUEST_URI", head.raw_uri);
-        d.set("REQUEST_URI_RAW", head.raw_uri);
         d.set("REQUEST_FILENAME", path);
-        d.set("REQUEST_BASENAME", path.rsplit('/').next().unwrap_or(path));
+        d.set("REQUEST_BASENAME", basename);
+        d.set("REQUEST_URI", decoded.as_slice());
+        d.set("REQUEST_URI_RAW", head.raw_uri);
         d.set(
             "REQUEST_LINE",
             format!("{} {} {}", head.method, head.raw_uri, head.protocol),
@@ -268,11 +270,12 @@ mod tests {
         });
         assert_eq!(
             d.scalar(scalar("REQUEST_FILENAME")),
-            Some(&b"/p/a%20b.php"[..])
+            Some(&b"/p/a b.php"[..])
         );
+        assert_eq!(d.scalar(scalar("REQUEST_BASENAME")), Some(&b"a b.php"[..]));
         assert_eq!(
-            d.scalar(scalar("REQUEST_BASENAME")),
-            Some(&b"a%20b.php"[..])
+            d.scalar(scalar("REQUEST_URI")),
+            Some(&b"/p/a b.php?id=1&x='or+1&id=2"[..])
         );
         assert_eq!(
             d.scalar(scalar("QUERY_STRING")),
