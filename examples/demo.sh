@@ -13,6 +13,13 @@ if ! command -v curl >/dev/null; then
     $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends curl >&2
 fi
 
+# The shop's web application firewall runs the OWASP Core Rule Set from Debian's package.
+if [ ! -d /usr/share/modsecurity-crs/rules ]; then
+    echo "installing modsecurity-crs (the OWASP Core Rule Set) for the WAF" >&2
+    if [ "$(id -u)" = 0 ]; then sudo=""; else sudo=sudo; fi
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends modsecurity-crs >&2
+fi
+
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
@@ -67,6 +74,11 @@ echo "# trusted proxy is let through with its location; one in JP, or an unplace
 show sh -c "curl -s -H 'x-forwarded-for: 81.2.69.7' http://127.0.0.1:8080/eu/shop | grep -E '^GET|x-geo'"
 show curl -s -i -H 'x-forwarded-for: 203.0.113.9' http://127.0.0.1:8080/eu/shop
 show curl -s -o /dev/null -w '%{http_code}\n' http://127.0.0.1:8080/eu/shop
+echo "# /shop runs the OWASP Core Rule Set (waf): an ordinary search passes; an SQL injection and"
+echo "# an XSS attempt get a bare 403, and the log line names the rules and the anomaly score:"
+show sh -c "curl -s 'http://127.0.0.1:8080/shop/search?q=blue+shoes&page=2' | head -1"
+show curl -s -i "http://127.0.0.1:8080/shop/search?q=1%27%20OR%20%271%27%3D%271"
+show curl -s -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:8080/shop/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E"
 echo "# One canonical request: path tricks are the same path to routing, filters and upstream:"
 show curl -s -o /dev/null -w '%{http_code}\n' --path-as-is 'http://127.0.0.1:8080/%61pi/items'
 show curl -s -o /dev/null -w '%{http_code}\n' --path-as-is 'http://127.0.0.1:8080//admin'

@@ -25,6 +25,7 @@ pub mod body;
 pub mod engine;
 pub mod macros;
 pub mod operators;
+pub mod pattern;
 pub mod pcre;
 pub mod prefilter;
 pub mod rule;

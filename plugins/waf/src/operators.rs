@@ -2,6 +2,7 @@
 //! parameter with macros (`@ge %{tx.threshold}`) is expanded per request.
 
 use crate::macros::{Lookup, Macro};
+pub use crate::pattern::Pattern;
 use aho_corasick::AhoCorasick;
 use std::net::IpAddr;
 
@@ -56,79 +57,6 @@ pub enum NumOp {
     Gt,
     Le,
     Lt,
-}
-
-/// A compiled regular expression: the linear-time engine when the pattern allows, else a
-/// backtracking one (look-around, back-references) with a step limit.
-#[derive(Debug)]
-pub enum Pattern {
-    Linear(regex::bytes::Regex),
-    Backtracking(fancy_regex::Regex),
-}
-
-impl Pattern {
-    /// Compile `pattern` with PCRE's byte semantics as far as possible.
-    pub fn new(pattern: &str) -> Result<Pattern, String> {
-        let translated = crate::pcre::translate(pattern);
-        match regex::bytes::RegexBuilder::new(&translated)
-            .unicode(false)
-            .size_limit(64 << 20)
-            .dfa_size_limit(16 << 20)
-            .build()
-        {
-            Ok(r) => Ok(Pattern::Linear(r)),
-            Err(linear) => fancy_regex::RegexBuilder::new(&translated)
-                .backtrack_limit(1_000_000)
-                .build()
-                .map(Pattern::Backtracking)
-                .map_err(|e| format!("bad regular expression ({linear}; {e})")),
-        }
-    }
-
-    /// The first match and up to nine groups, or `None`.
-    pub fn captures(&self, v: &[u8], want_groups: bool) -> Option<Vec<Vec<u8>>> {
-        match self {
-            Pattern::Linear(r) => {
-                if !want_groups {
-                    return r.find(v).map(|m| vec![m.as_bytes().to_vec()]);
-                }
-                let c = r.captures(v)?;
-                Some(
-                    c.iter()
-                        .take(10)
-                        .map(|m| m.map_or_else(Vec::new, |m| m.as_bytes().to_vec()))
-                        .collect(),
-                )
-            }
-            Pattern::Backtracking(r) => {
-                let text = String::from_utf8_lossy(v);
-                // A pattern that exceeds its step limit does not match (as PCRE's limits).
-                let c = r.captures(&text).ok()??;
-                Some(
-                    c.iter()
-                        .take(if want_groups { 10 } else { 1 })
-                        .map(|m| m.map_or_else(Vec::new, |m| m.as_str().as_bytes().to_vec()))
-                        .collect(),
-                )
-            }
-        }
-    }
-
-    /// The strings one of which every match contains (see [`crate::prefilter`]).
-    pub fn required(&self) -> Option<Vec<Vec<u8>>> {
-        match self {
-            Pattern::Linear(r) => crate::prefilter::required(r.as_str()),
-            Pattern::Backtracking(_) => None,
-        }
-    }
-
-    /// Whether it matches `v`.
-    pub fn is_match(&self, v: &[u8]) -> bool {
-        match self {
-            Pattern::Linear(r) => r.is_match(v),
-            Pattern::Backtracking(r) => r.is_match(&String::from_utf8_lossy(v)).unwrap_or(false),
-        }
-    }
 }
 
 /// What a match leaves behind: `TX:0`.. values when capturing.
@@ -201,9 +129,23 @@ impl Operator {
         Ok((op, negated))
     }
 
-    /// Whether `v` matches, and what it captured (the matched text first).
+    /// Whether `v` matches, and with `capture`, what it captured (the matched text first;
+    /// without `capture` nothing is copied).
     pub fn matches(&self, v: &[u8], capture: bool, with: &dyn Lookup) -> Option<Captures> {
-        let whole = || Some(vec![v.to_vec()]);
+        match self {
+            Operator::Rx(p) if !capture => return p.is_match(v).then(Vec::new),
+            Operator::Pm(ac, _) if !capture => return ac.is_match(v).then(Vec::new),
+            _ => {}
+        }
+        // What a capturing match of the whole value leaves in TX:0 (nothing is copied
+        // without `capture`).
+        let whole = || {
+            Some(if capture {
+                vec![v.to_vec()]
+            } else {
+                Vec::new()
+            })
+        };
         match self {
             Operator::Rx(p) => p.captures(v, capture),
             Operator::RxMacro(m) => Pattern::new(&m.expand(with)).ok()?.captures(v, capture),
@@ -282,10 +224,21 @@ fn pm(phrases: Vec<String>) -> Result<Operator, String> {
     if phrases.is_empty() {
         return Err("@pm needs at least one phrase".into());
     }
+    // Rules share phrase lists (CRS reads several data files twice): build each once. A
+    // contiguous NFA costs far less to build than a DFA and searches nearly as fast.
+    thread_local! {
+        static BUILT: std::cell::RefCell<std::collections::HashMap<Vec<String>, AhoCorasick>> =
+            Default::default();
+    }
+    if let Some(ac) = BUILT.with(|b| b.borrow().get(&phrases).cloned()) {
+        return Ok(Operator::Pm(ac, phrases));
+    }
     let ac = AhoCorasick::builder()
         .ascii_case_insensitive(true)
+        .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
         .build(&phrases)
         .map_err(|e| format!("@pm: {e}"))?;
+    BUILT.with(|b| b.borrow_mut().insert(phrases.clone(), ac.clone()));
     Ok(Operator::Pm(ac, phrases))
 }
 

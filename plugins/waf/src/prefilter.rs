@@ -19,28 +19,110 @@ pub fn required(pattern: &str) -> Option<Vec<Vec<u8>>> {
         .build()
         .parse(pattern)
         .ok()?;
-    let set = req(&hir)?;
+    required_of(&hir)
+}
+
+/// [`required`] of a parsed pattern.
+pub fn required_of(hir: &Hir) -> Option<Vec<Vec<u8>>> {
+    let set = facts(hir).required?;
     if set.is_empty() || set.iter().any(Vec::is_empty) || set.len() > MAX_ALTERNATIVES {
         return None;
     }
     Some(set)
 }
 
-/// The bytes `h` matches exactly, lower-cased, if it matches one fixed string (letters in
-/// either case).
-fn exact(h: &Hir) -> Option<Vec<u8>> {
-    match h.kind() {
-        HirKind::Literal(l) => Some(l.0.to_ascii_lowercase()),
-        HirKind::Class(c) => one_letter(c).map(|b| vec![b]),
-        HirKind::Capture(c) => exact(&c.sub),
-        HirKind::Concat(subs) => {
-            let mut out = Vec::new();
-            for s in subs {
-                out.extend(exact(s)?);
-            }
-            Some(out)
+/// What a piece of a pattern says about the text it matches: the one fixed string it
+/// matches (lower-cased; letters in either case), and a set of strings one of which every
+/// match contains. Worked out bottom-up in one pass.
+struct Facts {
+    exact: Option<Vec<u8>>,
+    required: Option<Vec<Vec<u8>>>,
+}
+
+impl Facts {
+    fn none() -> Facts {
+        Facts {
+            exact: None,
+            required: None,
         }
-        _ => None,
+    }
+
+    fn exact(e: Vec<u8>) -> Facts {
+        Facts {
+            required: (!e.is_empty()).then(|| vec![e.clone()]),
+            exact: Some(e),
+        }
+    }
+}
+
+/// The smallest length among a set's strings: how selective it is.
+fn score(s: &[Vec<u8>]) -> usize {
+    s.iter().map(Vec::len).min().unwrap_or(0)
+}
+
+fn facts(h: &Hir) -> Facts {
+    match h.kind() {
+        HirKind::Literal(l) => Facts::exact(l.0.to_ascii_lowercase()),
+        HirKind::Class(c) => match one_letter(c) {
+            Some(b) => Facts::exact(vec![b]),
+            None => Facts::none(),
+        },
+        HirKind::Capture(c) => facts(&c.sub),
+        HirKind::Repetition(r) if r.min >= 1 => Facts {
+            exact: None,
+            required: facts(&r.sub).required,
+        },
+        HirKind::Alternation(subs) => {
+            let mut all = Vec::new();
+            for s in subs {
+                match facts(s).required {
+                    Some(r) if all.len() + r.len() <= MAX_ALTERNATIVES => all.extend(r),
+                    _ => return Facts::none(),
+                }
+            }
+            Facts {
+                exact: None,
+                required: Some(all),
+            }
+        }
+        HirKind::Concat(subs) => {
+            // Runs of exact pieces join into longer strings; the best candidate is the one
+            // whose shortest string is longest.
+            let mut best: Option<Vec<Vec<u8>>> = None;
+            let mut consider = |cand: Option<Vec<Vec<u8>>>| {
+                if let Some(c) = cand {
+                    if best.as_ref().is_none_or(|b| score(&c) > score(b)) {
+                        best = Some(c);
+                    }
+                }
+            };
+            let mut run = Vec::new();
+            let mut all_exact = true;
+            for s in subs {
+                let f = facts(s);
+                match f.exact {
+                    Some(e) => run.extend(e),
+                    None => {
+                        all_exact = false;
+                        if !run.is_empty() {
+                            consider(Some(vec![std::mem::take(&mut run)]));
+                        }
+                        consider(f.required);
+                    }
+                }
+            }
+            if all_exact {
+                return Facts::exact(run);
+            }
+            if !run.is_empty() {
+                consider(Some(vec![run]));
+            }
+            Facts {
+                exact: None,
+                required: best,
+            }
+        }
+        _ => Facts::none(),
     }
 }
 
@@ -69,56 +151,6 @@ fn one_letter(c: &Class) -> Option<u8> {
     match bytes.as_slice() {
         [b] => Some(b.to_ascii_lowercase()),
         [a, b] if a.eq_ignore_ascii_case(b) && a != b => Some(a.to_ascii_lowercase()),
-        _ => None,
-    }
-}
-
-/// The requirement of `h`: a set of strings one of which every match contains.
-fn req(h: &Hir) -> Option<Vec<Vec<u8>>> {
-    if let Some(e) = exact(h) {
-        return (!e.is_empty()).then(|| vec![e]);
-    }
-    match h.kind() {
-        HirKind::Repetition(r) if r.min >= 1 => req(&r.sub),
-        HirKind::Capture(c) => req(&c.sub),
-        HirKind::Alternation(subs) => {
-            let mut all = Vec::new();
-            for s in subs {
-                all.extend(req(s)?);
-                if all.len() > MAX_ALTERNATIVES {
-                    return None;
-                }
-            }
-            Some(all)
-        }
-        HirKind::Concat(subs) => {
-            // Runs of exact pieces join into longer strings; the best candidate is the one
-            // whose shortest string is longest.
-            let mut best: Option<Vec<Vec<u8>>> = None;
-            let mut consider = |cand: Option<Vec<Vec<u8>>>| {
-                let Some(c) = cand else { return };
-                let score = |s: &[Vec<u8>]| s.iter().map(Vec::len).min().unwrap_or(0);
-                if best.as_ref().is_none_or(|b| score(&c) > score(b)) {
-                    best = Some(c);
-                }
-            };
-            let mut run = Vec::new();
-            for s in subs {
-                match exact(s) {
-                    Some(e) => run.extend(e),
-                    None => {
-                        if !run.is_empty() {
-                            consider(Some(vec![std::mem::take(&mut run)]));
-                        }
-                        consider(req(s));
-                    }
-                }
-            }
-            if !run.is_empty() {
-                consider(Some(vec![run]));
-            }
-            best
-        }
         _ => None,
     }
 }
@@ -161,23 +193,44 @@ impl ChainFilter {
         })
     }
 
-    /// The slots whose strings occur in `v`, as a bit set.
-    pub fn scan(&self, v: &[u8]) -> Vec<u64> {
-        let mut bits = vec![0u64; self.slots.div_ceil(64)];
+    /// The slots whose strings occur in `v`.
+    pub fn scan(&self, v: &[u8]) -> Bits {
+        let mut bits = Bits::default();
         for m in self.ac.find_overlapping_iter(v) {
             if let Some(&slot) = self.slot_of.get(m.pattern().as_usize()) {
-                if let Some(word) = bits.get_mut(slot as usize / 64) {
-                    *word |= 1 << (slot % 64);
-                }
+                bits.set(slot);
             }
         }
         bits
     }
 }
 
+/// Most rules one chain's prefilter takes; later ones run without it.
+pub const MAX_SLOTS: usize = 256;
+
+/// A set of slots, without allocating.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Bits([u64; MAX_SLOTS / 64]);
+
+impl Bits {
+    fn set(&mut self, slot: u32) {
+        if let Some(w) = self.0.get_mut(slot as usize / 64) {
+            *w |= 1 << (slot % 64);
+        }
+    }
+
+    /// Add `other`'s slots.
+    pub fn union(&mut self, other: &Bits) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a |= b;
+        }
+    }
+}
+
 /// Whether `slot` is set in `bits`.
-pub fn has(bits: &[u64], slot: u32) -> bool {
-    bits.get(slot as usize / 64)
+pub fn has(bits: &Bits, slot: u32) -> bool {
+    bits.0
+        .get(slot as usize / 64)
         .is_some_and(|w| w & (1 << (slot % 64)) != 0)
 }
 

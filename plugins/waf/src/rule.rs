@@ -38,6 +38,21 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// Whether a link of this rule targets a collection `which` accepts.
+    pub fn reads(&self, which: impl Fn(crate::variables::Coll) -> bool) -> bool {
+        let mut link = Some(self);
+        while let Some(l) = link {
+            if l.test
+                .as_ref()
+                .is_some_and(|t| t.vars.iter().any(|v| which(v.coll)))
+            {
+                return true;
+            }
+            link = l.chained.as_deref();
+        }
+        false
+    }
+
     /// A gate such as CRS's paranoia-level checks: `pass`, `nolog`, `skipAfter`, and no
     /// other effect in any link.
     pub fn only_skips(&self) -> bool {

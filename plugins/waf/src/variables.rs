@@ -256,12 +256,25 @@ pub fn parse_target(text: &str) -> Result<VarSpec, String> {
         Some(_) if coll == Coll::Multi(multi("XML")) => None,
         Some(k) if k.len() >= 2 && k.starts_with('/') && k.ends_with('/') => {
             let pattern = &k[1..k.len() - 1];
-            Some(Key::Regex(
-                regex::RegexBuilder::new(pattern)
-                    .case_insensitive(true)
-                    .build()
-                    .map_err(|e| format!("selector {k}: {e}"))?,
-            ))
+            // Rules repeat their selectors (`!REQUEST_COOKIES:/__utm/` in most of CRS):
+            // compile each once.
+            thread_local! {
+                static BUILT: std::cell::RefCell<std::collections::HashMap<String, regex::Regex>> =
+                    Default::default();
+            }
+            let built = BUILT.with(|b| b.borrow().get(pattern).cloned());
+            let re = match built {
+                Some(re) => re,
+                None => {
+                    let re = regex::RegexBuilder::new(pattern)
+                        .case_insensitive(true)
+                        .build()
+                        .map_err(|e| format!("selector {k}: {e}"))?;
+                    BUILT.with(|b| b.borrow_mut().insert(pattern.to_string(), re.clone()));
+                    re
+                }
+            };
+            Some(Key::Regex(re))
         }
         Some(k) => Some(Key::Exact(k.trim_matches('\'').to_ascii_lowercase())),
     };

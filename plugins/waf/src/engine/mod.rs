@@ -51,7 +51,11 @@ pub struct State {
     pub tx: BTreeMap<String, String>,
     /// `IP`, `GLOBAL`, `SESSION`, `USER`, `RESOURCE`, as `ip.key`: this request only.
     pub persistent: BTreeMap<String, String>,
-    matched_var: Option<(String, Vec<u8>)>,
+    /// The last value a rule matched: its collection, key and value (the name
+    /// `COLL:key` is put together only when a rule asks for it).
+    matched_var: Option<(Coll, String, Vec<u8>)>,
+    /// Every value the current rule matched, named; kept only when some rule reads
+    /// `MATCHED_VARS` or `MATCHED_VARS_NAMES`.
     matched_vars: Vec<(String, Vec<u8>)>,
     removed_ids: Vec<(u32, u32)>,
     removed_tags: Vec<TagMatch>,
@@ -108,7 +112,7 @@ struct Slot {
     /// The transformed value (`None`: the transformations left it as it was).
     value: Option<Vec<u8>>,
     /// The chain's prefilter over it: which rules' required strings it contains.
-    hits: Option<Vec<u64>>,
+    hits: Option<prefilter::Bits>,
 }
 
 /// Transformed values of this transaction, by value address and transformation chain, and
@@ -117,7 +121,9 @@ pub struct Cache<'s> {
     map: FxHashMap<(usize, usize, usize), Slot>,
     filters: &'s [Option<ChainFilter>],
     /// Per chain: the prefilter's finds over every value its rules could target.
-    chain_hits: FxHashMap<usize, Vec<u64>>,
+    chain_hits: FxHashMap<usize, prefilter::Bits>,
+    /// Whether a rule reads `MATCHED_VARS`: else they are not kept.
+    keep_matched_vars: bool,
 }
 
 impl<'s> Cache<'s> {
@@ -127,6 +133,7 @@ impl<'s> Cache<'s> {
             map: FxHashMap::default(),
             filters: &set.prefilters,
             chain_hits: FxHashMap::default(),
+            keep_matched_vars: set.reads_matched_vars,
         }
     }
 
@@ -148,13 +155,11 @@ impl<'s> Cache<'s> {
         if let Some(bits) = self.chain_hits.get(&link.chain_id) {
             return prefilter::has(bits, pf);
         }
-        let mut all = vec![0u64; filter.slots.div_ceil(64)];
+        let mut all = prefilter::Bits::default();
         for coll in &filter.colls {
             let mut scan = |v: &[u8]| {
                 if let Some(bits) = self.scanned(link, filter, v) {
-                    for (a, b) in all.iter_mut().zip(bits) {
-                        *a |= b;
-                    }
+                    all.union(bits);
                 }
             };
             match *coll {
@@ -173,7 +178,7 @@ impl<'s> Cache<'s> {
     }
 
     /// The prefilter's finds in `v` under `link`'s transformations (computed once).
-    fn scanned(&mut self, link: &Rule, filter: &ChainFilter, v: &[u8]) -> Option<&[u64]> {
+    fn scanned(&mut self, link: &Rule, filter: &ChainFilter, v: &[u8]) -> Option<&prefilter::Bits> {
         let key = (v.as_ptr() as usize, v.len(), link.chain_id);
         let slot = self.map.entry(key).or_insert_with(|| Slot {
             value: apply(link, v),
@@ -291,13 +296,12 @@ struct Target<'d> {
     value: Cow<'d, [u8]>,
 }
 
-impl Target<'_> {
-    fn full_name(&self) -> String {
-        if self.key.is_empty() {
-            self.coll.name().to_string()
-        } else {
-            format!("{}:{}", self.coll.name(), self.key)
-        }
+/// `COLL:key`, or `COLL` for a single value.
+fn full_name(coll: Coll, key: &str) -> String {
+    if key.is_empty() {
+        coll.name().to_string()
+    } else {
+        format!("{}:{key}", coll.name())
     }
 }
 
@@ -367,9 +371,11 @@ fn eval_link<'d>(
                     .insert(i.to_string(), String::from_utf8_lossy(&c).into_owned());
             }
         }
-        let name = t.full_name();
-        st.matched_vars.push((name.clone(), value.clone()));
-        st.matched_var = Some((name, value));
+        if cache.keep_matched_vars {
+            st.matched_vars
+                .push((full_name(t.coll, &t.key), value.clone()));
+        }
+        st.matched_var = Some((t.coll, t.key.to_string(), value));
         per_match_actions(head, link, data, st);
     }
     matched
@@ -398,11 +404,13 @@ fn multi_match(
         return Some(hit);
     }
     for t in &link.transforms {
-        let next = t.apply(&cur).into_owned();
-        if next != cur.as_ref() {
-            cur = Cow::Owned(next);
-            if let Some(hit) = run_op(link, &cur, ctx, negated) {
-                return Some(hit);
+        // A transformation that changes nothing borrows: the value is not tested again.
+        if let Cow::Owned(next) = t.apply(&cur) {
+            if next != cur.as_ref() {
+                if let Some(hit) = run_op(link, &next, ctx, negated) {
+                    return Some(hit);
+                }
+                cur = Cow::Owned(next);
             }
         }
     }
@@ -483,13 +491,13 @@ fn collect<'d>(
             }
         }
         Coll::MatchedVar => {
-            if let Some((_, v)) = &st.matched_var {
+            if let Some((_, _, v)) = &st.matched_var {
                 owned(String::new(), v.clone(), out);
             }
         }
         Coll::MatchedVarName => {
-            if let Some((n, _)) = &st.matched_var {
-                owned(String::new(), n.clone().into_bytes(), out);
+            if let Some((c, k, _)) = &st.matched_var {
+                owned(String::new(), full_name(*c, k).into_bytes(), out);
             }
         }
         Coll::MatchedVars => {
@@ -640,8 +648,12 @@ impl Lookup for Ctx<'_> {
                 .persistent
                 .get(&format!("{}.{key}", coll.to_ascii_lowercase()))
                 .cloned(),
-            "MATCHED_VAR" => self.st.matched_var.as_ref().map(|(_, v)| text(v)),
-            "MATCHED_VAR_NAME" => self.st.matched_var.as_ref().map(|(n, _)| n.clone()),
+            "MATCHED_VAR" => self.st.matched_var.as_ref().map(|(_, _, v)| text(v)),
+            "MATCHED_VAR_NAME" => self
+                .st
+                .matched_var
+                .as_ref()
+                .map(|(c, k, _)| full_name(*c, k)),
             "RULE" => match key {
                 "id" => Some(self.rule.id.to_string()),
                 "msg" => self.rule.actions.msg.as_ref().map(|m| m.literal()),

@@ -70,6 +70,8 @@ pub struct RuleSet {
     pub rules: usize,
     /// Per transformation chain, the literal prefilter of its `@rx` links.
     pub prefilters: Vec<Option<ChainFilter>>,
+    /// Whether a rule reads `MATCHED_VARS` or `MATCHED_VARS_NAMES`.
+    pub reads_matched_vars: bool,
 }
 
 /// A `SecDefaultAction`: what `block` means in a phase, and the transformations and logging
@@ -531,6 +533,10 @@ impl Loader<'_> {
             .count();
         self.set.chains = self.chain_ids.len();
         self.set.prefilters = prefilters(&mut self.set.phases, self.set.chains);
+        self.set.reads_matched_vars = self.set.phases.iter().flatten().any(|e| match e {
+            Entry::Rule(r) => r.reads(|c| matches!(c, Coll::MatchedVars | Coll::MatchedVarsNames)),
+            Entry::Marker(_) => false,
+        });
     }
 }
 
@@ -550,7 +556,10 @@ fn prefilters(phases: &mut [Vec<Entry>; 5], chains: usize) -> Vec<Option<ChainFi
             }) = &l.test
             {
                 if !l.actions.multi_match {
-                    if let (Some(req), Some(set)) = (pattern.required(), sets.get_mut(l.chain_id)) {
+                    let room = |s: &&mut Vec<_>| s.len() < crate::prefilter::MAX_SLOTS;
+                    if let (Some(req), Some(set)) =
+                        (pattern.required(), sets.get_mut(l.chain_id).filter(room))
+                    {
                         l.pf_slot = Some(set.len() as u32);
                         set.push(req);
                         let vars = l.test.as_ref().map_or(&[][..], |t| t.vars.as_slice());

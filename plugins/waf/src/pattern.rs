@@ -1,0 +1,185 @@
+//! `@rx` patterns: PCRE spellings translated and checked at load, compiled at first use for
+//! Rust's linear-time engine (its lazy DFA; no full DFA, which costs more to build than
+//! CRS's patterns repay) or, for look-around and back-references, a backtracking engine with
+//! a step limit; and the strings a match must contain, for the prefilter.
+
+use regex_automata::meta::Regex;
+use regex_automata::util::syntax;
+use regex_automata::Input;
+use regex_syntax::hir::Hir;
+use std::sync::OnceLock;
+
+/// A regular expression, checked when its rule is loaded and compiled when a rule first
+/// runs it: most CRS patterns never run on ordinary traffic (the prefilter rules them out),
+/// so an instance starts without building their automata.
+#[derive(Debug)]
+pub struct Pattern {
+    /// The pattern as Rust's engines read it.
+    translated: String,
+    /// Whether the linear-time engine takes it.
+    linear: bool,
+    required: Option<Vec<Vec<u8>>>,
+    compiled: OnceLock<Option<Engine>>,
+}
+
+#[derive(Debug)]
+enum Engine {
+    Linear(Regex),
+    Backtracking(fancy_regex::Regex),
+}
+
+fn parse(translated: &str) -> Result<Hir, regex_syntax::Error> {
+    regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(translated)
+}
+
+impl Pattern {
+    /// Check `pattern` (PCRE's byte semantics as far as possible) and find what its matches
+    /// must contain; an error says why it cannot be read.
+    pub fn new(pattern: &str) -> Result<Pattern, String> {
+        let translated = crate::pcre::translate(pattern);
+        let (linear, required) = match parse(&translated) {
+            Ok(hir) => (true, crate::prefilter::required_of(&hir)),
+            Err(linear) => {
+                fancy_regex::Expr::parse_tree(&translated)
+                    .map_err(|e| format!("bad regular expression ({linear}; {e})"))?;
+                (false, None)
+            }
+        };
+        Ok(Pattern {
+            translated,
+            linear,
+            required,
+            compiled: OnceLock::new(),
+        })
+    }
+
+    /// Compile now (as the first match would), reporting a pattern the engines refuse
+    /// (too large, say).
+    pub fn compile(&self) -> Result<(), String> {
+        match self.engine() {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "regular expression too large or unsupported: {}",
+                self.translated
+            )),
+        }
+    }
+
+    fn engine(&self) -> Option<&Engine> {
+        self.compiled
+            .get_or_init(|| {
+                if self.linear {
+                    let hir = parse(&self.translated).ok()?;
+                    Regex::builder()
+                        .syntax(syntax::Config::new().unicode(false).utf8(false))
+                        .configure(
+                            Regex::config()
+                                .utf8_empty(false)
+                                .dfa(false)
+                                .nfa_size_limit(Some(64 << 20))
+                                .hybrid_cache_capacity(4 << 20),
+                        )
+                        .build_from_hir(&hir)
+                        .ok()
+                        .map(Engine::Linear)
+                } else {
+                    fancy_regex::RegexBuilder::new(&self.translated)
+                        .backtrack_limit(1_000_000)
+                        .build()
+                        .ok()
+                        .map(Engine::Backtracking)
+                }
+            })
+            .as_ref()
+    }
+
+    /// The first match and, with `want_groups`, up to nine groups, or `None`. A pattern
+    /// the engines refused matches nothing.
+    pub fn captures(&self, v: &[u8], want_groups: bool) -> Option<Vec<Vec<u8>>> {
+        match self.engine()? {
+            Engine::Linear(r) => {
+                if !want_groups {
+                    return r.find(v).map(|m| vec![v[m.range()].to_vec()]);
+                }
+                // Slots for the match and nine groups, on the stack.
+                let mut slots = [None; 20];
+                let want = r.group_info().slot_len().min(slots.len());
+                r.search_slots(&Input::new(v), &mut slots[..want])?;
+                Some(
+                    slots[..want]
+                        .chunks(2)
+                        .map(|pair| match pair {
+                            [Some(a), Some(b)] => {
+                                v.get(a.get()..b.get()).unwrap_or_default().to_vec()
+                            }
+                            _ => Vec::new(),
+                        })
+                        .collect(),
+                )
+            }
+            Engine::Backtracking(r) => {
+                let text = String::from_utf8_lossy(v);
+                // A pattern that exceeds its step limit does not match (as PCRE's limits).
+                let c = r.captures(&text).ok()??;
+                Some(
+                    c.iter()
+                        .take(if want_groups { 10 } else { 1 })
+                        .map(|m| m.map_or_else(Vec::new, |m| m.as_str().as_bytes().to_vec()))
+                        .collect(),
+                )
+            }
+        }
+    }
+
+    /// The strings one of which every match contains (see [`crate::prefilter`]).
+    pub fn required(&self) -> Option<Vec<Vec<u8>>> {
+        self.required.clone()
+    }
+
+    /// Whether it matches `v`.
+    pub fn is_match(&self, v: &[u8]) -> bool {
+        match self.engine() {
+            Some(Engine::Linear(r)) => r.is_match(v),
+            Some(Engine::Backtracking(r)) => {
+                r.is_match(&String::from_utf8_lossy(v)).unwrap_or(false)
+            }
+            None => false,
+        }
+    }
+
+    /// Whether it runs on the backtracking engine.
+    pub fn backtracks(&self) -> bool {
+        !self.linear
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engines_groups_and_requirements() {
+        let p = Pattern::new(r"(?i)(union)\s+(select)").unwrap();
+        assert!(!p.backtracks());
+        assert_eq!(
+            p.captures(b"x UNION  select y", true).unwrap(),
+            [
+                b"UNION  select".to_vec(),
+                b"UNION".to_vec(),
+                b"select".to_vec()
+            ]
+        );
+        assert_eq!(p.captures(b"x UNION  select y", false).unwrap().len(), 1);
+        assert_eq!(p.required(), Some(vec![b"select".to_vec()]));
+        let b = Pattern::new(r"(?<!x)abc").unwrap();
+        assert!(b.backtracks() && b.is_match(b"zabc") && !b.is_match(b"xabc"));
+        assert!(Pattern::new(r"\xff").unwrap().is_match(&[0xff]));
+        assert!(Pattern::new("(")
+            .unwrap_err()
+            .contains("bad regular expression"));
+    }
+}
