@@ -28,12 +28,13 @@ enum Engine {
     Backtracking(fancy_regex::Regex),
 }
 
-fn parse(translated: &str) -> Result<Hir, regex_syntax::Error> {
+fn parse(translated: &str) -> Result<Hir, String> {
     regex_syntax::ParserBuilder::new()
         .unicode(false)
         .utf8(false)
         .build()
         .parse(translated)
+        .map_err(|e| e.to_string())
 }
 
 impl Pattern {
