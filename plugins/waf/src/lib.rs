@@ -221,6 +221,11 @@ impl Waf {
         }
         if !st.hits.is_empty() {
             let ids: Vec<String> = st.hits.iter().map(|h| h.id.to_string()).collect();
+            // Per-rule hit counters (the proxy keeps the first 256 metric names a filter
+            // uses).
+            for id in &ids {
+                weir_sdk::metrics::counter_add(&format!("rule.{id}"), 1);
+            }
             let _ = req.set_context("waf.rules", &ids.join(","));
             audit_line(req, st, action, &score, phase);
         }

@@ -129,6 +129,22 @@ impl Operator {
         Ok((op, negated))
     }
 
+    /// The strings one of which a value must contain to match, when there are such (for the
+    /// prefilter): a pattern's required strings, or a phrase list itself.
+    pub fn required(&self) -> Option<Vec<Vec<u8>>> {
+        match self {
+            Operator::Rx(p) => p.required(),
+            Operator::Pm(_, phrases) if phrases.len() <= crate::prefilter::MAX_PHRASES => {
+                let set: Vec<Vec<u8>> = phrases
+                    .iter()
+                    .map(|p| p.to_ascii_lowercase().into_bytes())
+                    .collect();
+                (!set.iter().any(Vec::is_empty)).then_some(set)
+            }
+            _ => None,
+        }
+    }
+
     /// Whether `v` matches, and with `capture`, what it captured (the matched text first;
     /// without `capture` nothing is copied).
     pub fn matches(&self, v: &[u8], capture: bool, with: &dyn Lookup) -> Option<Captures> {

@@ -7,8 +7,14 @@ use crate::variables::Coll;
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
-/// Most alternatives a rule's requirement may have before it is not worth checking.
+/// Most alternatives a pattern's requirement may have before it is not worth checking.
 const MAX_ALTERNATIVES: usize = 400;
+
+/// Most phrases of an `@pm` list the prefilter takes.
+pub const MAX_PHRASES: usize = 5000;
+
+/// Most bytes a class may have to count as "one of these bytes is required".
+const MAX_CLASS_BYTES: usize = 4;
 
 /// The lower-case strings one of which every match of `pattern` contains, or `None` when
 /// there is no such set (the pattern can match text without a fixed piece).
@@ -65,7 +71,10 @@ fn facts(h: &Hir) -> Facts {
         HirKind::Literal(l) => Facts::exact(l.0.to_ascii_lowercase()),
         HirKind::Class(c) => match one_letter(c) {
             Some(b) => Facts::exact(vec![b]),
-            None => Facts::none(),
+            None => Facts {
+                exact: None,
+                required: few_bytes(c).map(|bs| bs.into_iter().map(|b| vec![b]).collect()),
+            },
         },
         HirKind::Capture(c) => facts(&c.sub),
         HirKind::Repetition(r) if r.min >= 1 => Facts {
@@ -124,6 +133,36 @@ fn facts(h: &Hir) -> Facts {
         }
         _ => Facts::none(),
     }
+}
+
+/// The bytes of a small class (letters lower-cased, each once).
+fn few_bytes(c: &Class) -> Option<Vec<u8>> {
+    let mut bytes: Vec<u8> = Vec::new();
+    let mut add = |lo: u32, hi: u32| -> Option<()> {
+        if hi > 0xff || (hi - lo) as usize >= MAX_CLASS_BYTES * 2 {
+            return None;
+        }
+        for b in lo..=hi {
+            let b = (b as u8).to_ascii_lowercase();
+            if !bytes.contains(&b) {
+                bytes.push(b);
+            }
+        }
+        Some(())
+    };
+    match c {
+        Class::Bytes(b) => {
+            for r in b.iter() {
+                add(u32::from(r.start()), u32::from(r.end()))?;
+            }
+        }
+        Class::Unicode(u) => {
+            for r in u.iter() {
+                add(u32::from(r.start()), u32::from(r.end()))?;
+            }
+        }
+    }
+    (bytes.len() <= MAX_CLASS_BYTES).then_some(bytes)
 }
 
 /// A class of one byte, or of one letter in both cases: that byte, lower-cased.
@@ -259,6 +298,8 @@ mod tests {
         assert_eq!(r("x+(?:foo|bar)+"), Some(vec!["foo".into(), "bar".into()]));
         assert_eq!(r("[Ss]elect"), Some(vec!["select".into()]));
         assert_eq!(r("a(?:b|)"), Some(vec!["a".into()]));
+        assert_eq!(r("[\\n\\r]"), Some(vec!["\n".into(), "\r".into()]));
+        assert_eq!(r("[a-z]"), None);
     }
 
     #[test]

@@ -540,7 +540,7 @@ impl Loader<'_> {
     }
 }
 
-/// Give each `@rx` link whose matches must contain one of some strings a slot in its
+/// Give each `@rx` / `@pm` link whose matches must contain one of some strings a slot in its
 /// chain's prefilter, and build the prefilters.
 fn prefilters(phases: &mut [Vec<Entry>; 5], chains: usize) -> Vec<Option<ChainFilter>> {
     let mut sets: Vec<Vec<Vec<Vec<u8>>>> = vec![Vec::new(); chains];
@@ -550,15 +550,13 @@ fn prefilters(phases: &mut [Vec<Entry>; 5], chains: usize) -> Vec<Option<ChainFi
         let mut link: Option<&mut Rule> = Some(rule);
         while let Some(l) = link {
             if let Some(Test {
-                op: Operator::Rx(pattern),
-                negated: false,
-                ..
+                op, negated: false, ..
             }) = &l.test
             {
                 if !l.actions.multi_match {
                     let room = |s: &&mut Vec<_>| s.len() < crate::prefilter::MAX_SLOTS;
                     if let (Some(req), Some(set)) =
-                        (pattern.required(), sets.get_mut(l.chain_id).filter(room))
+                        (op.required(), sets.get_mut(l.chain_id).filter(room))
                     {
                         l.pf_slot = Some(set.len() as u32);
                         set.push(req);
