@@ -4,8 +4,9 @@
 #   upstream: nginx answering 200 "hello" (keep-alive)
 #   nginx as reverse proxy, nginx + ModSecurity v3 (libnginx-mod-http-modsecurity) + CRS,
 #   weir with no filters, weir + the waf filter + CRS.
-# Load: wrk, HTTP/1.1 keep-alive, a benign GET with four query arguments and browser
-# headers. Before measuring, each WAF must pass that request and block an SQL injection.
+# Load: wrk, HTTP/1.1 keep-alive, benign GETs with four query arguments (two of them different
+# in every request, so no cache sees only repeats) and browser headers. Before measuring, each
+# WAF must pass such a request and block an SQL injection.
 # Reported: req/s, the proxy's CPU time per request, ratios to nginx, then what each WAF
 # adds over its proxy, and the WAF CPU ratio weir / ModSecurity.
 #
@@ -58,6 +59,14 @@ headers=(-H 'User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/2010010
     -H 'Accept-Language: en-GB,en;q=0.9' -H 'Accept-Encoding: gzip, deflate, br'
     -H 'Cookie: session=abc123; theme=dark')
 attack="/search?q=1%27%20OR%20%271%27%3D%271"
+# wrk: the same path with a changing id and search term per request.
+cat > "$work/vary.lua" <<'LUA'
+local n = 0
+request = function()
+    n = n + 1
+    return wrk.format("GET", "/products?id=" .. n .. "&sort=price&page=2&q=blue+shoes+" .. (n * 7919 % 10007))
+end
+LUA
 wait_up "http://$up/" "http://$ngx/" "http://$msc/" "http://$plain/" "http://$waf/"
 for p in "$msc" "$waf"; do
     ok=$(curl -s -o /dev/null -w '%{http_code}' "${headers[@]}" "http://$p$path")
@@ -65,13 +74,13 @@ for p in "$msc" "$waf"; do
     [ "$ok/$bad" = "200/403" ] || { echo "$p: benign $ok, attack $bad (want 200/403)" >&2; exit 1; }
 done
 
-echo "wrk: $conns connections, $duration per proxy x $rounds rounds; GET $path with browser headers"
+echo "wrk: $conns connections, $duration per proxy x $rounds rounds; GET /products?id=<n>&sort=price&page=2&q=blue+shoes+<m> with browser headers"
 echo "proxies (1 worker each) on CPU $proxy_cpus; wrk and upstream on CPU $load_cpus; CRS PL1 in both WAFs"
 results=$(for _ in $(seq 1 "$rounds"); do
-    run "nginx" "$nginx_pid" wrk -t1 -c"$conns" "${headers[@]}" "http://$ngx$path"
-    run "nginx+modsecurity" "$modsec_pid" wrk -t1 -c"$conns" "${headers[@]}" "http://$msc$path"
-    run "weir" "$plain_pid" wrk -t1 -c"$conns" "${headers[@]}" "http://$plain$path"
-    run "weir+waf" "$waf_pid" wrk -t1 -c"$conns" "${headers[@]}" "http://$waf$path"
+    run "nginx" "$nginx_pid" wrk -t1 -c"$conns" -s "$work/vary.lua" "${headers[@]}" "http://$ngx/"
+    run "nginx+modsecurity" "$modsec_pid" wrk -t1 -c"$conns" -s "$work/vary.lua" "${headers[@]}" "http://$msc/"
+    run "weir" "$plain_pid" wrk -t1 -c"$conns" -s "$work/vary.lua" "${headers[@]}" "http://$plain/"
+    run "weir+waf" "$waf_pid" wrk -t1 -c"$conns" -s "$work/vary.lua" "${headers[@]}" "http://$waf/"
 done)
 report "$results"
 cpu_added "$results" nginx nginx+modsecurity

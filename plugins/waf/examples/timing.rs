@@ -1,7 +1,9 @@
 //! Rough per-request cost of the CRS, not a benchmark of record (that is
 //! `host/benches/waf_vs_modsecurity.sh`): `timing [n]` loads Debian's CRS, warms up, runs n
-//! benign requests through phases 1 and 2 and prints the load time and the mean. Under
-//! callgrind, `--toggle-collect='*measured*'` counts the requests' instructions only.
+//! benign requests (browser headers; two of the four arguments differ from request to
+//! request) through phases 1 and 2 with the cross-request memo, and prints the load time
+//! and the mean. Under callgrind, `--toggle-collect='*measured*'` counts the requests'
+//! instructions only.
 use weir_plugin_waf::{
     engine,
     transaction::{Data, RequestHead},
@@ -37,28 +39,50 @@ fn main() {
     .iter()
     .map(|(a, b)| (a.to_string(), b.to_string()))
     .collect();
-    let head = RequestHead {
-        method: "GET",
-        raw_uri: "/products?id=42&sort=price&page=2&q=blue+shoes",
-        protocol: "HTTP/1.1",
-        headers: &headers,
-        client_addr: "192.0.2.1",
-        host: "shop.example",
-    };
+    let memo = std::cell::RefCell::new(engine::Memo::new(16_384));
     // Warm-up: patterns compile and automata fill at first use.
-    warm(&waf, &head);
+    warm(&waf, &memo, &headers);
     let t = std::time::Instant::now();
-    measured(&waf, &head, n);
+    measured(&waf, &memo, &headers, n);
     eprintln!("benign {:?}/req", t.elapsed() / n.max(1));
 }
 
 /// `n` benign requests through phases 1 and 2 (called once by `main` to be measured).
 #[inline(never)]
-fn measured(waf: &Waf, head: &RequestHead<'_>, n: u32) {
+fn measured(
+    waf: &Waf,
+    memo: &std::cell::RefCell<engine::Memo>,
+    headers: &[(String, String)],
+    n: u32,
+) {
+    requests(waf, memo, headers, n)
+}
+
+/// `n` benign requests.
+#[inline(never)]
+fn requests(
+    waf: &Waf,
+    memo: &std::cell::RefCell<engine::Memo>,
+    headers: &[(String, String)],
+    n: u32,
+) {
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     for _ in 0..n {
-        let d = Data::request(head);
+        let i = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let uri = format!(
+            "/products?id={i}&sort=price&page=2&q=blue+shoes+{}",
+            i * 7919 % 10007
+        );
+        let d = Data::request(&RequestHead {
+            method: "GET",
+            raw_uri: &uri,
+            protocol: "HTTP/1.1",
+            headers,
+            client_addr: "192.0.2.1",
+            host: "shop.example",
+        });
         let mut st = engine::State::new(waf.rules());
-        let mut c = engine::Cache::new(waf.rules());
+        let mut c = engine::Cache::with_memo(waf.rules(), memo);
         engine::run_phase(waf.rules(), 1, &d, &mut st, &mut c);
         engine::run_phase(waf.rules(), 2, &d, &mut st, &mut c);
         assert!(st.interruption.is_none(), "{:?}", st.hits);
@@ -68,8 +92,6 @@ fn measured(waf: &Waf, head: &RequestHead<'_>, n: u32) {
 
 /// The same requests, unmeasured.
 #[inline(never)]
-fn warm(waf: &Waf, head: &RequestHead<'_>) {
-    for _ in 0..20 {
-        measured(waf, head, 1);
-    }
+fn warm(waf: &Waf, memo: &std::cell::RefCell<engine::Memo>, headers: &[(String, String)]) {
+    requests(waf, memo, headers, 20);
 }

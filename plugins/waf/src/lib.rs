@@ -66,9 +66,14 @@ fn default_body() -> String {
 /// The filter: a loaded rule set.
 pub struct Waf {
     set: RuleSet,
+    /// What transformation chains made of values seen before.
+    memo: std::cell::RefCell<engine::Memo>,
     typed_bodies: bool,
     body: String,
 }
+
+/// Values (per transformation chain) the memo keeps across requests: a few MiB at most.
+const MEMO_ENTRIES: usize = 16_384;
 
 /// Rule files from the directories the manifest granted this filter.
 pub struct GrantedFiles;
@@ -114,6 +119,7 @@ impl Waf {
         }
         Ok(Waf {
             set,
+            memo: std::cell::RefCell::new(engine::Memo::new(MEMO_ENTRIES)),
             typed_bodies: s.typed_bodies,
             body: s.body,
         })
@@ -143,7 +149,7 @@ impl Waf {
     /// Phases 1 and 2 over `req`: the state they leave.
     pub fn inspect_request(&self, req: &Request<'_>) -> State {
         let mut st = State::new(&self.set);
-        let mut cache = Cache::new(&self.set);
+        let mut cache = Cache::with_memo(&self.set, &self.memo);
         let data = request_data(req);
         let content_type = req.header("content-type").unwrap_or_default();
         st.body_processor = self.default_processor(&content_type);
@@ -175,7 +181,7 @@ impl Waf {
             None
         };
         data.add_response(resp.status(), &headers, body.as_deref());
-        let mut cache = Cache::new(&self.set);
+        let mut cache = Cache::with_memo(&self.set, &self.memo);
         for phase in [3, 4, 5] {
             engine::run_phase(&self.set, phase, &data, st, &mut cache);
         }

@@ -129,6 +129,16 @@ impl Operator {
         Ok((op, negated))
     }
 
+    /// Whether the outcome depends on the value alone (no macros, no request state), so it
+    /// can be remembered for the next request with the same value.
+    pub fn is_pure(&self) -> bool {
+        match self {
+            Operator::RxMacro(_) => false,
+            Operator::Str(_, m) | Operator::Num(_, m) => m.is_literal(),
+            _ => true,
+        }
+    }
+
     /// The strings one of which a value must contain to match, when there are such (for the
     /// prefilter): a pattern's required strings, or a phrase list itself.
     pub fn required(&self) -> Option<Vec<Vec<u8>>> {

@@ -3,12 +3,11 @@
 //! skips, and the disruptive decision.
 
 use crate::macros::Lookup;
-use crate::prefilter::{self, ChainFilter};
 use crate::rule::{in_ranges, BodyProcessor, Ctl, Disruptive, EngineMode, Rule, SetOp, TagMatch};
 use crate::seclang::{Entry, RuleSet};
 use crate::transaction::Data;
 use crate::variables::{Coll, Key, VarSpec};
-use rustc_hash::FxHashMap;
+
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
@@ -103,124 +102,6 @@ impl State {
     /// Whether rules have stopped running (a deny, `allow`, or the engine turned off).
     pub fn done(&self) -> bool {
         self.interruption.is_some() || self.allowed || self.engine == EngineMode::Off
-    }
-}
-
-/// What is known of one value under one transformation chain.
-#[derive(Default)]
-struct Slot {
-    /// The transformed value (`None`: the transformations left it as it was).
-    value: Option<Vec<u8>>,
-    /// The chain's prefilter over it: which rules' required strings it contains.
-    hits: Option<prefilter::Bits>,
-}
-
-/// Transformed values of this transaction, by value address and transformation chain, and
-/// what the chains' prefilters found in them.
-pub struct Cache<'s> {
-    map: FxHashMap<(usize, usize, usize), Slot>,
-    filters: &'s [Option<ChainFilter>],
-    /// Per chain: the prefilter's finds over every value its rules could target.
-    chain_hits: FxHashMap<usize, prefilter::Bits>,
-    /// Whether a rule reads `MATCHED_VARS`: else they are not kept.
-    keep_matched_vars: bool,
-}
-
-impl<'s> Cache<'s> {
-    /// An empty cache for the rules of `set`.
-    pub fn new(set: &'s RuleSet) -> Self {
-        Cache {
-            map: FxHashMap::default(),
-            filters: &set.prefilters,
-            chain_hits: FxHashMap::default(),
-            keep_matched_vars: set.reads_matched_vars,
-        }
-    }
-
-    /// Forget everything (the values it was keyed by are gone).
-    pub fn clear(&mut self) {
-        self.map.clear();
-        self.chain_hits.clear();
-    }
-
-    /// Whether `link` can match any value of the collections its chain's prefilter covers:
-    /// `false` lets a rule whose required strings appear nowhere be skipped whole.
-    fn may_match(&mut self, link: &Rule, data: &Data) -> bool {
-        let (Some(pf), true) = (link.pf_slot, link.pf_whole) else {
-            return true;
-        };
-        let Some(Some(filter)) = self.filters.get(link.chain_id) else {
-            return true;
-        };
-        if let Some(bits) = self.chain_hits.get(&link.chain_id) {
-            return prefilter::has(bits, pf);
-        }
-        let mut all = prefilter::Bits::default();
-        for coll in &filter.colls {
-            let mut scan = |v: &[u8]| {
-                if let Some(bits) = self.scanned(link, filter, v) {
-                    all.union(bits);
-                }
-            };
-            match *coll {
-                Coll::Multi(i) => data.multi(i).iter().for_each(|it| scan(&it.value)),
-                Coll::Scalar(i) => {
-                    if let Some(v) = data.scalar(i) {
-                        scan(v)
-                    }
-                }
-                _ => return true,
-            }
-        }
-        let may = prefilter::has(&all, pf);
-        self.chain_hits.insert(link.chain_id, all);
-        may
-    }
-
-    /// The prefilter's finds in `v` under `link`'s transformations (computed once).
-    fn scanned(&mut self, link: &Rule, filter: &ChainFilter, v: &[u8]) -> Option<&prefilter::Bits> {
-        let key = (v.as_ptr() as usize, v.len(), link.chain_id);
-        let slot = self.map.entry(key).or_insert_with(|| Slot {
-            value: apply(link, v),
-            hits: None,
-        });
-        let value = slot.value.as_deref().unwrap_or(v);
-        Some(slot.hits.get_or_insert_with(|| filter.scan(value)))
-    }
-
-    /// `v` (borrowed from the transaction's variables, which outlive the cache keyed by their
-    /// address) through `link`'s transformations; `None` when the link's prefilter shows its
-    /// operator cannot match.
-    fn lookup<'c>(&'c mut self, link: &Rule, v: &'c [u8]) -> Option<&'c [u8]> {
-        let key = (v.as_ptr() as usize, v.len(), link.chain_id);
-        let slot = self.map.entry(key).or_insert_with(|| Slot {
-            value: apply(link, v),
-            hits: None,
-        });
-        if let Some(pf) = link.pf_slot {
-            if let Some(Some(filter)) = self.filters.get(link.chain_id) {
-                let value = slot.value.as_deref().unwrap_or(v);
-                let hits = slot.hits.get_or_insert_with(|| filter.scan(value));
-                if !prefilter::has(hits, pf) {
-                    return None;
-                }
-            }
-        }
-        Some(slot.value.as_deref().unwrap_or(v))
-    }
-}
-
-/// `v` through `link`'s transformations, or `None` if they change nothing.
-fn apply(link: &Rule, v: &[u8]) -> Option<Vec<u8>> {
-    let mut cur = Cow::Borrowed(v);
-    for t in &link.transforms {
-        if let Cow::Owned(o) = t.apply(&cur) {
-            cur = Cow::Owned(o);
-        }
-    }
-    match cur {
-        Cow::Owned(o) => Some(o),
-        Cow::Borrowed(_) => None,
     }
 }
 
@@ -322,21 +203,7 @@ fn eval_link<'d>(
     }
     targets.clear();
     for spec in test.vars.iter().filter(|s| !s.exclude) {
-        let before = targets.len();
         collect(head, spec, &test.vars, data, st, targets);
-        if spec.count {
-            let n = targets.len() - before;
-            targets.truncate(before);
-            let key = match &spec.key {
-                Some(Key::Exact(k)) => k.clone(),
-                _ => String::new(),
-            };
-            targets.push(Target {
-                coll: spec.coll,
-                key: Cow::Owned(key),
-                value: Cow::Owned(n.to_string().into_bytes()),
-            });
-        }
     }
     let mut matched = false;
     for t in targets.iter() {
@@ -350,11 +217,10 @@ fn eval_link<'d>(
                 multi_match(link, &t.value, &ctx, test.negated)
             } else {
                 match &t.value {
-                    Cow::Borrowed(v) => match cache.lookup(link, v) {
-                        Some(v) => run_op(link, v, &ctx, test.negated),
-                        None => None,
-                    },
-                    Cow::Owned(v) => match apply(link, v) {
+                    Cow::Borrowed(v) => cache.run(link, v, test.op.is_pure(), |v| {
+                        run_op(link, v, &ctx, test.negated)
+                    }),
+                    Cow::Owned(v) => match cache::apply(link, v) {
                         Some(t) => run_op(link, &t, &ctx, test.negated),
                         None => run_op(link, v, &ctx, test.negated),
                     },
@@ -380,6 +246,9 @@ fn eval_link<'d>(
     }
     matched
 }
+
+/// What a link's operator leaves on a match: the (transformed) value and its captures.
+pub(super) type OpHit = (Vec<u8>, Vec<Vec<u8>>);
 
 /// The operator over `v`: the transformed value and captures on a match.
 fn run_op(link: &Rule, v: &[u8], ctx: &Ctx<'_>, negated: bool) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
@@ -418,7 +287,7 @@ fn multi_match(
 }
 
 /// Gather the values `spec` names, minus exclusions (`!X:y` in the rule, and
-/// `ctl:ruleRemoveTarget*`).
+/// `ctl:ruleRemoveTarget*`); for `&X`, only how many there are.
 fn collect<'d>(
     rule: &Rule,
     spec: &VarSpec,
@@ -435,49 +304,59 @@ fn collect<'d>(
                 .iter()
                 .any(|(sel, e)| e.covers(spec.coll, lower) && sel.selects(rule))
     };
-    let owned = |key: String, value: Vec<u8>, out: &mut Vec<Target<'d>>| {
-        let lower = key.to_ascii_lowercase();
-        if selected(&lower) && !excluded(&lower) {
+    let take = |lower: &str| selected(lower) && !excluded(lower);
+    let mut count = 0usize;
+    // Values held by the transaction's state are copied: rules change it while they run.
+    let mut owned = |key: &str, value: &[u8], out: &mut Vec<Target<'d>>| {
+        count += 1;
+        if !spec.count {
             out.push(Target {
                 coll: spec.coll,
-                key: Cow::Owned(key),
-                value: Cow::Owned(value),
+                key: Cow::Owned(key.to_string()),
+                value: Cow::Owned(value.to_vec()),
             });
         }
     };
     match spec.coll {
         Coll::Multi(i) => {
             for item in data.multi(i) {
-                if selected(&item.lower) && !excluded(&item.lower) {
-                    out.push(Target {
-                        coll: spec.coll,
-                        key: Cow::Borrowed(item.name.as_str()),
-                        value: Cow::Borrowed(item.value.as_slice()),
-                    });
+                if take(&item.lower) {
+                    count += 1;
+                    if !spec.count {
+                        out.push(Target {
+                            coll: spec.coll,
+                            key: Cow::Borrowed(item.name.as_str()),
+                            value: Cow::Borrowed(item.value.as_slice()),
+                        });
+                    }
                 }
             }
         }
         Coll::Scalar(i) => {
             if let Some(v) = data.scalar(i) {
                 if !excluded("") {
-                    out.push(Target {
-                        coll: spec.coll,
-                        key: Cow::Borrowed(""),
-                        value: Cow::Borrowed(v),
-                    });
+                    count += 1;
+                    if !spec.count {
+                        out.push(Target {
+                            coll: spec.coll,
+                            key: Cow::Borrowed(""),
+                            value: Cow::Borrowed(v),
+                        });
+                    }
                 }
             }
         }
+        // TX keys are kept lower case, as selectors compare them.
         Coll::Tx => match &spec.key {
             Some(Key::Exact(k)) => {
-                if let Some(v) = st.tx.get(k) {
-                    owned(k.clone(), v.clone().into_bytes(), out);
+                if let Some(v) = st.tx.get(k).filter(|_| !excluded(k)) {
+                    owned(k, v.as_bytes(), out);
                 }
             }
             _ => {
                 for (k, v) in &st.tx {
-                    if selected(k) {
-                        owned(k.clone(), v.clone().into_bytes(), out);
+                    if take(k) {
+                        owned(k, v.as_bytes(), out);
                     }
                 }
             }
@@ -485,31 +364,46 @@ fn collect<'d>(
         Coll::Persistent(p) => {
             let prefix = format!("{p}.");
             for (k, v) in &st.persistent {
-                if let Some(k) = k.strip_prefix(&prefix).filter(|k| selected(k)) {
-                    owned(k.to_string(), v.clone().into_bytes(), out);
+                if let Some(k) = k.strip_prefix(&prefix).filter(|k| take(k)) {
+                    owned(k, v.as_bytes(), out);
                 }
             }
         }
         Coll::MatchedVar => {
             if let Some((_, _, v)) = &st.matched_var {
-                owned(String::new(), v.clone(), out);
+                owned("", v, out);
             }
         }
         Coll::MatchedVarName => {
             if let Some((c, k, _)) = &st.matched_var {
-                owned(String::new(), full_name(*c, k).into_bytes(), out);
+                owned("", full_name(*c, k).as_bytes(), out);
             }
         }
         Coll::MatchedVars => {
             for (n, v) in &st.matched_vars {
-                owned(n.clone(), v.clone(), out);
+                if take(&n.to_ascii_lowercase()) {
+                    owned(n, v, out);
+                }
             }
         }
         Coll::MatchedVarsNames => {
             for (n, _) in &st.matched_vars {
-                owned(n.clone(), n.clone().into_bytes(), out);
+                if take(&n.to_ascii_lowercase()) {
+                    owned(n, n.as_bytes(), out);
+                }
             }
         }
+    }
+    if spec.count {
+        let key = match &spec.key {
+            Some(Key::Exact(k)) => k.clone(),
+            _ => String::new(),
+        };
+        out.push(Target {
+            coll: spec.coll,
+            key: Cow::Owned(key),
+            value: Cow::Owned(count.to_string().into_bytes()),
+        });
     }
 }
 
@@ -674,6 +568,10 @@ impl Lookup for Ctx<'_> {
         }
     }
 }
+
+mod cache;
+
+pub use cache::{Cache, Memo};
 
 #[cfg(test)]
 mod tests;
