@@ -50,6 +50,13 @@ impl Macro {
         Macro { parts }
     }
 
+    /// Whether it refers to a collection whose name starts with `prefix` (upper case).
+    pub fn mentions(&self, prefix: &str) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Var(c, _) if c.starts_with(prefix)))
+    }
+
     /// Whether it has no references (so [`Macro::literal`] is its value).
     pub fn is_literal(&self) -> bool {
         self.parts.iter().all(|p| matches!(p, Part::Text(_)))

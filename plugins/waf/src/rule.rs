@@ -31,6 +31,10 @@ pub struct Rule {
     pub actions: Actions,
     /// The next link of a chain.
     pub chained: Option<Box<Rule>>,
+    /// Whether a match updates `MATCHED_VAR(S)`: only when something can read them (see
+    /// [`RuleSet`](crate::seclang::RuleSet) loading); a paranoia-level gate or a setting
+    /// of a default copies nothing.
+    pub records_match: bool,
     /// What `block` means here: the phase's `SecDefaultAction`.
     pub default_disruptive: Disruptive,
     /// The status of the phase's default action.
@@ -38,6 +42,37 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// Whether anything in this rule can read what its matches record: a later link, a
+    /// capture, or a macro naming `MATCHED_VAR...` in its messages or `setvar`s.
+    pub fn reads_its_matches(&self) -> bool {
+        let named = |m: &crate::macros::Macro| m.mentions("MATCHED_VAR");
+        let mut link = Some(self);
+        while let Some(l) = link {
+            let a = &l.actions;
+            if l.chained.is_some()
+                || a.capture
+                || a.msg.as_ref().is_some_and(named)
+                || a.logdata.as_ref().is_some_and(named)
+                || a.setvars.iter().any(|sv| {
+                    named(&sv.name)
+                        || matches!(&sv.op, crate::rule::SetOp::Set(m) | crate::rule::SetOp::Add(m) | crate::rule::SetOp::Sub(m) if named(m))
+                })
+            {
+                return true;
+            }
+            link = l.chained.as_deref();
+        }
+        false
+    }
+
+    /// Set `records_match` on every link.
+    pub fn set_records_match(&mut self, on: bool) {
+        self.records_match = on;
+        if let Some(next) = self.chained.as_deref_mut() {
+            next.set_records_match(on);
+        }
+    }
+
     /// Whether a link of this rule targets a collection `which` accepts.
     pub fn reads(&self, which: impl Fn(crate::variables::Coll) -> bool) -> bool {
         let mut link = Some(self);

@@ -237,11 +237,13 @@ fn eval_link<'d>(
                     .insert(i.to_string(), String::from_utf8_lossy(&c).into_owned());
             }
         }
-        if cache.keep_matched_vars {
-            st.matched_vars
-                .push((full_name(t.coll, &t.key), value.clone()));
+        if link.records_match {
+            if cache.keep_matched_vars {
+                st.matched_vars
+                    .push((full_name(t.coll, &t.key), value.clone()));
+            }
+            st.matched_var = Some((t.coll, t.key.to_string(), value));
         }
-        st.matched_var = Some((t.coll, t.key.to_string(), value));
         per_match_actions(head, link, data, st);
     }
     matched
@@ -254,9 +256,17 @@ pub(super) type OpHit = (Vec<u8>, Vec<Vec<u8>>);
 fn run_op(link: &Rule, v: &[u8], ctx: &Ctx<'_>, negated: bool) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
     let test = link.test.as_ref()?;
     let m = test.op.matches(v, link.actions.capture, ctx);
+    // The value is copied only when a rule can read it back (MATCHED_VAR).
+    let value = || {
+        if link.records_match {
+            v.to_vec()
+        } else {
+            Vec::new()
+        }
+    };
     match (m, negated) {
-        (Some(c), false) => Some((v.to_vec(), c)),
-        (None, true) => Some((v.to_vec(), Vec::new())),
+        (Some(c), false) => Some((value(), c)),
+        (None, true) => Some((value(), Vec::new())),
         _ => None,
     }
 }

@@ -476,6 +476,7 @@ impl Loader<'_> {
             chained: None,
             pf_slot: None,
             pf_whole: false,
+            records_match: true,
             default_disruptive: Disruptive::Pass,
             default_status: None,
         };
@@ -537,6 +538,28 @@ impl Loader<'_> {
             Entry::Rule(r) => r.reads(|c| matches!(c, Coll::MatchedVars | Coll::MatchedVarsNames)),
             Entry::Marker(_) => false,
         });
+        // A rule whose targets include MATCHED_VAR... may read what an earlier rule matched:
+        // then every match records. Otherwise only rules that read their own matches do.
+        let reads_earlier = self.set.phases.iter().flatten().any(|e| match e {
+            Entry::Rule(r) => r.test.as_ref().is_some_and(|t| {
+                t.vars.iter().any(|v| {
+                    matches!(
+                        v.coll,
+                        Coll::MatchedVar
+                            | Coll::MatchedVarName
+                            | Coll::MatchedVars
+                            | Coll::MatchedVarsNames
+                    )
+                })
+            }),
+            Entry::Marker(_) => false,
+        });
+        for entry in self.set.phases.iter_mut().flatten() {
+            if let Entry::Rule(r) = entry {
+                let on = reads_earlier || r.reads_its_matches();
+                r.set_records_match(on);
+            }
+        }
     }
 }
 
