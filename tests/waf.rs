@@ -278,3 +278,30 @@ fn weir_check_names_the_broken_rule_file_and_line() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_burst_at_startup_is_served_while_instances_load_their_rules() {
+    // Each new instance reads and compiles the whole CRS: a burst of requests before any is
+    // warm must wait for instances, not fail them.
+    let up = Upstream::echo("app").await;
+    let weir = Weir::start(&waf_manifest(up.addr, "", ""));
+    let client = keep_alive_client();
+    let mut calls = Vec::new();
+    for i in 0..48 {
+        let path = if i % 4 == 0 { ATTACKS[0] } else { ORDINARY[1] };
+        let mut req = Request::get(weir.url(path));
+        for (n, v) in BROWSER {
+            req = req.header(n, v);
+        }
+        let req = req.body(Full::new(Bytes::new())).unwrap();
+        let client = client.clone();
+        calls.push(tokio::spawn(async move {
+            (i, client.request(req).await.map(|r| r.status().as_u16()))
+        }));
+    }
+    for call in calls {
+        let (i, status) = call.await.unwrap();
+        let want = if i % 4 == 0 { 403 } else { 200 };
+        assert_eq!(status.ok(), Some(want), "request {i}: {}", weir.logs());
+    }
+}

@@ -209,6 +209,11 @@ impl FilterState {
         files: &[crate::config::FileGrant],
     ) -> Result<Self, String> {
         let mut wasi = WasiCtx::builder();
+        // Granted files are local and read mostly in `init`: reading them in place keeps a
+        // call from suspending mid-way (and its worker from starting other requests, whose
+        // CPU the call's deadline would be charged with, and which would each start an
+        // instance of their own).
+        wasi.allow_blocking_current_thread(true);
         for grant in files {
             wasi.preopened_dir(&grant.host, &grant.guest, wasmtime_wasi::FsPerms::ReadOnly)
                 .map_err(|e| {
