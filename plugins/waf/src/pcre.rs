@@ -23,6 +23,13 @@ pub fn translate(pattern: &str) -> String {
                     out.push('\\');
                     out.push(n as char);
                 }
+                // `\x{e2}`, `\p{L}`: the braces belong to the escape.
+                b'x' | b'p' | b'P' if b.get(i + 2) == Some(&b'{') => {
+                    let end = pattern[i..].find('}').map_or(b.len(), |e| i + e + 1);
+                    out.push_str(&pattern[i..end]);
+                    i = end;
+                    continue;
+                }
                 _ => {
                     // Copy the escape whole (it may be multi-byte UTF-8 after a backslash).
                     let len = utf8_len(next);
@@ -171,6 +178,10 @@ mod tests {
         assert_eq!(translate(r"\s*+;\s++x?+(?>ab)"), r"\s*;\s+x?(?:ab)");
         assert_eq!(translate(r"a\Z|\/\d"), r"a$|\/\d");
         assert_eq!(translate("é[é]"), "é[é]");
+        assert_eq!(
+            translate(r"\x{e2}\x91[\xa0-\x{bf}]"),
+            r"\x{e2}\x91[\xa0-\x{bf}]"
+        );
         for p in [
             r"[^\x5c\]{}[]+",
             r"a{2,3}b{c}",
