@@ -41,6 +41,9 @@ fn main() {
     .collect();
     let memo = std::cell::RefCell::new(engine::Memo::new(16_384));
     // Warm-up: patterns compile and automata fill at first use.
+    let t = std::time::Instant::now();
+    requests(&waf, &memo, &headers, 1);
+    eprintln!("first request {:?}", t.elapsed());
     warm(&waf, &memo, &headers);
     let t = std::time::Instant::now();
     measured(&waf, &memo, &headers, n);

@@ -10,8 +10,9 @@ use regex_syntax::hir::{Class, Hir, HirKind};
 /// Most alternatives a pattern's requirement may have before it is not worth checking.
 const MAX_ALTERNATIVES: usize = 400;
 
-/// Most phrases of an `@pm` list the prefilter takes.
-pub const MAX_PHRASES: usize = 5000;
+/// Most phrases of an `@pm` list the prefilter takes (a long list is an automaton of its own
+/// already, and would make every chain automaton costly to build).
+pub const MAX_PHRASES: usize = 100;
 
 /// Most bytes a class may have to count as "one of these bytes is required".
 const MAX_CLASS_BYTES: usize = 4;

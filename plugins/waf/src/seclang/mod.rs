@@ -534,6 +534,7 @@ impl Loader<'_> {
             .count();
         self.set.chains = self.chain_ids.len();
         self.set.prefilters = prefilters(&mut self.set.phases, self.set.chains);
+        compile_unfiltered(&self.set.phases);
         self.set.reads_matched_vars = self.set.phases.iter().flatten().any(|e| match e {
             Entry::Rule(r) => r.reads(|c| matches!(c, Coll::MatchedVars | Coll::MatchedVarsNames)),
             Entry::Marker(_) => false,
@@ -613,6 +614,29 @@ fn prefilters(phases: &mut [Vec<Entry>; 5], chains: usize) -> Vec<Option<ChainFi
             }
         })
         .collect()
+}
+
+/// Compile now the patterns no prefilter guards: they run on every request, so the first
+/// request should not pay for them. (The others compile when their strings first appear.)
+fn compile_unfiltered(phases: &[Vec<Entry>; 5]) {
+    for entry in phases.iter().flatten() {
+        let Entry::Rule(rule) = entry else { continue };
+        let mut link = Some(&**rule);
+        while let Some(l) = link {
+            if let (
+                Some(Test {
+                    op: Operator::Rx(p),
+                    ..
+                }),
+                None,
+            ) = (&l.test, l.pf_slot)
+            {
+                // A pattern the engines refuse matches nothing, as it would at first use.
+                let _ = p.compile();
+            }
+            link = l.chained.as_deref();
+        }
+    }
 }
 
 impl RuleSet {
