@@ -6,10 +6,10 @@
 //!
 //! Needs `cc`, `libmodsecurity-dev` and `modsecurity-crs` (`.ci/run` installs them).
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use weir_plugin_waf::Waf;
 use weir_sdk::testing::{self, MockRequest};
 
@@ -294,25 +294,6 @@ fn corpus() -> Vec<Case> {
     out
 }
 
-/// The C harness, built with the system's libmodsecurity.
-fn build_harness(dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/modsecurity/decide.c");
-    let exe = dir.join("decide");
-    let out = Command::new("cc")
-        .args(["-O2", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .arg("-lmodsecurity")
-        .output()
-        .expect("run cc");
-    assert!(
-        out.status.success(),
-        "building the ModSecurity harness failed (apt-get install libmodsecurity-dev):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    exe
-}
-
 fn modsecurity(dir: &Path, cases: &[Case]) -> Vec<(u16, Vec<String>)> {
     let conf = dir.join("modsec.conf");
     std::fs::write(
@@ -335,18 +316,8 @@ fn modsecurity(dir: &Path, cases: &[Case]) -> Vec<(u16, Vec<String>)> {
         }
         input.push_str("END\n");
     }
-    let mut child = Command::new(build_harness(dir))
-        .arg(&conf)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run the harness");
-    let mut stdin = child.stdin.take().unwrap();
-    std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "the harness failed");
-    String::from_utf8(out.stdout)
-        .unwrap()
+    let exe = common::build_c(dir, "modsecurity/decide.c", "decide");
+    common::run(&exe, &[&conf], input)
         .lines()
         .map(|l| {
             let (status, ids) = l.split_once(' ').unwrap();

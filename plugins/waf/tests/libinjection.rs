@@ -6,9 +6,7 @@
 //!
 //! Needs `cc` and `libmodsecurity-dev` (`.ci/run` installs them).
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
+mod common;
 
 const PIECES: &[&str] = &[
     "1",
@@ -149,20 +147,7 @@ fn inputs(n: usize) -> Vec<Vec<u8>> {
 #[test]
 fn the_port_agrees_with_the_c_library() {
     let dir = tempfile::tempdir().unwrap();
-    let exe = dir.path().join("detect");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/libinjection/detect.c");
-    let built = Command::new("cc")
-        .args(["-O2", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .arg("-lmodsecurity")
-        .output()
-        .expect("run cc");
-    assert!(
-        built.status.success(),
-        "building the libinjection harness failed (apt-get install libmodsecurity-dev):\n{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
+    let exe = common::build_c(dir.path(), "libinjection/detect.c", "detect");
     let cases = inputs(20_000);
     let mut input = String::new();
     for c in &cases {
@@ -171,16 +156,7 @@ fn the_port_agrees_with_the_c_library() {
         }
         input.push('\n');
     }
-    let mut child = Command::new(&exe)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run the harness");
-    let mut stdin = child.stdin.take().unwrap();
-    std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().unwrap();
-    let theirs: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
+    let theirs: Vec<String> = common::run(&exe, &[], input)
         .lines()
         .map(String::from)
         .collect();
