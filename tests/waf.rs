@@ -281,10 +281,21 @@ fn weir_check_names_the_broken_rule_file_and_line() {
 
 #[tokio::test]
 async fn a_burst_at_startup_is_served_while_instances_load_their_rules() {
-    // Each new instance reads and compiles the whole CRS: a burst of requests before any is
-    // warm must wait for instances, not fail them.
+    // Each new instance reads and compiles the whole CRS: a burst of requests must not fail
+    // for it, and no worker should meet it on the request path: a filter this slow to
+    // start has an instance for every worker (one per CPU) before the proxy serves.
     let up = Upstream::echo("app").await;
-    let weir = Weir::start(&waf_manifest(up.addr, "", ""));
+    let weir = Weir::start(&format!(
+        "admin = \"127.0.0.1:0\"\n{}",
+        waf_manifest(up.addr, "", "")
+    ));
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let status = weir.status().await;
+    assert_eq!(
+        status["filters"][0]["instances_created"].as_u64(),
+        Some(cpus),
+        "{status}"
+    );
     let client = keep_alive_client();
     let mut calls = Vec::new();
     for i in 0..48 {
@@ -304,4 +315,10 @@ async fn a_burst_at_startup_is_served_while_instances_load_their_rules() {
         let want = if i % 4 == 0 { 403 } else { 200 };
         assert_eq!(status.ok(), Some(want), "request {i}: {}", weir.logs());
     }
+    let status = weir.status().await;
+    assert_eq!(
+        status["filters"][0]["instances_created"].as_u64(),
+        Some(cpus),
+        "the burst found an instance on every worker: {status}"
+    );
 }

@@ -61,6 +61,9 @@ struct Runtime {
     metered: bool,
 }
 
+/// An instance that takes this long to create and `init` is made for every worker at load.
+const SLOW_INIT: std::time::Duration = std::time::Duration::from_millis(20);
+
 impl Runtime {
     /// An engine with the component model, WASI p2 (capability-less), the Weir imports,
     /// the pooling allocator, epoch interruption, and fuel metering if `metered`.
@@ -71,6 +74,10 @@ impl Runtime {
         // CPU deadlines: a ticker advances the epoch; each call gets a deadline in ticks.
         config.epoch_interruption(true);
         config.consume_fuel(metered);
+        #[cfg(feature = "profile-filters")]
+        if std::env::var_os("WEIR_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(MAX_INSTANCES)
             .total_core_instances(MAX_INSTANCES * 4)
@@ -320,8 +327,14 @@ impl FilterEngine {
             },
         });
         let pool = InstancePool::new(compiled.pre, cfg, services.clone());
+        let started = std::time::Instant::now();
         let (first, hooks) = pool.instantiate().await?;
         pool.keep_idle(first);
+        // A filter this slow to start gets an instance per worker now, before it serves,
+        // rather than one per worker on that worker's first request (which would wait).
+        if started.elapsed() >= SLOW_INIT {
+            pool.prewarm_other_slots().await?;
+        }
         Ok(Filter {
             name,
             pool,

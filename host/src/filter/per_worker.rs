@@ -37,11 +37,15 @@ impl<T> PerWorker<T> {
 
     /// The current thread's value.
     pub fn mine(&self) -> &T {
-        let i = WORKER_SLOT.with(Cell::get) % (self.rest.len() + 1);
-        match i.checked_sub(1) {
+        match self.my_index().checked_sub(1) {
             None => &self.first,
             Some(i) => self.rest.get(i).unwrap_or(&self.first),
         }
+    }
+
+    /// The index of the current thread's slot.
+    pub fn my_index(&self) -> usize {
+        WORKER_SLOT.with(Cell::get) % (self.rest.len() + 1)
     }
 
     /// Every slot's value.

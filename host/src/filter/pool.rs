@@ -205,10 +205,27 @@ impl InstancePool {
 
     /// Keep an unused instance (made at load time) for the next call.
     pub fn keep_idle(&self, instance: Instance) {
-        let mut idle = self.idle.mine().lock().unwrap_or_else(|p| p.into_inner());
+        Self::keep_in(self.idle.mine(), instance);
+    }
+
+    fn keep_in(slot: &Mutex<Vec<Instance>>, instance: Instance) {
+        let mut idle = slot.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE {
             idle.push(instance);
         }
+    }
+
+    /// Give every other worker slot an initialised instance too, so that no request waits
+    /// for a filter whose `init` is slow (one that loads a rule set, say).
+    pub async fn prewarm_other_slots(&self) -> Result<(), LoadError> {
+        let mine = self.idle.my_index();
+        for (i, slot) in self.idle.iter().enumerate() {
+            if i != mine {
+                let (instance, _) = self.instantiate().await?;
+                Self::keep_in(slot, instance);
+            }
+        }
+        Ok(())
     }
 
     /// How many instances were ever created (the first at load time included).
