@@ -35,6 +35,9 @@ pub struct Rule {
     /// [`RuleSet`](crate::seclang::RuleSet) loading); a paranoia-level gate or a setting
     /// of a default copies nothing.
     pub records_match: bool,
+    /// Where `skipAfter` lands: the index of its marker in this rule's phase (past the
+    /// end when the phase has no such marker after the rule).
+    pub skip_target: Option<usize>,
     /// What `block` means here: the phase's `SecDefaultAction`.
     pub default_disruptive: Disruptive,
     /// The status of the phase's default action.

@@ -110,26 +110,18 @@ pub fn run_phase(set: &RuleSet, phase: u8, data: &Data, st: &mut State, cache: &
     let Some(list) = set.phases.get(usize::from(phase.saturating_sub(1))) else {
         return;
     };
-    let mut skip_to: Option<&str> = None;
     let mut skip_n = 0u32;
     // One buffer of target values for every rule of the phase.
     let mut targets = Vec::with_capacity(32);
-    for entry in list {
+    let mut at = 0;
+    while let Some(entry) = list.get(at) {
+        at += 1;
         if st.done() {
             return;
         }
-        let rule = match entry {
-            Entry::Marker(name) => {
-                if skip_to == Some(name.as_str()) {
-                    skip_to = None;
-                }
-                continue;
-            }
-            Entry::Rule(r) => r,
-        };
-        if skip_to.is_some() {
+        let Entry::Rule(rule) = entry else {
             continue;
-        }
+        };
         if skip_n > 0 {
             skip_n -= 1;
             continue;
@@ -145,8 +137,9 @@ pub fn run_phase(set: &RuleSet, phase: u8, data: &Data, st: &mut State, cache: &
             continue;
         }
         after_match(rule, data, st);
-        if let Some(m) = &rule.actions.skip_after {
-            skip_to = Some(m.as_str());
+        // `skipAfter`: on past the marker (found when the rules were loaded).
+        if let Some(marker) = rule.skip_target {
+            at = marker.saturating_add(1);
         }
         skip_n = rule.actions.skip;
     }

@@ -120,3 +120,15 @@ fn ctl_rule_engine_off_and_remove_by_id() {
     assert!(run(rules, "/admin?a=bad", &[]).interruption.is_none());
     assert!(run(rules, "/x?a=bad", &[]).interruption.is_some());
 }
+
+#[test]
+fn skip_after_an_absent_marker_skips_the_rest_of_the_phase() {
+    let rules = "SecAction \"id:1,phase:1,pass,nolog,skipAfter:NOWHERE\"\n\
+                 SecRule ARGS \"@rx x\" \"id:2,phase:1,deny\"\n\
+                 SecRule ARGS \"@rx x\" \"id:3,phase:2,deny\"";
+    // Phase 1's deny is skipped; phase 2 runs as ever.
+    assert_eq!(
+        run(rules, "/?a=x", &[]).interruption.map(|i| i.rule),
+        Some(3)
+    );
+}

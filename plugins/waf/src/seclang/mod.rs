@@ -477,6 +477,7 @@ impl Loader<'_> {
             pf_slot: None,
             pf_whole: false,
             records_match: true,
+            skip_target: None,
             default_disruptive: Disruptive::Pass,
             default_status: None,
         };
@@ -512,6 +513,7 @@ impl Loader<'_> {
                 Entry::Rule(r) => !removals.iter().any(|s| s.selects(r)),
                 Entry::Marker(_) => true,
             });
+            resolve_skips(phase);
             for entry in phase.iter_mut() {
                 let Entry::Rule(rule) = entry else { continue };
                 for (sel, vars) in &updates {
@@ -614,6 +616,31 @@ fn prefilters(phases: &mut [Vec<Entry>; 5], chains: usize) -> Vec<Option<ChainFi
             }
         })
         .collect()
+}
+
+/// Point each `skipAfter` at the first marker of its name after the rule (past the end of
+/// the phase when there is none, as ModSecurity skips the rest of the phase then).
+fn resolve_skips(phase: &mut [Entry]) {
+    let markers: Vec<(usize, String)> = phase
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match e {
+            Entry::Marker(m) => Some((i, m.clone())),
+            Entry::Rule(_) => None,
+        })
+        .collect();
+    for (i, entry) in phase.iter_mut().enumerate() {
+        if let Entry::Rule(r) = entry {
+            if let Some(name) = &r.actions.skip_after {
+                r.skip_target = Some(
+                    markers
+                        .iter()
+                        .find(|(at, m)| *at > i && m == name)
+                        .map_or(usize::MAX - 1, |(at, _)| *at),
+                );
+            }
+        }
+    }
 }
 
 /// Compile now the patterns no prefilter guards: they run on every request, so the first
