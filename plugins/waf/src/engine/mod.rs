@@ -8,8 +8,8 @@ use crate::seclang::{Entry, RuleSet};
 use crate::transaction::Data;
 use crate::variables::{Coll, Key, VarSpec};
 
+use rustc_hash::FxHashMap;
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 /// A rule that matched and logs.
 #[derive(Debug, Clone)]
@@ -47,9 +47,9 @@ impl RuleSel {
 #[derive(Debug)]
 pub struct State {
     /// The `TX` collection (keys lower case).
-    pub tx: BTreeMap<String, String>,
+    pub tx: FxHashMap<String, String>,
     /// `IP`, `GLOBAL`, `SESSION`, `USER`, `RESOURCE`, as `ip.key`: this request only.
-    pub persistent: BTreeMap<String, String>,
+    pub persistent: FxHashMap<String, String>,
     /// The last value a rule matched: its collection, key and value (the name
     /// `COLL:key` is put together only when a rule asks for it).
     matched_var: Option<(Coll, String, Vec<u8>)>,
@@ -81,8 +81,8 @@ impl State {
     /// A new transaction under `set`'s settings.
     pub fn new(set: &RuleSet) -> State {
         State {
-            tx: BTreeMap::new(),
-            persistent: BTreeMap::new(),
+            tx: FxHashMap::default(),
+            persistent: FxHashMap::default(),
             matched_var: None,
             matched_vars: Vec::new(),
             removed_ids: Vec::new(),
@@ -357,8 +357,11 @@ fn collect<'d>(
                 }
             }
             _ => {
-                for (k, v) in &st.tx {
-                    if take(k) {
+                // In key order, so which value is matched last does not depend on hashing.
+                let mut keys: Vec<&String> = st.tx.keys().filter(|k| take(k)).collect();
+                keys.sort();
+                for k in keys {
+                    if let Some(v) = st.tx.get(k) {
                         owned(k, v.as_bytes(), out);
                     }
                 }
@@ -366,10 +369,14 @@ fn collect<'d>(
         },
         Coll::Persistent(p) => {
             let prefix = format!("{p}.");
-            for (k, v) in &st.persistent {
-                if let Some(k) = k.strip_prefix(&prefix).filter(|k| take(k)) {
-                    owned(k, v.as_bytes(), out);
-                }
+            let mut found: Vec<(&str, &String)> = st
+                .persistent
+                .iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix(&prefix).filter(|k| take(k))?, v)))
+                .collect();
+            found.sort();
+            for (k, v) in found {
+                owned(k, v.as_bytes(), out);
             }
         }
         Coll::MatchedVar => {
