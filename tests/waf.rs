@@ -217,8 +217,9 @@ async fn a_rule_change_reloads_and_a_broken_rule_keeps_the_old_rules() {
     let manifest = manifest(
         &[up.addr],
         &["waf"],
+        // A fresh instance per call: each one loads the rules, as new instances do.
         "[filters.waf]\nplugin = \"waf.wasm\"\nfiles = { \"/custom\" = \"custom\" }\n\
-         config = { rules = [\"/custom/*.conf\"] }\n",
+         isolation = \"per-request\"\nconfig = { rules = [\"/custom/*.conf\"] }\n",
     );
     let weir = Weir::start_in(dir, &manifest);
     assert_eq!(get(&weir.url("/?x=one"), &[]).await.status, 451);
@@ -250,8 +251,20 @@ async fn a_rule_change_reloads_and_a_broken_rule_keeps_the_old_rules() {
     .unwrap();
     let log = weir.wait_for_log("/custom/local.conf:3: SecRule: bad regular expression");
     assert!(log.contains("reload refused"), "{log}");
-    assert_eq!(get(&weir.url("/?x=two"), &[]).await.status, 451);
-    assert_eq!(get(&weir.url("/?x=one"), &[]).await.status, 200);
+    // The last good rules keep serving, in instances made after the change too: they read
+    // the files as they were when their filter loaded.
+    let mut calls = Vec::new();
+    for i in 0..24 {
+        let url = weir.url(if i % 2 == 0 { "/?x=two" } else { "/?x=one" });
+        calls.push(tokio::spawn(
+            async move { (i, get(&url, &[]).await.status) },
+        ));
+    }
+    for call in calls {
+        let (i, status) = call.await.unwrap();
+        let want = if i % 2 == 0 { 451 } else { 200 };
+        assert_eq!(status, want, "request {i}: {}", weir.logs());
+    }
 }
 
 #[test]

@@ -12,6 +12,7 @@ use super::outbound::{Clients, DenyList, Outbound};
 use super::pool::{InstancePool, Prepared};
 use super::rate_limit::{MemoryRateLimit, RateLimitBackend};
 use super::services::FilterServices;
+use super::snapshot::Snapshot;
 use super::{header_edits, sync_io, waits};
 use super::{Filter, FilterVersion, LoadError};
 use crate::config::FilterConfig;
@@ -326,7 +327,15 @@ impl FilterEngine {
                 clients,
             },
         });
-        let pool = InstancePool::new(compiled.pre, cfg, services.clone());
+        // The granted files as they are now: what every instance of this load reads.
+        let snapshot = {
+            let (name, files) = (cfg.name.clone(), cfg.files.clone());
+            tokio::task::spawn_blocking(move || Snapshot::take(&name, &files))
+                .await
+                .unwrap_or_else(|e| Err(format!("copying the granted files failed: {e}")))
+                .map_err(LoadError::Files)?
+        };
+        let pool = InstancePool::new(compiled.pre, cfg, services.clone(), snapshot);
         let started = std::time::Instant::now();
         let (first, hooks) = pool.instantiate().await?;
         pool.keep_idle(first);

@@ -33,6 +33,7 @@ mod pool;
 pub mod rate_limit;
 mod resources;
 mod services;
+mod snapshot;
 mod stderr;
 mod sync_io;
 mod waits;

@@ -15,6 +15,7 @@ use super::bindings::{self, FilterWorld, FilterWorldPre, Hooks};
 use super::host::FilterState;
 use super::per_worker::PerWorker;
 use super::services::FilterServices;
+use super::snapshot::Snapshot;
 use super::LoadError;
 use crate::config::{FilterConfig, Isolation};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -106,14 +107,22 @@ pub(super) struct InstancePool {
     created: AtomicU64,
     /// Instances that exist now, busy or idle.
     live: Arc<AtomicU32>,
+    /// The granted files as they were at load, which every instance reads.
+    snapshot: Option<Snapshot>,
 }
 
 impl InstancePool {
-    pub fn new(pre: Prepared, cfg: &FilterConfig, services: Arc<FilterServices>) -> Self {
+    pub fn new(
+        pre: Prepared,
+        cfg: &FilterConfig,
+        services: Arc<FilterServices>,
+        snapshot: Option<Snapshot>,
+    ) -> Self {
         InstancePool {
             pre,
             cfg: cfg.clone(),
             services,
+            snapshot,
             idle: PerWorker::new(|| Mutex::new(Vec::new())),
             created: AtomicU64::new(0),
             live: Arc::new(AtomicU32::new(0)),
@@ -130,7 +139,9 @@ impl InstancePool {
             self.services.clone(),
             self.cfg.inherit_stdio,
             self.cfg.memory_limit,
-            &self.cfg.files,
+            self.snapshot
+                .as_ref()
+                .map_or(&self.cfg.files[..], Snapshot::grants),
         )
         .map_err(LoadError::Files)?;
         let mut store = Store::new(self.pre.engine(), state);
