@@ -87,10 +87,11 @@ pub struct Cache<'s> {
 impl<'s> Cache<'s> {
     /// An empty cache for the rules of `set`.
     pub fn new(set: &'s RuleSet) -> Self {
+        // Sized for a typical request (a few dozen values, a dozen chains): no rehashing.
         Cache {
-            map: FxHashMap::default(),
+            map: FxHashMap::with_capacity_and_hasher(256, Default::default()),
             filters: &set.prefilters,
-            chain_hits: FxHashMap::default(),
+            chain_hits: FxHashMap::with_capacity_and_hasher(32, Default::default()),
             keep_matched_vars: set.reads_matched_vars,
             memo: None,
         }
