@@ -309,61 +309,44 @@ fn collect<'d>(
     };
     let take = |lower: &str| selected(lower) && !excluded(lower);
     let mut count = 0usize;
-    // Values held by the transaction's state are copied: rules change it while they run.
-    let mut owned = |key: &str, value: &[u8], out: &mut Vec<Target<'d>>| {
+    let mut push = |key: Cow<'d, str>, value: Cow<'d, [u8]>| {
         count += 1;
         if !spec.count {
             out.push(Target {
                 coll: spec.coll,
-                key: Cow::Owned(key.to_string()),
-                value: Cow::Owned(value.to_vec()),
+                key,
+                value,
             });
         }
     };
+    // Values held by the transaction's state are copied: rules change it while they run.
+    let copy = |k: &str, v: &[u8]| (Cow::Owned(k.to_string()), Cow::Owned(v.to_vec()));
     match spec.coll {
-        Coll::Multi(i) => {
-            for item in data.multi(i) {
-                if take(&item.lower) {
-                    count += 1;
-                    if !spec.count {
-                        out.push(Target {
-                            coll: spec.coll,
-                            key: Cow::Borrowed(item.name.as_str()),
-                            value: Cow::Borrowed(item.value.as_slice()),
-                        });
-                    }
-                }
-            }
-        }
+        Coll::Multi(i) => data
+            .multi(i)
+            .iter()
+            .filter(|item| take(&item.lower))
+            .for_each(|item| push(Cow::Borrowed(&item.name), Cow::Borrowed(&item.value))),
         Coll::Scalar(i) => {
-            if let Some(v) = data.scalar(i) {
-                if !excluded("") {
-                    count += 1;
-                    if !spec.count {
-                        out.push(Target {
-                            coll: spec.coll,
-                            key: Cow::Borrowed(""),
-                            value: Cow::Borrowed(v),
-                        });
-                    }
-                }
+            if let Some(v) = data.scalar(i).filter(|_| !excluded("")) {
+                push(Cow::Borrowed(""), Cow::Borrowed(v));
             }
         }
         // TX keys are kept lower case, as selectors compare them.
         Coll::Tx => match &spec.key {
             Some(Key::Exact(k)) => {
                 if let Some(v) = st.tx.get(k).filter(|_| !excluded(k)) {
-                    owned(k, v.as_bytes(), out);
+                    let (k, v) = copy(k, v.as_bytes());
+                    push(k, v);
                 }
             }
             _ => {
                 // In key order, so which value is matched last does not depend on hashing.
-                let mut keys: Vec<&String> = st.tx.keys().filter(|k| take(k)).collect();
-                keys.sort();
-                for k in keys {
-                    if let Some(v) = st.tx.get(k) {
-                        owned(k, v.as_bytes(), out);
-                    }
+                let mut found: Vec<_> = st.tx.iter().filter(|(k, _)| take(k)).collect();
+                found.sort();
+                for (k, v) in found {
+                    let (k, v) = copy(k, v.as_bytes());
+                    push(k, v);
                 }
             }
         },
@@ -376,31 +359,32 @@ fn collect<'d>(
                 .collect();
             found.sort();
             for (k, v) in found {
-                owned(k, v.as_bytes(), out);
+                let (k, v) = copy(k, v.as_bytes());
+                push(k, v);
             }
         }
-        Coll::MatchedVar => {
-            if let Some((_, _, v)) = &st.matched_var {
-                owned("", v, out);
+        Coll::MatchedVar | Coll::MatchedVarName => {
+            if let Some((c, k, v)) = &st.matched_var {
+                let value = match spec.coll {
+                    Coll::MatchedVar => v.clone(),
+                    _ => full_name(*c, k).into_bytes(),
+                };
+                push(Cow::Borrowed(""), Cow::Owned(value));
             }
         }
-        Coll::MatchedVarName => {
-            if let Some((c, k, _)) = &st.matched_var {
-                owned("", full_name(*c, k).as_bytes(), out);
-            }
-        }
-        Coll::MatchedVars => {
-            for (n, v) in &st.matched_vars {
-                if take(&n.to_ascii_lowercase()) {
-                    owned(n, v, out);
-                }
-            }
-        }
-        Coll::MatchedVarsNames => {
-            for (n, _) in &st.matched_vars {
-                if take(&n.to_ascii_lowercase()) {
-                    owned(n, n.as_bytes(), out);
-                }
+        Coll::MatchedVars | Coll::MatchedVarsNames => {
+            for (n, v) in st
+                .matched_vars
+                .iter()
+                .filter(|(n, _)| take(&n.to_ascii_lowercase()))
+            {
+                let value = if spec.coll == Coll::MatchedVars {
+                    v
+                } else {
+                    n.as_bytes()
+                };
+                let (k, v) = copy(n, value);
+                push(k, v);
             }
         }
     }

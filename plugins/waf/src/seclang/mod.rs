@@ -4,12 +4,13 @@
 
 pub mod actions;
 pub mod lexer;
+mod passes;
 
 use crate::operators::Operator;
 use crate::prefilter::ChainFilter;
 use crate::rule::{in_ranges, Disruptive, EngineMode, Rule, TagMatch, Test};
 use crate::transforms::Transform;
-use crate::variables::{parse_targets, Coll, VarSpec};
+use crate::variables::{parse_targets, VarSpec};
 use lexer::Directive;
 use std::collections::HashMap;
 
@@ -236,19 +237,6 @@ impl Loader<'_> {
 
     fn directive(&mut self, file: &str, d: &Directive) -> Result<(), String> {
         let name = d.name.to_ascii_lowercase();
-        let arg = |i: usize| d.args.get(i).map(String::as_str).ok_or("missing argument");
-        let want = |n: usize| {
-            if d.args.len() == n {
-                Ok(())
-            } else {
-                Err(format!("takes {n} argument(s), has {}", d.args.len()))
-            }
-        };
-        let on_off = |v: &str| match v.to_ascii_lowercase().as_str() {
-            "on" => Ok(true),
-            "off" => Ok(false),
-            _ => Err(format!("{v:?}: expected On or Off")),
-        };
         if self.open_chain.is_some() && name != "secrule" && name != "secaction" {
             return Err("a chain is open: the next directive must be its next SecRule".into());
         }
@@ -260,96 +248,116 @@ impl Loader<'_> {
                     return Err(format!("takes 3 arguments, has {}", d.args.len()));
                 }
                 let acts = d.args.get(2).map_or("", String::as_str);
-                self.rule(at, Some((arg(0)?, arg(1)?)), acts, file)?;
+                self.rule(at, Some((arg(d, 0)?, arg(d, 1)?)), acts, file)?;
             }
             "secaction" => {
-                want(1)?;
-                self.rule(at, None, arg(0)?, file)?;
+                want(d, 1)?;
+                self.rule(at, None, arg(d, 0)?, file)?;
             }
             "secmarker" => {
-                want(1)?;
+                want(d, 1)?;
                 for phase in &mut self.set.phases {
-                    phase.push(Entry::Marker(arg(0)?.to_string()));
+                    phase.push(Entry::Marker(arg(d, 0)?.to_string()));
                 }
             }
             "secdefaultaction" => {
-                want(1)?;
-                self.default_action(arg(0)?)?;
-            }
-            "secruleengine" => {
-                want(1)?;
-                self.set.settings.engine = actions::engine_mode(arg(0)?)?;
-            }
-            "secrequestbodyaccess" => {
-                want(1)?;
-                self.set.settings.request_body_access = on_off(arg(0)?)?;
-            }
-            "secresponsebodyaccess" => {
-                want(1)?;
-                self.set.settings.response_body_access = on_off(arg(0)?)?;
-            }
-            "secrequestbodylimit" => {
-                want(1)?;
-                self.set.settings.request_body_limit = arg(0)?
-                    .parse()
-                    .map_err(|_| format!("{:?} is not a byte count", arg(0)))?;
-            }
-            "secresponsebodymimetype" => {
-                self.set.settings.response_mime_types =
-                    d.args.iter().map(|m| m.to_ascii_lowercase()).collect();
-            }
-            "secresponsebodymimetypesclear" => self.set.settings.response_mime_types.clear(),
-            "secargumentseparator" => {
-                want(1)?;
-                if arg(0)? != "&" {
-                    return Err("only & is supported as the argument separator".into());
-                }
-            }
-            "secruleremovebyid" => {
-                let ids = actions::id_ranges(&d.args.join(" "))?;
-                self.removals.push(Select::Ids(ids));
-            }
-            "secruleremovebytag" => {
-                want(1)?;
-                self.removals
-                    .push(Select::Tag(actions::tag_match(arg(0)?)?));
-            }
-            "secruleremovebymsg" => {
-                want(1)?;
-                self.removals.push(Select::Msg(arg(0)?.to_string()));
-            }
-            "secruleupdatetargetbyid" | "secruleupdatetargetbytag" | "secruleupdatetargetbymsg" => {
-                if d.args.len() != 2 && d.args.len() != 3 {
-                    return Err(format!("takes 2 arguments, has {}", d.args.len()));
-                }
-                if d.args.len() == 3 {
-                    return Err("replacing a target (a third argument) is not supported; \
-                                add targets and exclusions instead"
-                        .into());
-                }
-                let sel = match name.as_str() {
-                    "secruleupdatetargetbyid" => Select::Ids(actions::id_ranges(arg(0)?)?),
-                    "secruleupdatetargetbytag" => Select::Tag(actions::tag_match(arg(0)?)?),
-                    _ => Select::Msg(arg(0)?.to_string()),
-                };
-                self.target_updates.push((sel, parse_targets(arg(1)?)?));
-            }
-            "secruleupdateactionbyid" => {
-                want(2)?;
-                self.update_action(arg(0)?, arg(1)?)?;
+                want(d, 1)?;
+                self.default_action(arg(d, 0)?)?;
             }
             "include" | "includeoptional" => {
-                want(1)?;
+                want(d, 1)?;
                 let optional = name == "includeoptional";
-                match self.include(arg(0)?, Some(file), "Include") {
+                match self.include(arg(d, 0)?, Some(file), "Include") {
                     Err(e) if optional && e.contains("names no file") => {}
                     other => other?,
                 }
             }
             n if IGNORED.contains(&n) => {}
-            _ => return Err("unknown directive".into()),
+            n => {
+                if !self.setting(n, d)? && !self.exception(n, d)? {
+                    return Err("unknown directive".into());
+                }
+            }
         }
         Ok(())
+    }
+
+    /// An engine setting (`SecRuleEngine`, body access and limits, ...): whether `name` is one.
+    fn setting(&mut self, name: &str, d: &Directive) -> Result<bool, String> {
+        let settings = &mut self.set.settings;
+        match name {
+            "secruleengine" => {
+                want(d, 1)?;
+                settings.engine = actions::engine_mode(arg(d, 0)?)?;
+            }
+            "secrequestbodyaccess" => {
+                want(d, 1)?;
+                settings.request_body_access = on_off(arg(d, 0)?)?;
+            }
+            "secresponsebodyaccess" => {
+                want(d, 1)?;
+                settings.response_body_access = on_off(arg(d, 0)?)?;
+            }
+            "secrequestbodylimit" => {
+                want(d, 1)?;
+                let v = arg(d, 0)?;
+                settings.request_body_limit = v
+                    .parse()
+                    .map_err(|_| format!("{v:?} is not a byte count"))?;
+            }
+            "secresponsebodymimetype" => {
+                settings.response_mime_types =
+                    d.args.iter().map(|m| m.to_ascii_lowercase()).collect();
+            }
+            "secresponsebodymimetypesclear" => settings.response_mime_types.clear(),
+            "secargumentseparator" => {
+                want(d, 1)?;
+                if arg(d, 0)? != "&" {
+                    return Err("only & is supported as the argument separator".into());
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// A removal or an update of rules loaded anywhere: whether `name` is one.
+    fn exception(&mut self, name: &str, d: &Directive) -> Result<bool, String> {
+        match name {
+            "secruleremovebyid" => {
+                let ids = actions::id_ranges(&d.args.join(" "))?;
+                self.removals.push(Select::Ids(ids));
+            }
+            "secruleremovebytag" => {
+                want(d, 1)?;
+                self.removals
+                    .push(Select::Tag(actions::tag_match(arg(d, 0)?)?));
+            }
+            "secruleremovebymsg" => {
+                want(d, 1)?;
+                self.removals.push(Select::Msg(arg(d, 0)?.to_string()));
+            }
+            "secruleupdatetargetbyid" | "secruleupdatetargetbytag" | "secruleupdatetargetbymsg" => {
+                if d.args.len() == 3 {
+                    return Err("replacing a target (a third argument) is not supported; \
+                                add targets and exclusions instead"
+                        .into());
+                }
+                want(d, 2)?;
+                let sel = match name {
+                    "secruleupdatetargetbyid" => Select::Ids(actions::id_ranges(arg(d, 0)?)?),
+                    "secruleupdatetargetbytag" => Select::Tag(actions::tag_match(arg(d, 0)?)?),
+                    _ => Select::Msg(arg(d, 0)?.to_string()),
+                };
+                self.target_updates.push((sel, parse_targets(arg(d, 1)?)?));
+            }
+            "secruleupdateactionbyid" => {
+                want(d, 2)?;
+                self.update_action(arg(d, 0)?, arg(d, 1)?)?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 
     fn default_action(&mut self, text: &str) -> Result<(), String> {
@@ -513,7 +521,7 @@ impl Loader<'_> {
                 Entry::Rule(r) => !removals.iter().any(|s| s.selects(r)),
                 Entry::Marker(_) => true,
             });
-            resolve_skips(phase);
+            passes::resolve_skips(phase);
             for entry in phase.iter_mut() {
                 let Entry::Rule(rule) = entry else { continue };
                 for (sel, vars) in &updates {
@@ -535,134 +543,9 @@ impl Loader<'_> {
             .filter(|e| matches!(e, Entry::Rule(_)))
             .count();
         self.set.chains = self.chain_ids.len();
-        self.set.prefilters = prefilters(&mut self.set.phases, self.set.chains);
-        compile_unfiltered(&self.set.phases);
-        self.set.reads_matched_vars = self.set.phases.iter().flatten().any(|e| match e {
-            Entry::Rule(r) => r.reads(|c| matches!(c, Coll::MatchedVars | Coll::MatchedVarsNames)),
-            Entry::Marker(_) => false,
-        });
-        // A rule whose targets include MATCHED_VAR... may read what an earlier rule matched:
-        // then every match records. Otherwise only rules that read their own matches do.
-        let reads_earlier = self.set.phases.iter().flatten().any(|e| match e {
-            Entry::Rule(r) => r.test.as_ref().is_some_and(|t| {
-                t.vars.iter().any(|v| {
-                    matches!(
-                        v.coll,
-                        Coll::MatchedVar
-                            | Coll::MatchedVarName
-                            | Coll::MatchedVars
-                            | Coll::MatchedVarsNames
-                    )
-                })
-            }),
-            Entry::Marker(_) => false,
-        });
-        for entry in self.set.phases.iter_mut().flatten() {
-            if let Entry::Rule(r) = entry {
-                let on = reads_earlier || r.reads_its_matches();
-                r.set_records_match(on);
-            }
-        }
-    }
-}
-
-/// Give each `@rx` / `@pm` link whose matches must contain one of some strings a slot in its
-/// chain's prefilter, and build the prefilters.
-fn prefilters(phases: &mut [Vec<Entry>; 5], chains: usize) -> Vec<Option<ChainFilter>> {
-    let mut sets: Vec<Vec<Vec<Vec<u8>>>> = vec![Vec::new(); chains];
-    let mut colls: Vec<Vec<Coll>> = vec![Vec::new(); chains];
-    for entry in phases.iter_mut().flatten() {
-        let Entry::Rule(rule) = entry else { continue };
-        let mut link: Option<&mut Rule> = Some(rule);
-        while let Some(l) = link {
-            if let Some(Test {
-                op, negated: false, ..
-            }) = &l.test
-            {
-                if !l.actions.multi_match {
-                    let room = |s: &&mut Vec<_>| s.len() < crate::prefilter::MAX_SLOTS;
-                    if let (Some(req), Some(set)) =
-                        (op.required(), sets.get_mut(l.chain_id).filter(room))
-                    {
-                        l.pf_slot = Some(set.len() as u32);
-                        set.push(req);
-                        let vars = l.test.as_ref().map_or(&[][..], |t| t.vars.as_slice());
-                        l.pf_whole = vars.iter().all(|v| {
-                            v.exclude
-                                || (!v.count && matches!(v.coll, Coll::Multi(_) | Coll::Scalar(_)))
-                        });
-                        if l.pf_whole {
-                            if let Some(c) = colls.get_mut(l.chain_id) {
-                                for v in vars.iter().filter(|v| !v.exclude) {
-                                    if !c.contains(&v.coll) {
-                                        c.push(v.coll);
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            link = l.chained.as_deref_mut();
-        }
-    }
-    sets.iter()
-        .zip(colls)
-        .map(|(s, c)| {
-            if s.is_empty() {
-                None
-            } else {
-                ChainFilter::new(s, c)
-            }
-        })
-        .collect()
-}
-
-/// Point each `skipAfter` at the first marker of its name after the rule (past the end of
-/// the phase when there is none, as ModSecurity skips the rest of the phase then).
-fn resolve_skips(phase: &mut [Entry]) {
-    let markers: Vec<(usize, String)> = phase
-        .iter()
-        .enumerate()
-        .filter_map(|(i, e)| match e {
-            Entry::Marker(m) => Some((i, m.clone())),
-            Entry::Rule(_) => None,
-        })
-        .collect();
-    for (i, entry) in phase.iter_mut().enumerate() {
-        if let Entry::Rule(r) = entry {
-            if let Some(name) = &r.actions.skip_after {
-                r.skip_target = Some(
-                    markers
-                        .iter()
-                        .find(|(at, m)| *at > i && m == name)
-                        .map_or(usize::MAX - 1, |(at, _)| *at),
-                );
-            }
-        }
-    }
-}
-
-/// Compile now the patterns no prefilter guards: they run on every request, so the first
-/// request should not pay for them. (The others compile when their strings first appear.)
-fn compile_unfiltered(phases: &[Vec<Entry>; 5]) {
-    for entry in phases.iter().flatten() {
-        let Entry::Rule(rule) = entry else { continue };
-        let mut link = Some(&**rule);
-        while let Some(l) = link {
-            if let (
-                Some(Test {
-                    op: Operator::Rx(p),
-                    ..
-                }),
-                None,
-            ) = (&l.test, l.pf_slot)
-            {
-                // A pattern the engines refuse matches nothing, as it would at first use.
-                let _ = p.compile();
-            }
-            link = l.chained.as_deref();
-        }
+        self.set.prefilters = passes::prefilters(&mut self.set.phases, self.set.chains);
+        passes::compile_unfiltered(&self.set.phases);
+        self.set.reads_matched_vars = passes::record_matches(&mut self.set.phases);
     }
 }
 
@@ -685,6 +568,32 @@ impl RuleSet {
         self.phases
             .get(usize::from(phase.saturating_sub(1)))
             .is_some_and(|p| p.iter().any(|e| matches!(e, Entry::Rule(_))))
+    }
+}
+
+/// Argument `i` of `d`.
+fn arg(d: &Directive, i: usize) -> Result<&str, String> {
+    d.args
+        .get(i)
+        .map(String::as_str)
+        .ok_or_else(|| "missing argument".to_string())
+}
+
+/// Refuse `d` unless it has `n` arguments.
+fn want(d: &Directive, n: usize) -> Result<(), String> {
+    if d.args.len() == n {
+        Ok(())
+    } else {
+        Err(format!("takes {n} argument(s), has {}", d.args.len()))
+    }
+}
+
+/// `On` or `Off`.
+fn on_off(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("{v:?}: expected On or Off")),
     }
 }
 
