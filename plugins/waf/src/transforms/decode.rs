@@ -321,3 +321,20 @@ pub(super) fn url_encode(v: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Pairs of hex digits as bytes (others dropped).
+pub(super) fn hex_decode(v: &[u8]) -> Vec<u8> {
+    v.chunks(2)
+        .filter_map(|c| match c {
+            [a, b] => hex2(*a, *b),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Each byte as two lower-case hex digits.
+pub(super) fn hex_encode(v: &[u8]) -> Vec<u8> {
+    v.iter()
+        .flat_map(|b| format!("{b:02x}").into_bytes())
+        .collect()
+}

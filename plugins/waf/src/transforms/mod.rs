@@ -143,26 +143,7 @@ impl Transform {
                 owned(v.iter().map(|&b| if b == 0 { b' ' } else { b }).collect())
             }
             RemoveWhitespace => strip(v, is_space),
-            CompressWhitespace => {
-                if !v.iter().any(|&b| is_space(b) && b != b' ') && !v.windows(2).any(|w| w == b"  ")
-                {
-                    return Cow::Borrowed(v);
-                }
-                let mut out = Vec::with_capacity(v.len());
-                let mut in_space = false;
-                for &b in v {
-                    if is_space(b) {
-                        if !in_space {
-                            out.push(b' ');
-                        }
-                        in_space = true;
-                    } else {
-                        out.push(b);
-                        in_space = false;
-                    }
-                }
-                owned(out)
-            }
+            CompressWhitespace => compress_whitespace(v),
             CmdLine => owned(cmd_line(v)),
             NormalisePath => {
                 if !v.contains(&b'/') {
@@ -170,28 +151,11 @@ impl Transform {
                 }
                 owned(normalise_path(v))
             }
-            NormalisePathWin => {
-                let slashed: Vec<u8> = v
-                    .iter()
-                    .map(|&b| if b == b'\\' { b'/' } else { b })
-                    .collect();
-                owned(normalise_path(&slashed))
-            }
+            NormalisePathWin => owned(normalise_path_win(v)),
             Base64Decode => owned(base64_decode(v, false)),
             Base64DecodeExt => owned(base64_decode(v, true)),
-            HexDecode => owned(
-                v.chunks(2)
-                    .filter_map(|c| match c {
-                        [a, b] => hex2(*a, *b),
-                        _ => None,
-                    })
-                    .collect(),
-            ),
-            HexEncode => owned(
-                v.iter()
-                    .flat_map(|b| format!("{b:02x}").into_bytes())
-                    .collect(),
-            ),
+            HexDecode => owned(hex_decode(v)),
+            HexEncode => owned(hex_encode(v)),
             SqlHexDecode => owned(sql_hex_decode(v)),
             Length => owned(v.len().to_string().into_bytes()),
             Sha1 => {

@@ -138,3 +138,33 @@ pub(super) fn remove_comment_chars(v: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Runs of whitespace as one space.
+pub(super) fn compress_whitespace(v: &[u8]) -> Cow<'_, [u8]> {
+    if !v.iter().any(|&b| is_space(b) && b != b' ') && !v.windows(2).any(|w| w == b"  ") {
+        return Cow::Borrowed(v);
+    }
+    let mut out = Vec::with_capacity(v.len());
+    let mut in_space = false;
+    for &b in v {
+        if is_space(b) {
+            if !in_space {
+                out.push(b' ');
+            }
+            in_space = true;
+        } else {
+            out.push(b);
+            in_space = false;
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// [`normalise_path`] with backslashes read as slashes.
+pub(super) fn normalise_path_win(v: &[u8]) -> Vec<u8> {
+    let slashed: Vec<u8> = v
+        .iter()
+        .map(|&b| if b == b'\\' { b'/' } else { b })
+        .collect();
+    normalise_path(&slashed)
+}
