@@ -8,112 +8,115 @@ pub fn translate(pattern: &str) -> String {
     let mut out = String::with_capacity(pattern.len() + 8);
     let mut i = 0;
     let mut in_class = false;
-    while i < b.len() {
-        let c = b[i];
+    while let Some(&c) = b.get(i) {
         if c == b'\\' {
-            let Some(&next) = b.get(i + 1) else {
-                out.push_str("\\\\");
-                break;
-            };
-            match next {
-                b'Z' if !in_class => out.push('$'),
-                b'z' if !in_class => out.push_str("\\z"),
-                // `\/`, `\"`, `\'`, ... are the character itself.
-                n if n.is_ascii_punctuation() => {
-                    out.push('\\');
-                    out.push(n as char);
-                }
-                // `\x{e2}`, `\p{L}`: the braces belong to the escape.
-                b'x' | b'p' | b'P' if b.get(i + 2) == Some(&b'{') => {
-                    let end = pattern[i..].find('}').map_or(b.len(), |e| i + e + 1);
-                    out.push_str(&pattern[i..end]);
-                    i = end;
-                    continue;
-                }
-                _ => {
-                    // Copy the escape whole (it may be multi-byte UTF-8 after a backslash).
-                    let len = utf8_len(next);
-                    out.push('\\');
-                    out.push_str(&pattern[i + 1..(i + 1 + len).min(b.len())]);
-                    i += 1 + len;
-                    continue;
-                }
-            }
-            i += 2;
-            continue;
-        }
-        if in_class {
-            match c {
-                b']' => {
-                    in_class = false;
-                    out.push(']');
-                    i += 1;
-                }
-                // A POSIX class `[:alpha:]` stays.
-                b'[' if pattern[i..].starts_with("[:") && pattern[i + 2..].contains(":]") => {
-                    let end = pattern[i + 2..].find(":]").map_or(0, |e| i + 2 + e + 2);
-                    out.push_str(&pattern[i..end]);
-                    i = end;
-                }
-                b'[' => {
-                    out.push_str("\\[");
-                    i += 1;
-                }
-                // Set operations in Rust (`&&`, `--`, `~~`) are plain characters in PCRE.
-                b'&' | b'~' | b'-' if b.get(i + 1) == Some(&c) => {
-                    for _ in 0..2 {
-                        out.push('\\');
-                        out.push(c as char);
-                    }
-                    i += 2;
-                }
-                _ => push_char(&mut out, pattern, &mut i),
-            }
-            continue;
-        }
-        match c {
-            b'[' => {
-                in_class = true;
-                out.push('[');
+            i = escape(pattern, i, in_class, &mut out);
+        } else if in_class {
+            (i, in_class) = class_byte(pattern, i, &mut out);
+        } else if c == b'[' {
+            in_class = true;
+            out.push('[');
+            i += 1;
+            // A `]` right after `[` or `[^` is literal.
+            if b.get(i) == Some(&b'^') {
+                out.push('^');
                 i += 1;
-                // A `]` right after `[` or `[^` is literal.
-                if b.get(i) == Some(&b'^') {
-                    out.push('^');
-                    i += 1;
-                }
-                if b.get(i) == Some(&b']') {
-                    out.push_str("\\]");
-                    i += 1;
-                }
-                continue;
             }
-            b'{' if !is_quantifier(&b[i..]) => {
-                out.push_str("\\{");
+            if b.get(i) == Some(&b']') {
+                out.push_str("\\]");
                 i += 1;
-                continue;
             }
-            b'}' if !closes_quantifier(&b[..i]) => {
-                out.push_str("\\}");
-                i += 1;
-                continue;
-            }
-            // Possessive quantifiers: `*+`, `++`, `?+`, `{n}+`.
-            b'+' if i > 0
-                && matches!(b[i - 1], b'*' | b'+' | b'?' | b'}')
-                && !escaped(b, i - 1) =>
-            {
-                i += 1;
-                continue;
-            }
-            b'(' if pattern[i..].starts_with("(?>") => {
-                out.push_str("(?:");
-                i += 3;
-                continue;
-            }
-            _ => push_char(&mut out, pattern, &mut i),
+        } else {
+            i = outside_class(pattern, i, &mut out);
         }
     }
     out
+}
+
+/// The escape at `i` (a backslash): where the pattern goes on.
+fn escape(pattern: &str, i: usize, in_class: bool, out: &mut String) -> usize {
+    let b = pattern.as_bytes();
+    let Some(&next) = b.get(i + 1) else {
+        out.push_str("\\\\");
+        return b.len();
+    };
+    match next {
+        b'Z' if !in_class => out.push('$'),
+        b'z' if !in_class => out.push_str("\\z"),
+        // `\/`, `\"`, `\'`, ... are the character itself.
+        n if n.is_ascii_punctuation() => {
+            out.push('\\');
+            out.push(n as char);
+        }
+        // `\x{e2}`, `\p{L}`: the braces belong to the escape.
+        b'x' | b'p' | b'P' if b.get(i + 2) == Some(&b'{') => {
+            let end = pattern[i..].find('}').map_or(b.len(), |e| i + e + 1);
+            out.push_str(&pattern[i..end]);
+            return end;
+        }
+        _ => {
+            // Copy the escape whole (it may be multi-byte UTF-8 after a backslash).
+            let len = utf8_len(next);
+            out.push('\\');
+            out.push_str(&pattern[i + 1..(i + 1 + len).min(b.len())]);
+            return i + 1 + len;
+        }
+    }
+    i + 2
+}
+
+/// The byte at `i` inside a class: where the pattern goes on, and whether the class goes
+/// on too.
+fn class_byte(pattern: &str, i: usize, out: &mut String) -> (usize, bool) {
+    let b = pattern.as_bytes();
+    let mut i = i;
+    match b[i] {
+        b']' => {
+            out.push(']');
+            return (i + 1, false);
+        }
+        // A POSIX class `[:alpha:]` stays.
+        b'[' if pattern[i..].starts_with("[:") && pattern[i + 2..].contains(":]") => {
+            let end = pattern[i + 2..].find(":]").map_or(0, |e| i + 2 + e + 2);
+            out.push_str(&pattern[i..end]);
+            i = end;
+        }
+        b'[' => {
+            out.push_str("\\[");
+            i += 1;
+        }
+        // Set operations in Rust (`&&`, `--`, `~~`) are plain characters in PCRE.
+        c @ (b'&' | b'~' | b'-') if b.get(i + 1) == Some(&c) => {
+            for _ in 0..2 {
+                out.push('\\');
+                out.push(c as char);
+            }
+            i += 2;
+        }
+        _ => push_char(out, pattern, &mut i),
+    }
+    (i, true)
+}
+
+/// The byte at `i` outside classes and escapes: where the pattern goes on.
+fn outside_class(pattern: &str, i: usize, out: &mut String) -> usize {
+    let b = pattern.as_bytes();
+    let mut i = i;
+    match b[i] {
+        b'{' if !is_quantifier(&b[i..]) => out.push_str("\\{"),
+        b'}' if !closes_quantifier(&b[..i]) => out.push_str("\\}"),
+        // Possessive quantifiers: `*+`, `++`, `?+`, `{n}+`.
+        b'+' if i > 0 && matches!(b[i - 1], b'*' | b'+' | b'?' | b'}') && !escaped(b, i - 1) => {}
+        b'(' if pattern[i..].starts_with("(?>") => {
+            out.push_str("(?:");
+            return i + 3;
+        }
+        _ => {
+            push_char(out, pattern, &mut i);
+            return i;
+        }
+    }
+    i + 1
 }
 
 fn utf8_len(first: u8) -> usize {
