@@ -425,26 +425,12 @@ impl Loader<'_> {
     ) -> Result<(), String> {
         let p = actions::parse(acts)?;
         let starter = self.open_chain.is_none();
-        let phase = match &self.open_chain {
-            Some((r, _)) => {
-                if p.id.is_some() || p.phase.is_some() {
-                    return Err("a chained rule cannot have its own id or phase".into());
-                }
-                r.phase
-            }
-            None => p.phase.unwrap_or(2),
-        };
-        let id = match (&self.open_chain, p.id) {
-            (Some((r, _)), _) => r.id,
-            (None, Some(id)) => id,
-            (None, None) => return Err("a rule needs an id".into()),
-        };
-        if starter {
-            if let Some(first) = self.ids.insert(id, at.clone()) {
-                return Err(format!("rule id {id} is already used at {first}"));
-            }
-        }
-        let default = self.defaults[usize::from(phase - 1)].clone();
+        let (id, phase) = self.identify(&p, &at)?;
+        let default = self
+            .defaults
+            .get(usize::from(phase - 1))
+            .cloned()
+            .unwrap_or_default();
         let mut transforms = if p.t_none {
             Vec::new()
         } else {
@@ -453,17 +439,7 @@ impl Loader<'_> {
         transforms.extend(p.transforms.iter().copied());
         let test = match test {
             None => None,
-            Some((vars, op)) => {
-                let dir = parent(file);
-                let files = &mut *self.files;
-                let mut read = |name: &str| files.read(&resolve(name, Some(&format!("{dir}/x"))));
-                let (op, negated) = Operator::parse(op, &mut read)?;
-                Some(Test {
-                    vars: parse_targets(vars)?,
-                    op,
-                    negated,
-                })
-            }
+            Some((vars, op)) => Some(self.test(vars, op, file)?),
         };
         let mut actions = p.actions;
         if starter {
@@ -489,25 +465,60 @@ impl Loader<'_> {
             default_disruptive: Disruptive::Pass,
             default_status: None,
         };
+        self.place(rule, p.chain);
+        Ok(())
+    }
+
+    /// A new rule's id and phase: its own for a starter (the id unique), its chain's for a
+    /// link.
+    fn identify(&mut self, p: &actions::Parsed, at: &str) -> Result<(u32, u8), String> {
+        if let Some((r, _)) = &self.open_chain {
+            if p.id.is_some() || p.phase.is_some() {
+                return Err("a chained rule cannot have its own id or phase".into());
+            }
+            return Ok((r.id, r.phase));
+        }
+        let id = p.id.ok_or("a rule needs an id")?;
+        if let Some(first) = self.ids.insert(id, at.to_string()) {
+            return Err(format!("rule id {id} is already used at {first}"));
+        }
+        Ok((id, p.phase.unwrap_or(2)))
+    }
+
+    /// A `SecRule`'s targets and operator (data files relative to the rule's file).
+    fn test(&mut self, vars: &str, op: &str, file: &str) -> Result<Test, String> {
+        let dir = parent(file);
+        let files = &mut *self.files;
+        let mut read = |name: &str| files.read(&resolve(name, Some(&format!("{dir}/x"))));
+        let (op, negated) = Operator::parse(op, &mut read)?;
+        Ok(Test {
+            vars: parse_targets(vars)?,
+            op,
+            negated,
+        })
+    }
+
+    /// Add `rule` to the chain being written, or to its phase; `chain`: more links follow.
+    fn place(&mut self, rule: Rule, chain: bool) {
         let rule = match self.open_chain.take() {
             None => rule,
             Some((mut head, depth)) => {
                 head.append_link(rule);
-                if p.chain {
+                if chain {
                     self.open_chain = Some((head, depth + 1));
-                    return Ok(());
+                    return;
                 }
                 head
             }
         };
-        if p.chain {
+        if chain {
             self.open_chain = Some((rule, 1));
-            return Ok(());
+            return;
         }
         self.set.rules += 1;
-        let slot = usize::from(rule.phase - 1);
-        self.set.phases[slot].push(Entry::Rule(Box::new(rule)));
-        Ok(())
+        if let Some(phase) = self.set.phases.get_mut(usize::from(rule.phase - 1)) {
+            phase.push(Entry::Rule(Box::new(rule)));
+        }
     }
 
     /// Apply removals and target updates (ModSecurity applies them whatever their place),
