@@ -272,6 +272,29 @@ impl BodyProcessor {
     }
 }
 
+/// Which rules a removal (`SecRuleRemoveBy*`, `ctl:ruleRemove*`) or a target update applies
+/// to.
+#[derive(Debug, Clone)]
+pub enum Select {
+    /// Ids and id ranges.
+    Ids(Vec<(u32, u32)>),
+    /// A tag, as a regular expression.
+    Tag(TagMatch),
+    /// A message, exactly.
+    Msg(String),
+}
+
+impl Select {
+    /// Whether `rule` is selected.
+    pub fn selects(&self, rule: &Rule) -> bool {
+        match self {
+            Select::Ids(r) => in_ranges(r, rule.id),
+            Select::Tag(t) => t.any(&rule.actions.tags),
+            Select::Msg(m) => rule.actions.msg.as_ref().is_some_and(|x| x.literal() == *m),
+        }
+    }
+}
+
 /// Whether `id` is in any of `ranges`.
 pub fn in_ranges(ranges: &[(u32, u32)], id: u32) -> bool {
     ranges.iter().any(|&(a, b)| (a..=b).contains(&id))

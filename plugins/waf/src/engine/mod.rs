@@ -3,7 +3,9 @@
 //! skips, and the disruptive decision.
 
 use crate::macros::Lookup;
-use crate::rule::{in_ranges, BodyProcessor, Ctl, Disruptive, EngineMode, Rule, SetOp, TagMatch};
+use crate::rule::{
+    in_ranges, BodyProcessor, Ctl, Disruptive, EngineMode, Rule, Select, SetOp, TagMatch,
+};
 use crate::seclang::{Entry, RuleSet};
 use crate::transaction::Data;
 use crate::variables::{Coll, Key, VarSpec};
@@ -27,22 +29,6 @@ pub struct Interruption {
     pub rule: u32,
 }
 
-/// Which rules a `ctl:ruleRemoveTarget*` applies to.
-#[derive(Debug, Clone)]
-enum RuleSel {
-    Ids(Vec<(u32, u32)>),
-    Tag(TagMatch),
-}
-
-impl RuleSel {
-    fn selects(&self, rule: &Rule) -> bool {
-        match self {
-            RuleSel::Ids(r) => in_ranges(r, rule.id),
-            RuleSel::Tag(t) => t.any(&rule.actions.tags),
-        }
-    }
-}
-
 /// What rules have written during one transaction, and its outcome so far.
 #[derive(Debug)]
 pub struct State {
@@ -58,7 +44,7 @@ pub struct State {
     matched_vars: Vec<(String, Vec<u8>)>,
     removed_ids: Vec<(u32, u32)>,
     removed_tags: Vec<TagMatch>,
-    removed_targets: Vec<(RuleSel, VarSpec)>,
+    removed_targets: Vec<(Select, VarSpec)>,
     /// `SecRuleEngine`, as `ctl:ruleEngine` left it.
     pub engine: EngineMode,
     /// The body processor `ctl:requestBodyProcessor` chose, else the Content-Type's.
@@ -451,10 +437,10 @@ fn per_match_actions(head: &Rule, link: &Rule, data: &Data, st: &mut State) {
             Ctl::RemoveByTag(t) => st.removed_tags.push(t.clone()),
             Ctl::RemoveTargetById(ids, spec) => st
                 .removed_targets
-                .push((RuleSel::Ids(ids.clone()), spec.clone())),
+                .push((Select::Ids(ids.clone()), spec.clone())),
             Ctl::RemoveTargetByTag(t, spec) => st
                 .removed_targets
-                .push((RuleSel::Tag(t.clone()), spec.clone())),
+                .push((Select::Tag(t.clone()), spec.clone())),
             Ctl::BodyProcessor(p) => st.body_processor = Some(*p),
             Ctl::BodyAccess(on) => st.body_access = *on,
             Ctl::ForceBodyVariable(on) => st.force_body_variable = *on,

@@ -8,7 +8,7 @@ mod passes;
 
 use crate::operators::Operator;
 use crate::prefilter::ChainFilter;
-use crate::rule::{in_ranges, Disruptive, EngineMode, Rule, TagMatch, Test};
+use crate::rule::{Disruptive, EngineMode, Rule, Select, Test};
 use crate::transforms::Transform;
 use crate::variables::{parse_targets, VarSpec};
 use lexer::Directive;
@@ -92,24 +92,6 @@ impl Default for Default_ {
             status: None,
             log: true,
             transforms: Vec::new(),
-        }
-    }
-}
-
-/// Which rules a removal or target update applies to.
-#[derive(Debug)]
-enum Select {
-    Ids(Vec<(u32, u32)>),
-    Tag(TagMatch),
-    Msg(String),
-}
-
-impl Select {
-    fn selects(&self, rule: &Rule) -> bool {
-        match self {
-            Select::Ids(r) => in_ranges(r, rule.id),
-            Select::Tag(t) => t.any(&rule.actions.tags),
-            Select::Msg(m) => rule.actions.msg.as_ref().is_some_and(|x| x.literal() == *m),
         }
     }
 }
