@@ -1,5 +1,5 @@
-//! `@rx` patterns: PCRE spellings translated and checked at load, compiled at first use for
-//! Rust's linear-time engine (its lazy DFA; no full DFA, which costs more to build than
+//! `@rx` patterns: PCRE spellings translated and checked, then compiled (when the rule set is
+//! prepared, [`Pattern::compile`]) for Rust's linear-time engine (its lazy DFA; no full DFA, which costs more to build than
 //! CRS's patterns repay) or, for look-around and back-references, a backtracking engine with
 //! a step limit; and the strings a match must contain, for the prefilter.
 
@@ -9,9 +9,8 @@ use regex_automata::Input;
 use regex_syntax::hir::Hir;
 use std::sync::OnceLock;
 
-/// A regular expression, checked when its rule is loaded and compiled when a rule first
-/// runs it: most CRS patterns never run on ordinary traffic (the prefilter rules them out),
-/// so an instance starts without building their automata.
+/// A regular expression, checked when its rule is read; compiled once, by
+/// [`Pattern::compile`] or else at its first use.
 #[derive(Debug)]
 pub struct Pattern {
     /// The pattern as Rust's engines read it.

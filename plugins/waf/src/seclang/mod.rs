@@ -537,7 +537,7 @@ impl Loader<'_> {
             .count();
         self.set.chains = self.chain_ids.len();
         self.set.prefilters = passes::prefilters(&mut self.set.phases, self.set.chains);
-        passes::compile_unfiltered(&self.set.phases);
+        passes::compile_patterns(&self.set.phases);
         self.set.reads_matched_vars = passes::record_matches(&mut self.set.phases);
     }
 }

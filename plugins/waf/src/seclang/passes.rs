@@ -1,5 +1,5 @@
 //! What a loaded rule set is prepared with before it serves: the prefilters, `skipAfter`
-//! positions, the patterns compiled up front, and which rules record their matches.
+//! positions, the compiled patterns, and which rules record their matches.
 
 use super::Entry;
 use crate::operators::Operator;
@@ -84,20 +84,18 @@ pub(super) fn resolve_skips(phase: &mut [Entry]) {
     }
 }
 
-/// Compile now the patterns no prefilter guards: they run on every request, so the first
-/// request should not pay for them. (The others compile when their strings first appear.)
-pub(super) fn compile_unfiltered(phases: &[Vec<Entry>; 5]) {
+/// Compile every pattern now: a request never pays for a compilation (a first request full
+/// of attack strings would otherwise compile dozens, tens of milliseconds against the CPU
+/// deadline), and an attacker cannot make an instance do so.
+pub(super) fn compile_patterns(phases: &[Vec<Entry>; 5]) {
     for entry in phases.iter().flatten() {
         let Entry::Rule(rule) = entry else { continue };
         let mut link = Some(&**rule);
         while let Some(l) = link {
-            if let (
-                Some(Test {
-                    op: Operator::Rx(p),
-                    ..
-                }),
-                None,
-            ) = (&l.test, l.pf_slot)
+            if let Some(Test {
+                op: Operator::Rx(p),
+                ..
+            }) = &l.test
             {
                 // A pattern the engines refuse matches nothing, as it would at first use.
                 let _ = p.compile();
