@@ -335,3 +335,42 @@ async fn a_burst_at_startup_is_served_while_instances_load_their_rules() {
         "the burst found an instance on every worker: {status}"
     );
 }
+
+#[tokio::test]
+async fn response_phases_see_the_response_and_what_the_request_phase_set() {
+    // Rules of their own, no CRS: a value set in phase 1 is read in phase 4, where the
+    // response body (a text page repeating the request's query) is inspected.
+    let up = Upstream::start(|req: http::Request<hyper::body::Incoming>| async move {
+        let query = req.uri().query().unwrap_or_default().to_string();
+        http::Response::builder()
+            .header("content-type", "text/html; charset=utf-8")
+            .body(Full::new(Bytes::from(format!("<p>{query}</p>"))))
+            .expect("response")
+    })
+    .await;
+    let rules = r#"SecResponseBodyAccess On
+SecRule REQUEST_HEADERS:x-tenant "@rx ^(\w+)$" "id:1,phase:1,pass,nolog,capture,setvar:tx.tenant=%{tx.1}"
+SecRule RESPONSE_STATUS "@streq 200" "id:2,phase:3,pass,log,msg:'status seen'"
+SecRule RESPONSE_BODY "@contains leaked-%{tx.tenant}" "id:3,phase:4,deny,status:502,msg:'leak of %{tx.tenant}'"
+"#;
+    let manifest = manifest(
+        &[up.addr],
+        &["waf"],
+        &format!(
+            "[filters.waf]\nplugin = \"waf.wasm\"\n[filters.waf.config]\ndirectives = '''\n{rules}'''\n"
+        ),
+    );
+    let weir = Weir::start(&manifest);
+    let r = get(&weir.url("/page?x=leaked-acme"), &[("x-tenant", "acme")]).await;
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert_eq!(r.body, "forbidden\n", "the upstream's body is replaced");
+    let log = weir.wait_for_log("waf blocked (response)");
+    assert!(
+        log.contains("leak of acme") && log.contains("status seen"),
+        "{log}"
+    );
+    // Another tenant's name in the body is not this tenant's leak.
+    let r = get(&weir.url("/page?x=leaked-acme"), &[("x-tenant", "zeta")]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("leaked-acme"), "{}", r.body);
+}
