@@ -305,8 +305,6 @@ fn collect<'d>(
             });
         }
     };
-    // Values held by the transaction's state are copied: rules change it while they run.
-    let copy = |k: &str, v: &[u8]| (Cow::Owned(k.to_string()), Cow::Owned(v.to_vec()));
     match spec.coll {
         Coll::Multi(i) => data
             .multi(i)
@@ -318,35 +316,60 @@ fn collect<'d>(
                 push(Cow::Borrowed(""), Cow::Borrowed(v));
             }
         }
+        _ => state_values(spec, st, &take, &mut |k: &str, v: &[u8]| {
+            // Values held by the transaction's state are copied: rules change it while
+            // they run.
+            push(Cow::Owned(k.to_string()), Cow::Owned(v.to_vec()))
+        }),
+    }
+    if spec.count {
+        let key = match &spec.key {
+            Some(Key::Exact(k)) => k.clone(),
+            _ => String::new(),
+        };
+        out.push(Target {
+            coll: spec.coll,
+            key: Cow::Owned(key),
+            value: Cow::Owned(count.to_string().into_bytes()),
+        });
+    }
+}
+
+/// The values of the collections the transaction's state holds (TX, the persistent ones,
+/// what rules matched), that `take` selects, in key order, each given to `found`.
+fn state_values(
+    spec: &VarSpec,
+    st: &State,
+    take: &dyn Fn(&str) -> bool,
+    found: &mut dyn FnMut(&str, &[u8]),
+) {
+    match spec.coll {
         // TX keys are kept lower case, as selectors compare them.
         Coll::Tx => match &spec.key {
             Some(Key::Exact(k)) => {
-                if let Some(v) = st.tx.get(k).filter(|_| !excluded(k)) {
-                    let (k, v) = copy(k, v.as_bytes());
-                    push(k, v);
+                if let Some(v) = st.tx.get(k).filter(|_| take(k)) {
+                    found(k, v.as_bytes());
                 }
             }
             _ => {
                 // In key order, so which value is matched last does not depend on hashing.
-                let mut found: Vec<_> = st.tx.iter().filter(|(k, _)| take(k)).collect();
-                found.sort();
-                for (k, v) in found {
-                    let (k, v) = copy(k, v.as_bytes());
-                    push(k, v);
+                let mut keys: Vec<_> = st.tx.iter().filter(|(k, _)| take(k)).collect();
+                keys.sort();
+                for (k, v) in keys {
+                    found(k, v.as_bytes());
                 }
             }
         },
         Coll::Persistent(p) => {
             let prefix = format!("{p}.");
-            let mut found: Vec<(&str, &String)> = st
+            let mut keys: Vec<(&str, &String)> = st
                 .persistent
                 .iter()
                 .filter_map(|(k, v)| Some((k.strip_prefix(&prefix).filter(|k| take(k))?, v)))
                 .collect();
-            found.sort();
-            for (k, v) in found {
-                let (k, v) = copy(k, v.as_bytes());
-                push(k, v);
+            keys.sort();
+            for (k, v) in keys {
+                found(k, v.as_bytes());
             }
         }
         Coll::MatchedVar | Coll::MatchedVarName => {
@@ -355,7 +378,7 @@ fn collect<'d>(
                     Coll::MatchedVar => v.clone(),
                     _ => full_name(*c, k).into_bytes(),
                 };
-                push(Cow::Borrowed(""), Cow::Owned(value));
+                found("", &value);
             }
         }
         Coll::MatchedVars | Coll::MatchedVarsNames => {
@@ -369,21 +392,10 @@ fn collect<'d>(
                 } else {
                     n.as_bytes()
                 };
-                let (k, v) = copy(n, value);
-                push(k, v);
+                found(n, value);
             }
         }
-    }
-    if spec.count {
-        let key = match &spec.key {
-            Some(Key::Exact(k)) => k.clone(),
-            _ => String::new(),
-        };
-        out.push(Target {
-            coll: spec.coll,
-            key: Cow::Owned(key),
-            value: Cow::Owned(count.to_string().into_bytes()),
-        });
+        Coll::Multi(_) | Coll::Scalar(_) => {}
     }
 }
 
