@@ -12,6 +12,7 @@
 //! engine = "on"                  # "on", "detection-only" or "off": overrides SecRuleEngine
 //! typed-bodies = true            # JSON and XML bodies read by Content-Type (ModSecurity's
 //!                                # recommended rules 200000/200001); default true
+//! max-args = 1000                # more query + body arguments: 400 before rules run
 //! body = "forbidden\n"           # the body of a block; the status is the rule's (default 403)
 //! ```
 //! Phases 1 and 2 run in `on-request` (the request body buffered up to the filter's
@@ -53,6 +54,12 @@ struct Settings {
     typed_bodies: bool,
     #[serde(default = "default_body")]
     body: String,
+    #[serde(default = "default_max_args")]
+    max_args: usize,
+}
+
+fn default_max_args() -> usize {
+    1000
 }
 
 fn yes() -> bool {
@@ -70,6 +77,8 @@ pub struct Waf {
     memo: std::cell::RefCell<engine::Memo>,
     typed_bodies: bool,
     body: String,
+    /// More query and body arguments than this: 400 before any rule runs.
+    max_args: usize,
 }
 
 /// Values (per transformation chain) the memo keeps across requests: a few MiB at most.
@@ -122,6 +131,7 @@ impl Waf {
             memo: std::cell::RefCell::new(engine::Memo::new(MEMO_ENTRIES)),
             typed_bodies: s.typed_bodies,
             body: s.body,
+            max_args: s.max_args,
         })
     }
 
@@ -151,6 +161,9 @@ impl Waf {
         let mut st = State::new(&self.set);
         let mut cache = Cache::with_memo(&self.set, &self.memo);
         let data = request_data(req);
+        if self.too_many_args(&data, &mut st) {
+            return st;
+        }
         let content_type = req.header("content-type").unwrap_or_default();
         st.body_processor = self.default_processor(&content_type);
         engine::run_phase(&self.set, 1, &data, &mut st, &mut cache);
@@ -162,6 +175,9 @@ impl Waf {
             if let Some(b) = req.body().filter(|b| !b.is_empty()) {
                 cache.clear();
                 data.add_body(&b, st.body_processor, &content_type, st.force_body_variable);
+                if self.too_many_args(&data, &mut st) {
+                    return st;
+                }
             }
         }
         engine::run_phase(&self.set, 2, &data, &mut st, &mut cache);
@@ -169,6 +185,32 @@ impl Waf {
             engine::run_phase(&self.set, 5, &data, &mut st, &mut cache);
         }
         st
+    }
+
+    /// Refuse (400) a request with more arguments than `max-args`, before rules run over
+    /// them: every rule reads every argument, so their number bounds a request's cost (as
+    /// ModSecurity's recommended rule 200007 does for 1000).
+    fn too_many_args(&self, data: &Data, st: &mut State) -> bool {
+        let n = data.multi(variables::multi("ARGS")).len();
+        if n <= self.max_args {
+            return false;
+        }
+        st.hits.push(engine::Hit {
+            id: 0,
+            msg: format!("{n} arguments, over max-args ({})", self.max_args),
+            data: String::new(),
+            severity: Some(2),
+        });
+        let refusal = engine::Interruption {
+            status: 400,
+            rule: 0,
+        };
+        match st.engine {
+            EngineMode::On => st.interruption = Some(refusal),
+            EngineMode::DetectionOnly => st.would_interrupt = Some(refusal),
+            EngineMode::Off => return false,
+        }
+        true
     }
 
     /// Phases 3, 4 and 5 over a response, continuing `st`.

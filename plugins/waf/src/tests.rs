@@ -68,3 +68,22 @@ fn crs_passes_ordinary_requests() {
         );
     }
 }
+
+#[test]
+fn too_many_arguments_are_refused_before_rules_run() {
+    let waf = testing::init::<Waf>(
+        r#"{"directives": "SecRule ARGS \"@rx never\" \"id:1,phase:1,deny\"", "max-args": 3}"#,
+    )
+    .unwrap();
+    let mut ok = MockRequest::get("/?a=1&b=2&c=3").with_raw_path_and_query("/?a=1&b=2&c=3");
+    testing::assert_continues(&testing::on_request(&waf, &mut ok));
+    let mut many =
+        MockRequest::get("/?a=1&b=2&c=3&d=4").with_raw_path_and_query("/?a=1&b=2&c=3&d=4");
+    testing::assert_responds(&testing::on_request(&waf, &mut many), 400);
+    // Body arguments count too.
+    let mut body = MockRequest::post("/?a=1")
+        .with_raw_path_and_query("/?a=1")
+        .with_header("content-type", "application/x-www-form-urlencoded")
+        .with_body("b=2&c=3&d=4");
+    testing::assert_responds(&testing::on_request(&waf, &mut body), 400);
+}
