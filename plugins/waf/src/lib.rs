@@ -255,11 +255,7 @@ impl Waf {
 
     /// Log, count and record the outcome; the block response if there is one.
     fn decide(&self, req: &mut Request<'_>, st: &State, phase: &str) -> Action {
-        let action = match (&st.interruption, &st.would_interrupt) {
-            (Some(_), _) => "blocked",
-            (None, Some(_)) => "detected",
-            _ => "passed",
-        };
+        let action = st.outcome();
         let score = st
             .tx
             .get("anomaly_score")
@@ -391,7 +387,7 @@ impl Filter for Waf {
 
     fn on_request(&self, req: &mut Request<'_>) -> Action {
         let st = self.inspect_request(req);
-        if self.wants_response() && st.interruption.is_none() && !st.done() {
+        if self.wants_response() && !st.done() {
             save_tx(req, &st);
         }
         self.decide(req, &st, "request")
@@ -408,13 +404,7 @@ impl Filter for Waf {
         if st.hits.is_empty() {
             return Action::Continue;
         }
-        let action = if st.interruption.is_some() {
-            "blocked"
-        } else if st.would_interrupt.is_some() {
-            "detected"
-        } else {
-            "passed"
-        };
+        let action = st.outcome();
         weir_sdk::metrics::counter_add(&format!("response_{action}"), 1);
         audit_line(
             req,

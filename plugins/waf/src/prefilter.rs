@@ -201,8 +201,6 @@ pub struct ChainFilter {
     ac: AhoCorasick,
     /// For each pattern, the slot of the rule it belongs to.
     slot_of: Vec<u32>,
-    /// How many rules have a slot here.
-    pub slots: usize,
     /// The collections the rules skipped whole on a miss read (every value of them is
     /// scanned for that decision).
     pub colls: Vec<Coll>,
@@ -225,12 +223,7 @@ impl ChainFilter {
             .kind(Some(AhoCorasickKind::ContiguousNFA))
             .build(&patterns)
             .ok()?;
-        Some(ChainFilter {
-            ac,
-            slot_of,
-            slots: sets.len(),
-            colls,
-        })
+        Some(ChainFilter { ac, slot_of, colls })
     }
 
     /// The slots whose strings occur in `v`.

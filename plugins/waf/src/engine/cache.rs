@@ -4,7 +4,7 @@
 //! cookies repeat from request to request).
 
 use super::OpHit;
-use crate::prefilter::{self, Bits, ChainFilter};
+use crate::prefilter::{self, Bits};
 use crate::rule::Rule;
 use crate::seclang::RuleSet;
 use crate::transaction::Data;
@@ -76,11 +76,9 @@ impl Memo {
 /// The transformations and prefilter finds of one transaction.
 pub struct Cache<'s> {
     map: FxHashMap<(usize, usize, usize), Rc<Known>>,
-    filters: &'s [Option<ChainFilter>],
+    set: &'s RuleSet,
     /// Per chain: the prefilter's finds over every value its rules could target.
     chain_hits: FxHashMap<usize, Bits>,
-    /// Whether a rule reads `MATCHED_VARS`: else they are not kept.
-    pub(super) keep_matched_vars: bool,
     memo: Option<&'s RefCell<Memo>>,
 }
 
@@ -90,11 +88,15 @@ impl<'s> Cache<'s> {
         // Sized for a typical request (a few dozen values, a dozen chains): no rehashing.
         Cache {
             map: FxHashMap::with_capacity_and_hasher(256, Default::default()),
-            filters: &set.prefilters,
+            set,
             chain_hits: FxHashMap::with_capacity_and_hasher(32, Default::default()),
-            keep_matched_vars: set.reads_matched_vars,
             memo: None,
         }
+    }
+
+    /// Whether a rule reads `MATCHED_VARS`: else they are not kept.
+    pub(super) fn keeps_matched_vars(&self) -> bool {
+        self.set.reads_matched_vars
     }
 
     /// An empty cache that also consults and fills `memo` (which must belong to `set`).
@@ -115,7 +117,7 @@ impl<'s> Cache<'s> {
     /// outlives this cache, so its address names it).
     fn known(&mut self, link: &Rule, v: &[u8]) -> &Known {
         let key = (v.as_ptr() as usize, v.len(), link.chain_id);
-        let (filters, memo) = (self.filters, self.memo);
+        let (filters, memo) = (&self.set.prefilters, self.memo);
         self.map.entry(key).or_insert_with(|| {
             let make = || {
                 let value = apply(link, v).map(Vec::into_boxed_slice);
@@ -177,7 +179,7 @@ impl<'s> Cache<'s> {
         let (Some(pf), true) = (link.pf_slot, link.pf_whole) else {
             return true;
         };
-        let Some(Some(filter)) = self.filters.get(link.chain_id) else {
+        let Some(Some(filter)) = self.set.prefilters.get(link.chain_id) else {
             return true;
         };
         if let Some(bits) = self.chain_hits.get(&link.chain_id) {
@@ -204,7 +206,7 @@ impl<'s> Cache<'s> {
     /// `v` (borrowed from the transaction) through `link`'s transformations; `None` when
     /// the link's prefilter shows its operator cannot match.
     fn lookup<'c>(&'c mut self, link: &Rule, v: &'c [u8]) -> Option<&'c [u8]> {
-        let has_filter = matches!(self.filters.get(link.chain_id), Some(Some(_)));
+        let has_filter = matches!(self.set.prefilters.get(link.chain_id), Some(Some(_)));
         let known = self.known(link, v);
         if let (Some(pf), true) = (link.pf_slot, has_filter) {
             if !prefilter::has(&known.hits, pf) {

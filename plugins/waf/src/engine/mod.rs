@@ -85,6 +85,15 @@ impl State {
         }
     }
 
+    /// `blocked`, `detected` (a deny that `DetectionOnly` did not carry out) or `passed`.
+    pub fn outcome(&self) -> &'static str {
+        match (&self.interruption, &self.would_interrupt) {
+            (Some(_), _) => "blocked",
+            (None, Some(_)) => "detected",
+            _ => "passed",
+        }
+    }
+
     /// Whether rules have stopped running (a deny, `allow`, or the engine turned off).
     pub fn done(&self) -> bool {
         self.interruption.is_some() || self.allowed || self.engine == EngineMode::Off
@@ -217,7 +226,7 @@ fn eval_link<'d>(
             }
         }
         if link.records_match {
-            if cache.keep_matched_vars {
+            if cache.keeps_matched_vars() {
                 st.matched_vars
                     .push((full_name(t.coll, &t.key), value.clone()));
             }
