@@ -1,6 +1,8 @@
 //! Request body processors: URL-encoded forms, multipart uploads, JSON (flattened to
 //! `json.a.b` / `json.a.array_0` arguments, as ModSecurity v3 names them) and XML text.
 
+use crate::transforms::unescape;
+use memchr::memmem::find;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 
@@ -47,35 +49,11 @@ pub fn urlencoded(raw: &[u8]) -> Vec<(String, Vec<u8>)> {
 
 /// `%XX` escapes decoded (invalid ones kept as they are); `+` stays.
 pub fn percent_decode(v: &[u8]) -> Vec<u8> {
-    decode(v, false)
+    unescape(v, false, false)
 }
 
 fn form_decode(v: &[u8]) -> Vec<u8> {
-    decode(v, true)
-}
-
-fn decode(v: &[u8], plus_is_space: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(v.len());
-    let mut i = 0;
-    while i < v.len() {
-        match v[i] {
-            b'+' if plus_is_space => out.push(b' '),
-            b'%' if i + 2 < v.len() => match (hex(v[i + 1]), hex(v[i + 2])) {
-                (Some(a), Some(b)) => {
-                    out.push(a << 4 | b);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    out
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
+    unescape(v, false, true)
 }
 
 /// A `multipart/form-data` body with the boundary from `content_type`.
@@ -160,10 +138,6 @@ fn read_part(part: &[u8], out: &mut Parsed) -> Result<(), String> {
         None => out.args.push((name, body.to_vec())),
     }
     Ok(())
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// A JSON body flattened to arguments in document order.

@@ -4,6 +4,7 @@
 use crate::macros::{Lookup, Macro};
 pub use crate::pattern::Pattern;
 use aho_corasick::AhoCorasick;
+use memchr::memmem::find;
 use std::net::IpAddr;
 
 /// An operator and its compiled parameter.
@@ -275,13 +276,6 @@ pub fn data_lines(text: &str) -> Vec<String> {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(str::to_string)
         .collect()
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(0);
-    }
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 fn contains_word(v: &[u8], w: &[u8]) -> bool {

@@ -23,6 +23,12 @@ pub(super) fn uni_byte(h: &[u8]) -> Option<u8> {
 }
 
 pub(super) fn url_decode(v: &[u8], uni: bool) -> Vec<u8> {
+    unescape(v, uni, true)
+}
+
+/// `%XX` escapes (with `uni`, `%uXXXX` too) decoded, invalid ones kept as they are; with
+/// `plus`, `+` as a space (form encoding).
+pub(crate) fn unescape(v: &[u8], uni: bool, plus: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(v.len());
     let mut i = 0;
     while i < v.len() {
@@ -46,7 +52,7 @@ pub(super) fn url_decode(v: &[u8], uni: bool) -> Vec<u8> {
                     }
                 }
             }
-            b'+' => {
+            b'+' if plus => {
                 out.push(b' ');
                 i += 1;
             }

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 mod decode;
 mod normalise;
 
+pub(crate) use decode::unescape;
 use decode::*;
 use normalise::*;
 
