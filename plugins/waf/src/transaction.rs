@@ -80,6 +80,15 @@ impl Data {
         }
     }
 
+    /// Add argument `name` = `value` to `ARGS` and `ARGS_NAMES`, and to the query's or the
+    /// body's own pair of collections (`ARGS_GET`, `ARGS_GET_NAMES` or the `_POST` ones).
+    fn push_arg(&mut self, (values, names): (&str, &str), name: String, value: Vec<u8>) {
+        self.push(values, Item::new(name.clone(), value.clone()));
+        self.push(names, Item::new(name.clone(), name.clone()));
+        self.push("ARGS", Item::new(name.clone(), value));
+        self.push("ARGS_NAMES", Item::new(name.clone(), name));
+    }
+
     /// The variables of a request head (phase 1).
     pub fn request(head: &RequestHead<'_>) -> Data {
         let mut d = Data::empty();
@@ -106,10 +115,7 @@ impl Data {
         d.set("REQBODY_PROCESSOR", "");
         if let Some(q) = query {
             for (k, v) in body::urlencoded(q.as_bytes()) {
-                d.push("ARGS_GET", Item::new(k.clone(), v.clone()));
-                d.push("ARGS_GET_NAMES", Item::new(k.clone(), k.clone()));
-                d.push("ARGS", Item::new(k.clone(), v));
-                d.push("ARGS_NAMES", Item::new(k.clone(), k));
+                d.push_arg(("ARGS_GET", "ARGS_GET_NAMES"), k, v);
             }
         }
         for (name, value) in head.headers {
@@ -178,10 +184,7 @@ impl Data {
             }
         };
         for (k, v) in parsed.args {
-            self.push("ARGS_POST", Item::new(k.clone(), v.clone()));
-            self.push("ARGS_POST_NAMES", Item::new(k.clone(), k.clone()));
-            self.push("ARGS", Item::new(k.clone(), v));
-            self.push("ARGS_NAMES", Item::new(k.clone(), k));
+            self.push_arg(("ARGS_POST", "ARGS_POST_NAMES"), k, v);
         }
         let mut files_size = 0usize;
         for f in parsed.files {

@@ -76,12 +76,14 @@ pub const SCALAR: &[&str] = &[
 
 /// Index of a scalar by name, for the transaction builder.
 pub fn scalar(name: &str) -> usize {
-    SCALAR.iter().position(|s| *s == name).unwrap_or(0)
+    // An unknown name is an index past the table: reading it finds nothing, setting it
+    // sets nothing (rather than another variable).
+    SCALAR.iter().position(|s| *s == name).unwrap_or(usize::MAX)
 }
 
 /// Index of a multi collection by name, for the transaction builder.
 pub fn multi(name: &str) -> usize {
-    MULTI.iter().position(|s| *s == name).unwrap_or(0)
+    MULTI.iter().position(|s| *s == name).unwrap_or(usize::MAX)
 }
 
 /// Where a target's values come from.

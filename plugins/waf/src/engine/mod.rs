@@ -208,10 +208,10 @@ fn eval_link<'d>(
                     Cow::Borrowed(v) => cache.run(link, v, test.op.is_pure(), |v| {
                         run_op(link, v, &ctx, test.negated)
                     }),
-                    Cow::Owned(v) => match cache::apply(link, v) {
-                        Some(t) => run_op(link, &t, &ctx, test.negated),
-                        None => run_op(link, v, &ctx, test.negated),
-                    },
+                    Cow::Owned(v) => {
+                        let t = cache::apply(link, v);
+                        run_op(link, t.as_deref().unwrap_or(v), &ctx, test.negated)
+                    }
                 }
             }
         };
@@ -241,7 +241,7 @@ fn eval_link<'d>(
 pub(super) type OpHit = (Vec<u8>, Vec<Vec<u8>>);
 
 /// The operator over `v`: the transformed value and captures on a match.
-fn run_op(link: &Rule, v: &[u8], ctx: &Ctx<'_>, negated: bool) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
+fn run_op(link: &Rule, v: &[u8], ctx: &Ctx<'_>, negated: bool) -> Option<OpHit> {
     let test = link.test.as_ref()?;
     let m = test.op.matches(v, link.actions.capture, ctx);
     // The value is copied only when a rule can read it back (MATCHED_VAR).
@@ -260,12 +260,7 @@ fn run_op(link: &Rule, v: &[u8], ctx: &Ctx<'_>, negated: bool) -> Option<(Vec<u8
 }
 
 /// `multiMatch`: the operator over the value before and after each transformation.
-fn multi_match(
-    link: &Rule,
-    v: &[u8],
-    ctx: &Ctx<'_>,
-    negated: bool,
-) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
+fn multi_match(link: &Rule, v: &[u8], ctx: &Ctx<'_>, negated: bool) -> Option<OpHit> {
     let mut cur = Cow::Borrowed(v);
     if let Some(hit) = run_op(link, &cur, ctx, negated) {
         return Some(hit);
