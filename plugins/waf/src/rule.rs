@@ -45,50 +45,43 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// This rule and the links chained to it, in order.
+    pub fn links(&self) -> impl Iterator<Item = &Rule> {
+        std::iter::successors(Some(self), |l| l.chained.as_deref())
+    }
+
+    /// Run `f` on this rule and on each link chained to it, in order.
+    pub fn for_each_link_mut(&mut self, mut f: impl FnMut(&mut Rule)) {
+        let mut link = Some(self);
+        while let Some(l) = link {
+            f(l);
+            link = l.chained.as_deref_mut();
+        }
+    }
+
     /// Whether anything in this rule can read what its matches record: a later link, a
     /// capture, or a macro naming `MATCHED_VAR...` in its messages or `setvar`s.
     pub fn reads_its_matches(&self) -> bool {
         let named = |m: &crate::macros::Macro| m.mentions("MATCHED_VAR");
-        let mut link = Some(self);
-        while let Some(l) = link {
+        self.links().any(|l| {
             let a = &l.actions;
-            if l.chained.is_some()
+            l.chained.is_some()
                 || a.capture
                 || a.msg.as_ref().is_some_and(named)
-                || a.logdata.as_ref().is_some_and(named)
-                || a.setvars.iter().any(|sv| {
-                    named(&sv.name)
-                        || matches!(&sv.op, crate::rule::SetOp::Set(m) | crate::rule::SetOp::Add(m) | crate::rule::SetOp::Sub(m) if named(m))
-                })
-            {
-                return true;
-            }
-            link = l.chained.as_deref();
-        }
-        false
-    }
-
-    /// Set `records_match` on every link.
-    pub fn set_records_match(&mut self, on: bool) {
-        self.records_match = on;
-        if let Some(next) = self.chained.as_deref_mut() {
-            next.set_records_match(on);
-        }
+                || a.logdata.as_ref().is_some_and(named) || a.setvars.iter().any(|sv| {
+                named(&sv.name)
+                    || matches!(&sv.op, SetOp::Set(m) | SetOp::Add(m) | SetOp::Sub(m) if named(m))
+            })
+        })
     }
 
     /// Whether a link of this rule targets a collection `which` accepts.
     pub fn reads(&self, which: impl Fn(crate::variables::Coll) -> bool) -> bool {
-        let mut link = Some(self);
-        while let Some(l) = link {
-            if l.test
+        self.links().any(|l| {
+            l.test
                 .as_ref()
                 .is_some_and(|t| t.vars.iter().any(|v| which(v.coll)))
-            {
-                return true;
-            }
-            link = l.chained.as_deref();
-        }
-        false
+        })
     }
 
     /// A gate such as CRS's paranoia-level checks: `pass`, `nolog`, `skipAfter`, and no
@@ -97,14 +90,7 @@ impl Rule {
         let quiet = |r: &Rule| {
             r.actions.setvars.is_empty() && r.actions.ctls.is_empty() && !r.actions.capture
         };
-        let mut link = self.chained.as_deref();
-        while let Some(l) = link {
-            if !quiet(l) {
-                return false;
-            }
-            link = l.chained.as_deref();
-        }
-        quiet(self)
+        self.links().all(quiet)
             && self.actions.disruptive == Some(Disruptive::Pass)
             && self.actions.log == Some(false)
             && (self.actions.skip_after.is_some() || self.actions.skip > 0)

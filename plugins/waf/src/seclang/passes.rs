@@ -13,38 +13,8 @@ pub(super) fn prefilters(phases: &mut [Vec<Entry>; 5], chains: usize) -> Vec<Opt
     let mut sets: Vec<Vec<Vec<Vec<u8>>>> = vec![Vec::new(); chains];
     let mut colls: Vec<Vec<Coll>> = vec![Vec::new(); chains];
     for entry in phases.iter_mut().flatten() {
-        let Entry::Rule(rule) = entry else { continue };
-        let mut link: Option<&mut Rule> = Some(rule);
-        while let Some(l) = link {
-            if let Some(Test {
-                op, negated: false, ..
-            }) = &l.test
-            {
-                if !l.actions.multi_match {
-                    let room = |s: &&mut Vec<_>| s.len() < crate::prefilter::MAX_SLOTS;
-                    if let (Some(req), Some(set)) =
-                        (op.required(), sets.get_mut(l.chain_id).filter(room))
-                    {
-                        l.pf_slot = Some(set.len() as u32);
-                        set.push(req);
-                        let vars = l.test.as_ref().map_or(&[][..], |t| t.vars.as_slice());
-                        l.pf_whole = vars.iter().all(|v| {
-                            v.exclude
-                                || (!v.count && matches!(v.coll, Coll::Multi(_) | Coll::Scalar(_)))
-                        });
-                        if l.pf_whole {
-                            if let Some(c) = colls.get_mut(l.chain_id) {
-                                for v in vars.iter().filter(|v| !v.exclude) {
-                                    if !c.contains(&v.coll) {
-                                        c.push(v.coll);
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            link = l.chained.as_deref_mut();
+        if let Entry::Rule(rule) = entry {
+            rule.for_each_link_mut(|l| give_slot(l, &mut sets, &mut colls));
         }
     }
     sets.iter()
@@ -57,6 +27,40 @@ pub(super) fn prefilters(phases: &mut [Vec<Entry>; 5], chains: usize) -> Vec<Opt
             }
         })
         .collect()
+}
+
+/// A slot in its chain's prefilter for link `l`, if its operator has required strings (and
+/// it is neither negated nor multi-matching); with `pf_whole` when all its targets are request
+/// variables, whose collections the chain's prefilter then covers.
+fn give_slot(l: &mut Rule, sets: &mut [Vec<Vec<Vec<u8>>>], colls: &mut [Vec<Coll>]) {
+    let Some(test) = l
+        .test
+        .as_ref()
+        .filter(|t| !t.negated && !l.actions.multi_match)
+    else {
+        return;
+    };
+    let room = |s: &&mut Vec<_>| s.len() < crate::prefilter::MAX_SLOTS;
+    let (Some(req), Some(set)) = (test.op.required(), sets.get_mut(l.chain_id).filter(room)) else {
+        return;
+    };
+    let slot = set.len() as u32;
+    set.push(req);
+    let whole = test
+        .vars
+        .iter()
+        .all(|v| v.exclude || (!v.count && matches!(v.coll, Coll::Multi(_) | Coll::Scalar(_))));
+    if whole {
+        if let Some(c) = colls.get_mut(l.chain_id) {
+            for v in test.vars.iter().filter(|v| !v.exclude) {
+                if !c.contains(&v.coll) {
+                    c.push(v.coll);
+                }
+            }
+        }
+    }
+    l.pf_slot = Some(slot);
+    l.pf_whole = whole;
 }
 
 /// Point each `skipAfter` at the first marker of its name after the rule (past the end of
@@ -90,8 +94,7 @@ pub(super) fn resolve_skips(phase: &mut [Entry]) {
 pub(super) fn compile_patterns(phases: &[Vec<Entry>; 5]) {
     for entry in phases.iter().flatten() {
         let Entry::Rule(rule) = entry else { continue };
-        let mut link = Some(&**rule);
-        while let Some(l) = link {
+        for l in rule.links() {
             if let Some(Test {
                 op: Operator::Rx(p),
                 ..
@@ -100,7 +103,6 @@ pub(super) fn compile_patterns(phases: &[Vec<Entry>; 5]) {
                 // A pattern the engines refuse matches nothing, as it would at first use.
                 let _ = p.compile();
             }
-            link = l.chained.as_deref();
         }
     }
 }
@@ -130,7 +132,7 @@ pub(super) fn record_matches(phases: &mut [Vec<Entry>; 5]) -> bool {
     for entry in phases.iter_mut().flatten() {
         if let Entry::Rule(r) = entry {
             let on = reads_earlier || r.reads_its_matches();
-            r.set_records_match(on);
+            r.for_each_link_mut(|l| l.records_match = on);
         }
     }
     reads_vars
