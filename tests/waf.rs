@@ -374,3 +374,19 @@ SecRule RESPONSE_BODY "@contains leaked-%{tx.tenant}" "id:3,phase:4,deny,status:
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("leaked-acme"), "{}", r.body);
 }
+
+#[tokio::test]
+async fn instances_are_prepared_for_the_workers_there_are() {
+    let up = Upstream::echo("app").await;
+    let weir = Weir::start(&format!(
+        "workers = 1\nadmin = \"127.0.0.1:0\"\n{}",
+        waf_manifest(up.addr, "", "")
+    ));
+    let status = weir.status().await;
+    assert_eq!(
+        status["filters"][0]["instances_created"].as_u64(),
+        Some(1),
+        "one worker, one instance: {status}"
+    );
+    assert_eq!(get(&weir.url(ATTACKS[0]), &BROWSER).await.status, 403);
+}

@@ -184,6 +184,8 @@ async fn dev(manifest: PathBuf, crates: Vec<PathBuf>) -> anyhow::Result<()> {
 async fn run(manifest: PathBuf) -> anyhow::Result<()> {
     let config = Config::load(&manifest).map_err(|d| anyhow::anyhow!("invalid manifest:\n{d}"))?;
     let engine = FilterEngine::new()?.with_cache(config.compile_cache.as_deref());
+    // Filters that prepare an instance per worker at load prepare one per worker only.
+    weir::filter::set_worker_count(config.workers);
     let filters = server::load_filters(&engine, &config)
         .await
         .map_err(|problems| {

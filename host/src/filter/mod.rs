@@ -42,7 +42,7 @@ pub use bindings::LocalResponse;
 pub use engine::{FilterEngine, MAX_INSTANCES, MAX_MEMORY_LIMIT};
 pub use error::{CallError, LoadError};
 pub use host::{BudgetHit, RequestHead};
-pub use per_worker::set_worker_slot;
+pub use per_worker::{set_worker_count, set_worker_slot};
 
 use crate::config::{FailurePolicy, FilterConfig};
 use bindings::{Action, Hooks};

@@ -7,6 +7,15 @@ thread_local! {
     static WORKER_SLOT: Cell<usize> = const { Cell::new(0) };
 }
 
+/// How many worker threads the proxy runs (0: not said, taken as one per slot).
+static WORKERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Say how many worker threads the proxy runs (workers `0..n` use slots `0..n`, wrapping),
+/// so that work done for every worker is not done for slots no worker uses.
+pub fn set_worker_count(n: usize) {
+    WORKERS.store(n, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Mark the current thread as worker `id`, so it uses its own slot of every [`PerWorker`].
 pub fn set_worker_slot(id: usize) {
     WORKER_SLOT.with(|s| s.set(id));
@@ -46,6 +55,16 @@ impl<T> PerWorker<T> {
     /// The index of the current thread's slot.
     pub fn my_index(&self) -> usize {
         WORKER_SLOT.with(Cell::get) % (self.rest.len() + 1)
+    }
+
+    /// The slots worker threads use, with their indexes.
+    pub fn worker_slots(&self) -> impl Iterator<Item = (usize, &T)> {
+        let all = self.rest.len() + 1;
+        let used = match WORKERS.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => all,
+            n => n.min(all),
+        };
+        self.iter().enumerate().take(used)
     }
 
     /// Every slot's value.

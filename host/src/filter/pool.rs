@@ -226,11 +226,11 @@ impl InstancePool {
         }
     }
 
-    /// Give every other worker slot an initialised instance too, so that no request waits
+    /// Give every other worker's slot an initialised instance too, so that no request waits
     /// for a filter whose `init` is slow (one that loads a rule set, say).
     pub async fn prewarm_other_slots(&self) -> Result<(), LoadError> {
         let mine = self.idle.my_index();
-        for (i, slot) in self.idle.iter().enumerate() {
+        for (i, slot) in self.idle.worker_slots() {
             if i != mine {
                 let (instance, _) = self.instantiate().await?;
                 Self::keep_in(slot, instance);
