@@ -29,6 +29,22 @@ pub struct Status {
     pub filters: Vec<FilterStatus>,
     /// The live upstreams, in manifest order.
     pub upstreams: Vec<UpstreamStatus>,
+    /// The shared stores (Redis) the live filters use.
+    pub stores: Vec<StoreStatus>,
+}
+
+/// One shared store.
+#[derive(Debug, Serialize)]
+pub struct StoreStatus {
+    /// `"redis"` or `"redis-cluster"`.
+    pub backend: &'static str,
+    /// Its URLs, passwords redacted.
+    pub urls: String,
+    /// The filters using it.
+    pub filters: Vec<String>,
+    /// Its counters.
+    #[serde(flatten)]
+    pub metrics: crate::store::metrics::StoreSnapshot,
 }
 
 /// One upstream.
@@ -93,6 +109,32 @@ pub struct FilterStatus {
     pub metrics: MetricsSnapshot,
 }
 
+/// The shared stores of `filters`, each once, with the filters using it.
+fn stores(filters: &[Arc<crate::filter::Filter>]) -> Vec<StoreStatus> {
+    let mut out: Vec<(Arc<crate::store::RedisStore>, Vec<String>)> = Vec::new();
+    for f in filters {
+        let Some(redis) = f.shared_store() else {
+            continue;
+        };
+        match out.iter_mut().find(|(r, _)| Arc::ptr_eq(r, &redis)) {
+            Some((_, names)) => names.push(f.name().to_string()),
+            None => out.push((redis, vec![f.name().to_string()])),
+        }
+    }
+    out.into_iter()
+        .map(|(r, filters)| StoreStatus {
+            backend: if r.settings().cluster {
+                "redis-cluster"
+            } else {
+                "redis"
+            },
+            urls: r.settings().shown(),
+            filters,
+            metrics: r.metrics().snapshot(),
+        })
+        .collect()
+}
+
 fn unix(t: SystemTime) -> f64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
@@ -125,6 +167,7 @@ pub fn status(live: &Live) -> Status {
                 metrics: f.metrics(),
             })
             .collect(),
+        stores: stores(&g.filters),
         upstreams: g
             .upstreams
             .iter()

@@ -14,6 +14,7 @@
 //! - [`forward`]: the request as sent upstream (hop-by-hop, `X-Forwarded-Proto`/`-Host`).
 //! - [`filter`]: the Wasm filter engine, instance pools and chains.
 //! - [`live`]: the generation being served; [`reload`]: replacing it on change.
+//! - [`store`]: where filters' shared state lives (node-local, or Redis across nodes).
 //! - [`admin`]: the status endpoint.
 //! - [`server`]: assembling and stopping the proxy. [`check`]: `weir check`.
 
@@ -44,6 +45,7 @@ pub mod route;
 pub mod scaffold;
 pub mod send_timeout;
 pub mod server;
+pub mod store;
 pub mod tls;
 pub mod upgrade;
 pub mod upstream;

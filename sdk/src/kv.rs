@@ -8,7 +8,14 @@
 //! assert_eq!(hits, 1);
 //! ```
 //!
-//! In native tests the store is an in-memory map per thread ([`crate::testing::reset_kv`]).
+//! The manifest decides where the store is: in the proxy (the default), or on Redis shared by
+//! every Weir node (`store = { backend = "redis", ... }`), where a counter or a lock-out
+//! written through one node is seen by all. While Redis is down the filter's
+//! `on-store-failure` applies: `"local"` (this node's store meanwhile), `"fail-open"` (`get`
+//! finds nothing, writes fail) or `"fail-closed"` (the request is answered 503).
+//!
+//! In native tests the store is an in-memory map per thread ([`crate::testing::reset_kv`]);
+//! [`crate::testing::set_store_unavailable`] plays a shared store that is down.
 
 use crate::Error;
 use std::time::Duration;

@@ -14,8 +14,14 @@
 //! assert_eq!(refused.retry_after, Duration::from_millis(100));
 //! ```
 //!
+//! With `store = { backend = "redis", ... }` in the manifest the keys are on Redis, one
+//! limit over every Weir node, decided on Redis's clock in one round trip. While Redis is
+//! down the filter's `on-store-failure` applies: `"local"` (this node's limiter meanwhile),
+//! `"fail-open"` ([`check`] returns an error and the filter decides) or `"fail-closed"` (503).
+//!
 //! In native tests the limiter is a per-thread double on the SDK clock
-//! ([`crate::testing::freeze_clock`], [`crate::testing::reset_rate_limits`]).
+//! ([`crate::testing::freeze_clock`], [`crate::testing::reset_rate_limits`],
+//! [`crate::testing::set_store_unavailable`]).
 
 use crate::Error;
 use std::time::Duration;
@@ -150,6 +156,9 @@ pub(crate) mod double {
     }
 
     pub fn check(key: &str, quota: Quota, cost: u32) -> Result<Decision, String> {
+        if crate::testing::store_down() {
+            return Err(crate::testing::STORE_UNAVAILABLE.to_string());
+        }
         let (rate, period_ms, burst) = (quota.rate, quota.period_ms(), quota.burst);
         if rate == 0 || period_ms == 0 || burst == 0 {
             return Err(format!(

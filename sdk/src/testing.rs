@@ -648,6 +648,40 @@ pub fn reset_rate_limits() {
     crate::rate_limit::double::reset();
 }
 
+thread_local! {
+    static STORE_DOWN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// What the host answers while a shared store is down and the filter's
+/// `on-store-failure` is `"fail-open"`.
+pub const STORE_UNAVAILABLE: &str =
+    "the shared store is unavailable: connection refused (test double)";
+
+/// Make this thread's shared store unreachable (`true`) or reachable again, as a filter with
+/// `on-store-failure = "fail-open"` sees it: `kv::get` finds nothing, writes and
+/// `rate_limit::check` fail with [`STORE_UNAVAILABLE`], `kv::delete` does nothing.
+///
+/// ```
+/// use std::time::Duration;
+/// use weir_sdk::{kv, rate_limit::{self, Quota}, testing};
+/// testing::reset_kv();
+/// kv::set("k", b"v", None).unwrap();
+/// testing::set_store_unavailable(true);
+/// assert_eq!(kv::get("k"), None);
+/// assert!(kv::set("k", b"w", None).is_err());
+/// assert!(rate_limit::check("ip", Quota::per(1, Duration::from_secs(1)), 1).is_err());
+/// testing::set_store_unavailable(false);
+/// assert_eq!(kv::get("k").as_deref(), Some(&b"v"[..]));
+/// ```
+pub fn set_store_unavailable(down: bool) {
+    STORE_DOWN.with(|d| d.set(down));
+}
+
+/// Whether [`set_store_unavailable`] made the store unreachable on this thread.
+pub(crate) fn store_down() -> bool {
+    STORE_DOWN.with(|d| d.get())
+}
+
 /// Place the addresses of `cidr` (`"81.2.69.0/24"`, `"2001:db8::/32"` or one address) at
 /// `location` for [`crate::geo::lookup`] on this thread; the most specific network wins.
 ///
@@ -698,6 +732,9 @@ pub(crate) mod kv_double {
     }
 
     pub fn get(key: &str) -> Option<Vec<u8>> {
+        if super::store_down() {
+            return None;
+        }
         KV.with(|kv| match kv.borrow().get(key) {
             Some((Value::Bytes(b), e)) if live(e) => Some(b.clone()),
             Some((Value::Counter(n), e)) if live(e) => Some(n.to_string().into_bytes()),
@@ -706,6 +743,9 @@ pub(crate) mod kv_double {
     }
 
     pub fn set(key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<(), String> {
+        if super::store_down() {
+            return Err(super::STORE_UNAVAILABLE.to_string());
+        }
         KV.with(|kv| {
             kv.borrow_mut().insert(
                 key.to_owned(),
@@ -716,6 +756,9 @@ pub(crate) mod kv_double {
     }
 
     pub fn delete(key: &str) {
+        if super::store_down() {
+            return;
+        }
         KV.with(|kv| kv.borrow_mut().remove(key));
     }
 
@@ -732,6 +775,9 @@ pub(crate) mod kv_double {
     }
 
     pub fn incr(key: &str, delta: i64, window_ms: Option<u64>) -> Result<i64, String> {
+        if super::store_down() {
+            return Err(super::STORE_UNAVAILABLE.to_string());
+        }
         KV.with(|kv| {
             let mut kv = kv.borrow_mut();
             match kv.get_mut(key) {

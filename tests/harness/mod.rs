@@ -25,6 +25,7 @@ use tokio::net::TcpListener;
 pub mod mmdb;
 pub mod pki;
 pub mod raw;
+pub mod redis;
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {

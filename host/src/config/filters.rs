@@ -9,6 +9,7 @@ impl Validator {
         plugins_dir: &Path,
         name: &toml::Spanned<String>,
         spec: &toml::Spanned<manifest::FilterSpec>,
+        default_store: &crate::store::StoreSettings,
     ) -> FilterConfig {
         let s = spec.get_ref();
         let plugin = s.plugin.get_ref();
@@ -194,6 +195,15 @@ impl Validator {
         );
         let outbound_ca = s.outbound_ca.as_ref().map(|c| base.join(c.get_ref()));
         let files = self.file_grants(base, &field("files"), &s.files);
+        let shared_store = match &s.store {
+            Some(store) => self.store(store, &field("store")),
+            None => default_store.clone(),
+        };
+        let on_store_failure = self.store_failure(
+            s.on_store_failure.as_ref(),
+            &shared_store,
+            &field("on-store-failure"),
+        );
         FilterConfig {
             name: name.get_ref().clone(),
             plugin_path: plugins_dir.join(plugin),
@@ -220,6 +230,8 @@ impl Validator {
                 max_bytes: store_max_bytes,
             },
             rate_limit_keys,
+            shared_store,
+            on_store_failure,
             location: self.map.at(Some(s.plugin.span()), String::new()),
             config_keys: Vec::new(),
             loadable: self.errors.len() == errors_before,

@@ -77,9 +77,33 @@ pub struct Manifest {
     /// Routes, matched most specific first (see `route`).
     #[serde(default)]
     pub routes: Vec<Spanned<RouteSpec>>,
+    /// Where filters' key/value stores and rate limits live, unless a filter names its own:
+    /// `{ backend = "memory" }` (the default) or `{ backend = "redis", url = ... }`.
+    pub store: Option<Spanned<StoreSpec>>,
     /// Named filter instances: a plugin plus its configuration.
     #[serde(default)]
     pub filters: BTreeMap<Spanned<String>, Spanned<FilterSpec>>,
+}
+
+/// `store = { ... }`, at top level or in a filter.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StoreSpec {
+    /// `"memory"` (this node only) or `"redis"` (shared by the nodes using the same Redis).
+    pub backend: Spanned<String>,
+    /// `redis://[user:password@]host:port/db` or `rediss://...` (TLS): one server.
+    pub url: Option<Spanned<String>>,
+    /// The seed nodes of a Redis Cluster, instead of `url`.
+    #[serde(default)]
+    pub cluster_nodes: Vec<Spanned<String>>,
+    /// Longest one call may take (within the filter's `outbound-timeout`). Default: 50ms.
+    pub timeout: Option<Spanned<ManifestDuration>>,
+    /// Longest a (re)connection may take. Default: 1s.
+    pub connect_timeout: Option<Spanned<ManifestDuration>>,
+    /// Most calls in flight per node; beyond, calls fail at once. Default: 1000.
+    pub max_pending: Option<Spanned<i64>>,
+    /// First part of every key. Default: "weir".
+    pub prefix: Option<Spanned<String>>,
 }
 
 /// `[[listeners]]`
@@ -335,6 +359,13 @@ pub struct FilterSpec {
     /// Keys the filter's rate limiter holds state for (a key back to its full burst holds
     /// none). Default: 100000.
     pub rate_limit_keys: Option<Spanned<i64>>,
+    /// Where this filter's key/value store and rate limits live; default: the top-level
+    /// `store`.
+    pub store: Option<Spanned<StoreSpec>>,
+    /// What its store calls do while a shared store is unreachable: `"local"` (this node's
+    /// store meanwhile), `"fail-open"` (the calls fail, the filter decides) or
+    /// `"fail-closed"` (503). Default: local.
+    pub on_store_failure: Option<Spanned<String>>,
     /// Host directories the filter may read, by the guest path it sees each at:
     /// `files = { "/rules" = "/usr/share/modsecurity-crs" }` (relative host paths are taken
     /// from the manifest's folder). Read-only. Default: no file system at all.

@@ -19,6 +19,7 @@ mod manifest;
 mod model;
 mod request;
 mod routes;
+mod store;
 mod tls;
 mod upstreams;
 
@@ -29,6 +30,7 @@ pub use diagnostic::{Diagnostic, Diagnostics, SourceMap};
 pub use duration::parse as parse_duration;
 pub use filter_keys::key_location;
 pub use model::*;
+pub use store::{DEFAULT_STORE_CONNECT_TIMEOUT, DEFAULT_STORE_TIMEOUT};
 
 use crate::balance::{Algorithm, HashKey};
 use crate::geo::GeoDb;
@@ -192,10 +194,14 @@ impl Validator {
             .map(|(name, spec)| self.upstream(name, spec.get_ref(), &defaults))
             .collect();
         let routes = self.routes(&m, &upstream_index, &filter_index);
+        let default_store = match &m.store {
+            Some(store) => self.store(store, "store"),
+            None => crate::store::StoreSettings::Memory,
+        };
         let filters = m
             .filters
             .iter()
-            .map(|(name, spec)| self.filter(base, &plugins_dir, name, spec))
+            .map(|(name, spec)| self.filter(base, &plugins_dir, name, spec, &default_store))
             .collect();
 
         let geo = self.geo_databases(&m, base);

@@ -201,6 +201,10 @@ pub struct FilterConfig {
     pub store: crate::filter::kv::KvBounds,
     /// Keys its rate limiter holds state for.
     pub rate_limit_keys: usize,
+    /// Where its key/value store and rate limits live.
+    pub shared_store: crate::store::StoreSettings,
+    /// What happens while a shared store is unreachable.
+    pub on_store_failure: crate::store::StoreFailure,
     /// Where the entry is in the manifest, for load errors.
     pub location: Diagnostic,
     /// Where each key path of its `config` table is (`request.set`, `keys[0]`), for errors
@@ -254,6 +258,7 @@ impl FilterConfig {
                     c.store,
                     c.rate_limit_keys,
                     c.files.clone(),
+                    (c.shared_store.clone(), c.on_store_failure),
                 ),
             )
         };
@@ -288,6 +293,8 @@ impl FilterConfig {
                 max_bytes: DEFAULT_STORE_MAX_BYTES,
             },
             rate_limit_keys: DEFAULT_RATE_LIMIT_KEYS,
+            shared_store: crate::store::StoreSettings::Memory,
+            on_store_failure: crate::store::StoreFailure::Local,
             loadable: true,
         }
     }

@@ -4,10 +4,13 @@ wasmtime::component::bindgen!({
     world: "filter-world",
     path: "../wit",
     // Every host function may trap (e.g. a request resource used outside a hook call).
-    // Outbound HTTP waits on the network: it is async, so the guest's fiber yields and the
-    // worker thread serves other requests meanwhile.
+    // Outbound HTTP waits on the network, and so do the key/value store and rate limits when
+    // they are on Redis: they are async, so the guest's fiber yields and the worker thread
+    // serves other requests meanwhile.
     imports: {
         "weir:filter/http-client.send": async | trappable,
+        "weir:filter/kv": async | trappable,
+        "weir:filter/rate-limit": async | trappable,
         default: trappable,
     },
     // Filters that can wait (outbound HTTP, timers) are called on a fiber (`call_async`), so
@@ -16,7 +19,8 @@ wasmtime::component::bindgen!({
 });
 
 /// The same exports, called synchronously: for filters that cannot wait on anything (see
-/// `sync_io`), a hook call is a plain function call with no fiber or future.
+/// `sync_io`), a hook call is a plain function call with no fiber or future. Their key/value
+/// store and rate limits are node-local, so these imports are synchronous here.
 pub mod sync {
     wasmtime::component::bindgen!({
         world: "filter-world",
@@ -25,13 +29,12 @@ pub mod sync {
             "weir:filter/types": super::weir::filter::types,
             "weir:filter/host": super::weir::filter::host,
             "weir:filter/context": super::weir::filter::context,
-            "weir:filter/kv": super::weir::filter::kv,
             "weir:filter/metrics": super::weir::filter::metrics,
-            "weir:filter/rate-limit": super::weir::filter::rate_limit,
             "weir:filter/geo": super::weir::filter::geo,
             "weir:filter/http-client": super::weir::filter::http_client,
         },
-        // Every import comes from the bindings above (`with`); only the exports are new.
+        // The other imports come from the bindings above (`with`).
+        imports: { default: trappable },
         require_store_data_send: true,
     });
 }

@@ -116,6 +116,12 @@ fn outcome<'a>(
         },
         Err(e) => e,
     };
+    if let CallError::StoreUnavailable(why) = &error {
+        tracing::error!(filter = filter.name(), "answering 503: {why}");
+        report.record(filter.name(), Act::Failed);
+        let status = http::StatusCode::SERVICE_UNAVAILABLE;
+        return Outcome::Failed(ProxyError::FilterFailed(status).response());
+    }
     match filter.on_failure() {
         FailurePolicy::Closed(status) => {
             tracing::error!(

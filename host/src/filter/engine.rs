@@ -13,9 +13,11 @@ use super::pool::{InstancePool, Prepared};
 use super::rate_limit::{MemoryRateLimit, RateLimitBackend};
 use super::services::FilterServices;
 use super::snapshot::Snapshot;
+use super::SharedStore;
 use super::{header_edits, sync_io, waits};
 use super::{Filter, FilterVersion, LoadError};
 use crate::config::FilterConfig;
+use crate::store::StoreSettings;
 use sha2::Digest as _;
 use std::collections::HashMap;
 use std::path::Path;
@@ -46,6 +48,8 @@ pub struct FilterEngine {
     ticker: Arc<std::sync::OnceLock<Result<(), LoadError>>>,
     kv: Arc<dyn KvBackend>,
     rate_limit: Arc<dyn RateLimitBackend>,
+    /// Open shared stores (Redis), kept across reloads while a filter uses them.
+    stores: Arc<crate::store::Stores>,
     geo: crate::geo::GeoHandle,
 }
 
@@ -94,6 +98,7 @@ impl Runtime {
         header_edits::install(&mut linker).map_err(engine_error)?;
         let mut sync_linker = linker.clone();
         sync_io::shadow_io(&mut sync_linker).map_err(engine_error)?;
+        sync_io::shadow_local_store(&mut sync_linker).map_err(engine_error)?;
         waits::install(&mut linker).map_err(engine_error)?;
         Ok(Runtime {
             engine,
@@ -104,7 +109,15 @@ impl Runtime {
         })
     }
 
-    fn compile(&self, path: &Path, bytes: &[u8], sha256: String) -> Result<Compiled, LoadError> {
+    /// Compile `bytes` (the plugin at `path`); `shared_store` if the filter's store is on
+    /// the network, so that its `kv` and `rate-limit` calls can wait.
+    fn compile(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        sha256: String,
+        shared_store: bool,
+    ) -> Result<Compiled, LoadError> {
         let shown = path.display().to_string();
         let started = std::time::Instant::now();
         let cached = self
@@ -134,7 +147,8 @@ impl Runtime {
         };
         check_world(&self.engine, &component).map_err(world)?;
         let ty = component.component_type();
-        let sync = sync_io::can_run_sync(ty.imports(&self.engine).map(|(name, _)| name));
+        let sync =
+            sync_io::can_run_sync(ty.imports(&self.engine).map(|(name, _)| name), shared_store);
         let linker = if sync {
             &self.sync_linker
         } else {
@@ -164,6 +178,7 @@ impl FilterEngine {
             ticker: Arc::new(std::sync::OnceLock::new()),
             kv: Arc::new(MemoryKv::default()),
             rate_limit: Arc::new(MemoryRateLimit::default()),
+            stores: Arc::default(),
             geo: crate::geo::GeoHandle::default(),
         })
     }
@@ -210,7 +225,9 @@ impl FilterEngine {
     /// fuel budget, and check that it is a compatible filter.
     pub fn compile(&self, path: &Path) -> Result<Prepared, LoadError> {
         let (bytes, sha256) = Self::read(path)?;
-        self.plain.compile(path, &bytes, sha256).map(|c| c.pre)
+        self.plain
+            .compile(path, &bytes, sha256, false)
+            .map(|c| c.pre)
     }
 
     /// Load every filter of a manifest. A filter whose entry and plugin content are the same
@@ -222,7 +239,8 @@ impl FilterEngine {
         filters: &[FilterConfig],
         previous: &[Arc<Filter>],
     ) -> Result<Vec<Arc<Filter>>, Vec<(usize, LoadError)>> {
-        let mut compiled: HashMap<(String, bool), Result<Compiled, LoadError>> = HashMap::new();
+        let mut compiled: HashMap<(String, bool, bool), Result<Compiled, LoadError>> =
+            HashMap::new();
         let mut out = Vec::new();
         let mut errors = Vec::new();
         if !filters.is_empty() {
@@ -249,16 +267,21 @@ impl FilterEngine {
                 continue;
             }
             let metered = cfg.fuel.is_some();
+            let shared = cfg.shared_store.is_remote();
             let known = previous
                 .iter()
-                .find(|p| p.version.sha256 == sha256 && p.config().fuel.is_some() == metered)
+                .find(|p| {
+                    p.version.sha256 == sha256
+                        && p.config().fuel.is_some() == metered
+                        && p.config().shared_store.is_remote() == shared
+                })
                 .map(|p| {
                     Ok(Compiled {
                         pre: p.pool_pre(),
                         sha256: sha256.clone(),
                     })
                 });
-            let key = (sha256.clone(), metered);
+            let key = (sha256.clone(), metered, shared);
             let result = match compiled.get(&key) {
                 Some(r) => r.clone(),
                 None => {
@@ -267,11 +290,13 @@ impl FilterEngine {
                         None => {
                             let rt = self.runtime(cfg).clone();
                             let (path, hash) = (cfg.plugin_path.clone(), sha256.clone());
-                            tokio::task::spawn_blocking(move || rt.compile(&path, &bytes, hash))
-                                .await
-                                .unwrap_or_else(|e| {
-                                    Err(LoadError::Engine(format!("compiler task failed: {e}")))
-                                })
+                            tokio::task::spawn_blocking(move || {
+                                rt.compile(&path, &bytes, hash, shared)
+                            })
+                            .await
+                            .unwrap_or_else(|e| {
+                                Err(LoadError::Engine(format!("compiler task failed: {e}")))
+                            })
                         }
                     };
                     compiled.insert(key, r.clone());
@@ -314,10 +339,18 @@ impl FilterEngine {
                 .unwrap_or_else(|e| Err(format!("client setup failed: {e}")))
                 .map_err(LoadError::Outbound)?
         };
+        let shared = match &cfg.shared_store {
+            StoreSettings::Memory => None,
+            StoreSettings::Redis(settings) => {
+                let redis = self.stores.redis(settings).map_err(LoadError::Store)?;
+                Some(Arc::new(SharedStore::new(redis, cfg.on_store_failure)))
+            }
+        };
         let services = Arc::new(FilterServices {
             name: name.clone(),
             kv: self.kv.namespace(&cfg.name, cfg.store),
             rate_limit: self.rate_limit.namespace(&cfg.name, cfg.rate_limit_keys),
+            shared,
             geo: self.geo.clone(),
             metrics: FilterMetrics::default(),
             outbound: Outbound {

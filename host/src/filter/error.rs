@@ -42,6 +42,9 @@ pub enum LoadError {
     /// A directory granted in its `files` cannot be opened.
     #[error("cannot grant files: {0}")]
     Files(String),
+    /// Its shared store's settings cannot be used.
+    #[error("shared store: {0}")]
+    Store(String),
     /// The Wasm engine could not be set up.
     #[error("cannot create the Wasm engine: {0}")]
     Engine(String),
@@ -64,6 +67,10 @@ pub enum CallError {
     /// A fresh instance could not be created.
     #[error("cannot create an instance: {0}")]
     Instantiate(String),
+    /// The filter's shared store could not answer and its `on-store-failure` is
+    /// `fail-closed`: the request is answered 503 whatever the filter's `on-failure`.
+    #[error("{0}")]
+    StoreUnavailable(String),
     /// The filter returned a local response the host cannot send.
     #[error("returned an invalid response: {0}")]
     InvalidResponse(String),

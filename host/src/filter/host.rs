@@ -120,6 +120,8 @@ pub(super) struct CallData {
     /// that the change can be undone if the call fails.
     pub keep_original: bool,
     pub original_req: Option<RequestHead>,
+    /// Set when a shared-store call failed under `on-store-failure = "fail-closed"`.
+    pub store_failed: bool,
     pub original_resp: Option<(http::response::Parts, Option<Bytes>)>,
 }
 

@@ -33,6 +33,7 @@ mod pool;
 pub mod rate_limit;
 mod resources;
 mod services;
+mod shared;
 mod snapshot;
 mod stderr;
 mod sync_io;
@@ -43,6 +44,7 @@ pub use engine::{FilterEngine, MAX_INSTANCES, MAX_MEMORY_LIMIT};
 pub use error::{CallError, LoadError};
 pub use host::{BudgetHit, RequestHead};
 pub use per_worker::{set_worker_count, set_worker_slot};
+pub use shared::SharedStore;
 
 use crate::config::{FailurePolicy, FilterConfig};
 use bindings::{Action, Hooks};
@@ -188,6 +190,11 @@ impl Filter {
         !self.pool.pre().is_sync()
     }
 
+    /// The shared store (Redis) its key/value store and rate limits are on, if any.
+    pub fn shared_store(&self) -> Option<Arc<crate::store::RedisStore>> {
+        self.services.shared.as_ref().map(|s| s.redis.clone())
+    }
+
     /// Instances created so far, the first (at load time) included.
     pub fn instances_created(&self) -> u64 {
         self.pool.created_count()
@@ -306,6 +313,7 @@ impl Filter {
         let state = inst.store.data_mut();
         let memory_hit = state.limits.memory_hit;
         let data = &mut state.call;
+        let store_failed = std::mem::take(&mut data.store_failed);
         if let Some(h) = data.req.take() {
             *head = h;
         }
@@ -343,6 +351,10 @@ impl Filter {
                 }
                 // One line for the log; the guest backtrace at debug level.
                 tracing::debug!(filter = &*self.name, hook, "trap details: {e:?}");
+                if store_failed {
+                    self.services.metrics.failure(None);
+                    return Err(CallError::StoreUnavailable(format!("{e:#}")));
+                }
                 let cfg = self.pool.config();
                 let (budget, reason) = match e.downcast_ref::<wasmtime::Trap>() {
                     Some(wasmtime::Trap::Interrupt) => (

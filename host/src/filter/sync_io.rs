@@ -10,7 +10,7 @@
 
 use std::future::Future;
 use std::task::{Context, Poll, Waker};
-use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use wasmtime::component::{HasData, HasSelf, Linker, Resource, ResourceTable};
 use wasmtime_wasi::p2::bindings::io::poll as async_poll;
 use wasmtime_wasi::p2::bindings::io::streams as async_streams;
 use wasmtime_wasi::p2::bindings::sync::io::{poll, streams};
@@ -27,9 +27,27 @@ const WAITING_IMPORTS: &[&str] = &[
     "wasi:sockets/",
 ];
 
-/// Whether a component with these imports can be called synchronously.
-pub fn can_run_sync<'a>(mut imports: impl Iterator<Item = &'a str>) -> bool {
-    !imports.any(|name| WAITING_IMPORTS.iter().any(|w| name.starts_with(w)))
+/// Imports that wait when the filter's store is shared (on Redis).
+const SHARED_STORE_IMPORTS: &[&str] = &["weir:filter/kv", "weir:filter/rate-limit"];
+
+/// Whether a component with these imports can be called synchronously; `shared_store` if
+/// its key/value store and rate limits are on the network.
+pub fn can_run_sync<'a>(mut imports: impl Iterator<Item = &'a str>, shared_store: bool) -> bool {
+    !imports.any(|name| {
+        WAITING_IMPORTS.iter().any(|w| name.starts_with(w))
+            || (shared_store && SHARED_STORE_IMPORTS.iter().any(|w| name.starts_with(w)))
+    })
+}
+
+/// Replace `linker`'s `kv` and `rate-limit` with synchronous versions, which answer from the
+/// node-local store (a filter with a shared store is never linked with them).
+pub fn shadow_local_store(linker: &mut Linker<FilterState>) -> wasmtime::Result<()> {
+    use super::bindings::sync::weir::filter::{kv, rate_limit};
+    linker.allow_shadowing(true);
+    kv::add_to_linker::<FilterState, HasSelf<FilterState>>(linker, |s| s)?;
+    rate_limit::add_to_linker::<FilterState, HasSelf<FilterState>>(linker, |s| s)?;
+    linker.allow_shadowing(false);
+    Ok(())
 }
 
 /// Replace `linker`'s `wasi:io/poll` and `wasi:io/streams` with the in-place versions.
@@ -202,7 +220,12 @@ mod tests {
             "wasi:io/streams@0.2.6",
             "weir:filter/kv@0.2.2",
         ];
-        assert!(can_run_sync(plain.into_iter()));
+        assert!(can_run_sync(plain.into_iter(), false));
+        // The same component with its store on Redis waits on the network.
+        assert!(!can_run_sync(plain.into_iter(), true));
+        let rate_limited = ["wasi:io/streams@0.2.6", "weir:filter/rate-limit@0.2.3"];
+        assert!(!can_run_sync(rate_limited.into_iter(), true));
+        assert!(can_run_sync(["wasi:io/streams@0.2.6"].into_iter(), true));
         for waiting in [
             "weir:filter/http-client@0.2.2",
             "wasi:clocks/monotonic-clock@0.2.0",
@@ -210,7 +233,7 @@ mod tests {
             "wasi:sockets/tcp@0.2.0",
         ] {
             assert!(
-                !can_run_sync(plain.into_iter().chain([waiting])),
+                !can_run_sync(plain.into_iter().chain([waiting]), false),
                 "{waiting}"
             );
         }

@@ -10,6 +10,9 @@
 //!                             #   "always" (on every response; adds a response hook) or "never"
 //! status = 429                # default 429
 //! body = "too many requests\n"
+//! on-store-error = "allow"    # when a check fails (a shared store that is down, with the
+//!                             #   filter's on-store-failure = "fail-open"): "allow" the
+//!                             #   request, or "refuse" it with 503
 //!
 //! [[filters.limits.config.limits]]
 //! name = "per-ip"             # letters, digits, '-', '_', '.'; part of every key
@@ -50,6 +53,16 @@ struct Settings {
     status: u16,
     #[serde(default = "default_body")]
     body: String,
+    #[serde(default)]
+    on_store_error: StoreErrorMode,
+}
+
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Debug)]
+#[serde(rename_all = "kebab-case")]
+enum StoreErrorMode {
+    #[default]
+    Allow,
+    Refuse,
 }
 
 #[derive(Deserialize)]
@@ -208,6 +221,9 @@ pub struct RateLimit {
     headers: HeaderMode,
     status: u16,
     body: String,
+    on_store_error: StoreErrorMode,
+    /// Set after a failed check was logged, until a check succeeds: one line per outage.
+    failing: std::cell::Cell<bool>,
 }
 
 /// What the limits decided for one request.
@@ -217,6 +233,8 @@ struct Outcome<'a> {
     checked: Vec<(&'a Limit, Decision)>,
     /// The longest wait among the refusing limits, and the first of them.
     refused: Option<(&'a Limit, Duration)>,
+    /// A limit whose check failed (the host could not decide).
+    failed: Option<&'a Limit>,
 }
 
 impl RateLimit {
@@ -231,6 +249,7 @@ impl RateLimit {
             };
             match rate_limit::check(&key, limit.quota, limit.cost) {
                 Ok(d) => {
+                    self.failing.set(false);
                     if !d.allowed {
                         let wait = out
                             .refused
@@ -240,8 +259,15 @@ impl RateLimit {
                     }
                     out.checked.push((limit, d));
                 }
-                // Validated at init: only a host refusing the key could get here.
-                Err(e) => log(Level::Error, &format!("limit {}: {e}", limit.name)),
+                // The quota and cost are validated at init: the host could not decide (its
+                // shared store is down) or refused the key.
+                Err(e) => {
+                    metrics::counter_add("check-errors", 1);
+                    if !self.failing.replace(true) {
+                        log(Level::Error, &format!("limit {}: {e}", limit.name));
+                    }
+                    out.failed = out.failed.or(Some(limit));
+                }
             }
         }
         out
@@ -283,6 +309,8 @@ impl Filter for RateLimit {
             headers: s.headers,
             status: s.status,
             body: s.body,
+            on_store_error: s.on_store_error,
+            failing: std::cell::Cell::new(false),
         })
     }
 
@@ -299,6 +327,12 @@ impl Filter for RateLimit {
             HeaderMode::Never => None,
             _ => Self::header_values(&out.checked),
         };
+        if out.failed.is_some() && self.on_store_error == StoreErrorMode::Refuse && !self.shadow {
+            metrics::counter_add("refused-unchecked", 1);
+            return Action::Respond(
+                LocalResponse::text(503, "rate limit unavailable\n").header("retry-after", "1"),
+            );
+        }
         if let Some((limit, wait)) = out.refused {
             if self.shadow {
                 metrics::counter_add("shadow-refused", 1);
@@ -378,6 +412,33 @@ mod tests {
         testing::assert_continues(&testing::on_request(&f, &mut from("192.0.2.1")));
         assert_eq!(testing::take_metrics().0["refused"], 1);
         testing::reset_clock();
+    }
+
+    #[test]
+    fn a_store_that_is_down_allows_or_refuses_as_configured_and_logs_once() {
+        let limits = r#""limits":[{"name":"per-ip","rate":1,"per":"1h","key":["client-ip"]}]"#;
+        let allow = filter(&format!("{{{limits}}}"));
+        let refuse = filter(&format!("{{{limits},\"on-store-error\":\"refuse\"}}"));
+        testing::take_logs();
+        testing::set_store_unavailable(true);
+        for _ in 0..3 {
+            testing::assert_continues(&testing::on_request(&allow, &mut from("192.0.2.1")));
+            let refused = testing::on_request(&refuse, &mut from("192.0.2.1"));
+            let resp = testing::assert_responds(&refused, 503);
+            assert_eq!(resp.header_value("retry-after"), Some("1"));
+        }
+        let logs = testing::take_logs();
+        assert_eq!(logs.len(), 2, "one line per filter per outage: {logs:?}");
+        assert!(logs[0].1.contains("unavailable"), "{logs:?}");
+        // Back: limits apply again, and a new outage is logged again.
+        testing::set_store_unavailable(false);
+        testing::assert_continues(&testing::on_request(&allow, &mut from("192.0.2.1")));
+        testing::assert_responds(&testing::on_request(&allow, &mut from("192.0.2.1")), 429);
+        testing::set_store_unavailable(true);
+        testing::assert_continues(&testing::on_request(&allow, &mut from("192.0.2.1")));
+        assert_eq!(testing::take_logs().len(), 1);
+        testing::set_store_unavailable(false);
+        assert!(testing::init::<RateLimit>(r#"{"limits":[],"on-store-error":"maybe"}"#).is_err());
     }
 
     #[test]

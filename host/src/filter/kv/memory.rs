@@ -2,7 +2,7 @@
 //! oldest entries first (insertion order across shards, each shard's oldest known without
 //! locking it) in O(1) per write, with expired entries dropped when read.
 
-use super::{KvBackend, KvBounds, KvError, KvNamespace, MAX_KEY, MAX_VALUE};
+use super::{check_sizes, KvBackend, KvBounds, KvError, KvNamespace};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -231,16 +231,7 @@ impl MemoryNamespace {
 
     /// Refuse a key or value no entry may have, or one larger than the whole namespace.
     fn check(&self, key: &str, value_len: usize) -> Result<(), KvError> {
-        if key.len() > MAX_KEY {
-            return Err(KvError::TooLarge(format!(
-                "keys are at most {MAX_KEY} bytes"
-            )));
-        }
-        if value_len > MAX_VALUE {
-            return Err(KvError::TooLarge(format!(
-                "values are at most {MAX_VALUE} bytes"
-            )));
-        }
+        check_sizes(key, value_len)?;
         let max = self.max_bytes.load(Ordering::Relaxed);
         if cost(key, value_len) > max {
             return Err(KvError::Full(cost(key, value_len), max));
@@ -464,7 +455,9 @@ mod tests {
         ns.delete("b");
         assert_eq!(ns.incr("e", 1, None), Ok(1));
         assert_eq!(ns.entries(), 3);
-        assert!(ns.set(&"k".repeat(MAX_KEY + 1), vec![], None).is_err());
+        assert!(ns
+            .set(&"k".repeat(super::super::MAX_KEY + 1), vec![], None)
+            .is_err());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The filters' shared key/value store: a backend trait (so a networked store can be added
-//! later) and the host side of the `kv` import; the in-memory backend is [`memory`].
+//! The filters' shared key/value store: the node-local backend trait and the host side of
+//! the `kv` import, which answers from the filter's shared store (Redis, `crate::store`)
+//! when it has one and from the node-local one ([`memory`]) otherwise or as its fallback.
 //!
 //! Each filter gets its own namespace, named after its manifest entry: instances on every
 //! worker share it, other filters never see it, it survives reloads of the filter, and it is
@@ -9,8 +10,11 @@ pub mod memory;
 
 pub use memory::MemoryKv;
 
+use super::bindings::sync::weir::filter::kv as sync_kv;
 use super::bindings::weir::filter::kv;
 use super::host::FilterState;
+use super::shared::{Shared, SharedStore};
+use crate::store::redis::kv::Counted;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,13 +76,192 @@ pub trait KvNamespace: Send + Sync {
     fn bytes(&self) -> usize;
 }
 
+/// Refuse a key or value no entry may have, in any backend.
+pub fn check_sizes(key: &str, value_len: usize) -> Result<(), KvError> {
+    if key.len() > MAX_KEY {
+        return Err(KvError::TooLarge(format!(
+            "keys are at most {MAX_KEY} bytes"
+        )));
+    }
+    if value_len > MAX_VALUE {
+        return Err(KvError::TooLarge(format!(
+            "values are at most {MAX_VALUE} bytes"
+        )));
+    }
+    Ok(())
+}
+
 fn ms(v: Option<u64>) -> Option<Duration> {
     v.map(Duration::from_millis)
 }
 
+fn ms_left(left: Duration) -> u64 {
+    u64::try_from(left.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The node-local store's answers, for filters without a shared store (called synchronously)
+/// and as the fallback of those with one.
+impl FilterState {
+    fn local_get(&self, key: &str) -> Option<Vec<u8>> {
+        self.services.kv.get(key)
+    }
+
+    fn local_set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<(), String> {
+        self.services
+            .kv
+            .set(key, value, ttl)
+            .map_err(|e| e.to_string())
+    }
+
+    fn local_incr(&self, key: &str, delta: i64, window: Option<Duration>) -> Result<i64, String> {
+        self.services
+            .kv
+            .incr(key, delta, window)
+            .map_err(|e| e.to_string())
+    }
+
+    fn local_incr_window(
+        &self,
+        key: &str,
+        delta: i64,
+        window: Duration,
+    ) -> Result<(i64, u64), String> {
+        self.services
+            .kv
+            .incr_window(key, delta, window)
+            .map(|(value, left)| (value, ms_left(left)))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Increment on the shared store, else per the policy.
+    async fn shared_incr(
+        &mut self,
+        shared: &SharedStore,
+        key: &str,
+        delta: i64,
+        window: Option<Duration>,
+    ) -> wasmtime::Result<Result<(i64, u64), String>> {
+        if let Err(e) = check_sizes(key, 8) {
+            return Ok(Err(e.to_string()));
+        }
+        let name = self.services.name.clone();
+        let counted = self
+            .on_shared(shared, async |r, budget| {
+                r.kv_incr(&name, key, delta, window, budget).await
+            })
+            .await?;
+        Ok(match counted {
+            Shared::Answered(Counted::Value(v, left)) => Ok((v, left.map_or(u64::MAX, ms_left))),
+            Shared::Answered(Counted::NotACounter) => {
+                Err(KvError::NotACounter(key.to_string()).to_string())
+            }
+            Shared::Local => match window {
+                Some(w) => self.local_incr_window(key, delta, w),
+                None => self.local_incr(key, delta, None).map(|v| (v, u64::MAX)),
+            },
+            Shared::Failed(why) => Err(why),
+        })
+    }
+}
+
 impl kv::Host for FilterState {
+    async fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        let Some(shared) = self.shared_store() else {
+            return Ok(self.local_get(&key));
+        };
+        if check_sizes(&key, 0).is_err() {
+            return Ok(None);
+        }
+        let name = self.services.name.clone();
+        let got = self
+            .on_shared(&shared, async |r, budget| {
+                r.kv_get(&name, &key, budget).await
+            })
+            .await?;
+        Ok(match got {
+            Shared::Answered(v) => v,
+            Shared::Local => self.local_get(&key),
+            Shared::Failed(_) => None,
+        })
+    }
+
+    async fn set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        let Some(shared) = self.shared_store() else {
+            return Ok(self.local_set(&key, value, ms(ttl_ms)));
+        };
+        if let Err(e) = check_sizes(&key, value.len()) {
+            return Ok(Err(e.to_string()));
+        }
+        let name = self.services.name.clone();
+        let set = self
+            .on_shared(&shared, async |r, budget| {
+                r.kv_set(&name, &key, &value, ms(ttl_ms), budget).await
+            })
+            .await?;
+        Ok(match set {
+            Shared::Answered(()) => Ok(()),
+            Shared::Local => self.local_set(&key, value, ms(ttl_ms)),
+            Shared::Failed(why) => Err(why),
+        })
+    }
+
+    async fn delete(&mut self, key: String) -> wasmtime::Result<()> {
+        let Some(shared) = self.shared_store() else {
+            self.services.kv.delete(&key);
+            return Ok(());
+        };
+        let name = self.services.name.clone();
+        let deleted = self
+            .on_shared(&shared, async |r, budget| {
+                r.kv_delete(&name, &key, budget).await
+            })
+            .await?;
+        if let Shared::Local = deleted {
+            self.services.kv.delete(&key);
+        }
+        Ok(())
+    }
+
+    async fn incr(
+        &mut self,
+        key: String,
+        delta: i64,
+        window_ms: Option<u64>,
+    ) -> wasmtime::Result<Result<i64, String>> {
+        let Some(shared) = self.shared_store() else {
+            return Ok(self.local_incr(&key, delta, ms(window_ms)));
+        };
+        let counted = self
+            .shared_incr(&shared, &key, delta, ms(window_ms))
+            .await?;
+        Ok(counted.map(|(v, _)| v))
+    }
+
+    async fn incr_window(
+        &mut self,
+        key: String,
+        delta: i64,
+        window_ms: u64,
+    ) -> wasmtime::Result<Result<kv::Counted, String>> {
+        let window = Duration::from_millis(window_ms);
+        let counted = match self.shared_store() {
+            None => self.local_incr_window(&key, delta, window),
+            Some(shared) => self.shared_incr(&shared, &key, delta, Some(window)).await?,
+        };
+        Ok(counted.map(|(value, reset_ms)| kv::Counted { value, reset_ms }))
+    }
+}
+
+/// Filters called synchronously have no shared store (see `engine`): the node-local one.
+impl sync_kv::Host for FilterState {
     fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
-        Ok(self.services.kv.get(&key))
+        self.no_shared_store()?;
+        Ok(self.local_get(&key))
     }
 
     fn set(
@@ -87,14 +270,12 @@ impl kv::Host for FilterState {
         value: Vec<u8>,
         ttl_ms: Option<u64>,
     ) -> wasmtime::Result<Result<(), String>> {
-        Ok(self
-            .services
-            .kv
-            .set(&key, value, ms(ttl_ms))
-            .map_err(|e| e.to_string()))
+        self.no_shared_store()?;
+        Ok(self.local_set(&key, value, ms(ttl_ms)))
     }
 
     fn delete(&mut self, key: String) -> wasmtime::Result<()> {
+        self.no_shared_store()?;
         self.services.kv.delete(&key);
         Ok(())
     }
@@ -105,11 +286,8 @@ impl kv::Host for FilterState {
         delta: i64,
         window_ms: Option<u64>,
     ) -> wasmtime::Result<Result<i64, String>> {
-        Ok(self
-            .services
-            .kv
-            .incr(&key, delta, ms(window_ms))
-            .map_err(|e| e.to_string()))
+        self.no_shared_store()?;
+        Ok(self.local_incr(&key, delta, ms(window_ms)))
     }
 
     fn incr_window(
@@ -117,15 +295,10 @@ impl kv::Host for FilterState {
         key: String,
         delta: i64,
         window_ms: u64,
-    ) -> wasmtime::Result<Result<kv::Counted, String>> {
+    ) -> wasmtime::Result<Result<sync_kv::Counted, String>> {
+        self.no_shared_store()?;
         Ok(self
-            .services
-            .kv
-            .incr_window(&key, delta, Duration::from_millis(window_ms))
-            .map(|(value, left)| kv::Counted {
-                value,
-                reset_ms: u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
-            })
-            .map_err(|e| e.to_string()))
+            .local_incr_window(&key, delta, Duration::from_millis(window_ms))
+            .map(|(value, reset_ms)| sync_kv::Counted { value, reset_ms }))
     }
 }

@@ -34,6 +34,11 @@ impl Quota {
         self.burst
     }
 
+    /// The time one unit costs.
+    pub fn interval(&self) -> Duration {
+        Duration::from_nanos(self.interval_ns)
+    }
+
     /// How far past `now` a key's TAT may be: `burst` intervals.
     fn tolerance(&self) -> u128 {
         u128::from(self.interval_ns) * u128::from(self.burst)

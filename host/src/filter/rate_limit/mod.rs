@@ -1,5 +1,6 @@
-//! Rate limits for filters: the `rate-limit` import, a backend trait (so a networked
-//! limiter such as Redis can take the in-process one's place) and the GCRA it implements.
+//! Rate limits for filters: the `rate-limit` import, the node-local backend trait and the
+//! GCRA it implements. A filter with a shared store (Redis, `crate::store`) is limited there,
+//! with the node-local limiter as its fallback.
 //!
 //! Each filter gets its own namespace of keys, named after its manifest entry, shared by its
 //! instances on every worker and kept across its reloads, like its key/value store.
@@ -10,8 +11,10 @@ pub mod memory;
 pub use gcra::{Decision, Quota};
 pub use memory::MemoryRateLimit;
 
+use super::bindings::sync::weir::filter::rate_limit as sync_wit;
 use super::bindings::weir::filter::rate_limit as wit;
 use super::host::FilterState;
+use super::shared::Shared;
 use std::sync::Arc;
 
 /// Longest key, in bytes.
@@ -73,22 +76,73 @@ fn ms(d: std::time::Duration) -> u64 {
     u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
+fn to_wit(d: Decision) -> wit::Decision {
+    wit::Decision {
+        allowed: d.allowed,
+        remaining: d.remaining,
+        retry_after_ms: ms(d.retry_after),
+        reset_ms: ms(d.reset),
+    }
+}
+
+impl FilterState {
+    fn local_check(&self, key: &str, quota: &Quota, cost: u32) -> Result<Decision, String> {
+        self.services
+            .rate_limit
+            .check(key, quota, cost)
+            .map_err(|e| e.to_string())
+    }
+}
+
 impl wit::Host for FilterState {
-    fn check(
+    async fn check(
         &mut self,
         key: String,
         quota: wit::Quota,
         cost: u32,
     ) -> wasmtime::Result<Result<wit::Decision, String>> {
-        let decided = Quota::new(quota.rate, quota.period_ms, quota.burst)
-            .and_then(|q| self.services.rate_limit.check(&key, &q, cost));
-        Ok(decided
-            .map(|d| wit::Decision {
-                allowed: d.allowed,
-                remaining: d.remaining,
-                retry_after_ms: ms(d.retry_after),
-                reset_ms: ms(d.reset),
+        let quota = match Quota::new(quota.rate, quota.period_ms, quota.burst) {
+            Ok(q) => q,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let Some(shared) = self.shared_store() else {
+            return Ok(self.local_check(&key, &quota, cost).map(to_wit));
+        };
+        if let Err(e) = validate(&key, &quota, cost) {
+            return Ok(Err(e.to_string()));
+        }
+        let name = self.services.name.clone();
+        let decided = self
+            .on_shared(&shared, async |r, budget| {
+                r.rate_limit(&name, &key, &quota, cost, budget).await
             })
-            .map_err(|e| e.to_string()))
+            .await?;
+        Ok(match decided {
+            Shared::Answered(d) => Ok(d),
+            Shared::Local => self.local_check(&key, &quota, cost),
+            Shared::Failed(why) => Err(why),
+        }
+        .map(to_wit))
+    }
+}
+
+/// Filters called synchronously have no shared store (see `engine`): the node-local one.
+impl sync_wit::Host for FilterState {
+    fn check(
+        &mut self,
+        key: String,
+        quota: sync_wit::Quota,
+        cost: u32,
+    ) -> wasmtime::Result<Result<sync_wit::Decision, String>> {
+        self.no_shared_store()?;
+        let decided = Quota::new(quota.rate, quota.period_ms, quota.burst)
+            .map_err(|e| e.to_string())
+            .and_then(|q| self.local_check(&key, &q, cost));
+        Ok(decided.map(|d| sync_wit::Decision {
+            allowed: d.allowed,
+            remaining: d.remaining,
+            retry_after_ms: ms(d.retry_after),
+            reset_ms: ms(d.reset),
+        }))
     }
 }

@@ -1,0 +1,338 @@
+//! Filter state shared across Weir nodes on a real `redis-server`: a rate limit over three
+//! nodes admits what one limit admits, a windowed counter written through one node is seen
+//! by the others, each `on-store-failure` policy does what it says while Redis is killed
+//! mid-load (and every node recovers when it is back, empty), a frozen Redis costs at most
+//! the call timeout, and credentials (an ACL user) are used and never shown.
+
+mod harness;
+use harness::redis::RedisServer;
+use harness::*;
+use std::time::{Duration, Instant};
+
+/// A node: one listener, the `rate-limit` plugin and the `services` fixture (windowed
+/// counters through the kv store), with `store` as its top-level store. Routes:
+/// `/local`, `/open`, `/closed`: a per-client limit of `burst` per hour under each
+/// `on-store-failure` policy; `/count`: counter of 3 per client per 10 s.
+fn node(up: std::net::SocketAddr, store: &str, burst: u32) -> String {
+    let limit = |name: &str, policy: &str| {
+        format!(
+            "[filters.{name}]\nplugin = \"rate-limit.wasm\"\non-store-failure = \"{policy}\"\n\
+             [filters.{name}.config]\nlimits = [{{ name = \"per-client\", rate = {burst}, per = \"1h\", key = [\"header:x-client\"] }}]\n\n"
+        )
+    };
+    let mut m = format!(
+        "plugins-dir = \"{{dir}}\"\nadmin = \"127.0.0.1:0\"\nworkers = 2\n\
+         store = {store}\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\n\n\
+         [upstreams.app]\ntargets = [\"{up}\"]\n\n"
+    );
+    for (path, filter) in [
+        ("/local", "local"),
+        ("/open", "open"),
+        ("/closed", "closed"),
+        ("/count", "count"),
+    ] {
+        m.push_str(&format!(
+            "[[routes]]\npath = \"{path}\"\nupstream = \"app\"\nfilters = [\"{filter}\"]\n\n"
+        ));
+    }
+    m.push_str(&limit("local", "local"));
+    m.push_str(&limit("open", "fail-open"));
+    m.push_str(&limit("closed", "fail-closed"));
+    m.push_str(
+        "[filters.count]\nplugin = \"services.wasm\"\n\
+         config = { counter = { limit = 3, window-ms = 10000 } }\n",
+    );
+    m
+}
+
+/// Start a node in a folder holding its two plugins.
+fn start(manifest: &str) -> Weir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_filter(
+        &plugins_dir(),
+        "rate-limit.wasm",
+        dir.path(),
+        "rate-limit.wasm",
+    );
+    copy_filter(
+        &fixtures_dir(),
+        "services.wasm",
+        dir.path(),
+        "services.wasm",
+    );
+    Weir::start_in(dir, manifest)
+}
+
+fn redis_store(redis: &RedisServer) -> String {
+    format!(
+        "{{ backend = \"redis\", url = \"{}\", timeout = \"200ms\" }}",
+        redis.url()
+    )
+}
+
+async fn status_of(weir: &Weir, path: &str, client: &str) -> u16 {
+    get(&weir.url(path), &[("x-client", client)])
+        .await
+        .status
+        .as_u16()
+}
+
+async fn nodes(up: std::net::SocketAddr, redis: &RedisServer, n: usize, burst: u32) -> Vec<Weir> {
+    let nodes: Vec<Weir> = (0..n)
+        .map(|_| start(&node(up, &redis_store(redis), burst)))
+        .collect();
+    for w in &nodes {
+        w.wait_for_status("the store up", |s| s["stores"][0]["up"] == true)
+            .await;
+    }
+    nodes
+}
+
+#[tokio::test]
+async fn one_limit_over_three_nodes_admits_what_one_node_would() {
+    let up = Upstream::echo("app").await;
+    let redis = RedisServer::start(&[]);
+    let nodes = nodes(up.addr, &redis, 3, 30).await;
+    // The first check loads the script (EVALSHA refused, then EVAL); the others are one
+    // EVALSHA each.
+    assert_eq!(status_of(&nodes[0], "/local", "c1").await, 200);
+    let before = redis.command_calls("evalsha") + redis.command_calls("eval");
+    let mut admitted = 1;
+    for i in 1..90 {
+        let s = status_of(&nodes[i % 3], "/local", "c1").await;
+        assert!(s == 200 || s == 429, "{s}");
+        admitted += usize::from(s == 200);
+    }
+    assert_eq!(admitted, 30, "a burst of 30 per hour over all nodes");
+    // One round trip per check: one script call per request.
+    let calls = redis.command_calls("evalsha") + redis.command_calls("eval") - before;
+    assert_eq!(calls, 89, "script calls for 89 checks");
+    // Keys are namespaced per filter and hash-tagged per key.
+    let keys = redis.command(None, &["KEYS", "*"]);
+    assert!(keys.contains("weir:rl:{local:per-client"), "{keys}");
+    let s = nodes[0].status().await;
+    let store = &s["stores"][0];
+    assert_eq!(store["backend"], "redis");
+    assert!(store["filters"].as_array().unwrap().len() >= 4, "{store}");
+    assert!(store["calls"].as_u64().unwrap() >= 30, "{store}");
+    assert_eq!(store["errors"], 0);
+    // HTTP/2 reaches the same limit.
+    let r = send_h2(
+        http::Request::get(nodes[1].url("/local"))
+            .header("x-client", "c1")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 429);
+}
+
+#[tokio::test]
+async fn a_counter_written_through_one_node_is_seen_by_the_others() {
+    let up = Upstream::echo("app").await;
+    let redis = RedisServer::start(&[]);
+    let nodes = nodes(up.addr, &redis, 3, 5).await;
+    for (i, node) in nodes.iter().enumerate() {
+        let r = get(&node.url("/count"), &[("x-client", "mallory")]).await;
+        assert_eq!(r.status, 200);
+        assert!(
+            r.body.contains(&format!("x-count: {}", i + 1)),
+            "{}",
+            r.body
+        );
+    }
+    // The fourth attempt is refused by whichever node gets it: the lock-out is shared.
+    for node in &nodes {
+        let r = get(&node.url("/count"), &[("x-client", "mallory")]).await;
+        assert_eq!(r.status, 429, "{}", r.body);
+    }
+    assert_eq!(status_of(&nodes[2], "/count", "alice").await, 200);
+    let v = redis.command(None, &["GET", "weir:kv:{count:mallory}"]);
+    assert_eq!(v, "6");
+    let ttl: i64 = redis
+        .command(None, &["PTTL", "weir:kv:{count:mallory}"])
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=10_000).contains(&ttl),
+        "the window is the key's expiry: {ttl}"
+    );
+}
+
+/// Requests from `client` to `path` on `weir` until `stop`, counting statuses.
+async fn load(weir_url: String, client: &'static str, stop: Instant) -> Vec<u16> {
+    let mut out = Vec::new();
+    while Instant::now() < stop {
+        let r = get(&weir_url, &[("x-client", client)]).await;
+        out.push(r.status.as_u16());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    out
+}
+
+#[tokio::test]
+async fn redis_killed_mid_load_each_policy_holds_and_every_node_recovers() {
+    let up = Upstream::echo("app").await;
+    let mut redis = RedisServer::start(&[]);
+    let nodes = nodes(up.addr, &redis, 2, 3).await;
+    // Spend the shared burst of `k` for each policy before the outage.
+    for path in ["/local", "/open", "/closed"] {
+        for _ in 0..3 {
+            assert_eq!(status_of(&nodes[0], path, "k").await, 200, "{path}");
+        }
+        assert_eq!(status_of(&nodes[1], path, "k").await, 429, "{path}");
+    }
+    // Load on every route while Redis dies.
+    let stop = Instant::now() + Duration::from_secs(3);
+    let loads: Vec<_> = ["/local", "/open", "/closed"]
+        .iter()
+        .map(|p| tokio::spawn(load(nodes[0].url(p), "load", stop)))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // local: this node's own limiter (a fresh budget for `k`, then its own limit).
+    let local: Vec<u16> = futures_statuses(&nodes[1], "/local", "k2", 5).await;
+    assert_eq!(
+        local,
+        [200, 200, 200, 429, 429],
+        "per-node limit while Redis is down"
+    );
+    // fail-open: the filter allows (its on-store-error default); fail-closed: 503.
+    assert_eq!(
+        futures_statuses(&nodes[1], "/open", "k", 3).await,
+        [200, 200, 200]
+    );
+    assert_eq!(
+        futures_statuses(&nodes[1], "/closed", "k", 2).await,
+        [503, 503]
+    );
+    let mut seen = Vec::new();
+    for l in loads {
+        seen.push(l.await.unwrap());
+    }
+    for (path, statuses) in ["/local", "/open", "/closed"].iter().zip(&seen) {
+        assert!(
+            statuses.len() > 50,
+            "{path}: the load kept flowing: {}",
+            statuses.len()
+        );
+        let allowed: &[u16] = match *path {
+            "/closed" => &[200, 429, 503],
+            _ => &[200, 429],
+        };
+        assert!(
+            statuses.iter().all(|s| allowed.contains(s)),
+            "{path}: {statuses:?}"
+        );
+    }
+    assert!(
+        seen[2].contains(&503),
+        "fail-closed answered 503 during the outage"
+    );
+    let logs = nodes[1].logs();
+    assert_eq!(
+        logs.matches("using this node's own store until it is back")
+            .count(),
+        1,
+        "one line per outage for the local policy:\n{logs}"
+    );
+    let s = nodes[1].status().await;
+    assert_eq!(s["stores"][0]["up"], false);
+    assert!(s["stores"][0]["fallbacks"].as_u64().unwrap() >= 5, "{s}");
+    // Back, and empty: the nodes reconnect by themselves and limits resume from scratch.
+    redis.restart();
+    for node in &nodes {
+        node.wait_for_status("the store up again", |s| s["stores"][0]["up"] == true)
+            .await;
+    }
+    for path in ["/local", "/open", "/closed"] {
+        let got = futures_statuses(&nodes[0], path, "after", 4).await;
+        assert_eq!(got, [200, 200, 200, 429], "{path} after the restart");
+    }
+    assert!(nodes[1].logs().contains("shared store connected"));
+}
+
+/// `n` sequential requests' statuses.
+async fn futures_statuses(weir: &Weir, path: &str, client: &str, n: usize) -> Vec<u16> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(status_of(weir, path, client).await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_frozen_redis_costs_at_most_the_timeout_and_no_queue() {
+    let up = Upstream::echo("app").await;
+    let redis = RedisServer::start(&[]);
+    let nodes = nodes(up.addr, &redis, 1, 100).await;
+    assert_eq!(status_of(&nodes[0], "/local", "f").await, 200);
+    redis.freeze(true);
+    // The first call waits for its timeout (200ms) and marks the store down; the next ones
+    // fall back at once instead of queueing behind it.
+    let started = Instant::now();
+    let first = status_of(&nodes[0], "/local", "f").await;
+    let first_took = started.elapsed();
+    assert_eq!(first, 200);
+    assert!(first_took < Duration::from_millis(1500), "{first_took:?}");
+    let started = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(status_of(&nodes[0], "/local", "f").await, 200);
+    }
+    let per_request = started.elapsed() / 20;
+    assert!(
+        per_request < Duration::from_millis(100),
+        "{per_request:?} per request while down"
+    );
+    let s = nodes[0].status().await;
+    assert!(s["stores"][0]["timeouts"].as_u64().unwrap() >= 1, "{s}");
+    redis.freeze(false);
+    nodes[0]
+        .wait_for_status("the store up again", |s| s["stores"][0]["up"] == true)
+        .await;
+}
+
+#[tokio::test]
+async fn an_acl_user_is_used_and_its_password_never_shown() {
+    let up = Upstream::echo("app").await;
+    let acl = "user default off\nuser weir on >s3cret ~weir:* +@all\n";
+    let redis = RedisServer::start(&[]);
+    std::fs::write(redis.dir().join("users.acl"), acl).unwrap();
+    drop(redis);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("users.acl"), acl).unwrap();
+    let acl_file = dir.path().join("users.acl").display().to_string();
+    let redis = RedisServer::start(&["--aclfile", &acl_file]);
+    let url = |pw: &str| format!("redis://weir:{pw}@127.0.0.1:{}/0", redis.port);
+    // A wrong password: the store stays down (and the limit is this node's), logged without
+    // the password.
+    let store = format!("{{ backend = \"redis\", url = \"{}\" }}", url("wrong-pw"));
+    let weir = start(&node(up.addr, &store, 2));
+    weir.wait_for_log("cannot connect to the shared store");
+    let s = weir.status().await;
+    assert_eq!(s["stores"][0]["up"], false);
+    assert_eq!(
+        s["stores"][0]["urls"],
+        format!("redis://weir:***@127.0.0.1:{}/0", redis.port)
+    );
+    assert_eq!(
+        futures_statuses(&weir, "/local", "a", 3).await,
+        [200, 200, 429]
+    );
+    assert!(!weir.logs().contains("wrong-pw"), "{}", weir.logs());
+    drop(weir);
+    // The right one: keys land under the user's permitted prefix.
+    let store = format!("{{ backend = \"redis\", url = \"{}\" }}", url("s3cret"));
+    let weir = start(&node(up.addr, &store, 2));
+    weir.wait_for_status("the store up", |s| s["stores"][0]["up"] == true)
+        .await;
+    assert_eq!(
+        futures_statuses(&weir, "/local", "a", 3).await,
+        [200, 200, 429]
+    );
+    let keys = redis.command(Some(("weir", "s3cret")), &["KEYS", "*"]);
+    assert!(keys.contains("weir:rl:{local:per-client"), "{keys}");
+    assert!(!weir.logs().contains("s3cret"));
+}
