@@ -5,6 +5,7 @@
 //! the call timeout, and credentials (an ACL user) are used and never shown.
 
 mod harness;
+use harness::pki;
 use harness::redis::RedisServer;
 use harness::*;
 use std::time::{Duration, Instant};
@@ -30,6 +31,7 @@ fn node(up: std::net::SocketAddr, store: &str, burst: u32) -> String {
         ("/local", "local"),
         ("/open", "open"),
         ("/closed", "closed"),
+        ("/closed-open", "closed-open"),
         ("/count", "count"),
     ] {
         m.push_str(&format!(
@@ -39,6 +41,11 @@ fn node(up: std::net::SocketAddr, store: &str, burst: u32) -> String {
     m.push_str(&limit("local", "local"));
     m.push_str(&limit("open", "fail-open"));
     m.push_str(&limit("closed", "fail-closed"));
+    // fail-closed on the store wins over the filter's own fail-open.
+    m.push_str(&limit("closed-open", "fail-closed").replace(
+        "on-store-failure",
+        "on-failure = \"fail-open\"\non-store-failure",
+    ));
     m.push_str(
         "[filters.count]\nplugin = \"services.wasm\"\n\
          config = { counter = { limit = 3, window-ms = 10000 } }\n",
@@ -208,6 +215,11 @@ async fn redis_killed_mid_load_each_policy_holds_and_every_node_recovers() {
         futures_statuses(&nodes[1], "/closed", "k", 2).await,
         [503, 503]
     );
+    assert_eq!(
+        futures_statuses(&nodes[1], "/closed-open", "k", 2).await,
+        [503, 503],
+        "fail-closed on the store wins over the filter's fail-open"
+    );
     let mut seen = Vec::new();
     for l in loads {
         seen.push(l.await.unwrap());
@@ -335,4 +347,72 @@ async fn an_acl_user_is_used_and_its_password_never_shown() {
     let keys = redis.command(Some(("weir", "s3cret")), &["KEYS", "*"]);
     assert!(keys.contains("weir:rl:{local:per-client"), "{keys}");
     assert!(!weir.logs().contains("s3cret"));
+}
+
+#[tokio::test]
+async fn tls_to_redis_verifies_the_server_against_the_configured_ca() {
+    let up = Upstream::echo("app").await;
+    let ca = pki::Ca::new();
+    let redis = RedisServer::start_tls(&ca);
+    let ca_file = redis.dir().join("ca.pem").display().to_string();
+    let url = format!("rediss://127.0.0.1:{}/0", redis.port);
+    // Verified against the CA: up, and two nodes share the limit.
+    let store = format!("{{ backend = \"redis\", url = \"{url}\", ca = \"{ca_file}\" }}");
+    let a = start(&node(up.addr, &store, 2));
+    let b = start(&node(up.addr, &store, 2));
+    for w in [&a, &b] {
+        w.wait_for_status("the store up", |s| s["stores"][0]["up"] == true)
+            .await;
+    }
+    assert_eq!(status_of(&a, "/local", "t").await, 200);
+    assert_eq!(status_of(&b, "/local", "t").await, 200);
+    assert_eq!(status_of(&a, "/local", "t").await, 429);
+    // Against the system's CAs the server is not trusted: no connection, and it says why.
+    let store = format!("{{ backend = \"redis\", url = \"{url}\" }}");
+    let c = start(&node(up.addr, &store, 2));
+    let logs = c.wait_for_log("cannot connect to the shared store");
+    assert!(logs.to_lowercase().contains("certificate"), "{logs}");
+    assert_eq!(c.status().await["stores"][0]["up"], false);
+}
+
+#[tokio::test]
+async fn a_redis_cluster_spreads_the_keys_and_keeps_one_limit() {
+    let up = Upstream::echo("app").await;
+    let cluster = harness::redis::cluster(3);
+    let seeds: Vec<String> = cluster
+        .iter()
+        .take(2)
+        .map(|r| format!("\"{}\"", r.url()))
+        .collect();
+    let store = format!(
+        "{{ backend = \"redis\", cluster-nodes = [{}] }}",
+        seeds.join(", ")
+    );
+    let a = start(&node(up.addr, &store, 2));
+    let b = start(&node(up.addr, &store, 2));
+    for w in [&a, &b] {
+        w.wait_for_status("the cluster up", |s| s["stores"][0]["up"] == true)
+            .await;
+    }
+    assert_eq!(a.status().await["stores"][0]["backend"], "redis-cluster");
+    for i in 0..30 {
+        let client = format!("c{i}");
+        assert_eq!(status_of(&a, "/local", &client).await, 200);
+        assert_eq!(status_of(&b, "/local", &client).await, 200);
+        assert_eq!(status_of(&a, "/local", &client).await, 429, "{client}");
+    }
+    // A counter through both nodes.
+    for expected in [200, 200, 200, 429] {
+        let node = if expected == 429 { &b } else { &a };
+        assert_eq!(status_of(node, "/count", "m").await, expected);
+    }
+    let held: Vec<u64> = cluster
+        .iter()
+        .map(|r| r.command(None, &["DBSIZE"]).parse().unwrap())
+        .collect();
+    assert_eq!(held.iter().sum::<u64>(), 31, "{held:?}");
+    assert!(
+        held.iter().filter(|n| **n > 0).count() >= 2,
+        "keys on several shards: {held:?}"
+    );
 }

@@ -30,6 +30,38 @@ impl RedisServer {
         server
     }
 
+    /// Start one that speaks only TLS on its port, with a certificate for `127.0.0.1`
+    /// issued by `ca` (the CA's PEM is written to `ca.pem` in [`RedisServer::dir`]).
+    pub fn start_tls(ca: &super::pki::Ca) -> RedisServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        ca.write(&dir.path().join("ca.pem"));
+        ca.leaf(&["127.0.0.1"], dir.path(), "server");
+        let file = |f: &str| dir.path().join(f).display().to_string();
+        let port = super::closed_port().port();
+        let args = [
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            &file("server.pem"),
+            "--tls-key-file",
+            &file("server.key"),
+            "--tls-ca-cert-file",
+            &file("ca.pem"),
+            "--tls-auth-clients",
+            "no",
+        ];
+        let mut server = RedisServer {
+            port,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            child: None,
+            dir,
+        };
+        server.spawn();
+        server
+    }
+
     /// `redis://127.0.0.1:<port>/0`
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
@@ -117,6 +149,47 @@ impl RedisServer {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// A Redis Cluster of `n` masters (no replicas), formed by `redis-cli --cluster create`.
+pub fn cluster(n: usize) -> Vec<RedisServer> {
+    let nodes: Vec<RedisServer> = (0..n)
+        .map(|_| {
+            RedisServer::start(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+            ])
+        })
+        .collect();
+    let addrs: Vec<String> = nodes
+        .iter()
+        .map(|r| format!("127.0.0.1:{}", r.port))
+        .collect();
+    let out = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&addrs)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .output()
+        .expect("redis-cli --cluster create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for _ in 0..100 {
+        if nodes.iter().all(|r| {
+            r.command(None, &["CLUSTER", "INFO"])
+                .contains("cluster_state:ok")
+        }) {
+            return nodes;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the cluster did not form");
 }
 
 impl Drop for RedisServer {

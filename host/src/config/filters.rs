@@ -196,7 +196,7 @@ impl Validator {
         let outbound_ca = s.outbound_ca.as_ref().map(|c| base.join(c.get_ref()));
         let files = self.file_grants(base, &field("files"), &s.files);
         let shared_store = match &s.store {
-            Some(store) => self.store(store, &field("store")),
+            Some(store) => self.store(store, &field("store"), base),
             None => default_store.clone(),
         };
         let on_store_failure = self.store_failure(

@@ -104,6 +104,13 @@ pub struct StoreSpec {
     pub max_pending: Option<Spanned<i64>>,
     /// First part of every key. Default: "weir".
     pub prefix: Option<Spanned<String>>,
+    /// PEM bundle of the CAs that sign the server's certificate (`rediss://` only), relative
+    /// to the manifest. Default: the system's.
+    pub ca: Option<Spanned<String>>,
+    /// Client certificate (PEM chain) for mutual TLS, with `key`.
+    pub cert: Option<Spanned<String>>,
+    /// Private key of `cert`.
+    pub key: Option<Spanned<String>>,
 }
 
 /// `[[listeners]]`

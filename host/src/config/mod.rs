@@ -195,7 +195,7 @@ impl Validator {
             .collect();
         let routes = self.routes(&m, &upstream_index, &filter_index);
         let default_store = match &m.store {
-            Some(store) => self.store(store, "store"),
+            Some(store) => self.store(store, "store", base),
             None => crate::store::StoreSettings::Memory,
         };
         let filters = m

@@ -16,7 +16,12 @@ pub const MAX_STORE_MAX_PENDING: usize = 100_000;
 
 impl Validator {
     /// A `store` table; `field` names it in errors (`store`, `filters.x.store`).
-    pub(super) fn store(&mut self, spec: &toml::Spanned<StoreSpec>, field: &str) -> StoreSettings {
+    pub(super) fn store(
+        &mut self,
+        spec: &toml::Spanned<StoreSpec>,
+        field: &str,
+        base: &Path,
+    ) -> StoreSettings {
         let s = spec.get_ref();
         match s.backend.get_ref().as_str() {
             "memory" => {
@@ -25,6 +30,8 @@ impl Validator {
                     s.cluster_nodes.first().map(|u| (u.span(), "cluster-nodes")),
                     s.prefix.as_ref().map(|p| (p.span(), "prefix")),
                     s.max_pending.as_ref().map(|p| (p.span(), "max-pending")),
+                    s.ca.as_ref().map(|p| (p.span(), "ca")),
+                    s.cert.as_ref().map(|p| (p.span(), "cert")),
                 ];
                 for (span, key) in extra.into_iter().flatten() {
                     self.error(
@@ -34,7 +41,7 @@ impl Validator {
                 }
                 StoreSettings::Memory
             }
-            "redis" => self.redis(s, spec.span(), field),
+            "redis" => self.redis(s, spec.span(), field, base),
             other => {
                 self.error(
                     s.backend.span(),
@@ -45,7 +52,13 @@ impl Validator {
         }
     }
 
-    fn redis(&mut self, s: &StoreSpec, span: std::ops::Range<usize>, field: &str) -> StoreSettings {
+    fn redis(
+        &mut self,
+        s: &StoreSpec,
+        span: std::ops::Range<usize>,
+        field: &str,
+        base: &Path,
+    ) -> StoreSettings {
         let (urls, cluster) = match (&s.url, s.cluster_nodes.is_empty()) {
             (Some(url), true) => (vec![url.clone()], false),
             (None, false) => (s.cluster_nodes.clone(), true),
@@ -102,7 +115,11 @@ impl Validator {
                 text.clone()
             }
         };
+        let tls = urls.iter().any(|u| u.get_ref().starts_with("rediss://"));
+        let (ca, client_cert) = self.store_tls(s, field, base, tls);
         StoreSettings::Redis(RedisSettings {
+            ca,
+            client_cert,
             urls: urls.iter().map(|u| u.get_ref().clone()).collect(),
             cluster,
             timeout,
@@ -110,6 +127,46 @@ impl Validator {
             max_pending,
             prefix,
         })
+    }
+
+    /// `ca`, `cert` and `key`: readable files, for `rediss://` URLs only.
+    fn store_tls(
+        &mut self,
+        s: &StoreSpec,
+        field: &str,
+        base: &Path,
+        tls: bool,
+    ) -> (Option<PathBuf>, Option<(PathBuf, PathBuf)>) {
+        let mut file = |v: Option<&toml::Spanned<String>>, key: &str| {
+            let v = v?;
+            if !tls {
+                let why = "only applies to rediss:// (TLS) URLs";
+                self.error(v.span(), format!("{field}.{key}: {why}"));
+                return None;
+            }
+            let path = base.join(v.get_ref());
+            if let Err(e) = std::fs::metadata(&path) {
+                let shown = path.display();
+                self.error(v.span(), format!("{field}.{key}: cannot read {shown}: {e}"));
+            }
+            Some(path)
+        };
+        let ca = file(s.ca.as_ref(), "ca");
+        let cert = file(s.cert.as_ref(), "cert");
+        let key = file(s.key.as_ref(), "key");
+        let client_cert = match (cert, key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                let at = s.cert.as_ref().or(s.key.as_ref()).map(|v| v.span());
+                let why = "cert and key go together (mutual TLS)";
+                if let Some(at) = at {
+                    self.error(at, format!("{field}: {why}"));
+                }
+                None
+            }
+        };
+        (ca, client_cert)
     }
 
     fn store_duration(

@@ -515,3 +515,112 @@ fn the_rich_manifest_is_valid() {
         .contains("10.9.8.7".parse().unwrap()));
     assert_eq!(c.routes[0].upgrades, vec!["websocket".to_owned()]);
 }
+
+#[test]
+fn stores_resolve_top_level_then_per_filter() {
+    use crate::store::{StoreFailure, StoreSettings};
+    let src = format!(
+        "store = {{ backend = \"redis\", url = \"redis://app:pw@10.0.0.5:6380/2\", timeout = \"20ms\", prefix = \"edge\" }}\n{}\n\
+         [filters.local]\nplugin = \"x.wasm\"\nstore = {{ backend = \"memory\" }}\n\n\
+         [filters.ring]\nplugin = \"x.wasm\"\non-store-failure = \"fail-closed\"\n\
+         store = {{ backend = \"redis\", cluster-nodes = [\"redis://10.0.0.1:7000\", \"rediss://10.0.0.2:7000\"], max-pending = 10 }}\n",
+        GOOD.replace("plugin = \"headers.wasm\"", "plugin = \"headers.wasm\"\non-store-failure = \"fail-open\"")
+    );
+    let c = Config::parse(Path::new("/etc/weir/m.toml"), &src).unwrap();
+    let by_name = |n: &str| c.filters.iter().find(|f| f.name == n).unwrap();
+    let StoreSettings::Redis(top) = &by_name("tag").shared_store else {
+        panic!("tag inherits the top-level store");
+    };
+    assert_eq!(top.urls, ["redis://app:pw@10.0.0.5:6380/2"]);
+    assert_eq!(
+        (top.timeout, top.prefix.as_str(), top.cluster),
+        (Duration::from_millis(20), "edge", false)
+    );
+    assert_eq!(top.connect_timeout, DEFAULT_STORE_CONNECT_TIMEOUT);
+    assert_eq!(top.max_pending, 1000);
+    assert_eq!(by_name("tag").on_store_failure, StoreFailure::FailOpen);
+    assert!(!format!("{top:?}").contains("pw"), "{top:?}");
+    assert_eq!(by_name("local").shared_store, StoreSettings::Memory);
+    let StoreSettings::Redis(ring) = &by_name("ring").shared_store else {
+        panic!("ring has its own store");
+    };
+    assert!(ring.cluster && ring.urls.len() == 2 && ring.max_pending == 10);
+    assert_eq!(ring.timeout, DEFAULT_STORE_TIMEOUT);
+    assert_eq!(by_name("ring").on_store_failure, StoreFailure::FailClosed);
+    // A change of store is a different filter for a reload.
+    let mut other = by_name("tag").clone();
+    other.shared_store = StoreSettings::Memory;
+    assert!(!other.same_filter(by_name("tag")));
+}
+
+#[test]
+fn bad_stores_are_located() {
+    let e = errors(&format!(
+        "store = {{ backend = \"redsi\" }}\n{}",
+        GOOD.replace(
+            "plugin = \"headers.wasm\"",
+            "plugin = \"headers.wasm\"\non-store-failure = \"local\""
+        )
+    ))
+    .join("\n");
+    for needle in [
+        "m.toml:1:21: store.backend: \"redsi\" is not \"memory\" or \"redis\"",
+        "filters.tag.on-store-failure: only applies with a shared store",
+    ] {
+        assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
+    }
+    let filter = |store: &str, extra: &str| {
+        errors(&GOOD.replace(
+            "plugin = \"headers.wasm\"",
+            &format!("plugin = \"headers.wasm\"\nstore = {store}\n{extra}"),
+        ))
+        .join("\n")
+    };
+    for (store, extra, needle) in [
+        ("{ backend = \"redis\" }", "", "filters.tag.store: backend = \"redis\" needs url"),
+        (
+            "{ backend = \"redis\", url = \"http://u:hunter2@x/\" }",
+            "",
+            "filters.tag.store.url: \"http://u:***@x/\" is not a redis:// or rediss:// URL",
+        ),
+        (
+            "{ backend = \"redis\", url = \"redis://x:0/zero\" }",
+            "",
+            "filters.tag.store.url: \"redis://x:0/zero\" is not a valid Redis URL",
+        ),
+        (
+            "{ backend = \"redis\", url = \"redis://x\", cluster-nodes = [\"redis://y\"] }",
+            "",
+            "filters.tag.store: give either url (one server) or cluster-nodes",
+        ),
+        (
+            "{ backend = \"redis\", url = \"redis://x\", timeout = \"2m\" }",
+            "",
+            "filters.tag.store.timeout: must be between 1ms and 60s",
+        ),
+        (
+            "{ backend = \"redis\", url = \"redis://x\", prefix = \"a{b}\" }",
+            "",
+            "filters.tag.store.prefix: \"a{b}\" must be 1 to 64 characters",
+        ),
+        (
+            "{ backend = \"redis\", url = \"redis://x\", max-pending = 0 }",
+            "",
+            "filters.tag.store.max-pending: 0 is not a positive number",
+        ),
+        (
+            "{ backend = \"memory\", url = \"redis://x\" }",
+            "",
+            "filters.tag.store.url: only applies with backend = \"redis\"",
+        ),
+        (
+            "{ backend = \"redis\", url = \"redis://x\" }",
+            "on-store-failure = \"retry\"",
+            "filters.tag.on-store-failure: \"retry\" is not \"local\", \"fail-open\" or \"fail-closed\"",
+        ),
+    ] {
+        let e = filter(store, extra);
+        assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+}

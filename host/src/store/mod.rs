@@ -10,6 +10,7 @@ pub use self::metrics::StoreMetrics;
 pub use self::redis::RedisStore;
 pub use self::registry::Stores;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Where one filter's key/value store and rate-limit keys live.
@@ -46,6 +47,10 @@ pub struct RedisSettings {
     pub max_pending: usize,
     /// First part of every key (`<prefix>:kv:{<filter>:<key>}`).
     pub prefix: String,
+    /// CA bundle to verify the server with (`rediss://`), instead of the system's.
+    pub ca: Option<PathBuf>,
+    /// Client certificate and key for mutual TLS.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 impl RedisSettings {
@@ -65,6 +70,8 @@ impl std::fmt::Debug for RedisSettings {
             .field("connect_timeout", &self.connect_timeout)
             .field("max_pending", &self.max_pending)
             .field("prefix", &self.prefix)
+            .field("ca", &self.ca)
+            .field("client_cert", &self.client_cert)
             .finish()
     }
 }

@@ -210,8 +210,13 @@ enum Client {
 impl Client {
     fn new(s: &RedisSettings) -> Result<Self, String> {
         let bad = |e: RedisError| format!("invalid Redis URL: {}", one_line(&e));
+        let certs = tls_files(s)?;
         if s.cluster {
-            let client = redis::cluster::ClusterClientBuilder::new(s.urls.clone())
+            let mut builder = redis::cluster::ClusterClientBuilder::new(s.urls.clone());
+            if let Some(certs) = certs {
+                builder = builder.certs(certs);
+            }
+            let client = builder
                 .connection_timeout(s.connect_timeout)
                 .response_timeout(s.timeout)
                 .connection_concurrency_limit(s.max_pending)
@@ -221,7 +226,11 @@ impl Client {
             return Ok(Client::Cluster(client));
         }
         let url = s.urls.first().ok_or("no Redis URL")?;
-        let client = redis::Client::open(url.as_str()).map_err(bad)?;
+        let client = match certs {
+            Some(certs) => redis::Client::build_with_tls(url.as_str(), certs),
+            None => redis::Client::open(url.as_str()),
+        }
+        .map_err(bad)?;
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(s.connect_timeout))
             .set_response_timeout(Some(s.timeout))
@@ -247,6 +256,28 @@ impl Client {
         ping(&mut conn, within).await?;
         Ok(conn)
     }
+}
+
+/// The CA bundle and client certificate named in the settings, read now.
+fn tls_files(s: &RedisSettings) -> Result<Option<redis::TlsCertificates>, String> {
+    if s.ca.is_none() && s.client_cert.is_none() {
+        return Ok(None);
+    }
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    let root_cert = s.ca.as_deref().map(read).transpose()?;
+    let client_tls = match &s.client_cert {
+        Some((cert, key)) => Some(redis::ClientTlsConfig {
+            client_cert: read(cert)?,
+            client_key: read(key)?,
+        }),
+        None => None,
+    };
+    Ok(Some(redis::TlsCertificates {
+        client_tls,
+        root_cert,
+    }))
 }
 
 async fn ping(conn: &mut Conn, within: Duration) -> Result<(), String> {
