@@ -24,8 +24,13 @@ use wasmtime::Store;
 
 /// Epoch ticks instantiation and `init` may take (about one second).
 const INIT_DEADLINE_TICKS: u64 = 1000;
-/// Idle instances kept per worker slot.
+/// Idle instances kept per worker slot of a filter called synchronously: its calls on one
+/// worker never overlap.
 const MAX_IDLE: usize = 4;
+/// The same for a filter whose calls wait (outbound HTTP, a shared store): a worker has as
+/// many of its calls in flight as it has requests waiting, and an instance dropped after
+/// each is an instantiation per request.
+const MAX_IDLE_WAITING: usize = 64;
 
 /// An initialised instance with its own store.
 pub(super) struct Instance {
@@ -216,12 +221,17 @@ impl InstancePool {
 
     /// Keep an unused instance (made at load time) for the next call.
     pub fn keep_idle(&self, instance: Instance) {
-        Self::keep_in(self.idle.mine(), instance);
+        self.keep_in(self.idle.mine(), instance);
     }
 
-    fn keep_in(slot: &Mutex<Vec<Instance>>, instance: Instance) {
+    fn keep_in(&self, slot: &Mutex<Vec<Instance>>, instance: Instance) {
+        let max = if self.pre.is_sync() {
+            MAX_IDLE
+        } else {
+            MAX_IDLE_WAITING
+        };
         let mut idle = slot.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE {
+        if idle.len() < max {
             idle.push(instance);
         }
     }
@@ -233,7 +243,7 @@ impl InstancePool {
         for (i, slot) in self.idle.worker_slots() {
             if i != mine {
                 let (instance, _) = self.instantiate().await?;
-                Self::keep_in(slot, instance);
+                self.keep_in(slot, instance);
             }
         }
         Ok(())
