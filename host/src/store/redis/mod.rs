@@ -6,6 +6,13 @@
 //! reconnects with backoff. A call that fails on the connection or times out marks the store
 //! down and wakes that task. Calls in flight are bounded (`max-pending`) and each has a
 //! timeout, so a slow Redis builds no queue.
+//!
+//! Each worker thread also opens a connection of its own (in the background, on its first
+//! call; [`local`]), so that its calls are written and answered on that thread rather than
+//! handed to the main runtime and back; until it is up, and after any failure, the worker
+//! uses the main connection.
+
+mod local;
 
 pub mod kv;
 pub mod rate_limit;
@@ -65,6 +72,12 @@ impl ConnectionLike for Conn {
 /// A Redis deployment and this node's connection to it.
 pub struct RedisStore {
     settings: RedisSettings,
+    client: Arc<Client>,
+    /// Distinguishes this store's per-worker connections from other stores'.
+    id: u64,
+    /// Bumped whenever the store goes down: per-worker connections of an older generation
+    /// are not used again.
+    generation: std::sync::atomic::AtomicU64,
     /// `None` while down.
     conn: RwLock<Option<Conn>>,
     /// Why it is down, for the calls refused meanwhile.
@@ -79,9 +92,13 @@ impl RedisStore {
     /// The store for `settings`, connecting in the background on the current (main)
     /// runtime; it is down until the first connection succeeds.
     pub fn open(settings: RedisSettings) -> Result<Arc<Self>, String> {
-        let client = Client::new(&settings)?;
+        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let client = Arc::new(Client::new(&settings)?);
         let store = Arc::new(RedisStore {
             settings,
+            client: client.clone(),
+            id: IDS.fetch_add(1, Ordering::Relaxed),
+            generation: std::sync::atomic::AtomicU64::new(0),
             conn: RwLock::new(None),
             down_reason: RwLock::new("not connected yet".to_string()),
             broken: Notify::new(),
@@ -118,7 +135,7 @@ impl RedisStore {
     where
         F: AsyncFnOnce(&mut Conn) -> redis::RedisResult<T>,
     {
-        let Some(mut conn) = self.conn.read().ok().and_then(|c| c.clone()) else {
+        let Some(mut conn) = self.connection() else {
             self.metrics.unavailable();
             let why = self
                 .down_reason
@@ -164,7 +181,15 @@ impl RedisStore {
         }
     }
 
+    /// The connection a call on this thread uses: the worker's own when it has one, else
+    /// the main one; `None` while the store is down.
+    fn connection(&self) -> Option<Conn> {
+        let main = self.conn.read().ok().and_then(|c| c.clone())?;
+        Some(local::connection(self).unwrap_or(main))
+    }
+
     fn mark_down(&self, why: String) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         let was_up = match self.conn.write() {
             Ok(mut c) => c.take().is_some(),
             Err(_) => false,
@@ -202,7 +227,7 @@ fn one_line(e: &RedisError) -> String {
 }
 
 /// How to open a connection.
-enum Client {
+pub(super) enum Client {
     Single(redis::Client, redis::AsyncConnectionConfig),
     Cluster(redis::cluster::ClusterClient),
 }
@@ -292,7 +317,7 @@ async fn ping(conn: &mut Conn, within: Duration) -> Result<(), String> {
 
 /// Connect, then watch the connection (a ping a second, and calls reporting it broken);
 /// reconnect with backoff whenever it is lost. Ends when the store is dropped.
-async fn keep_connected(store: Weak<RedisStore>, client: Client) {
+async fn keep_connected(store: Weak<RedisStore>, client: Arc<Client>) {
     let mut backoff = MIN_BACKOFF;
     let mut connected_before = false;
     let mut logged_failure = false;
