@@ -20,6 +20,13 @@ if [ ! -d /usr/share/modsecurity-crs/rules ]; then
     $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends modsecurity-crs >&2
 fi
 
+# The API's rate limit is shared by two nodes through Redis (Debian's redis-server).
+if ! command -v redis-server >/dev/null; then
+    echo "installing redis-server for the two-node rate limit" >&2
+    if [ "$(id -u)" = 0 ]; then sudo=""; else sudo=sudo; fi
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server >&2
+fi
+
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
@@ -28,9 +35,18 @@ $bin/examples/echo_upstream 127.0.0.1:9001 one & pids+=($!)
 $bin/examples/echo_upstream 127.0.0.1:9002 two & pids+=($!)
 $bin/weir check examples/weir.toml
 RUST_LOG=${RUST_LOG:-info} $bin/weir run examples/weir.toml & pids+=($!)
+redis-server --port 6390 --bind 127.0.0.1 --save "" --appendonly no > /dev/null & redis_pid=$!
+RUST_LOG=${RUST_LOG:-info} $bin/weir run examples/weir-node2.toml > /dev/null & node2_pid=$!
+pids+=("$redis_pid" "$node2_pid")
 
 for _ in $(seq 1 100); do
-    curl -s -o /dev/null http://127.0.0.1:8080/ && break
+    curl -s -o /dev/null http://127.0.0.1:8080/ && curl -s -o /dev/null http://127.0.0.1:8081/ && break
+    sleep 0.1
+done
+# Both nodes connected to Redis (they connect in the background and retry).
+store_up() { curl -s "http://127.0.0.1:$1/status" | sed -n '/"stores"/,$p' | grep -q '"up": true'; }
+for _ in $(seq 1 50); do
+    store_up 9901 && store_up 9902 && break
     sleep 0.1
 done
 
@@ -93,6 +109,11 @@ echo "# Each API key gets 10 requests a minute (rate-limit, GCRA, exact across w
 echo "# key used 2 above, so 8 pass, then 429 with Retry-After and the RateLimit headers:"
 show sh -c "for i in \$(seq 1 9); do curl -s -o /dev/null -w '%{http_code} ' -H 'x-api-key: demo-key-123' http://127.0.0.1:8080/api/items; done; echo"
 show curl -s -i -H 'x-api-key: demo-key-123' http://127.0.0.1:8080/api/items
+echo "# A second Weir node on :8081 keeps the same limit: its keys are on Redis, so the key"
+echo "# is spent there too; another key still has its 10. /status shows the shared store:"
+show curl -s -o /dev/null -w '%{http_code}\n' -H 'x-api-key: demo-key-123' http://127.0.0.1:8081/api/items
+show curl -s -o /dev/null -w '%{http_code}\n' -H 'x-api-key: other-key' http://127.0.0.1:8081/api/items
+show sh -c "curl -s http://127.0.0.1:9902/status | sed -n '/\"stores\"/,/^  ]/p'"
 echo "# The admin endpoint shows each live filter's version (SHA-256), instances and metrics:"
 show sh -c "curl -s http://127.0.0.1:9901/status | head -40"
 echo "# SIGHUP (or any change to the manifest or a plugin) reloads without failing a request:"
