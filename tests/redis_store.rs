@@ -200,7 +200,7 @@ async fn redis_killed_mid_load_each_policy_holds_and_every_node_recovers() {
     redis.kill();
     tokio::time::sleep(Duration::from_millis(500)).await;
     // local: this node's own limiter (a fresh budget for `k`, then its own limit).
-    let local: Vec<u16> = futures_statuses(&nodes[1], "/local", "k2", 5).await;
+    let local: Vec<u16> = statuses_of(&nodes[1], "/local", "k2", 5).await;
     assert_eq!(
         local,
         [200, 200, 200, 429, 429],
@@ -208,15 +208,12 @@ async fn redis_killed_mid_load_each_policy_holds_and_every_node_recovers() {
     );
     // fail-open: the filter allows (its on-store-error default); fail-closed: 503.
     assert_eq!(
-        futures_statuses(&nodes[1], "/open", "k", 3).await,
+        statuses_of(&nodes[1], "/open", "k", 3).await,
         [200, 200, 200]
     );
+    assert_eq!(statuses_of(&nodes[1], "/closed", "k", 2).await, [503, 503]);
     assert_eq!(
-        futures_statuses(&nodes[1], "/closed", "k", 2).await,
-        [503, 503]
-    );
-    assert_eq!(
-        futures_statuses(&nodes[1], "/closed-open", "k", 2).await,
+        statuses_of(&nodes[1], "/closed-open", "k", 2).await,
         [503, 503],
         "fail-closed on the store wins over the filter's fail-open"
     );
@@ -260,14 +257,14 @@ async fn redis_killed_mid_load_each_policy_holds_and_every_node_recovers() {
             .await;
     }
     for path in ["/local", "/open", "/closed"] {
-        let got = futures_statuses(&nodes[0], path, "after", 4).await;
+        let got = statuses_of(&nodes[0], path, "after", 4).await;
         assert_eq!(got, [200, 200, 200, 429], "{path} after the restart");
     }
     assert!(nodes[1].logs().contains("shared store connected"));
 }
 
 /// `n` sequential requests' statuses.
-async fn futures_statuses(weir: &Weir, path: &str, client: &str, n: usize) -> Vec<u16> {
+async fn statuses_of(weir: &Weir, path: &str, client: &str, n: usize) -> Vec<u16> {
     let mut out = Vec::new();
     for _ in 0..n {
         out.push(status_of(weir, path, client).await);
@@ -329,10 +326,7 @@ async fn an_acl_user_is_used_and_its_password_never_shown() {
         s["stores"][0]["urls"],
         format!("redis://weir:***@127.0.0.1:{}/0", redis.port)
     );
-    assert_eq!(
-        futures_statuses(&weir, "/local", "a", 3).await,
-        [200, 200, 429]
-    );
+    assert_eq!(statuses_of(&weir, "/local", "a", 3).await, [200, 200, 429]);
     assert!(!weir.logs().contains("wrong-pw"), "{}", weir.logs());
     drop(weir);
     // The right one: keys land under the user's permitted prefix.
@@ -340,10 +334,7 @@ async fn an_acl_user_is_used_and_its_password_never_shown() {
     let weir = start(&node(up.addr, &store, 2));
     weir.wait_for_status("the store up", |s| s["stores"][0]["up"] == true)
         .await;
-    assert_eq!(
-        futures_statuses(&weir, "/local", "a", 3).await,
-        [200, 200, 429]
-    );
+    assert_eq!(statuses_of(&weir, "/local", "a", 3).await, [200, 200, 429]);
     let keys = redis.command(Some(("weir", "s3cret")), &["KEYS", "*"]);
     assert!(keys.contains("weir:rl:{local:per-client"), "{keys}");
     assert!(!weir.logs().contains("s3cret"));
@@ -415,4 +406,50 @@ async fn a_redis_cluster_spreads_the_keys_and_keeps_one_limit() {
         held.iter().filter(|n| **n > 0).count() >= 2,
         "keys on several shards: {held:?}"
     );
+}
+
+#[tokio::test]
+async fn a_reload_moves_a_filter_between_the_local_store_and_redis() {
+    let up = Upstream::echo("app").await;
+    let redis = RedisServer::start(&[]);
+    let manifest = |store: &str| {
+        format!(
+            "plugins-dir = \"{{dir}}\"\nadmin = \"127.0.0.1:0\"\nworkers = 2\nstore = {store}\n\n\
+             [[listeners]]\naddress = \"127.0.0.1:0\"\n\n\
+             [upstreams.app]\ntargets = [\"{}\"]\n\n\
+             [[routes]]\nupstream = \"app\"\nfilters = [\"limit\"]\n\n\
+             [filters.limit]\nplugin = \"rate-limit.wasm\"\n\
+             config.limits = [{{ name = \"c\", rate = 3, per = \"1h\", key = [\"header:x-client\"] }}]\n",
+            up.addr
+        )
+    };
+    let weir = start(&manifest("{ backend = \"memory\" }"));
+    let calls = |s: &serde_json::Value| s["filters"][0]["calls"].clone();
+    assert_eq!(calls(&weir.status().await), "direct");
+    assert_eq!(statuses_of(&weir, "/", "r", 4).await, [200, 200, 200, 429]);
+    let write = |m: String| {
+        let text = expand(&m).replace("{dir}", &weir.dir().display().to_string());
+        std::fs::write(weir.manifest_path(), text).unwrap();
+    };
+    // To Redis: the filter is loaded anew, called on a fiber, its keys on Redis (fresh).
+    write(manifest(&redis_store(&redis)));
+    let s = weir
+        .wait_for_status("generation 2 on Redis", |s| {
+            s["generation"] == 2 && s["stores"][0]["up"] == true
+        })
+        .await;
+    assert_eq!(calls(&s), "fiber");
+    assert_eq!(statuses_of(&weir, "/", "r", 4).await, [200, 200, 200, 429]);
+    assert!(redis
+        .command(None, &["KEYS", "*"])
+        .contains("weir:rl:{limit:"));
+    // And back: direct calls on the node's own keys again, where `r` is still spent.
+    write(manifest("{ backend = \"memory\" }"));
+    let s = weir
+        .wait_for_status("generation 3", |s| s["generation"] == 3)
+        .await;
+    assert_eq!(calls(&s), "direct");
+    assert_eq!(s["stores"], serde_json::json!([]));
+    assert_eq!(statuses_of(&weir, "/", "r", 1).await, [429]);
+    assert!(!weir.logs().contains("ERROR"), "{}", weir.logs());
 }

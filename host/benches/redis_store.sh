@@ -95,22 +95,14 @@ redis-cli -p "$redis_port" flushall > /dev/null
 nodes=()
 for n in 1 2 3; do
     port=$((19310 + n))
-    cat > "$work/node$n.toml" <<TOML
-plugins-dir = "$root/target/plugins"
-access-log = false
-workers = 1
-[[listeners]]
-address = "127.0.0.1:$port"
-[upstreams.app]
-targets = ["$up"]
-[[routes]]
-upstream = "app"
-filters = ["shared"]
+    { weir_route_manifest "127.0.0.1:$port" "$up" '"shared"'
+      cat <<TOML
 [filters.shared]
 plugin = "rate-limit.wasm"
 store = { backend = "redis", url = "$redis_url" }
 config.limits = [{ name = "all", rate = $rate, per = "1s", burst = $burst, key = ["host"] }]
 TOML
+    } > "$work/node$n.toml"
     RUST_LOG=warn taskset -c "$proxy_cpus" "$weir" run "$work/node$n.toml" > /dev/null & pids+=($!)
     nodes+=("127.0.0.1:$port")
 done

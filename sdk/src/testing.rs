@@ -654,6 +654,14 @@ thread_local! {
 
 /// What the host answers while a shared store is down and the filter's
 /// `on-store-failure` is `"fail-open"`.
+///
+/// ```
+/// use weir_sdk::{kv, testing};
+/// testing::set_store_unavailable(true);
+/// let err = kv::incr("k", 1, None).unwrap_err();
+/// assert_eq!(err.to_string(), testing::STORE_UNAVAILABLE);
+/// testing::set_store_unavailable(false);
+/// ```
 pub const STORE_UNAVAILABLE: &str =
     "the shared store is unavailable: connection refused (test double)";
 
