@@ -193,6 +193,15 @@ pub fn status(live: &Live) -> Status {
     }
 }
 
+/// Whether the scraper prefers OpenMetrics (`Accept: application/openmetrics-text`).
+fn wants_openmetrics(req: &Request<hyper::body::Incoming>) -> bool {
+    req.headers()
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"))
+}
+
 /// How long an admin client may take to send its request head.
 const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -213,7 +222,7 @@ fn authorized(req: &Request<hyper::body::Incoming>, token: &str) -> bool {
             == 0
 }
 
-fn answer(req: &Request<hyper::body::Incoming>, live: &Live) -> Response<Full<Bytes>> {
+fn answer(req: &Request<hyper::body::Incoming>, live: &Arc<Live>) -> Response<Full<Bytes>> {
     let token = live.current().config.admin_token.clone();
     if let Some(token) = token {
         if !authorized(req, &token) {
@@ -237,7 +246,22 @@ fn answer(req: &Request<hyper::body::Incoming>, live: &Live) -> Response<Full<By
                 format!("cannot encode the status: {e}\n").into_bytes(),
             ),
         },
-        (_, "/status") => (
+        (&http::Method::GET, "/metrics") => {
+            let openmetrics = wants_openmetrics(req);
+            match crate::metrics::render(live, openmetrics) {
+                Ok(text) => (
+                    StatusCode::OK,
+                    crate::metrics::content_type(openmetrics),
+                    text.into_bytes(),
+                ),
+                Err(e) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain",
+                    format!("cannot encode the metrics: {e}\n").into_bytes(),
+                ),
+            }
+        }
+        (_, "/status" | "/metrics") => (
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
             b"use GET\n".to_vec(),
@@ -245,7 +269,7 @@ fn answer(req: &Request<hyper::body::Incoming>, live: &Live) -> Response<Full<By
         _ => (
             StatusCode::NOT_FOUND,
             "text/plain",
-            b"not found: try GET /status\n".to_vec(),
+            b"not found: try GET /status or GET /metrics\n".to_vec(),
         ),
     };
     let mut resp = Response::new(Full::new(Bytes::from(body)));

@@ -15,7 +15,7 @@
 //! - [`filter`]: the Wasm filter engine, instance pools and chains.
 //! - [`live`]: the generation being served; [`reload`]: replacing it on change.
 //! - [`store`]: where filters' shared state lives (node-local, or Redis across nodes).
-//! - [`admin`]: the status endpoint.
+//! - [`admin`]: the status endpoint; [`metrics`]: Prometheus metrics (`/metrics`).
 //! - [`server`]: assembling and stopping the proxy. [`check`]: `weir check`.
 
 pub mod access_log;
@@ -35,6 +35,7 @@ pub mod health;
 pub mod hex;
 pub mod listener;
 pub mod live;
+pub mod metrics;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod redirect;

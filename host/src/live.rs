@@ -58,6 +58,7 @@ impl Generation {
                 filters: r.filters.iter().map(|&i| filters[i].clone()).collect(),
                 timeouts: r.timeouts,
                 upgrades: r.upgrades.clone(),
+                label: crate::route::label(r.host.as_ref(), &r.path),
             })
             .collect();
         Generation {

@@ -167,6 +167,24 @@ pub struct Route {
     pub timeouts: crate::config::RouteTimeouts,
     /// `Upgrade` protocols passed on (lower-case); others are ignored.
     pub upgrades: Vec<String>,
+    /// Its host and path conditions as text (`api.example.com/v1`, `*.example.com/`,
+    /// `~^/x$` for a regex): its label in metrics.
+    pub label: Arc<str>,
+}
+
+/// A route's label (see [`Route::label`]).
+pub fn label(host: Option<&HostMatch>, path: &PathMatch) -> Arc<str> {
+    let host = match host {
+        None => String::new(),
+        Some(HostMatch::Exact(h)) => h.clone(),
+        Some(HostMatch::Wildcard(suffix)) => format!("*{suffix}"),
+    };
+    let tilde = if matches!(path, PathMatch::Regex(_)) {
+        "~"
+    } else {
+        ""
+    };
+    Arc::from(format!("{host}{tilde}{}", path.as_str()))
 }
 
 /// A route's weighted backends, picked in proportion to their weights, interleaved.
@@ -389,11 +407,13 @@ pub(crate) mod fixtures {
     }
 
     pub fn route(host: Option<&str>, path: PathMatch, name: &str) -> Route {
+        let host = host.map(|h| match h.strip_prefix('*') {
+            Some(suffix) => HostMatch::Wildcard(suffix.into()),
+            None => HostMatch::Exact(h.into()),
+        });
         Route {
-            host: host.map(|h| match h.strip_prefix('*') {
-                Some(suffix) => HostMatch::Wildcard(suffix.into()),
-                None => HostMatch::Exact(h.into()),
-            }),
+            label: label(host.as_ref(), &path),
+            host,
             path,
             methods: vec![],
             headers: vec![],

@@ -24,6 +24,8 @@ pub struct Manifest {
     pub shutdown_timeout: Option<ManifestDuration>,
     /// Write one access-log line per request. Default: true.
     pub access_log: Option<bool>,
+    /// Count and time requests for `GET /metrics`. Default: true.
+    pub metrics: Option<bool>,
     /// Worker threads, each serving its own share of connections. Default: one per CPU.
     pub workers: Option<Spanned<usize>>,
     /// Largest request head (request line and headers), e.g. "64KiB"; beyond: 431.

@@ -222,6 +222,7 @@ impl Validator {
             plugins_dir,
             shutdown_timeout: m.shutdown_timeout.map_or(DEFAULT_SHUTDOWN_TIMEOUT, |d| d.0),
             access_log: m.access_log.unwrap_or(true),
+            metrics: m.metrics.unwrap_or(true),
             workers,
             listeners,
             limits,

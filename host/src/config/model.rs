@@ -13,6 +13,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Whether to log one line per request.
     pub access_log: bool,
+    /// Whether to count and time requests for `/metrics`.
+    pub metrics: bool,
     /// Worker threads (each a single-threaded runtime with its own listeners and pools).
     pub workers: usize,
     /// Where to listen.

@@ -82,6 +82,7 @@ fn summarize(counts: &[u64], sum: f64) -> HistogramSnapshot {
         sum,
         p50_below: if count == 0 { 0.0 } else { quantile(0.5) },
         p99_below: if count == 0 { 0.0 } else { quantile(0.99) },
+        buckets: counts.to_vec(),
     }
 }
 
@@ -148,6 +149,10 @@ pub struct HistogramSnapshot {
     pub p50_below: f64,
     /// A power of two the 99th percentile is below.
     pub p99_below: f64,
+    /// Values per power-of-two bucket: bucket `i` counts values below `2^i` (and at least
+    /// `2^(i-1)`); for the Prometheus histograms.
+    #[serde(skip)]
+    pub buckets: Vec<u64>,
 }
 
 /// Everything recorded about one filter.

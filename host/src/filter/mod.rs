@@ -28,7 +28,7 @@ mod host;
 pub mod kv;
 pub mod metrics;
 pub mod outbound;
-mod per_worker;
+pub(crate) mod per_worker;
 mod pool;
 pub mod rate_limit;
 mod resources;

@@ -85,6 +85,9 @@ pub struct Proxy {
 /// How a request ended, for the access log.
 struct Outcome<'g> {
     response: Response<Body>,
+    /// The route's label, once routed.
+    route: Option<&'g Arc<str>>,
+    upstream_label: Option<&'g Arc<str>>,
     upstream: Option<&'g str>,
     target: Option<Authority>,
     report: Report<'g>,
@@ -95,6 +98,8 @@ impl Outcome<'_> {
     fn local(response: Response<Body>) -> Self {
         Outcome {
             response,
+            route: None,
+            upstream_label: None,
             upstream: None,
             target: None,
             report: Report::default(),
@@ -132,12 +137,22 @@ impl Proxy {
         // Held to the end: this request finishes on this generation whatever reloads do.
         let current = self.generation();
         let (parts, body) = req.into_parts();
+        let method = parts.method.clone();
         let mut log = current
             .generation
             .config
             .access_log
             .then(|| AccessLog::begin(peer.addr.ip(), &parts.method, &parts.uri, start));
         let out = serve(&current, parts, body, peer, log.as_mut(), start).await;
+        if current.generation.config.metrics {
+            crate::metrics::requests().record(
+                out.route,
+                out.upstream_label,
+                &method,
+                out.response.status(),
+                start.elapsed(),
+            );
+        }
         if let Some(log) = log {
             log.finish(
                 out.response.status(),
@@ -362,6 +377,8 @@ impl<'g> Exchange<'g> {
         };
         Outcome {
             response,
+            route: Some(&route.label),
+            upstream_label: Some(upstream.label()),
             upstream: Some(upstream.name()),
             target,
             report,

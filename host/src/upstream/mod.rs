@@ -12,13 +12,14 @@ use crate::balance::{Balancer, Lease, RequestKey, Target};
 use crate::config::UpstreamConfig;
 use crate::health::{ActiveCheck, Passive};
 use crate::retry::RetryBudget;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A named upstream service.
 pub struct Upstream {
     /// Index in the manifest's upstreams (and in each worker's client list).
     pub id: usize,
-    name: String,
+    name: Arc<str>,
     targets: Vec<Target>,
     balancer: Balancer,
     sticky: Option<Sticky>,
@@ -68,7 +69,7 @@ impl Upstream {
             .collect();
         Upstream {
             id,
-            name: cfg.name.clone(),
+            name: Arc::from(cfg.name.as_str()),
             balancer: Balancer::new(&cfg.balance, &targets),
             sticky: cfg
                 .sticky
@@ -95,6 +96,11 @@ impl Upstream {
 
     /// Its name in the manifest.
     pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its name, shared (a metrics label).
+    pub fn label(&self) -> &Arc<str> {
         &self.name
     }
 

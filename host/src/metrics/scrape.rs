@@ -1,0 +1,421 @@
+//! One scrape: the request series, and what the live generation knows now (reloads, filters,
+//! upstream targets, shared stores), encoded by `prometheus-client`'s encoders.
+
+use super::requests::{Series, BUCKETS, CLASSES, METHODS};
+use crate::filter::metrics::HistogramSnapshot;
+use crate::live::Live;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use std::collections::BTreeMap;
+use std::fmt::Error;
+use std::sync::Arc;
+
+/// Everything `/metrics` shows, gathered at scrape time.
+pub struct Scrape {
+    pub live: Arc<Live>,
+}
+
+impl std::fmt::Debug for Scrape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Scrape")
+    }
+}
+
+type Labels<'a> = Vec<(&'static str, &'a str)>;
+
+/// Encodes families one sample at a time.
+struct Out<'e, 'a> {
+    enc: DescriptorEncoder<'e>,
+    _l: std::marker::PhantomData<&'a ()>,
+}
+
+impl Out<'_, '_> {
+    fn family(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: MetricType,
+        mut each: impl FnMut(&mut MetricEncoder<'_>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let mut m = self.enc.encode_descriptor(name, help, None, kind)?;
+        each(&mut m)
+    }
+}
+
+fn counter(m: &mut MetricEncoder<'_>, labels: &Labels<'_>, v: u64) -> Result<(), Error> {
+    m.encode_family(labels)?
+        .encode_counter::<NoLabelSet, _, u64>(&v, None)
+}
+
+fn gauge(m: &mut MetricEncoder<'_>, labels: &Labels<'_>, v: i64) -> Result<(), Error> {
+    m.encode_family(labels)?.encode_gauge(&v)
+}
+
+fn histogram(
+    m: &mut MetricEncoder<'_>,
+    labels: &Labels<'_>,
+    sum: f64,
+    buckets: &[(f64, u64)],
+) -> Result<(), Error> {
+    let count = buckets.iter().map(|(_, c)| c).sum();
+    m.encode_family(labels)?
+        .encode_histogram::<NoLabelSet>(sum, count, buckets, None)
+}
+
+/// Power-of-two buckets (`i`: values below `2^i`) as Prometheus buckets with bounds
+/// `2^i * scale` for every `step`-th `i` from `first` (counts not cumulative; the last
+/// bucket holds the rest).
+fn pow2_buckets(
+    h: &HistogramSnapshot,
+    first: usize,
+    step: usize,
+    last: usize,
+    scale: f64,
+) -> Vec<(f64, u64)> {
+    let mut out = Vec::new();
+    let mut taken = 0;
+    for i in (first..=last).step_by(step) {
+        let upto: u64 = h.buckets.iter().take(i + 1).sum();
+        out.push(((1u128 << i) as f64 * scale, upto - taken));
+        taken = upto;
+    }
+    let total: u64 = h.buckets.iter().sum();
+    out.push((f64::INFINITY, total - taken));
+    out
+}
+
+impl Collector for Scrape {
+    fn encode(&self, enc: DescriptorEncoder<'_>) -> Result<(), Error> {
+        let mut out = Out {
+            enc,
+            _l: std::marker::PhantomData,
+        };
+        let g = self.live.current();
+        let r = self.live.reload_status();
+        let version = env!("CARGO_PKG_VERSION");
+        out.family(
+            "weir_build_info",
+            "Weir's version.",
+            MetricType::Gauge,
+            |m| gauge(m, &vec![("version", version)], 1),
+        )?;
+        out.family(
+            "weir_config_generation",
+            "The live generation (1 at start, +1 per reload that took).",
+            MetricType::Gauge,
+            |m| gauge(m, &vec![], i64::try_from(g.id).unwrap_or(i64::MAX)),
+        )?;
+        out.family(
+            "weir_reloads",
+            "Reloads, by result.",
+            MetricType::Counter,
+            |m| {
+                counter(m, &vec![("result", "ok")], r.succeeded)?;
+                counter(m, &vec![("result", "failed")], r.failed)
+            },
+        )?;
+        let loaded = g
+            .loaded_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        out.family(
+            "weir_config_loaded_timestamp_seconds",
+            "When the live generation went live (the last successful reload).",
+            MetricType::Gauge,
+            |m| {
+                m.encode_family(&Vec::<(&str, &str)>::new())?
+                    .encode_gauge(&loaded)
+            },
+        )?;
+        requests(&mut out, &super::requests().snapshot())?;
+        upstreams(&mut out, &g)?;
+        filters(&mut out, &g)?;
+        stores(&mut out, &g)
+    }
+}
+
+fn requests(out: &mut Out<'_, '_>, series: &[Series]) -> Result<(), Error> {
+    out.family(
+        "weir_requests",
+        "Requests answered, by route, upstream, method and status class.",
+        MetricType::Counter,
+        |m| {
+            for s in series {
+                let labels = vec![
+                    ("route", &*s.route),
+                    ("upstream", &*s.upstream),
+                    (
+                        "method",
+                        METHODS
+                            .get(usize::from(s.method))
+                            .copied()
+                            .unwrap_or("other"),
+                    ),
+                    (
+                        "code",
+                        CLASSES.get(usize::from(s.class)).copied().unwrap_or("5xx"),
+                    ),
+                ];
+                counter(m, &labels, s.count)?;
+            }
+            Ok(())
+        },
+    )?;
+    // One histogram per (route, upstream): methods and classes merged.
+    let mut merged: BTreeMap<(&str, &str), (f64, Vec<u64>)> = BTreeMap::new();
+    for s in series {
+        let e = merged
+            .entry((&s.route, &s.upstream))
+            .or_insert_with(|| (0.0, vec![0; BUCKETS.len() + 1]));
+        e.0 += s.sum;
+        for (a, b) in e.1.iter_mut().zip(s.buckets) {
+            *a += b;
+        }
+    }
+    out.family(
+        "weir_request_duration_seconds",
+        "Time from a request's arrival to its response head, by route and upstream.",
+        MetricType::Histogram,
+        |m| {
+            for ((route, upstream), (sum, counts)) in &merged {
+                let buckets: Vec<(f64, u64)> = BUCKETS
+                    .iter()
+                    .copied()
+                    .chain([f64::INFINITY])
+                    .zip(counts.iter().copied())
+                    .collect();
+                histogram(
+                    m,
+                    &vec![("route", *route), ("upstream", *upstream)],
+                    *sum,
+                    &buckets,
+                )?;
+            }
+            Ok(())
+        },
+    )
+}
+
+fn upstreams(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), Error> {
+    let targets: Vec<(&str, String, &crate::balance::Target)> = g
+        .upstreams
+        .iter()
+        .flat_map(|u| {
+            u.targets()
+                .iter()
+                .map(move |t| (u.name(), t.authority.to_string(), t))
+        })
+        .collect();
+    let each = |m: &mut MetricEncoder<'_>, v: &dyn Fn(&crate::balance::Target) -> i64| {
+        for (u, addr, t) in &targets {
+            gauge(m, &vec![("upstream", *u), ("target", addr.as_str())], v(t))?;
+        }
+        Ok(())
+    };
+    out.family(
+        "weir_upstream_target_up",
+        "Whether a target passes its health checks (1) or not (0).",
+        MetricType::Gauge,
+        |m| each(m, &|t| i64::from(t.health.is_up())),
+    )?;
+    out.family(
+        "weir_upstream_target_ejected",
+        "Whether passive outlier detection has ejected a target.",
+        MetricType::Gauge,
+        |m| each(m, &|t| i64::from(t.health.ejected())),
+    )?;
+    out.family(
+        "weir_upstream_target_in_flight",
+        "Requests in flight on a target (until their response body ends).",
+        MetricType::Gauge,
+        |m| each(m, &|t| i64::try_from(t.in_flight()).unwrap_or(i64::MAX)),
+    )
+}
+
+fn filters(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), Error> {
+    let snaps: Vec<(
+        &str,
+        crate::filter::metrics::MetricsSnapshot,
+        &crate::filter::Filter,
+    )> = g
+        .filters
+        .iter()
+        .map(|f| (f.name(), f.metrics(), &**f))
+        .collect();
+    out.family(
+        "weir_filter_calls",
+        "Hook calls of a filter.",
+        MetricType::Counter,
+        |m| {
+            for (name, s, _) in &snaps {
+                counter(m, &vec![("filter", *name)], s.calls)?;
+            }
+            Ok(())
+        },
+    )?;
+    out.family(
+        "weir_filter_call_duration_seconds",
+        "Time of a filter's hook calls (CPU and waits).",
+        MetricType::Histogram,
+        |m| {
+            for (name, s, _) in &snaps {
+                // 2^10 ns (1 us) to 2^34 ns (17 s), every fourth power of two.
+                let buckets = pow2_buckets(&s.call_time_ns, 10, 2, 34, 1e-9);
+                histogram(
+                    m,
+                    &vec![("filter", *name)],
+                    s.call_time_ns.sum * 1e-9,
+                    &buckets,
+                )?;
+            }
+            Ok(())
+        },
+    )?;
+    out.family("weir_filter_failures", "Failed hook calls of a filter, by kind: its CPU deadline, fuel or memory limit, or any other trap.", MetricType::Counter, |m| {
+        for (name, s, _) in &snaps {
+            let budget = s.cpu_deadline_hits + s.fuel_hits + s.memory_limit_hits;
+            for (kind, v) in [
+                ("cpu_deadline", s.cpu_deadline_hits),
+                ("fuel", s.fuel_hits),
+                ("memory", s.memory_limit_hits),
+                ("trap", s.failures.saturating_sub(budget)),
+            ] {
+                counter(m, &vec![("filter", *name), ("kind", kind)], v)?;
+            }
+        }
+        Ok(())
+    })?;
+    out.family(
+        "weir_filter_instances_created",
+        "Instances a filter made (the first at load included).",
+        MetricType::Counter,
+        |m| {
+            for (name, _, f) in &snaps {
+                counter(m, &vec![("filter", *name)], f.instances_created())?;
+            }
+            Ok(())
+        },
+    )?;
+    out.family(
+        "weir_filter_instances_idle",
+        "Initialised instances a filter keeps for reuse.",
+        MetricType::Gauge,
+        |m| {
+            for (name, _, f) in &snaps {
+                gauge(
+                    m,
+                    &vec![("filter", *name)],
+                    i64::try_from(f.idle_instances()).unwrap_or(i64::MAX),
+                )?;
+            }
+            Ok(())
+        },
+    )?;
+    out.family(
+        "weir_filter_counts",
+        "A filter's own counters (weir_sdk::metrics::counter_add).",
+        MetricType::Counter,
+        |m| {
+            for (name, s, _) in &snaps {
+                for (metric, v) in &s.counters {
+                    counter(m, &vec![("filter", *name), ("name", metric.as_str())], *v)?;
+                }
+            }
+            Ok(())
+        },
+    )?;
+    out.family(
+        "weir_filter_observations",
+        "A filter's own histograms (weir_sdk::metrics::histogram_record), power-of-two buckets.",
+        MetricType::Histogram,
+        |m| {
+            for (name, s, _) in &snaps {
+                for (metric, h) in &s.histograms {
+                    let buckets = pow2_buckets(h, 0, 4, 60, 1.0);
+                    histogram(
+                        m,
+                        &vec![("filter", *name), ("name", metric.as_str())],
+                        h.sum,
+                        &buckets,
+                    )?;
+                }
+            }
+            Ok(())
+        },
+    )
+}
+
+fn stores(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), Error> {
+    let mut seen: Vec<Arc<crate::store::RedisStore>> = Vec::new();
+    for f in &g.filters {
+        if let Some(s) = f.shared_store() {
+            if !seen.iter().any(|x| Arc::ptr_eq(x, &s)) {
+                seen.push(s);
+            }
+        }
+    }
+    let snaps: Vec<(String, crate::store::metrics::StoreSnapshot)> = seen
+        .iter()
+        .map(|s| (s.settings().shown(), s.metrics().snapshot()))
+        .collect();
+    out.family(
+        "weir_store_up",
+        "Whether a shared store (Redis) is connected.",
+        MetricType::Gauge,
+        |m| {
+            for (url, s) in &snaps {
+                gauge(m, &vec![("store", url.as_str())], i64::from(s.up))?;
+            }
+            Ok(())
+        },
+    )?;
+    out.family(
+        "weir_store_calls",
+        "Calls to a shared store, by outcome.",
+        MetricType::Counter,
+        |m| {
+            for (url, s) in &snaps {
+                for (outcome, v) in [
+                    ("answered", s.calls),
+                    ("error", s.errors),
+                    ("timeout", s.timeouts),
+                    ("busy", s.busy),
+                    ("unavailable", s.unavailable),
+                ] {
+                    counter(m, &vec![("store", url.as_str()), ("outcome", outcome)], v)?;
+                }
+            }
+            Ok(())
+        },
+    )?;
+    out.family(
+        "weir_store_fallbacks",
+        "Calls answered by the node-local store while the shared one was down.",
+        MetricType::Counter,
+        |m| {
+            for (url, s) in &snaps {
+                counter(m, &vec![("store", url.as_str())], s.fallbacks)?;
+            }
+            Ok(())
+        },
+    )?;
+    out.family(
+        "weir_store_call_duration_seconds",
+        "Latency of answered calls to a shared store.",
+        MetricType::Histogram,
+        |m| {
+            for (url, s) in &snaps {
+                // 2^4 us (16 us) to 2^20 us (1 s), every second power of two.
+                let buckets = pow2_buckets(&s.latency_us, 4, 2, 20, 1e-6);
+                histogram(
+                    m,
+                    &vec![("store", url.as_str())],
+                    s.latency_us.sum * 1e-6,
+                    &buckets,
+                )?;
+            }
+            Ok(())
+        },
+    )
+}
