@@ -76,6 +76,9 @@ impl Generation {
     /// Start the active health checks and name re-resolution of its upstreams on the
     /// current runtime; they stop when the generation is dropped.
     pub fn start_background_tasks(&self) {
+        if let Some(output) = &self.config.access_log_output {
+            crate::access_log::sink::global().configure(&output.destination);
+        }
         crate::health::start(&self.upstreams);
         for u in &self.upstreams {
             let hosts = u.target_names();

@@ -67,6 +67,18 @@ pub async fn serve(
         let _ = writeln!(out, "weir: ready");
         let _ = out.flush();
     }
+    // SIGUSR1: reopen the access log file (after logrotate moved it).
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()) {
+        Ok(mut usr1) => {
+            tokio::spawn(async move {
+                while usr1.recv().await.is_some() {
+                    tracing::info!("SIGUSR1: reopening the access log");
+                    crate::access_log::sink::global().reopen();
+                }
+            });
+        }
+        Err(e) => tracing::warn!("cannot watch SIGUSR1 (access log reopening): {e}"),
+    }
     tracing::info!(listeners = ?addrs, workers = config.workers, routes = config.routes.len(), filters = config.filters.len(), "weir started");
 
     let mut background = Vec::new();

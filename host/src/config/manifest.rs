@@ -24,6 +24,25 @@ pub struct Manifest {
     pub shutdown_timeout: Option<ManifestDuration>,
     /// Write one access-log line per request. Default: true.
     pub access_log: Option<bool>,
+    /// Access log lines as `"json"` or `"text"`, written off the request path to
+    /// `access-log-to`; absent (with `access-log-to` absent too): text through the process
+    /// log (`weir::access`).
+    pub access_log_format: Option<Spanned<String>>,
+    /// Where the access log goes: `"stdout"`, `"stderr"` or a file (relative to the
+    /// manifest; reopened on SIGUSR1). Default: stdout.
+    pub access_log_to: Option<Spanned<String>>,
+    /// Log the query string too. Default: false (it may carry tokens).
+    pub access_log_query: Option<bool>,
+    /// Request headers to log (lower-case names). Default: none.
+    #[serde(default)]
+    pub access_log_headers: Vec<Spanned<String>>,
+    /// Of those, headers whose values are logged as `[redacted]`. `authorization`, `cookie`
+    /// and `proxy-authorization` always are.
+    #[serde(default)]
+    pub access_log_redact: Vec<Spanned<String>>,
+    /// Bytes of log lines each worker may hold before the writer takes them; beyond, lines
+    /// are dropped and counted. Default: 1MiB.
+    pub access_log_buffer: Option<Spanned<String>>,
     /// Count and time requests for `GET /metrics`. Default: true.
     pub metrics: Option<bool>,
     /// Worker threads, each serving its own share of connections. Default: one per CPU.

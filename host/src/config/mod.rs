@@ -8,6 +8,7 @@
 //! [`filters`], [`request`] (request rules), [`admin`]. This file holds the entry points, the
 //! validator's walk over the sections and shared helpers.
 
+mod access_log;
 mod admin;
 mod diagnostic;
 mod duration;
@@ -205,6 +206,7 @@ impl Validator {
             .collect();
 
         let geo = self.geo_databases(&m, base);
+        let access_log_output = self.access_log_output(&m, base);
         let (admin, admin_token) = self.admin(&m);
         let compile_cache = m
             .compile_cache
@@ -222,6 +224,7 @@ impl Validator {
             plugins_dir,
             shutdown_timeout: m.shutdown_timeout.map_or(DEFAULT_SHUTDOWN_TIMEOUT, |d| d.0),
             access_log: m.access_log.unwrap_or(true),
+            access_log_output,
             metrics: m.metrics.unwrap_or(true),
             workers,
             listeners,

@@ -13,6 +13,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Whether to log one line per request.
     pub access_log: bool,
+    /// Where and how those lines go: `None` for the process log (`weir::access`).
+    pub access_log_output: Option<std::sync::Arc<crate::access_log::Output>>,
     /// Whether to count and time requests for `/metrics`.
     pub metrics: bool,
     /// Worker threads (each a single-threaded runtime with its own listeners and pools).

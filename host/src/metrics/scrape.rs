@@ -128,6 +128,12 @@ impl Collector for Scrape {
                     .encode_gauge(&loaded)
             },
         )?;
+        let (written, dropped, failed) = crate::access_log::sink::global().counts();
+        out.family("weir_access_log_lines", "Access log lines written by the writer, dropped (a worker's buffer was full) or lost (the destination failed).", MetricType::Counter, |m| {
+            counter(m, &vec![("result", "written")], written)?;
+            counter(m, &vec![("result", "dropped")], dropped)?;
+            counter(m, &vec![("result", "failed")], failed)
+        })?;
         requests(&mut out, &super::requests().snapshot())?;
         upstreams(&mut out, &g)?;
         filters(&mut out, &g)?;

@@ -138,11 +138,10 @@ impl Proxy {
         let current = self.generation();
         let (parts, body) = req.into_parts();
         let method = parts.method.clone();
-        let mut log = current
-            .generation
-            .config
-            .access_log
-            .then(|| AccessLog::begin(peer.addr.ip(), &parts.method, &parts.uri, start));
+        let mut log = current.generation.config.access_log.then(|| {
+            let output = current.generation.config.access_log_output.as_ref();
+            AccessLog::begin(peer.addr.ip(), &parts, start, output)
+        });
         let out = serve(&current, parts, body, peer, log.as_mut(), start).await;
         if current.generation.config.metrics {
             crate::metrics::requests().record(
@@ -156,6 +155,7 @@ impl Proxy {
         if let Some(log) = log {
             log.finish(
                 out.response.status(),
+                out.route.map(|r| &**r),
                 out.upstream,
                 out.target.as_ref(),
                 &out.report,
