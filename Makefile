@@ -1,5 +1,5 @@
 # Weir build entry point. `make demo` and `make test` are the two commands in the README.
-.PHONY: all plugins build demo test unit lint fmt bench bench-filter bench-runtime bench-proxy bench-tls bench-idle bench-standard bench-waf bench-redis clean
+.PHONY: all plugins build demo test unit lint fmt bench bench-filter bench-runtime bench-proxy bench-tls bench-idle bench-standard bench-waf bench-redis bench-observability clean
 
 all: build
 
@@ -30,7 +30,7 @@ fmt:
 
 # Benchmarks (not part of `make test`): a pooled filter call; reload latency and idle
 # memory; weir vs nginx under wrk.
-bench: bench-filter bench-runtime bench-proxy bench-tls bench-idle bench-standard bench-waf bench-redis
+bench: bench-filter bench-runtime bench-proxy bench-tls bench-idle bench-standard bench-waf bench-redis bench-observability
 
 bench-filter: plugins
 	cargo bench -p weir --bench filter_call
@@ -55,6 +55,9 @@ bench-waf: build plugins
 
 bench-redis: build plugins
 	host/benches/redis_store.sh
+
+bench-observability: build
+	host/benches/observability.sh
 
 clean:
 	cargo clean

@@ -8,7 +8,6 @@ use crate::filter::chain::Report;
 use http::uri::Authority;
 use http::{HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -62,9 +61,40 @@ pub struct AccessLog {
     user_agent: Option<HeaderValue>,
     referer: Option<HeaderValue>,
     headers: Vec<(HeaderName, Option<HeaderValue>, bool)>,
-    output: Option<Arc<Output>>,
     /// The request id, once settled (refused requests may have none).
     pub request_id: Option<HeaderValue>,
+}
+
+/// A value written through its `Display` (no `String` made for it).
+struct Shown<T>(T);
+
+impl<T: std::fmt::Display> Serialize for Shown<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+/// The logged request headers, as a JSON object.
+struct Headers<'a>(&'a [(HeaderName, Option<HeaderValue>, bool)]);
+
+impl Serialize for Headers<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        for (name, value, hidden) in self.0 {
+            if value.is_some() {
+                let shown = if *hidden { "[redacted]" } else { text(value) };
+                map.serialize_entry(name.as_str(), shown)?;
+            }
+        }
+        map.end()
+    }
+}
+
+impl Headers<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.iter().all(|(_, v, _)| v.is_none())
+    }
 }
 
 /// The line as JSON.
@@ -72,7 +102,7 @@ pub struct AccessLog {
 struct JsonLine<'a> {
     time: &'a str,
     request_id: &'a str,
-    client: String,
+    client: Shown<IpAddr>,
     method: &'a str,
     host: &'a str,
     path: &'a str,
@@ -84,12 +114,12 @@ struct JsonLine<'a> {
     duration_ms: f64,
     route: &'a str,
     upstream: &'a str,
-    target: &'a str,
-    filters: String,
+    target: Shown<&'a dyn std::fmt::Display>,
+    filters: Shown<&'a Report<'a>>,
     user_agent: &'a str,
     referer: &'a str,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    headers: BTreeMap<&'a str, &'a str>,
+    #[serde(skip_serializing_if = "Headers::is_empty")]
+    headers: Headers<'a>,
 }
 
 fn text(v: &Option<HeaderValue>) -> &str {
@@ -132,7 +162,6 @@ impl AccessLog {
             user_agent,
             referer,
             headers,
-            output: output.cloned(),
             request_id: None,
         }
     }
@@ -141,6 +170,7 @@ impl AccessLog {
     /// head; bodies stream on afterwards.
     pub fn finish(
         self,
+        output: Option<&Output>,
         status: StatusCode,
         route: Option<&str>,
         upstream: Option<&str>,
@@ -153,7 +183,7 @@ impl AccessLog {
             .as_ref()
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-");
-        let Some(output) = &self.output else {
+        let Some(output) = output else {
             tracing::info!(
                 target: "weir::access",
                 id = %id,
@@ -169,11 +199,14 @@ impl AccessLog {
             return;
         };
         let time = time::rfc3339_millis(SystemTime::now());
-        let target = target.map(|t| t.to_string());
+        let target: &dyn std::fmt::Display = match target {
+            Some(t) => t,
+            None => &"-",
+        };
         let line = JsonLine {
-            time: &time,
+            time: time.as_str(),
             request_id: id,
-            client: self.client.to_string(),
+            client: Shown(self.client),
             method: self.method.as_str(),
             host: text(&self.host),
             path: self.uri.path(),
@@ -190,27 +223,30 @@ impl AccessLog {
             duration_ms: micros as f64 / 1000.0,
             route: route.unwrap_or("-"),
             upstream: upstream.unwrap_or("-"),
-            target: target.as_deref().unwrap_or("-"),
-            filters: filters.to_string(),
+            target: Shown(target),
+            filters: Shown(filters),
             user_agent: text(&self.user_agent),
             referer: text(&self.referer),
-            headers: self
-                .headers
-                .iter()
-                .filter(|(_, v, _)| v.is_some())
-                .map(|(n, v, hidden)| (n.as_str(), if *hidden { "[redacted]" } else { text(v) }))
-                .collect(),
+            headers: Headers(&self.headers),
         };
-        let mut bytes = Vec::with_capacity(512);
-        let written = match output.format {
-            Format::Json => serde_json::to_writer(&mut bytes, &line).is_ok(),
-            Format::Text => write_text(&mut bytes, &line).is_ok(),
-        };
-        if written {
-            bytes.push(b'\n');
-            sink::global().push(&bytes, output.buffer);
-        }
+        LINE.with(|buf| {
+            let mut bytes = buf.borrow_mut();
+            bytes.clear();
+            let written = match output.format {
+                Format::Json => serde_json::to_writer(&mut *bytes, &line).is_ok(),
+                Format::Text => write_text(&mut bytes, &line).is_ok(),
+            };
+            if written {
+                bytes.push(b'\n');
+                sink::global().push(&bytes, output.buffer);
+            }
+        });
     }
+}
+
+thread_local! {
+    /// The line being formatted, reused.
+    static LINE: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1024));
 }
 
 /// `key=value` pairs, values quoted when they hold spaces or quotes.
@@ -228,7 +264,7 @@ fn write_text(out: &mut Vec<u8>, l: &JsonLine<'_>) -> std::io::Result<()> {
         "time={} id={} client={} method={} host={} path={}",
         l.time,
         q(l.request_id),
-        l.client,
+        l.client.0,
         q(l.method),
         q(l.host),
         q(l.path)
@@ -244,13 +280,16 @@ fn write_text(out: &mut Vec<u8>, l: &JsonLine<'_>) -> std::io::Result<()> {
         l.duration_ms,
         q(l.route),
         q(l.upstream),
-        q(l.target),
-        q(&l.filters),
+        q(&l.target.0.to_string()),
+        q(&l.filters.0.to_string()),
         q(l.user_agent),
         q(l.referer)
     )?;
-    for (name, value) in &l.headers {
-        write!(out, " {name}={}", q(value))?;
+    for (name, value, hidden) in l.headers.0 {
+        if value.is_some() {
+            let shown = if *hidden { "[redacted]" } else { text(value) };
+            write!(out, " {name}={}", q(shown))?;
+        }
     }
     Ok(())
 }

@@ -2,19 +2,52 @@
 
 use std::time::SystemTime;
 
-/// `2026-12-06T22:35:01.123Z`
-pub fn rfc3339_millis(t: SystemTime) -> String {
+/// A timestamp as text, without an allocation.
+pub struct Stamp {
+    text: [u8; 24],
+}
+
+impl Stamp {
+    /// `2026-12-06T22:35:01.123Z`
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.text).unwrap_or("1970-01-01T00:00:00.000Z")
+    }
+}
+
+thread_local! {
+    /// The last second formatted on this thread, and its text up to the seconds.
+    static LAST: std::cell::Cell<(u64, [u8; 19])> = const { std::cell::Cell::new((u64::MAX, [0; 19])) };
+}
+
+/// `t` as `2026-12-06T22:35:01.123Z`; the date and time of day are formatted once per
+/// second per thread.
+pub fn rfc3339_millis(t: SystemTime) -> Stamp {
     let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(i64::try_from(days).unwrap_or(0));
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60,
-        since.subsec_millis()
-    )
+    let (last, mut prefix) = LAST.with(std::cell::Cell::get);
+    if last != secs {
+        let (days, rest) = (secs / 86_400, secs % 86_400);
+        let (y, m, d) = civil_from_days(i64::try_from(days).unwrap_or(0));
+        let text = format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+            rest / 3600,
+            rest % 3600 / 60,
+            rest % 60
+        );
+        if let Some(bytes) = text.as_bytes().get(..19) {
+            prefix.copy_from_slice(bytes);
+        }
+        LAST.with(|l| l.set((secs, prefix)));
+    }
+    let ms = since.subsec_millis();
+    let mut text = [0u8; 24];
+    text[..19].copy_from_slice(&prefix);
+    text[19] = b'.';
+    text[20] = b'0' + (ms / 100) as u8;
+    text[21] = b'0' + (ms / 10 % 10) as u8;
+    text[22] = b'0' + (ms % 10) as u8;
+    text[23] = b'Z';
+    Stamp { text }
 }
 
 /// Year, month and day of the `days`th day after 1970-01-01 (Howard Hinnant's algorithm).
@@ -40,10 +73,17 @@ mod tests {
     fn timestamps_are_rfc3339_utc() {
         let at = |s: u64, ms: u64| {
             rfc3339_millis(SystemTime::UNIX_EPOCH + Duration::from_millis(s * 1000 + ms))
+                .as_str()
+                .to_string()
         };
         assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
         assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.005Z");
         assert_eq!(at(1_796_596_501, 123), "2026-12-06T22:35:01.123Z");
         assert_eq!(at(4_107_542_399, 999), "2100-02-28T23:59:59.999Z");
+        assert_eq!(
+            at(4_107_542_399, 7),
+            "2100-02-28T23:59:59.007Z",
+            "the same second again"
+        );
     }
 }

@@ -154,6 +154,7 @@ impl Proxy {
         }
         if let Some(log) = log {
             log.finish(
+                current.generation.config.access_log_output.as_deref(),
                 out.response.status(),
                 out.route.map(|r| &**r),
                 out.upstream,
