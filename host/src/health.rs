@@ -58,6 +58,33 @@ pub struct Health {
     failures: AtomicU32,
     /// Ejected until this many nanoseconds after [`epoch`]; 0 when not ejected.
     ejected_until: AtomicU64,
+    /// Drained by the operator: no new requests.
+    drained: AtomicBool,
+}
+
+/// Targets drained from the admin endpoint, as (upstream, `host:port`): kept across reloads.
+fn drained_targets() -> &'static std::sync::Mutex<std::collections::HashSet<(String, String)>> {
+    static DRAINED: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashSet<(String, String)>>,
+    > = std::sync::OnceLock::new();
+    DRAINED.get_or_init(Default::default)
+}
+
+/// Remember that `target` of `upstream` is drained (or no longer is).
+pub fn set_drained(upstream: &str, target: &str, drained: bool) {
+    let mut set = drained_targets().lock().unwrap_or_else(|p| p.into_inner());
+    let key = (upstream.to_string(), target.to_string());
+    if drained {
+        set.insert(key);
+    } else {
+        set.remove(&key);
+    }
+}
+
+/// Whether `target` of `upstream` was drained.
+pub fn is_drained(upstream: &str, target: &str) -> bool {
+    let set = drained_targets().lock().unwrap_or_else(|p| p.into_inner());
+    set.contains(&(upstream.to_string(), target.to_string()))
 }
 
 impl Default for Health {
@@ -67,6 +94,7 @@ impl Default for Health {
             streak: AtomicU32::new(0),
             failures: AtomicU32::new(0),
             ejected_until: AtomicU64::new(0),
+            drained: AtomicBool::new(false),
         }
     }
 }
@@ -84,7 +112,17 @@ fn now_ns() -> u64 {
 impl Health {
     /// Whether the target may take requests now.
     pub fn eligible(&self) -> bool {
-        self.up.load(Ordering::Relaxed) && !self.ejected()
+        self.up.load(Ordering::Relaxed) && !self.ejected() && !self.drained()
+    }
+
+    /// Drained by the operator.
+    pub fn drained(&self) -> bool {
+        self.drained.load(Ordering::Relaxed)
+    }
+
+    /// Drain (no new requests) or undrain.
+    pub fn set_drained(&self, drained: bool) {
+        self.drained.store(drained, Ordering::Relaxed);
     }
 
     /// Up per the active check.

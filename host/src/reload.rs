@@ -25,8 +25,11 @@ use tokio::sync::mpsc;
 /// How long the watched files must be quiet before a reload starts.
 pub const QUIET: Duration = Duration::from_millis(200);
 
-/// Reload from `manifest` now; on success the new generation is live.
+/// Reload from `manifest` now; on success the new generation is live. Reloads (from the
+/// watcher, SIGHUP and the admin endpoint) run one at a time.
 pub async fn reload(live: &Live, engine: &FilterEngine, manifest: &Path) -> Result<u64, String> {
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
     let started = Instant::now();
     let result = build(live, engine, manifest).await;
     match result {

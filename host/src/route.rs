@@ -365,6 +365,11 @@ impl RouteTable {
         let host = host.map(crate::request::authority::host_of);
         self.routes.iter().find(|r| r.matches(host, req))
     }
+
+    /// The routes in the order they are tried.
+    pub fn in_order(&self) -> impl Iterator<Item = &Route> {
+        self.routes.iter()
+    }
 }
 
 /// Segment-aware prefix match.

@@ -83,7 +83,12 @@ pub async fn serve(
 
     let mut background = Vec::new();
     if let Some(listener) = admin {
-        background.push(tokio::spawn(admin::serve(listener, live.clone())));
+        let admin = admin::Admin {
+            live: live.clone(),
+            engine: engine.clone(),
+            manifest: manifest.clone(),
+        };
+        background.push(tokio::spawn(admin::serve(listener, admin)));
     }
     let watched: Vec<_> = tls.iter().flatten().cloned().collect();
     if !watched.is_empty() {

@@ -65,7 +65,13 @@ impl Upstream {
             .targets
             .iter()
             .enumerate()
-            .map(|(i, a)| Target::new(a.clone(), cfg.weights.get(i).copied().unwrap_or(1)))
+            .map(|(i, a)| {
+                let t = Target::new(a.clone(), cfg.weights.get(i).copied().unwrap_or(1));
+                // A target drained from the admin endpoint stays drained across reloads.
+                t.health
+                    .set_drained(crate::health::is_drained(&cfg.name, a.as_str()));
+                t
+            })
             .collect();
         Upstream {
             id,
@@ -97,6 +103,11 @@ impl Upstream {
     /// Its name in the manifest.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether it has an active health check.
+    pub fn has_active_check(&self) -> bool {
+        self.active.is_some()
     }
 
     /// Its name, shared (a metrics label).

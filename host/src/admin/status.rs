@@ -1,20 +1,12 @@
-//! The admin endpoint: `GET /status` answers JSON with the live generation, each filter's
-//! plugin version (SHA-256), load time, instances and metrics, each upstream target's health,
-//! load and resolved addresses, and the reload history.
-//! It is for operators, not clients: loopback only unless `admin-token` is set, in which case
-//! every request needs `Authorization: Bearer <token>`. A client slower than 10 s to send its
-//! request head is disconnected.
+//! The `/status` document: the live generation, each filter's plugin version (SHA-256), load
+//! time, instances and metrics, each upstream target's health, load and resolved addresses,
+//! the shared stores, and the reload history.
 
 use crate::filter::metrics::MetricsSnapshot;
 use crate::live::Live;
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::Full;
 use serde::Serialize;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
-use tokio::net::TcpListener;
 
 /// The `/status` document.
 #[derive(Debug, Serialize)]
@@ -190,125 +182,5 @@ pub fn status(live: &Live) -> Status {
                     .collect(),
             })
             .collect(),
-    }
-}
-
-/// Whether the scraper prefers OpenMetrics (`Accept: application/openmetrics-text`).
-fn wants_openmetrics(req: &Request<hyper::body::Incoming>) -> bool {
-    req.headers()
-        .get_all(http::header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("application/openmetrics-text"))
-}
-
-/// How long an admin client may take to send its request head.
-const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Whether `req` carries the bearer `token` (compared in constant time).
-fn authorized(req: &Request<hyper::body::Incoming>, token: &str) -> bool {
-    let Some(given) = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-    else {
-        return false;
-    };
-    given.len() == token.len()
-        && given
-            .iter()
-            .zip(token.as_bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-}
-
-fn answer(req: &Request<hyper::body::Incoming>, live: &Arc<Live>) -> Response<Full<Bytes>> {
-    let token = live.current().config.admin_token.clone();
-    if let Some(token) = token {
-        if !authorized(req, &token) {
-            let mut resp = Response::new(Full::new(Bytes::from_static(
-                b"401 Unauthorized: send Authorization: Bearer <admin-token>\n",
-            )));
-            *resp.status_mut() = StatusCode::UNAUTHORIZED;
-            resp.headers_mut().insert(
-                http::header::WWW_AUTHENTICATE,
-                http::HeaderValue::from_static("Bearer"),
-            );
-            return resp;
-        }
-    }
-    let (status, content_type, body) = match (req.method(), req.uri().path()) {
-        (&http::Method::GET, "/status") => match serde_json::to_vec_pretty(&status(live)) {
-            Ok(json) => (StatusCode::OK, "application/json", json),
-            Err(e) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "text/plain",
-                format!("cannot encode the status: {e}\n").into_bytes(),
-            ),
-        },
-        (&http::Method::GET, "/metrics") => {
-            let openmetrics = wants_openmetrics(req);
-            match crate::metrics::render(live, openmetrics) {
-                Ok(text) => (
-                    StatusCode::OK,
-                    crate::metrics::content_type(openmetrics),
-                    text.into_bytes(),
-                ),
-                Err(e) => (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "text/plain",
-                    format!("cannot encode the metrics: {e}\n").into_bytes(),
-                ),
-            }
-        }
-        (_, "/status" | "/metrics") => (
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain",
-            b"use GET\n".to_vec(),
-        ),
-        _ => (
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            b"not found: try GET /status or GET /metrics\n".to_vec(),
-        ),
-    };
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(content_type),
-    );
-    resp
-}
-
-/// Bind the admin endpoint.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
-}
-
-/// Serve the admin endpoint on `listener` until the process ends.
-pub async fn serve(listener: TcpListener, live: Arc<Live>) {
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!("admin endpoint: accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let live = live.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let resp = answer(&req, &live);
-                async move { Ok::<_, std::convert::Infallible>(resp) }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(io, service)
-                .await;
-        });
     }
 }
