@@ -63,6 +63,8 @@ pub struct AccessLog {
     headers: Vec<(HeaderName, Option<HeaderValue>, bool)>,
     /// The request id, once settled (refused requests may have none).
     pub request_id: Option<HeaderValue>,
+    /// The W3C trace id, once settled.
+    pub trace_id: Option<HeaderValue>,
 }
 
 /// A value written through its `Display` (no `String` made for it).
@@ -102,6 +104,7 @@ impl Headers<'_> {
 struct JsonLine<'a> {
     time: &'a str,
     request_id: &'a str,
+    trace_id: &'a str,
     client: Shown<IpAddr>,
     method: &'a str,
     host: &'a str,
@@ -163,6 +166,7 @@ impl AccessLog {
             referer,
             headers,
             request_id: None,
+            trace_id: None,
         }
     }
 
@@ -206,6 +210,7 @@ impl AccessLog {
         let line = JsonLine {
             time: time.as_str(),
             request_id: id,
+            trace_id: text(&self.trace_id),
             client: Shown(self.client),
             method: self.method.as_str(),
             host: text(&self.host),
@@ -261,9 +266,10 @@ fn write_text(out: &mut Vec<u8>, l: &JsonLine<'_>) -> std::io::Result<()> {
     };
     write!(
         out,
-        "time={} id={} client={} method={} host={} path={}",
+        "time={} id={} trace={} client={} method={} host={} path={}",
         l.time,
         q(l.request_id),
+        l.trace_id,
         l.client.0,
         q(l.method),
         q(l.host),

@@ -200,9 +200,12 @@ async fn serve<'g>(
         request::client::resolve(&mut parts.headers, peer.addr.ip(), &peer.ip_header, trusted);
     let from_trusted = !trusted.is_empty() && trusted.contains(peer.addr.ip());
     request::id::settle(&mut parts.headers, from_trusted);
+    request::trace::settle(&mut parts.headers);
     if let Some(log) = log {
         log.client = client;
         log.request_id = parts.headers.get(&request::id::X_REQUEST_ID).cloned();
+        log.trace_id = request::trace::trace_id(&parts.headers)
+            .and_then(|t| http::HeaderValue::from_str(t).ok());
     }
     // Only the proxy vouches for a client certificate.
     parts.headers.remove(&X_CLIENT_CERT_SHA256);

@@ -52,7 +52,7 @@ fn next() -> HeaderValue {
 }
 
 /// `n` as 16 lower-case hex digits.
-fn hex16(n: u64) -> [u8; 16] {
+pub(super) fn hex16(n: u64) -> [u8; 16] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 16];
     for (i, digit) in out.iter_mut().enumerate() {

@@ -15,6 +15,7 @@ pub mod client;
 pub mod headers;
 pub mod id;
 pub mod path;
+pub mod trace;
 
 use crate::body::Body;
 use http::request::Parts;
