@@ -3,8 +3,10 @@
 //! than 10 s to send its request head is disconnected. What it answers:
 //! - `GET /status` ([`status`]) and `GET /metrics` (Prometheus, [`crate::metrics`]);
 //! - `GET /healthz`, `GET /readyz`, `POST /reload`, draining targets ([`ops`]);
-//! - `GET /routes`, `GET /config` (the manifest with its secrets redacted) ([`view`]).
+//! - `GET /routes`, `GET /config` (the manifest with its secrets redacted) ([`view`]);
+//! - `GET /dashboard`, a live page for people ([`dashboard`]).
 
+mod dashboard;
 mod ops;
 pub mod status;
 mod view;
@@ -87,11 +89,13 @@ fn json(value: &impl serde::Serialize) -> Answer {
 
 /// Every endpoint, by method and path.
 const ENDPOINTS: &str = "GET /status, GET /metrics, GET /healthz, GET /readyz, POST /reload, \
-     GET /routes, GET /config, POST /upstreams/{name}/targets/{host:port}/drain and /undrain";
+     GET /routes, GET /config, GET /dashboard, POST /upstreams/{name}/targets/{host:port}/drain and /undrain";
 
 async fn answer(req: Request<hyper::body::Incoming>, admin: &Admin) -> Response<Full<Bytes>> {
     let token = admin.live.current().config.admin_token.clone();
-    if let Some(token) = token {
+    // The dashboard page holds no data (its data endpoint is guarded): a browser can open it.
+    let open_page = req.method() == http::Method::GET && req.uri().path() == "/dashboard";
+    if let Some(token) = token.filter(|_| !open_page) {
         if !authorized(&req, &token) {
             let mut resp = Response::new(Full::new(Bytes::from_static(
                 b"401 Unauthorized: send Authorization: Bearer <admin-token>\n",
@@ -139,6 +143,12 @@ async fn route(req: &Request<hyper::body::Incoming>, admin: &Admin) -> Answer {
         (&Method::POST, "/reload") => ops::reload(admin).await,
         (&Method::GET, "/routes") => json(&view::routes(live)),
         (&Method::GET, "/config") => view::config(admin),
+        (&Method::GET, "/dashboard") => (
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            dashboard::PAGE.as_bytes().to_vec(),
+        ),
+        (&Method::GET, "/dashboard/data") => json(&dashboard::data(live)),
         (&Method::POST, p) if p.starts_with("/upstreams/") => ops::drain(live, p),
         (_, "/status" | "/metrics" | "/healthz" | "/readyz" | "/routes" | "/config") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n")
