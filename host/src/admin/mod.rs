@@ -150,9 +150,11 @@ async fn route(req: &Request<hyper::body::Incoming>, admin: &Admin) -> Answer {
         ),
         (&Method::GET, "/dashboard/data") => json(&dashboard::data(live)),
         (&Method::POST, p) if p.starts_with("/upstreams/") => ops::drain(live, p),
-        (_, "/status" | "/metrics" | "/healthz" | "/readyz" | "/routes" | "/config") => {
-            text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n")
-        }
+        (
+            _,
+            "/status" | "/metrics" | "/healthz" | "/readyz" | "/routes" | "/config" | "/dashboard"
+            | "/dashboard/data",
+        ) => text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n"),
         (_, "/reload") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
         _ => text(
             StatusCode::NOT_FOUND,
