@@ -216,3 +216,50 @@ async fn the_admin_token_guards_metrics_and_counting_can_be_off() {
     );
     assert!(promtool(&r.body).0);
 }
+
+#[tokio::test]
+async fn upstream_and_connection_series_count_attempts_retries_and_refusals() {
+    let up = Upstream::echo("app").await;
+    let dead = closed_port();
+    let weir = Weir::start(&format!(
+        "plugins-dir = \"{{plugins}}\"\nadmin = \"127.0.0.1:0\"\nworkers = 1\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\nmax-connections = 1000\n\n\
+         [upstreams.app]\ntargets = [\"{}\", \"{dead}\"]\nretries = 1\nbalance = \"round-robin\"\n\
+         passive = {{ consecutive-failures = 1000 }}\n\n\
+         [upstreams.none]\ntargets = [\"{dead}\"]\n\n\
+         [[routes]]\npath = \"/none\"\nupstream = \"none\"\n\n\
+         [[routes]]\nupstream = \"app\"\n",
+        up.addr
+    ));
+    for _ in 0..6 {
+        assert_eq!(
+            get(&weir.url("/"), &[]).await.status,
+            200,
+            "retried on the live target"
+        );
+    }
+    assert_eq!(get(&weir.url("/none"), &[]).await.status, 502);
+    let text = scrape(&weir, &[]).await.body;
+    assert!(promtool(&text).0, "{}", promtool(&text).1);
+    let at =
+        |series: &str| sample(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"));
+    assert!(
+        at(r#"weir_upstream_retries_total{upstream="app"}"#) >= 1.0,
+        "{text}"
+    );
+    assert!(at(r#"weir_upstream_failures_total{upstream="app"}"#) >= 1.0);
+    assert_eq!(
+        at(r#"weir_upstream_response_duration_seconds_count{upstream="app"}"#),
+        6.0
+    );
+    assert_eq!(at(r#"weir_upstream_failures_total{upstream="none"}"#), 1.0);
+    assert_eq!(
+        at(r#"weir_upstream_refused_total{upstream="app",reason="max_requests"}"#),
+        0.0
+    );
+    let listener = weir.addr.to_string();
+    let accepted = format!(r#"weir_connections_total{{listener="{listener}",result="accepted"}}"#);
+    assert!(at(&accepted) >= 7.0, "{text}");
+    let open = format!(r#"weir_connections_open{{listener="{listener}",tls="false"}}"#);
+    assert!(at(&open) >= 0.0);
+}

@@ -64,6 +64,39 @@ pub fn connection_builder(limits: &ClientLimits) -> auto::Builder<TokioExecutor>
 pub struct ConnectionSlots {
     open: AtomicUsize,
     max: Option<usize>,
+    /// Connections accepted, and refused for want of a slot.
+    accepted: std::sync::atomic::AtomicU64,
+    refused: std::sync::atomic::AtomicU64,
+}
+
+/// Every listener's slots with its address and whether it speaks TLS, for `/metrics`
+/// (listeners are fixed for the process's life).
+static LISTENERS: std::sync::OnceLock<Vec<(String, bool, Arc<ConnectionSlots>)>> =
+    std::sync::OnceLock::new();
+
+/// Make the listeners' slots readable by [`connections`].
+pub fn publish(listeners: Vec<(String, bool, Arc<ConnectionSlots>)>) {
+    let _ = LISTENERS.set(listeners);
+}
+
+/// Each listener's address, TLS, open connections, accepted and refused so far.
+pub fn connections() -> Vec<(&'static str, bool, usize, u64, u64)> {
+    LISTENERS
+        .get()
+        .map(|all| {
+            all.iter()
+                .map(|(addr, tls, s)| {
+                    (
+                        addr.as_str(),
+                        *tls,
+                        s.open.load(Ordering::Relaxed),
+                        s.accepted.load(Ordering::Relaxed),
+                        s.refused.load(Ordering::Relaxed),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl ConnectionSlots {
@@ -72,6 +105,8 @@ impl ConnectionSlots {
         ConnectionSlots {
             open: AtomicUsize::new(0),
             max,
+            accepted: std::sync::atomic::AtomicU64::new(0),
+            refused: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -80,8 +115,10 @@ impl ConnectionSlots {
         let prev = self.open.fetch_add(1, Ordering::Relaxed);
         if self.max.is_some_and(|m| prev >= m) {
             self.open.fetch_sub(1, Ordering::Relaxed);
+            self.refused.fetch_add(1, Ordering::Relaxed);
             return None;
         }
+        self.accepted.fetch_add(1, Ordering::Relaxed);
         Some(SlotGuard(self.clone()))
     }
 }

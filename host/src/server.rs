@@ -107,6 +107,14 @@ pub async fn serve(
         .iter()
         .map(|l| Arc::new(listener::ConnectionSlots::new(l.max_connections)))
         .collect();
+    listener::publish(
+        addrs
+            .iter()
+            .zip(&tls)
+            .zip(&slots)
+            .map(|((a, t), s)| (a.to_string(), t.is_some(), s.clone()))
+            .collect(),
+    );
     let mut threads = Vec::new();
     for (id, listeners) in sockets.into_iter().enumerate() {
         let (live, stop, grace) = (live.clone(), stop_rx.clone(), config.shutdown_timeout);

@@ -134,6 +134,43 @@ impl Collector for Scrape {
             counter(m, &vec![("result", "dropped")], dropped)?;
             counter(m, &vec![("result", "failed")], failed)
         })?;
+        let listeners = crate::listener::connections();
+        out.family(
+            "weir_connections_open",
+            "Client connections open now, by listener.",
+            MetricType::Gauge,
+            |m| {
+                for (addr, tls, open, _, _) in &listeners {
+                    let tls = if *tls { "true" } else { "false" };
+                    gauge(
+                        m,
+                        &vec![("listener", *addr), ("tls", tls)],
+                        i64::try_from(*open).unwrap_or(i64::MAX),
+                    )?;
+                }
+                Ok(())
+            },
+        )?;
+        out.family(
+            "weir_connections",
+            "Client connections accepted, or refused at max-connections, by listener.",
+            MetricType::Counter,
+            |m| {
+                for (addr, _, _, accepted, refused) in &listeners {
+                    counter(
+                        m,
+                        &vec![("listener", *addr), ("result", "accepted")],
+                        *accepted,
+                    )?;
+                    counter(
+                        m,
+                        &vec![("listener", *addr), ("result", "refused")],
+                        *refused,
+                    )?;
+                }
+                Ok(())
+            },
+        )?;
         requests(&mut out, &super::requests().snapshot())?;
         upstreams(&mut out, &g)?;
         filters(&mut out, &g)?;
@@ -236,6 +273,61 @@ fn upstreams(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), E
         "Requests in flight on a target (until their response body ends).",
         MetricType::Gauge,
         |m| each(m, &|t| i64::try_from(t.in_flight()).unwrap_or(i64::MAX)),
+    )?;
+    let stats: Vec<(&str, crate::upstream::stats::StatsSnapshot)> = g
+        .upstreams
+        .iter()
+        .map(|u| (u.name(), u.stats.snapshot()))
+        .collect();
+    let per = |m: &mut MetricEncoder<'_>,
+               v: &dyn Fn(&crate::upstream::stats::StatsSnapshot) -> u64| {
+        for (u, s) in &stats {
+            counter(m, &vec![("upstream", *u)], v(s))?;
+        }
+        Ok(())
+    };
+    out.family(
+        "weir_upstream_retries",
+        "Failed attempts tried again on another target.",
+        MetricType::Counter,
+        |m| per(m, &|s| s.retries),
+    )?;
+    out.family(
+        "weir_upstream_failures",
+        "Attempts that got no response head (connect errors, resets, timeouts).",
+        MetricType::Counter,
+        |m| per(m, &|s| s.failures),
+    )?;
+    out.family(
+        "weir_upstream_timeouts",
+        "Attempts that ran out of time (connect or response head).",
+        MetricType::Counter,
+        |m| per(m, &|s| s.timeouts),
+    )?;
+    out.family("weir_upstream_refused", "Requests answered 503 without an attempt: circuit breakers (max-requests, max-pending) or no healthy target.", MetricType::Counter, |m| {
+        for (u, s) in &stats {
+            for (reason, v) in ["max_requests", "max_pending", "no_target"].iter().zip(s.refused) {
+                counter(m, &vec![("upstream", *u), ("reason", *reason)], v)?;
+            }
+        }
+        Ok(())
+    })?;
+    out.family(
+        "weir_upstream_response_duration_seconds",
+        "Time from sending a request upstream to its response head, per attempt.",
+        MetricType::Histogram,
+        |m| {
+            for (u, s) in &stats {
+                let buckets: Vec<(f64, u64)> = BUCKETS
+                    .iter()
+                    .copied()
+                    .chain([f64::INFINITY])
+                    .zip(s.heads.iter().copied())
+                    .collect();
+                histogram(m, &vec![("upstream", *u)], s.heads_sum, &buckets)?;
+            }
+            Ok(())
+        },
     )
 }
 

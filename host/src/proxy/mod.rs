@@ -18,6 +18,7 @@ use crate::route::{Route, RouteQuery};
 use crate::upgrade;
 use crate::upstream::body::{BodyLimits, UpstreamBody};
 use crate::upstream::pool::UpstreamClient;
+use crate::upstream::stats::Refused;
 use crate::upstream::Upstream;
 use http::uri::Authority;
 use http::{Request, Response};

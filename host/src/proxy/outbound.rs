@@ -37,6 +37,7 @@ impl Outbound<'_> {
                 upstream = upstream.name(),
                 "max-requests in flight reached: answering 503"
             );
+            upstream.stats.refused(Refused::MaxRequests);
             return (ProxyError::Unavailable.response(), None);
         }
         // Counts this request as waiting for a response head, once its body is sent, until
@@ -47,6 +48,7 @@ impl Outbound<'_> {
                 upstream = upstream.name(),
                 "max-pending requests waiting for a response head: answering 503"
             );
+            upstream.stats.refused(Refused::MaxPending);
             return (ProxyError::Unavailable.response(), None);
         };
         if let Some(hook) = pending.uploading() {
@@ -72,6 +74,7 @@ impl Outbound<'_> {
                     upstream = upstream.name(),
                     "no healthy target: answering 503"
                 );
+                upstream.stats.refused(Refused::NoTarget);
                 return (ProxyError::Unavailable.response(), None);
             };
             tried.push(picked.lease.index);
@@ -99,6 +102,7 @@ impl Outbound<'_> {
             }
             let wait = retry::backoff(tried.len() as u32);
             tracing::info!(upstream = upstream.name(), %target, attempt = tried.len() + 1, ?wait, "retrying on another target");
+            upstream.stats.retry();
             last = Some((resp, target));
             tokio::time::sleep(wait).await;
         }
@@ -137,6 +141,7 @@ impl Outbound<'_> {
                 .min(d.saturating_duration_since(tokio::time::Instant::now())),
             None => self.head_timeout,
         };
+        let asked = std::time::Instant::now();
         let sent = tokio::time::timeout(wait, self.client.request(req)).await;
         if let Ok(Err(e)) = &sent {
             // The client's fault, not the target's: not counted against it.
@@ -157,6 +162,12 @@ impl Outbound<'_> {
                     Refusal::bad("malformed or interrupted request body").response(),
                 );
             }
+        }
+        // (The client's faults returned above are not the upstream's.)
+        match &sent {
+            Ok(Ok(_)) => upstream.stats.head(asked.elapsed()),
+            Err(_) => upstream.stats.failure(true),
+            Ok(Err(e)) => upstream.stats.failure(is_timeout(e)),
         }
         let ok = matches!(&sent, Ok(Ok(r)) if !r.status().is_server_error());
         upstream.report(index, ok);

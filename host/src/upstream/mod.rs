@@ -5,6 +5,7 @@ pub mod body;
 pub mod pending;
 pub mod pool;
 pub mod resolve;
+pub mod stats;
 pub mod tls;
 
 use crate::balance::sticky::Sticky;
@@ -27,6 +28,8 @@ pub struct Upstream {
     passive: Passive,
     /// Further attempts after a retryable failure.
     pub retries: u32,
+    /// What happened on the way to it (kept across reloads).
+    pub stats: Arc<stats::UpstreamStats>,
     /// The retry budget shared by all requests to this upstream.
     pub retry_budget: RetryBudget,
     max_requests: u64,
@@ -76,6 +79,7 @@ impl Upstream {
         Upstream {
             id,
             name: Arc::from(cfg.name.as_str()),
+            stats: stats::for_upstream(&cfg.name),
             balancer: Balancer::new(&cfg.balance, &targets),
             sticky: cfg
                 .sticky
