@@ -116,6 +116,8 @@ show curl -s -o /dev/null -w '%{http_code}\n' -H 'x-api-key: other-key' http://1
 show sh -c "curl -s http://127.0.0.1:9902/status | sed -n '/\"stores\"/,/^  ]/p'"
 echo "# The admin endpoint shows each live filter's version (SHA-256), instances and metrics:"
 show sh -c "curl -s http://127.0.0.1:9901/status | head -40"
+echo "# Prometheus metrics on the admin address: requests by route, upstream, method and status class:"
+show sh -c "curl -s http://127.0.0.1:9901/metrics | grep '^weir_requests_total'"
 echo "# SIGHUP (or any change to the manifest or a plugin) reloads without failing a request:"
 show kill -HUP "${pids[2]}"
 sleep 1
@@ -130,6 +132,7 @@ show sh -c "curl -s http://127.0.0.1:9901/status | grep -E '\"(address|up)\"'"
 echo
 echo "============================================================="
 echo "weir is serving on http://127.0.0.1:8080 (manifest: examples/weir.toml; admin on 127.0.0.1:9901)."
+echo "Live dashboard: http://127.0.0.1:9901/dashboard   Metrics: http://127.0.0.1:9901/metrics"
 echo "Edit examples/weir.toml or a file in target/plugins and watch it reload."
 if [ "${DEMO_EXIT:-0}" = 1 ]; then exit 0; fi
 echo "Try the commands above yourself; Ctrl-C stops everything."
