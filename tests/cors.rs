@@ -103,19 +103,6 @@ async function attempt(name, url, init) {{
     )
 }
 
-fn chromium() -> &'static str {
-    for c in [
-        "/usr/bin/chromium",
-        "/usr/bin/chromium-browser",
-        "/usr/bin/google-chrome",
-    ] {
-        if std::path::Path::new(c).exists() {
-            return c;
-        }
-    }
-    panic!("this test needs Chromium: apt-get install chromium (.ci/run installs it)");
-}
-
 #[tokio::test]
 async fn a_browser_on_another_origin_is_granted_and_refused_as_configured() {
     let options = Arc::new(AtomicUsize::new(0));
@@ -137,26 +124,7 @@ async fn a_browser_on_another_origin_is_granted_and_refused_as_configured() {
     let weir_origin = weir.url("/").trim_end_matches('/').to_string();
     page_server_addr.set(weir_origin).unwrap();
 
-    let profile = tempfile::tempdir().unwrap();
-    let mut cmd = std::process::Command::new(chromium());
-    cmd.args([
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-extensions",
-        "--virtual-time-budget=15000",
-        "--dump-dom",
-    ])
-    .arg(format!("--user-data-dir={}", profile.path().display()))
-    .arg(format!("{page_origin}/"));
-    // Off the test's runtime, which serves the page and the upstream meanwhile.
-    let out = tokio::task::spawn_blocking(move || cmd.output());
-    let out = tokio::time::timeout(std::time::Duration::from_secs(90), out)
-        .await
-        .expect("chromium finished within 90 s")
-        .unwrap()
-        .expect("chromium runs");
+    let out = browser::headless(&format!("{page_origin}/"), 15000, "--dump-dom").await;
     let dom = String::from_utf8_lossy(&out.stdout);
     let verdicts = dom
         .lines()

@@ -9,42 +9,10 @@ use harness::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-fn chromium() -> &'static str {
-    for c in [
-        "/usr/bin/chromium",
-        "/usr/bin/chromium-browser",
-        "/usr/bin/google-chrome",
-    ] {
-        if std::path::Path::new(c).exists() {
-            return c;
-        }
-    }
-    panic!("this test needs Chromium: apt-get install chromium (.ci/run installs it)");
-}
-
 /// Run headless Chromium on `url` with `action` (`--dump-dom` or `--screenshot=...`);
 /// its stdout.
 async fn browse(url: String, action: String) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let mut cmd = std::process::Command::new(chromium());
-    cmd.args([
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-extensions",
-        "--window-size=1200,1400",
-        "--virtual-time-budget=6000",
-    ])
-    .arg(action)
-    .arg(format!("--user-data-dir={}", profile.path().display()))
-    .arg(url);
-    let out = tokio::task::spawn_blocking(move || cmd.output());
-    let out = tokio::time::timeout(std::time::Duration::from_secs(90), out)
-        .await
-        .expect("chromium finished within 90 s")
-        .unwrap()
-        .expect("chromium runs");
+    let out = browser::headless(&url, 6000, &action).await;
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

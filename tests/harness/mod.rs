@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+pub mod browser;
 /// Writes the `.mmdb` geo databases tests use (the host's own test writer).
 #[path = "../../host/src/geo/writer.rs"]
 pub mod mmdb;
