@@ -1,13 +1,13 @@
 //! One access-log line per request: through the process log (`weir::access`, text), or as
 //! JSON or text lines handed to the [`sink`], which writes them off the request path.
 
+mod json;
 pub mod sink;
 mod time;
 
 use crate::filter::chain::Report;
 use http::uri::Authority;
 use http::{HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
-use serde::Serialize;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -63,53 +63,19 @@ pub struct AccessLog {
     headers: Vec<(HeaderName, Option<HeaderValue>, bool)>,
     /// The request id, once settled (refused requests may have none).
     pub request_id: Option<HeaderValue>,
-    /// The W3C trace id, once settled.
-    pub trace_id: Option<HeaderValue>,
+    /// The settled W3C `traceparent` (its trace id is logged).
+    pub traceparent: Option<HeaderValue>,
 }
 
-/// A value written through its `Display` (no `String` made for it).
-struct Shown<T>(T);
-
-impl<T: std::fmt::Display> Serialize for Shown<T> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0)
-    }
-}
-
-/// The logged request headers, as a JSON object.
-struct Headers<'a>(&'a [(HeaderName, Option<HeaderValue>, bool)]);
-
-impl Serialize for Headers<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = s.serialize_map(None)?;
-        for (name, value, hidden) in self.0 {
-            if value.is_some() {
-                let shown = if *hidden { "[redacted]" } else { text(value) };
-                map.serialize_entry(name.as_str(), shown)?;
-            }
-        }
-        map.end()
-    }
-}
-
-impl Headers<'_> {
-    fn is_empty(&self) -> bool {
-        self.0.iter().all(|(_, v, _)| v.is_none())
-    }
-}
-
-/// The line as JSON.
-#[derive(Serialize)]
-struct JsonLine<'a> {
+/// The line's fields.
+struct Line<'a> {
     time: &'a str,
     request_id: &'a str,
     trace_id: &'a str,
-    client: Shown<IpAddr>,
+    client: IpAddr,
     method: &'a str,
     host: &'a str,
     path: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     query: Option<&'a str>,
     protocol: &'a str,
     scheme: &'a str,
@@ -117,12 +83,11 @@ struct JsonLine<'a> {
     duration_ms: f64,
     route: &'a str,
     upstream: &'a str,
-    target: Shown<&'a dyn std::fmt::Display>,
-    filters: Shown<&'a Report<'a>>,
+    target: &'a dyn std::fmt::Display,
+    filters: &'a Report<'a>,
     user_agent: &'a str,
     referer: &'a str,
-    #[serde(skip_serializing_if = "Headers::is_empty")]
-    headers: Headers<'a>,
+    headers: &'a [(HeaderName, Option<HeaderValue>, bool)],
 }
 
 fn text(v: &Option<HeaderValue>) -> &str {
@@ -166,7 +131,7 @@ impl AccessLog {
             referer,
             headers,
             request_id: None,
-            trace_id: None,
+            traceparent: None,
         }
     }
 
@@ -207,11 +172,16 @@ impl AccessLog {
             Some(t) => t,
             None => &"-",
         };
-        let line = JsonLine {
+        let line = Line {
             time: time.as_str(),
             request_id: id,
-            trace_id: text(&self.trace_id),
-            client: Shown(self.client),
+            trace_id: self
+                .traceparent
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.get(3..35))
+                .unwrap_or("-"),
+            client: self.client,
             method: self.method.as_str(),
             host: text(&self.host),
             path: self.uri.path(),
@@ -228,17 +198,20 @@ impl AccessLog {
             duration_ms: micros as f64 / 1000.0,
             route: route.unwrap_or("-"),
             upstream: upstream.unwrap_or("-"),
-            target: Shown(target),
-            filters: Shown(filters),
+            target,
+            filters,
             user_agent: text(&self.user_agent),
             referer: text(&self.referer),
-            headers: Headers(&self.headers),
+            headers: &self.headers,
         };
         LINE.with(|buf| {
             let mut bytes = buf.borrow_mut();
             bytes.clear();
             let written = match output.format {
-                Format::Json => serde_json::to_writer(&mut *bytes, &line).is_ok(),
+                Format::Json => {
+                    write_json(&mut bytes, &line);
+                    true
+                }
                 Format::Text => write_text(&mut bytes, &line).is_ok(),
             };
             if written {
@@ -254,8 +227,46 @@ thread_local! {
     static LINE: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1024));
 }
 
+/// One JSON object.
+fn write_json(out: &mut Vec<u8>, l: &Line<'_>) {
+    let mut o = json::Object::open(out);
+    o.str("time", l.time);
+    o.str("request_id", l.request_id);
+    o.str("trace_id", l.trace_id);
+    o.display("client", l.client);
+    o.str("method", l.method);
+    o.str("host", l.host);
+    o.str("path", l.path);
+    if let Some(query) = l.query {
+        o.str("query", query);
+    }
+    o.str("protocol", l.protocol);
+    o.str("scheme", l.scheme);
+    o.num("status", l.status);
+    o.num("duration_ms", format_args!("{:.3}", l.duration_ms));
+    o.str("route", l.route);
+    o.str("upstream", l.upstream);
+    o.display("target", l.target);
+    o.display("filters", l.filters);
+    o.str("user_agent", l.user_agent);
+    o.str("referer", l.referer);
+    if l.headers.iter().any(|(_, v, _)| v.is_some()) {
+        let mut h = o.object("headers");
+        for (name, value, hidden) in l.headers {
+            if value.is_some() {
+                h.str(
+                    name.as_str(),
+                    if *hidden { "[redacted]" } else { text(value) },
+                );
+            }
+        }
+        h.close();
+    }
+    o.close();
+}
+
 /// `key=value` pairs, values quoted when they hold spaces or quotes.
-fn write_text(out: &mut Vec<u8>, l: &JsonLine<'_>) -> std::io::Result<()> {
+fn write_text(out: &mut Vec<u8>, l: &Line<'_>) -> std::io::Result<()> {
     use std::io::Write;
     let q = |v: &str| {
         if v.is_empty() || v.contains([' ', '"', '\\']) || v.chars().any(char::is_control) {
@@ -270,7 +281,7 @@ fn write_text(out: &mut Vec<u8>, l: &JsonLine<'_>) -> std::io::Result<()> {
         l.time,
         q(l.request_id),
         l.trace_id,
-        l.client.0,
+        l.client,
         q(l.method),
         q(l.host),
         q(l.path)
@@ -286,12 +297,12 @@ fn write_text(out: &mut Vec<u8>, l: &JsonLine<'_>) -> std::io::Result<()> {
         l.duration_ms,
         q(l.route),
         q(l.upstream),
-        q(&l.target.0.to_string()),
-        q(&l.filters.0.to_string()),
+        q(&l.target.to_string()),
+        q(&l.filters.to_string()),
         q(l.user_agent),
         q(l.referer)
     )?;
-    for (name, value, hidden) in l.headers.0 {
+    for (name, value, hidden) in l.headers {
         if value.is_some() {
             let shown = if *hidden { "[redacted]" } else { text(value) };
             write!(out, " {name}={}", q(shown))?;

@@ -205,8 +205,7 @@ async fn serve<'g>(
     if let Some(log) = log {
         log.client = client;
         log.request_id = parts.headers.get(&request::id::X_REQUEST_ID).cloned();
-        log.trace_id = request::trace::trace_id(&parts.headers)
-            .and_then(|t| http::HeaderValue::from_str(t).ok());
+        log.traceparent = parts.headers.get(&request::trace::TRACEPARENT).cloned();
     }
     // Only the proxy vouches for a client certificate.
     parts.headers.remove(&X_CLIENT_CERT_SHA256);
