@@ -15,8 +15,10 @@ fn metrics_manifest(up: std::net::SocketAddr, extra: &str) -> String {
          [upstreams.app]\ntargets = [\"{up}\"]\n\n\
          [[routes]]\npath = \"/api\"\nupstream = \"app\"\nfilters = [\"counted\"]\n\n\
          [[routes]]\npath = \"/boom\"\nupstream = \"app\"\nfilters = [\"boom\"]\n\n\
+         [[routes]]\npath = \"/soft\"\nupstream = \"app\"\nfilters = [\"soft\"]\n\n\
          [filters.counted]\nplugin = \"services.wasm\"\nconfig = {{ metrics = true }}\n\n\
-         [filters.boom]\nplugin = \"panic.wasm\"\n"
+         [filters.boom]\nplugin = \"panic.wasm\"\n\n\
+         [filters.soft]\nplugin = \"panic.wasm\"\non-failure = \"fail-open\"\n"
     )
 }
 
@@ -83,6 +85,11 @@ async fn metrics_pass_promtool_and_count_what_happened() {
         get(&weir.url("/boom"), &[("x-panic", "1")]).await.status,
         503
     );
+    // A fail-open one: the request goes on without it, counted as skipped.
+    assert_eq!(
+        get(&weir.url("/soft"), &[("x-panic", "1")]).await.status,
+        200
+    );
 
     let r = scrape(&weir, &[]).await;
     assert_eq!(r.status, 200);
@@ -138,6 +145,8 @@ async fn metrics_pass_promtool_and_count_what_happened() {
         at(r#"weir_filter_failures_total{filter="boom",kind="trap"}"#),
         1.0
     );
+    assert_eq!(at(r#"weir_filter_skipped_total{filter="soft"}"#), 1.0);
+    assert_eq!(at(r#"weir_filter_skipped_total{filter="boom"}"#), 0.0);
     assert_eq!(
         at(r#"weir_filter_failures_total{filter="boom",kind="cpu_deadline"}"#),
         0.0

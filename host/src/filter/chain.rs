@@ -138,6 +138,7 @@ fn outcome<'a>(
                 "filter failed, skipping it for this request (fail-open): {error}"
             );
             report.record(filter.name(), Act::Skipped);
+            filter.record_skip();
             undo();
             Outcome::Continue
         }

@@ -164,6 +164,7 @@ pub struct FilterMetrics {
     memory_hits: AtomicU64,
     outbound_calls: AtomicU64,
     outbound_refused: AtomicU64,
+    skipped: AtomicU64,
     /// Hook call time in nanoseconds.
     call_time: CallTimes,
     custom: Mutex<Custom>,
@@ -192,6 +193,8 @@ pub struct MetricsSnapshot {
     pub outbound_calls: u64,
     /// Outbound HTTP requests refused (host not allowed, budget spent).
     pub outbound_refused: u64,
+    /// Requests that went on without the filter after it failed (`on-failure = "fail-open"`).
+    pub skipped: u64,
     /// Hook call time, nanoseconds.
     pub call_time_ns: HistogramSnapshot,
     /// The filter's own counters.
@@ -219,6 +222,11 @@ impl FilterMetrics {
     }
 
     /// Record an outbound request, sent or refused.
+    /// A request went on without the filter, which failed (fail-open).
+    pub fn skipped(&self) {
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn outbound(&self, sent: bool) {
         let c = if sent {
             &self.outbound_calls
@@ -273,6 +281,7 @@ impl FilterMetrics {
             memory_limit_hits: load(&self.memory_hits),
             outbound_calls: load(&self.outbound_calls),
             outbound_refused: load(&self.outbound_refused),
+            skipped: load(&self.skipped),
             call_time_ns,
             counters: c.counters.clone(),
             histograms: c

@@ -184,6 +184,11 @@ impl Filter {
         self.services.metrics.failure(None);
     }
 
+    /// Record that a request went on without this filter after it failed (fail-open).
+    pub fn record_skip(&self) {
+        self.services.metrics.skipped();
+    }
+
     /// Whether its hooks run on a fiber, so that they can wait (outbound HTTP, timers), or
     /// are plain function calls (it imports nothing that can wait).
     pub fn runs_on_fiber(&self) -> bool {

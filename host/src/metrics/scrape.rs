@@ -385,6 +385,17 @@ fn filters(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), Err
         Ok(())
     })?;
     out.family(
+        "weir_filter_skipped",
+        "Requests that went on without a filter after it failed (on-failure = \"fail-open\").",
+        MetricType::Counter,
+        |m| {
+            for (name, s, _) in &snaps {
+                counter(m, &vec![("filter", *name)], s.skipped)?;
+            }
+            Ok(())
+        },
+    )?;
+    out.family(
         "weir_filter_instances_created",
         "Instances a filter made (the first at load included).",
         MetricType::Counter,
