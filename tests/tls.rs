@@ -332,3 +332,42 @@ async fn the_verified_client_certificate_is_passed_on_and_forgeries_are_dropped(
     let seen = echoed(anonymous).await;
     assert!(!seen.contains("x-client-cert-sha256"), "{seen}");
 }
+
+#[tokio::test]
+async fn handshakes_are_counted_in_the_metrics() {
+    let up = Upstream::echo("app").await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new();
+    ca.leaf(&["a.test"], dir.path(), "a");
+    let m = format!(
+        "admin = \"127.0.0.1:0\"\n{}",
+        with_tls(
+            up.addr,
+            "certificates = [{ cert = \"a.pem\", key = \"a.key\" }]"
+        )
+    );
+    let weir = Weir::start_in(dir, &m);
+    let tls = connect_as(weir.addr, "a.test", &[b"http/1.1"], None)
+        .await
+        .expect("handshake");
+    assert_eq!(get_over(tls, "a.test", "/").await.unwrap().status(), 200);
+    // Not TLS at all: a failed handshake.
+    let raw = raw::exchange(weir.addr, b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n").await;
+    assert_eq!(raw.status, 0, "{raw:?}");
+    let admin = weir.admin.unwrap();
+    let text = get(&format!("http://{admin}/metrics"), &[]).await.body;
+    let listener = weir.addr.to_string();
+    let count = |result: &str| {
+        let series =
+            format!("weir_tls_handshakes_total{{listener=\"{listener}\",result=\"{result}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {series} in {text}"))
+    };
+    assert_eq!(count("ok"), 1);
+    assert_eq!(count("failed"), 1);
+    assert_eq!(count("timeout"), 0);
+    let open = format!("weir_connections_open{{listener=\"{listener}\",tls=\"true\"}}");
+    assert!(text.contains(&open), "{text}");
+}

@@ -67,6 +67,23 @@ pub struct ConnectionSlots {
     /// Connections accepted, and refused for want of a slot.
     accepted: std::sync::atomic::AtomicU64,
     refused: std::sync::atomic::AtomicU64,
+    /// TLS handshakes completed, failed and timed out.
+    handshakes: [std::sync::atomic::AtomicU64; 3],
+}
+
+/// What one listener has seen, for `/metrics`.
+pub struct ListenerCounts {
+    /// Its address.
+    pub address: &'static str,
+    /// Whether it terminates TLS.
+    pub tls: bool,
+    /// Connections open now.
+    pub open: usize,
+    /// Connections accepted and refused (max-connections) so far.
+    pub accepted: u64,
+    pub refused: u64,
+    /// TLS handshakes completed, failed and timed out so far.
+    pub handshakes: [u64; 3],
 }
 
 /// Every listener's slots with its address and whether it speaks TLS, for `/metrics`
@@ -79,20 +96,19 @@ pub fn publish(listeners: Vec<(String, bool, Arc<ConnectionSlots>)>) {
     let _ = LISTENERS.set(listeners);
 }
 
-/// Each listener's address, TLS, open connections, accepted and refused so far.
-pub fn connections() -> Vec<(&'static str, bool, usize, u64, u64)> {
+/// What each listener has seen.
+pub fn connections() -> Vec<ListenerCounts> {
     LISTENERS
         .get()
         .map(|all| {
             all.iter()
-                .map(|(addr, tls, s)| {
-                    (
-                        addr.as_str(),
-                        *tls,
-                        s.open.load(Ordering::Relaxed),
-                        s.accepted.load(Ordering::Relaxed),
-                        s.refused.load(Ordering::Relaxed),
-                    )
+                .map(|(addr, tls, s)| ListenerCounts {
+                    address: addr.as_str(),
+                    tls: *tls,
+                    open: s.open.load(Ordering::Relaxed),
+                    accepted: s.accepted.load(Ordering::Relaxed),
+                    refused: s.refused.load(Ordering::Relaxed),
+                    handshakes: std::array::from_fn(|i| s.handshakes[i].load(Ordering::Relaxed)),
                 })
                 .collect()
         })
@@ -107,6 +123,7 @@ impl ConnectionSlots {
             max,
             accepted: std::sync::atomic::AtomicU64::new(0),
             refused: std::sync::atomic::AtomicU64::new(0),
+            handshakes: Default::default(),
         }
     }
 
@@ -226,7 +243,16 @@ impl AcceptLoop {
             return;
         };
         let handshake = Box::pin(tls.acceptor().accept(stream));
-        let stream = match tokio::time::timeout(self.handshake_timeout, handshake).await {
+        let result = tokio::time::timeout(self.handshake_timeout, handshake).await;
+        let outcome = match &result {
+            Ok(Ok(_)) => 0,
+            Ok(Err(_)) => 1,
+            Err(_) => 2,
+        };
+        if let Some(n) = self.slots.handshakes.get(outcome) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+        let stream = match result {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 tracing::debug!(%peer, "TLS handshake failed: {e}");

@@ -140,12 +140,12 @@ impl Collector for Scrape {
             "Client connections open now, by listener.",
             MetricType::Gauge,
             |m| {
-                for (addr, tls, open, _, _) in &listeners {
-                    let tls = if *tls { "true" } else { "false" };
+                for l in &listeners {
+                    let tls = if l.tls { "true" } else { "false" };
                     gauge(
                         m,
-                        &vec![("listener", *addr), ("tls", tls)],
-                        i64::try_from(*open).unwrap_or(i64::MAX),
+                        &vec![("listener", l.address), ("tls", tls)],
+                        i64::try_from(l.open).unwrap_or(i64::MAX),
                     )?;
                 }
                 Ok(())
@@ -156,17 +156,30 @@ impl Collector for Scrape {
             "Client connections accepted, or refused at max-connections, by listener.",
             MetricType::Counter,
             |m| {
-                for (addr, _, _, accepted, refused) in &listeners {
+                for l in &listeners {
                     counter(
                         m,
-                        &vec![("listener", *addr), ("result", "accepted")],
-                        *accepted,
+                        &vec![("listener", l.address), ("result", "accepted")],
+                        l.accepted,
                     )?;
                     counter(
                         m,
-                        &vec![("listener", *addr), ("result", "refused")],
-                        *refused,
+                        &vec![("listener", l.address), ("result", "refused")],
+                        l.refused,
                     )?;
+                }
+                Ok(())
+            },
+        )?;
+        out.family(
+            "weir_tls_handshakes",
+            "TLS handshakes on a listener, by result.",
+            MetricType::Counter,
+            |m| {
+                for l in listeners.iter().filter(|l| l.tls) {
+                    for (result, v) in ["ok", "failed", "timeout"].iter().zip(l.handshakes) {
+                        counter(m, &vec![("listener", l.address), ("result", *result)], v)?;
+                    }
                 }
                 Ok(())
             },
