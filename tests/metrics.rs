@@ -266,6 +266,29 @@ async fn upstream_and_connection_series_count_attempts_retries_and_refusals() {
         at(r#"weir_upstream_refused_total{upstream="app",reason="max_requests"}"#),
         0.0
     );
+    // Body bytes: a 1000-byte upload (a POST is not retried: the one that meets the dead
+    // target is answered 502 before its body is read), and the echo's answer to it.
+    let mut answer = None;
+    for _ in 0..2 {
+        let r = post(&weir.url("/echo"), &[], &"x".repeat(1000)).await;
+        if r.status == 200 {
+            answer = Some(r);
+            break;
+        }
+    }
+    let echoed = answer
+        .expect("one of two POSTs reaches the live target")
+        .body
+        .len();
+    let text = scrape(&weir, &[]).await.body;
+    let at =
+        |series: &str| sample(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"));
+    assert_eq!(at(r#"weir_body_bytes_total{from="clients"}"#), 1000.0);
+    let from_upstreams = at(r#"weir_body_bytes_total{from="upstreams"}"#);
+    assert!(
+        from_upstreams >= echoed as f64,
+        "{from_upstreams} < {echoed}"
+    );
     let listener = weir.addr.to_string();
     let accepted = format!(r#"weir_connections_total{{listener="{listener}",result="accepted"}}"#);
     assert!(at(&accepted) >= 7.0, "{text}");

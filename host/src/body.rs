@@ -128,6 +128,7 @@ impl HttpBody for Body {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Some(data) = frame.data_ref() {
                         *seen += data.len() as u64;
+                        crate::metrics::body_bytes().from_client(data.len());
                         if let Some(limit) = *limit {
                             if *seen > limit {
                                 return Poll::Ready(Some(Err(Box::new(TooLarge(limit)))));
@@ -162,7 +163,15 @@ impl HttpBody for Body {
                 }
                 other => other.map_err(client_error),
             },
-            BodyProj::Upstream { inner } => inner.poll_frame(cx),
+            BodyProj::Upstream { inner } => {
+                let polled = inner.poll_frame(cx);
+                if let Poll::Ready(Some(Ok(frame))) = &polled {
+                    if let Some(data) = frame.data_ref() {
+                        crate::metrics::body_bytes().from_upstream(data.len());
+                    }
+                }
+                polled
+            }
             BodyProj::Full { inner } => match inner.poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
                 Poll::Ready(Some(Err(never))) => match never {},

@@ -4,10 +4,12 @@
 //! `prometheus-client` (the Prometheus project's own Rust client): the Prometheus text format
 //! by default, OpenMetrics when the scraper asks for it.
 
+mod bytes;
 pub mod requests;
 mod scrape;
 
 use crate::live::Live;
+pub use bytes::body_bytes;
 use prometheus_client::registry::Registry;
 use requests::RequestMetrics;
 use std::sync::{Arc, OnceLock};

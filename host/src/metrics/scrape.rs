@@ -134,6 +134,11 @@ impl Collector for Scrape {
             counter(m, &vec![("result", "dropped")], dropped)?;
             counter(m, &vec![("result", "failed")], failed)
         })?;
+        let (from_clients, from_upstreams) = super::body_bytes().totals();
+        out.family("weir_body_bytes", "Body bytes read: request bodies from clients, response bodies from upstreams (passed on to clients).", MetricType::Counter, |m| {
+            counter(m, &vec![("from", "clients")], from_clients)?;
+            counter(m, &vec![("from", "upstreams")], from_upstreams)
+        })?;
         let listeners = crate::listener::connections();
         out.family(
             "weir_connections_open",
