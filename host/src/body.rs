@@ -128,7 +128,7 @@ impl HttpBody for Body {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Some(data) = frame.data_ref() {
                         *seen += data.len() as u64;
-                        crate::metrics::body_bytes().from_client(data.len());
+                        crate::metrics::body_bytes().client_read(data.len());
                         if let Some(limit) = *limit {
                             if *seen > limit {
                                 return Poll::Ready(Some(Err(Box::new(TooLarge(limit)))));
@@ -167,7 +167,7 @@ impl HttpBody for Body {
                 let polled = inner.poll_frame(cx);
                 if let Poll::Ready(Some(Ok(frame))) = &polled {
                     if let Some(data) = frame.data_ref() {
-                        crate::metrics::body_bytes().from_upstream(data.len());
+                        crate::metrics::body_bytes().upstream_read(data.len());
                     }
                 }
                 polled

@@ -24,12 +24,12 @@ pub fn body_bytes() -> &'static BodyBytes {
 
 impl BodyBytes {
     /// `n` bytes of a request body came from a client.
-    pub fn from_client(&self, n: usize) {
+    pub fn client_read(&self, n: usize) {
         self.0.mine().from_clients.fetch_add(n as u64, Relaxed);
     }
 
     /// `n` bytes of a response body came from an upstream.
-    pub fn from_upstream(&self, n: usize) {
+    pub fn upstream_read(&self, n: usize) {
         self.0.mine().from_upstreams.fetch_add(n as u64, Relaxed);
     }
 
