@@ -209,4 +209,15 @@ async fn routes_and_the_manifest_are_shown_with_secrets_redacted() {
     );
     assert!(r.body.contains("header = \"x-api-key\""), "{}", r.body);
     assert_eq!(get(&admin_url(&weir, "/config"), &[]).await.status, 401);
+    // A refused reload: /config still shows what is live, not the broken file.
+    let live = r.body.clone();
+    std::fs::write(weir.manifest_path(), "[[listeners]]\naddress = 7\n").unwrap();
+    let r = post(&admin_url(&weir, "/reload")).await;
+    assert_eq!(r.status, 401, "the token guards reloads too");
+    let req = http::Request::post(admin_url(&weir, "/reload"))
+        .header("authorization", "Bearer tok-0123456789abcdef")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    assert_eq!(send(req).await.status, 422);
+    assert_eq!(get(&admin_url(&weir, "/config"), &auth).await.body, live);
 }

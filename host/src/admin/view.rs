@@ -56,17 +56,12 @@ fn secret_key(key: &str) -> bool {
         && k != "key-header"
 }
 
-/// `GET /config`: the manifest file of the live generation, as TOML, with every secret
-/// (admin token, passwords in store URLs, filter settings named like secrets) replaced by
-/// `"[redacted]"`.
+/// `GET /config`: the manifest the live generation was loaded from (not the file as it is
+/// now, should a reload have been refused), as TOML, with every secret (admin token,
+/// passwords in URLs, filter settings named like secrets) replaced by `"[redacted]"`.
 pub fn config(admin: &Admin) -> Answer {
-    let source = match std::fs::read_to_string(&admin.manifest) {
-        Ok(s) => s,
-        Err(e) => {
-            let why = format!("cannot read {}: {e}\n", admin.manifest.display());
-            return text(StatusCode::INTERNAL_SERVER_ERROR, why);
-        }
-    };
+    let live = admin.live.current();
+    let source = live.config.source.text();
     let mut doc = match source.parse::<toml_edit::DocumentMut>() {
         Ok(d) => d,
         Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),

@@ -55,6 +55,8 @@ impl fmt::Display for Diagnostics {
 pub struct SourceMap {
     file: PathBuf,
     line_starts: Vec<usize>,
+    /// The text itself (the admin endpoint shows it, redacted).
+    text: std::sync::Arc<str>,
 }
 
 impl SourceMap {
@@ -65,7 +67,13 @@ impl SourceMap {
         SourceMap {
             file: file.to_path_buf(),
             line_starts,
+            text: std::sync::Arc::from(source),
         }
+    }
+
+    /// The source text.
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     /// A diagnostic at the start of `span` (or without a place when `span` is `None`).
