@@ -29,8 +29,22 @@ const INIT_DEADLINE_TICKS: u64 = 1000;
 const MAX_IDLE: usize = 4;
 /// The same for a filter whose calls wait (outbound HTTP, a shared store): a worker has as
 /// many of its calls in flight as it has requests waiting, and an instance dropped after
-/// each is an instantiation per request.
+/// each is an instantiation per request. Fewer for filters allowed much memory (a WAF with
+/// its rule set), so that the idle ones of one filter on one worker may use at most
+/// [`IDLE_MEMORY`] between them.
 const MAX_IDLE_WAITING: usize = 64;
+/// The linear memory a filter's idle instances on one worker may be allowed in all.
+const IDLE_MEMORY: usize = 1 << 30;
+
+/// Idle instances one worker keeps of a filter called `sync`hronously or not, whose
+/// instances may each grow to `memory_limit` bytes.
+fn max_idle(sync: bool, memory_limit: usize) -> usize {
+    if sync {
+        MAX_IDLE
+    } else {
+        (IDLE_MEMORY / memory_limit.max(1)).clamp(MAX_IDLE, MAX_IDLE_WAITING)
+    }
+}
 
 /// An initialised instance with its own store.
 pub(super) struct Instance {
@@ -225,11 +239,7 @@ impl InstancePool {
     }
 
     fn keep_in(&self, slot: &Mutex<Vec<Instance>>, instance: Instance) {
-        let max = if self.pre.is_sync() {
-            MAX_IDLE
-        } else {
-            MAX_IDLE_WAITING
-        };
+        let max = max_idle(self.pre.is_sync(), self.cfg.memory_limit);
         let mut idle = slot.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < max {
             idle.push(instance);
@@ -278,4 +288,21 @@ impl InstancePool {
 fn trap_reason(e: &wasmtime::Error, state: &FilterState) -> String {
     tracing::debug!(filter = state.filter(), "init trap details: {e:?}");
     super::error::trap_reason(e, state.stderr.panic())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_filters_keep_more_idle_instances_unless_they_may_be_large() {
+        assert_eq!(max_idle(true, 16 << 20), MAX_IDLE);
+        assert_eq!(max_idle(false, 16 << 20), 64, "16 MiB (the default): 64");
+        assert_eq!(max_idle(false, 128 << 20), 8, "a WAF at 128 MiB: 8");
+        assert_eq!(
+            max_idle(false, 1 << 30),
+            MAX_IDLE,
+            "never fewer than a direct filter's"
+        );
+    }
 }
