@@ -262,6 +262,16 @@ async fn upstream_and_connection_series_count_attempts_retries_and_refusals() {
         6.0
     );
     assert_eq!(at(r#"weir_upstream_failures_total{upstream="none"}"#), 1.0);
+    // Keep-alive: the requests to the live target shared one pooled connection.
+    assert_eq!(
+        at(r#"weir_upstream_connections_total{upstream="app"}"#),
+        1.0
+    );
+    assert_eq!(at(r#"weir_upstream_connections_open{upstream="app"}"#), 1.0);
+    assert_eq!(
+        at(r#"weir_upstream_connections_total{upstream="none"}"#),
+        0.0
+    );
     assert_eq!(
         at(r#"weir_upstream_refused_total{upstream="app",reason="max_requests"}"#),
         0.0

@@ -181,6 +181,7 @@ pub async fn run_active(upstream: Weak<Upstream>, check: ActiveCheck) {
         check.timeout,
         crate::upstream::pool::POOL_IDLE_TIMEOUT,
         &transport,
+        None,
     );
     let scheme = transport.scheme();
     loop {

@@ -196,7 +196,12 @@ impl WorkerGeneration {
                             .map(|i| p.clients[i].clone())
                     })
                     .unwrap_or_else(|| {
-                        pool::client_for(u.connect_timeout, u.pool_idle_timeout, &u.transport)
+                        pool::client_for(
+                            u.connect_timeout,
+                            u.pool_idle_timeout,
+                            &u.transport,
+                            Some(u.stats.connections.clone()),
+                        )
                     })
             })
             .collect();

@@ -305,6 +305,27 @@ fn upstreams(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), E
         Ok(())
     };
     out.family(
+        "weir_upstream_connections_open",
+        "Pooled connections to an upstream's targets open now.",
+        MetricType::Gauge,
+        |m| {
+            for (u, s) in &stats {
+                gauge(
+                    m,
+                    &vec![("upstream", *u)],
+                    i64::try_from(s.connections.1).unwrap_or(i64::MAX),
+                )?;
+            }
+            Ok(())
+        },
+    )?;
+    out.family(
+        "weir_upstream_connections",
+        "Pooled connections made to an upstream's targets.",
+        MetricType::Counter,
+        |m| per(m, &|s| s.connections.0),
+    )?;
+    out.family(
         "weir_upstream_retries",
         "Failed attempts tried again on another target.",
         MetricType::Counter,

@@ -2,6 +2,7 @@
 //! workers; each worker has its own connection pool per upstream (see [`pool`]).
 
 pub mod body;
+pub mod counted;
 pub mod pending;
 pub mod pool;
 pub mod resolve;

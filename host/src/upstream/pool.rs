@@ -12,7 +12,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// A pooled client; connections are keyed by scheme and target and reused.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector<CachedResolver>>, Body>;
+pub type UpstreamClient =
+    Client<super::counted::Counted<HttpsConnector<HttpConnector<CachedResolver>>>, Body>;
 
 /// How long an idle pooled connection is kept, by default.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -53,21 +54,32 @@ impl Transport {
 
 /// A cleartext HTTP/1.1 client whose TCP connects give up after `connect_timeout`.
 pub fn client(connect_timeout: Duration) -> UpstreamClient {
-    client_for(connect_timeout, POOL_IDLE_TIMEOUT, &Transport::default())
+    client_for(
+        connect_timeout,
+        POOL_IDLE_TIMEOUT,
+        &Transport::default(),
+        None,
+    )
 }
 
 /// A client for `transport`, whose TCP connects give up after `connect_timeout` and whose
-/// idle connections are closed after `idle`.
+/// idle connections are closed after `idle`; its connections are counted in `counts`.
 pub fn client_for(
     connect_timeout: Duration,
     idle: Duration,
     transport: &Transport,
+    counts: Option<Arc<super::counted::ConnCounts>>,
 ) -> UpstreamClient {
     // Host names come from the re-resolved cache (see `resolve`).
-    client_with(CachedResolver, connect_timeout, idle, transport)
+    let connector = connector_with(CachedResolver, connect_timeout, transport);
+    build(
+        super::counted::Counted::new(connector, counts),
+        idle,
+        transport,
+    )
 }
 
-/// [`client_for`] with host names resolved by `resolver`.
+/// [`client_for`] with host names resolved by `resolver`, uncounted.
 pub fn client_with<R>(
     resolver: R,
     connect_timeout: Duration,
@@ -84,12 +96,35 @@ where
     R::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     R::Future: Send,
 {
+    build(
+        connector_with(resolver, connect_timeout, transport),
+        idle,
+        transport,
+    )
+}
+
+/// The connector for `transport` (TCP through `resolver`, then TLS if configured).
+fn connector_with<R>(
+    resolver: R,
+    connect_timeout: Duration,
+    transport: &Transport,
+) -> HttpsConnector<HttpConnector<R>>
+where
+    R: tower_service::Service<hyper_util::client::legacy::connect::dns::Name>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    R::Response: Iterator<Item = std::net::SocketAddr>,
+    R::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    R::Future: Send,
+{
     let mut tcp = HttpConnector::new_with_resolver(resolver);
     tcp.set_nodelay(true);
     tcp.set_connect_timeout(Some(connect_timeout));
     tcp.set_keepalive(Some(Duration::from_secs(60)));
     tcp.enforce_http(false);
-    let connector = match &transport.tls {
+    match &transport.tls {
         // Cleartext: the TLS configuration is never used (URIs are http://).
         None => HttpsConnector::from((tcp, cleartext_config())),
         Some(tls) => {
@@ -109,7 +144,14 @@ where
                 Protocol::Auto => builder.enable_all_versions().wrap_connector(tcp),
             }
         }
-    };
+    }
+}
+
+/// A pooled client over `connector`, idle connections closed after `idle`.
+fn build<C>(connector: C, idle: Duration, transport: &Transport) -> Client<C, Body>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone,
+{
     let mut builder = Client::builder(TokioExecutor::new());
     // With TLS, the ALPN list above decides; HTTP/2 is used when negotiated.
     if matches!(transport.protocol, Protocol::H2c | Protocol::H2) {

@@ -36,6 +36,8 @@ pub struct UpstreamStats {
     failures: AtomicU64,
     refused: [AtomicU64; 3],
     heads: OnceLock<PerWorker<Shard>>,
+    /// Pooled connections to its targets, made by the workers' clients.
+    pub connections: Arc<super::counted::ConnCounts>,
 }
 
 /// The counters of upstream `name`, made on first use.
@@ -59,6 +61,8 @@ pub struct StatsSnapshot {
     pub heads: Vec<u64>,
     /// Their sum, seconds.
     pub heads_sum: f64,
+    /// Pooled connections made so far, and open now.
+    pub connections: (u64, u64),
 }
 
 impl UpstreamStats {
@@ -117,6 +121,7 @@ impl UpstreamStats {
             refused: std::array::from_fn(|i| self.refused[i].load(Relaxed)),
             heads,
             heads_sum: sum_ns as f64 / 1e9,
+            connections: self.connections.snapshot(),
         }
     }
 }
