@@ -79,23 +79,40 @@ pub fn client_for(
     )
 }
 
+/// A resolver of host names the connector can use.
+pub trait Resolve:
+    tower_service::Service<
+        hyper_util::client::legacy::connect::dns::Name,
+        Response: Iterator<Item = std::net::SocketAddr>,
+        Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        Future: Send,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<R> Resolve for R where
+    R: tower_service::Service<
+            hyper_util::client::legacy::connect::dns::Name,
+            Response: Iterator<Item = std::net::SocketAddr>,
+            Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+            Future: Send,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// [`client_for`] with host names resolved by `resolver`, uncounted.
-pub fn client_with<R>(
+pub fn client_with<R: Resolve>(
     resolver: R,
     connect_timeout: Duration,
     idle: Duration,
     transport: &Transport,
-) -> Client<HttpsConnector<HttpConnector<R>>, Body>
-where
-    R: tower_service::Service<hyper_util::client::legacy::connect::dns::Name>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    R::Response: Iterator<Item = std::net::SocketAddr>,
-    R::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    R::Future: Send,
-{
+) -> Client<HttpsConnector<HttpConnector<R>>, Body> {
     build(
         connector_with(resolver, connect_timeout, transport),
         idle,
@@ -104,21 +121,11 @@ where
 }
 
 /// The connector for `transport` (TCP through `resolver`, then TLS if configured).
-fn connector_with<R>(
+fn connector_with<R: Resolve>(
     resolver: R,
     connect_timeout: Duration,
     transport: &Transport,
-) -> HttpsConnector<HttpConnector<R>>
-where
-    R: tower_service::Service<hyper_util::client::legacy::connect::dns::Name>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    R::Response: Iterator<Item = std::net::SocketAddr>,
-    R::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    R::Future: Send,
-{
+) -> HttpsConnector<HttpConnector<R>> {
     let mut tcp = HttpConnector::new_with_resolver(resolver);
     tcp.set_nodelay(true);
     tcp.set_connect_timeout(Some(connect_timeout));
