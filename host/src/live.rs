@@ -73,6 +73,22 @@ impl Generation {
 }
 
 impl Generation {
+    /// The shared stores (Redis) its filters use, each once, with the names of the filters
+    /// using it.
+    pub fn shared_stores(&self) -> Vec<(Arc<crate::store::RedisStore>, Vec<String>)> {
+        let mut out: Vec<(Arc<crate::store::RedisStore>, Vec<String>)> = Vec::new();
+        for f in &self.filters {
+            let Some(redis) = f.shared_store() else {
+                continue;
+            };
+            match out.iter_mut().find(|(r, _)| Arc::ptr_eq(r, &redis)) {
+                Some((_, names)) => names.push(f.name().to_string()),
+                None => out.push((redis, vec![f.name().to_string()])),
+            }
+        }
+        out
+    }
+
     /// Start the active health checks and name re-resolution of its upstreams on the
     /// current runtime; they stop when the generation is dropped.
     pub fn start_background_tasks(&self) {

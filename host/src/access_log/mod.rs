@@ -94,6 +94,19 @@ fn text(v: &Option<HeaderValue>) -> &str {
     v.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-")
 }
 
+impl Line<'_> {
+    /// The configured headers the request had, as logged: (name, value or `[redacted]`).
+    fn logged_headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers
+            .iter()
+            .filter(|(_, v, _)| v.is_some())
+            .map(|(name, value, hidden)| {
+                let shown = if *hidden { "[redacted]" } else { text(value) };
+                (name.as_str(), shown)
+            })
+    }
+}
+
 impl AccessLog {
     /// Remember the request as the client sent it; `output` is where the line goes (`None`:
     /// the process log).
@@ -178,8 +191,7 @@ impl AccessLog {
             trace_id: self
                 .traceparent
                 .as_ref()
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.get(3..35))
+                .and_then(crate::request::trace::trace_id_of)
                 .unwrap_or("-"),
             client: self.client,
             method: self.method.as_str(),
@@ -250,15 +262,11 @@ fn write_json(out: &mut Vec<u8>, l: &Line<'_>) {
     o.display("filters", l.filters);
     o.str("user_agent", l.user_agent);
     o.str("referer", l.referer);
-    if l.headers.iter().any(|(_, v, _)| v.is_some()) {
+    let mut headers = l.logged_headers().peekable();
+    if headers.peek().is_some() {
         let mut h = o.object("headers");
-        for (name, value, hidden) in l.headers {
-            if value.is_some() {
-                h.str(
-                    name.as_str(),
-                    if *hidden { "[redacted]" } else { text(value) },
-                );
-            }
+        for (name, value) in headers {
+            h.str(name, value);
         }
         h.close();
     }
@@ -302,11 +310,8 @@ fn write_text(out: &mut Vec<u8>, l: &Line<'_>) -> std::io::Result<()> {
         q(l.user_agent),
         q(l.referer)
     )?;
-    for (name, value, hidden) in l.headers {
-        if value.is_some() {
-            let shown = if *hidden { "[redacted]" } else { text(value) };
-            write!(out, " {name}={}", q(shown))?;
-        }
+    for (name, value) in l.logged_headers() {
+        write!(out, " {name}={}", q(value))?;
     }
     Ok(())
 }

@@ -5,7 +5,6 @@
 use crate::filter::metrics::MetricsSnapshot;
 use crate::live::Live;
 use serde::Serialize;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 /// The `/status` document.
@@ -101,19 +100,10 @@ pub struct FilterStatus {
     pub metrics: MetricsSnapshot,
 }
 
-/// The shared stores of `filters`, each once, with the filters using it.
-fn stores(filters: &[Arc<crate::filter::Filter>]) -> Vec<StoreStatus> {
-    let mut out: Vec<(Arc<crate::store::RedisStore>, Vec<String>)> = Vec::new();
-    for f in filters {
-        let Some(redis) = f.shared_store() else {
-            continue;
-        };
-        match out.iter_mut().find(|(r, _)| Arc::ptr_eq(r, &redis)) {
-            Some((_, names)) => names.push(f.name().to_string()),
-            None => out.push((redis, vec![f.name().to_string()])),
-        }
-    }
-    out.into_iter()
+/// The shared stores of generation `g`, with the filters using each.
+fn stores(g: &crate::live::Generation) -> Vec<StoreStatus> {
+    g.shared_stores()
+        .into_iter()
         .map(|(r, filters)| StoreStatus {
             backend: if r.settings().cluster {
                 "redis-cluster"
@@ -159,7 +149,7 @@ pub fn status(live: &Live) -> Status {
                 metrics: f.metrics(),
             })
             .collect(),
-        stores: stores(&g.filters),
+        stores: stores(&g),
         upstreams: g
             .upstreams
             .iter()

@@ -22,6 +22,15 @@ pub const METHODS: [&str; 10] = [
 /// Status class labels.
 pub const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
+/// The index of the duration bucket `took` falls in ([`BUCKETS`], then one past them all).
+pub fn bucket(took: Duration) -> usize {
+    let secs = took.as_secs_f64();
+    BUCKETS
+        .iter()
+        .position(|b| secs <= *b)
+        .unwrap_or(BUCKETS.len())
+}
+
 fn method_index(m: &Method) -> u8 {
     let i = METHODS.iter().position(|name| *name == m.as_str());
     i.map_or(METHODS.len() - 1, |i| i) as u8
@@ -91,10 +100,7 @@ impl RequestMetrics {
             class,
         );
         let secs = took.as_secs_f64();
-        let bucket = BUCKETS
-            .iter()
-            .position(|b| secs <= *b)
-            .unwrap_or(BUCKETS.len());
+        let bucket = bucket(took);
         let mut map = self
             .shards
             .mine()

@@ -63,6 +63,16 @@ fn histogram(
         .encode_histogram::<NoLabelSet>(sum, count, buckets, None)
 }
 
+/// Counts per duration bucket ([`BUCKETS`], then the rest) as Prometheus buckets.
+fn duration_buckets(counts: &[u64]) -> Vec<(f64, u64)> {
+    BUCKETS
+        .iter()
+        .copied()
+        .chain([f64::INFINITY])
+        .zip(counts.iter().copied())
+        .collect()
+}
+
 /// Power-of-two buckets (`i`: values below `2^i`) as Prometheus buckets with bounds
 /// `2^i * scale` for every `step`-th `i` from `first` (counts not cumulative; the last
 /// bucket holds the rest).
@@ -240,12 +250,7 @@ fn requests(out: &mut Out<'_, '_>, series: &[Series]) -> Result<(), Error> {
         MetricType::Histogram,
         |m| {
             for ((route, upstream), (sum, counts)) in &merged {
-                let buckets: Vec<(f64, u64)> = BUCKETS
-                    .iter()
-                    .copied()
-                    .chain([f64::INFINITY])
-                    .zip(counts.iter().copied())
-                    .collect();
+                let buckets = duration_buckets(counts);
                 histogram(
                     m,
                     &vec![("route", *route), ("upstream", *upstream)],
@@ -357,12 +362,7 @@ fn upstreams(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), E
         MetricType::Histogram,
         |m| {
             for (u, s) in &stats {
-                let buckets: Vec<(f64, u64)> = BUCKETS
-                    .iter()
-                    .copied()
-                    .chain([f64::INFINITY])
-                    .zip(s.heads.iter().copied())
-                    .collect();
+                let buckets = duration_buckets(&s.heads);
                 histogram(m, &vec![("upstream", *u)], s.heads_sum, &buckets)?;
             }
             Ok(())
@@ -495,17 +495,10 @@ fn filters(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), Err
 }
 
 fn stores(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), Error> {
-    let mut seen: Vec<Arc<crate::store::RedisStore>> = Vec::new();
-    for f in &g.filters {
-        if let Some(s) = f.shared_store() {
-            if !seen.iter().any(|x| Arc::ptr_eq(x, &s)) {
-                seen.push(s);
-            }
-        }
-    }
-    let snaps: Vec<(String, crate::store::metrics::StoreSnapshot)> = seen
+    let snaps: Vec<(String, crate::store::metrics::StoreSnapshot)> = g
+        .shared_stores()
         .iter()
-        .map(|s| (s.settings().shown(), s.metrics().snapshot()))
+        .map(|(s, _)| (s.settings().shown(), s.metrics().snapshot()))
         .collect();
     out.family(
         "weir_store_up",

@@ -47,10 +47,9 @@ pub fn settle(headers: &mut HeaderMap) {
     headers.insert(TRACEPARENT.clone(), format(trace_id, random(), flags));
 }
 
-/// The trace id of a settled `traceparent`.
-pub fn trace_id(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(&TRACEPARENT)?.to_str().ok()?;
-    v.get(3..35)
+/// The trace id of a settled `traceparent` value.
+pub fn trace_id_of(traceparent: &HeaderValue) -> Option<&str> {
+    traceparent.to_str().ok()?.get(3..35)
 }
 
 /// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>` (lower-case; higher versions
@@ -133,6 +132,10 @@ mod tests {
         }
         settle(&mut h);
         h
+    }
+
+    fn trace_id(h: &HeaderMap) -> Option<&str> {
+        h.get(&TRACEPARENT).and_then(trace_id_of)
     }
 
     const GOOD: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";

@@ -72,11 +72,7 @@ impl UpstreamStats {
 
     /// An attempt got its response head after `took`.
     pub fn head(&self, took: Duration) {
-        let secs = took.as_secs_f64();
-        let bucket = BUCKETS
-            .iter()
-            .position(|b| secs <= *b)
-            .unwrap_or(BUCKETS.len());
+        let bucket = crate::metrics::requests::bucket(took);
         let shard = self.heads().mine();
         if let Some(b) = shard.buckets.get(bucket) {
             b.fetch_add(1, Relaxed);
