@@ -80,6 +80,14 @@ async fn metrics_pass_promtool_and_count_what_happened() {
         .body(http_body_util::Full::new(bytes::Bytes::new()))
         .unwrap();
     send(brew).await;
+    // Raw bytes: a lower-case method is another method (not GET), and a path of percent
+    // escapes and dot segments is counted under its route, never as a label of its own.
+    let raw = raw::exchange(
+        weir.addr,
+        b"get /api/%2e%2e/x%00y HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_ne!(raw.status, 0, "{raw:?}");
     // A filter that traps: 503, and a failure of kind "trap".
     assert_eq!(
         get(&weir.url("/boom"), &[("x-panic", "1")]).await.status,
@@ -115,6 +123,13 @@ async fn metrics_pass_promtool_and_count_what_happened() {
         at(r#"weir_requests_total{route="/api",upstream="app",method="other",code="2xx"}"#),
         1.0
     );
+    let raw_series: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("weir_requests_total{") && l.contains("method=\"other\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(raw_series, 2.0, "BREW and the lower-case get: {text}");
+    assert!(!text.contains("%2e") && !text.contains("x%00y"), "{text}");
     assert_eq!(
         at(r#"weir_requests_total{route="/boom",upstream="app",method="GET",code="5xx"}"#),
         1.0
