@@ -1,4 +1,5 @@
-//! The one body type of the data path: a streamed hyper body or a small buffered one.
+//! The one body type of the data path: a streamed hyper body or a small buffered one, and
+//! the wrappers a response may pass through (filling the cache, compression).
 //!
 //! An enum instead of a boxed trait object keeps the per-request path free of allocations
 //! for the body itself; streamed bodies pass through frame by frame, never buffered.
@@ -56,6 +57,10 @@ pin_project! {
         Full { #[pin] inner: Full<Bytes> },
         /// An upstream's response, with its in-flight count and time limits.
         Upstream { #[pin] inner: crate::upstream::body::UpstreamBody },
+        /// A response copied into a cache zone as it passes.
+        Filling { #[pin] inner: crate::cache::fill::Filling },
+        /// A response compressed on its way to the client.
+        Encoded { #[pin] inner: crate::compress::Encoding },
     }
 }
 
@@ -172,6 +177,8 @@ impl HttpBody for Body {
                 }
                 polled
             }
+            BodyProj::Filling { inner } => inner.poll_frame(cx),
+            BodyProj::Encoded { inner } => inner.poll_frame(cx),
             BodyProj::Full { inner } => match inner.poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
                 Poll::Ready(Some(Err(never))) => match never {},
@@ -186,6 +193,8 @@ impl HttpBody for Body {
             Body::Client { inner, .. } => inner.is_end_stream(),
             Body::Full { inner } => inner.is_end_stream(),
             Body::Upstream { inner } => inner.is_end_stream(),
+            Body::Filling { inner } => inner.is_end_stream(),
+            Body::Encoded { inner } => inner.is_end_stream(),
         }
     }
 
@@ -194,6 +203,8 @@ impl HttpBody for Body {
             Body::Client { inner, .. } => inner.size_hint(),
             Body::Full { inner } => inner.size_hint(),
             Body::Upstream { inner } => inner.size_hint(),
+            Body::Filling { inner } => inner.size_hint(),
+            Body::Encoded { inner } => inner.size_hint(),
         }
     }
 }

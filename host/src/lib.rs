@@ -11,6 +11,7 @@
 //! - [`request`]: the canonical request (path, authority, headers, client address).
 //! - [`proxy`]: the request path.
 //! - [`route`]: choosing a route; [`geo`]: where a client address is (`.mmdb` databases). [`upstream`], [`balance`], [`health`]: where requests go.
+//! - [`cache`]: the response cache (RFC 9111); [`compress`]: response compression.
 //! - [`forward`]: the request as sent upstream (hop-by-hop, `X-Forwarded-Proto`/`-Host`).
 //! - [`filter`]: the Wasm filter engine, instance pools and chains.
 //! - [`live`]: the generation being served; [`reload`]: replacing it on change.
@@ -23,7 +24,9 @@ pub mod admin;
 pub mod balance;
 pub mod body;
 pub mod builder;
+pub mod cache;
 pub mod check;
+pub mod compress;
 pub mod config;
 pub mod conn;
 pub mod dev;

@@ -29,6 +29,8 @@ pub struct Generation {
     pub filters: Vec<Arc<Filter>>,
     /// When it went live.
     pub loaded_at: SystemTime,
+    /// Cache zones by name (those of the last generation with the same settings).
+    pub zones: Vec<Arc<crate::cache::Zone>>,
 }
 
 impl Generation {
@@ -40,10 +42,24 @@ impl Generation {
             .enumerate()
             .map(|(i, u)| Arc::new(Upstream::new(i, u)))
             .collect();
+        let zones = crate::cache::zone::zones_for(&config.cache_zones);
         let routes = config
             .routes
             .iter()
             .map(|r| Route {
+                cache: r.cache.as_ref().and_then(|c| {
+                    let zone = zones.get(c.zone)?.clone();
+                    Some(Arc::new(crate::cache::RoutePolicy {
+                        zone,
+                        key: c.key.clone(),
+                        default_ttl: c.default_ttl,
+                        stale_while_revalidate: c.stale_while_revalidate,
+                        stale_if_error: c.stale_if_error,
+                        store_set_cookie: c.store_set_cookie,
+                        tag_header: c.tag_header.clone(),
+                    }))
+                }),
+                compress: r.compress.clone(),
                 host: r.host.clone(),
                 path: r.path.clone(),
                 methods: r.methods.clone(),
@@ -68,6 +84,7 @@ impl Generation {
             upstreams,
             filters,
             loaded_at: SystemTime::now(),
+            zones,
         }
     }
 }

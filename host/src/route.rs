@@ -170,6 +170,10 @@ pub struct Route {
     /// Its host and path conditions as text (`api.example.com/v1`, `*.example.com/`,
     /// `~^/x$` for a regex): its label in metrics.
     pub label: Arc<str>,
+    /// How its responses are cached, if they are.
+    pub cache: Option<Arc<crate::cache::RoutePolicy>>,
+    /// How its responses are compressed, if they are.
+    pub compress: Option<crate::compress::CompressSettings>,
 }
 
 /// A route's label (see [`Route::label`]).
@@ -427,6 +431,8 @@ pub(crate) mod fixtures {
             filters: vec![],
             timeouts: Default::default(),
             upgrades: vec![],
+            cache: None,
+            compress: None,
         }
     }
 }

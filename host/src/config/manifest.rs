@@ -104,6 +104,51 @@ pub struct Manifest {
     /// Named filter instances: a plugin plus its configuration.
     #[serde(default)]
     pub filters: BTreeMap<Spanned<String>, Spanned<FilterSpec>>,
+    /// Named response caches that routes store in (`cache = { zone = "..." }`).
+    #[serde(default)]
+    pub cache_zones: BTreeMap<Spanned<String>, Spanned<CacheZoneSpec>>,
+}
+
+/// `[cache-zones.<name>]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CacheZoneSpec {
+    /// Memory its entries may take, e.g. "256MiB" (bodies, fields, keys, bookkeeping).
+    pub memory: Spanned<String>,
+    /// Largest response body stored. Default: 8MiB (at most `memory`).
+    pub max_object_size: Option<Spanned<String>>,
+    /// Most variants (by `Vary`) kept per key. Default: 8.
+    pub max_variants: Option<Spanned<i64>>,
+    /// Longest a request waits for another's fetch of its key. Default: 5s.
+    pub lock_timeout: Option<ManifestDuration>,
+    /// Clients (CIDRs or addresses) allowed to send `PURGE`. Default: none.
+    #[serde(default)]
+    pub purge_from: Vec<Spanned<String>>,
+}
+
+/// A route's `cache = { ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RouteCacheSpec {
+    /// The `cache-zones` entry its responses go in.
+    pub zone: Spanned<String>,
+    /// Lifetime of responses without freshness information. Default: none (not stored).
+    pub default_ttl: Option<ManifestDuration>,
+    /// `stale-while-revalidate` for responses that do not set it. Default: none.
+    pub stale_while_revalidate: Option<ManifestDuration>,
+    /// `stale-if-error` for responses that do not set it. Default: none.
+    pub stale_if_error: Option<ManifestDuration>,
+    /// Request headers every response varies on, besides its own `Vary`.
+    #[serde(default)]
+    pub key_headers: Vec<Spanned<String>>,
+    /// Only these query parameters are part of the key.
+    pub query_allow: Option<Vec<Spanned<String>>>,
+    /// These query parameters are not part of the key.
+    pub query_deny: Option<Vec<Spanned<String>>>,
+    /// Store responses that set cookies. Default: false.
+    pub store_set_cookie: Option<bool>,
+    /// Response header listing surrogate keys (tags) to purge by. Default: `surrogate-key`.
+    pub tag_header: Option<Spanned<String>>,
 }
 
 /// `store = { ... }`, at top level or in a filter.
@@ -322,6 +367,11 @@ pub struct RouteSpec {
     pub overall_timeout: Option<ManifestDuration>,
     /// `Upgrade` protocols passed on to the upstream. Default: `["websocket"]`.
     pub upgrades: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Cache responses in a zone: `{ zone = "main", ... }`. Default: no caching.
+    pub cache: Option<Spanned<RouteCacheSpec>>,
+    /// Compress responses: `true`, or `{ codings, types, min-size, gzip-level,
+    /// brotli-level, zstd-level }`. Default: false.
+    pub compress: Option<Spanned<toml::Value>>,
 }
 
 /// `[[routes.backends]]`

@@ -10,6 +10,7 @@
 
 mod access_log;
 mod admin;
+mod cache;
 mod diagnostic;
 mod duration;
 mod file_grants;
@@ -27,6 +28,7 @@ mod upstreams;
 pub use file_grants::{tree_stamp, FileGrant};
 use upstreams::UpstreamDefaults;
 
+pub use cache::RouteCacheConfig;
 pub use diagnostic::{Diagnostic, Diagnostics, SourceMap};
 pub use duration::parse as parse_duration;
 pub use filter_keys::key_location;
@@ -194,6 +196,7 @@ impl Validator {
             .iter()
             .map(|(name, spec)| self.upstream(name, spec.get_ref(), &defaults))
             .collect();
+        let cache_zones = self.cache_zones(&m);
         let routes = self.routes(&m, &upstream_index, &filter_index);
         let default_store = match &m.store {
             Some(store) => self.store(store, "store", base),
@@ -234,6 +237,7 @@ impl Validator {
             routes,
             filters,
             geo,
+            cache_zones,
         };
         (config, self.errors)
     }

@@ -41,6 +41,8 @@ pub struct Config {
     pub filters: Vec<FilterConfig>,
     /// The opened `geo-databases`, if any.
     pub geo: Option<std::sync::Arc<crate::geo::GeoDb>>,
+    /// Cache zones by name (manifest order: sorted by name).
+    pub cache_zones: Vec<(String, crate::cache::ZoneSettings)>,
 }
 
 /// A validated listener.
@@ -158,6 +160,10 @@ pub struct RouteConfig {
     pub timeouts: RouteTimeouts,
     /// `Upgrade` protocols passed on (lower-case).
     pub upgrades: Vec<String>,
+    /// How its responses are cached, if they are.
+    pub cache: Option<super::cache::RouteCacheConfig>,
+    /// How its responses are compressed, if they are.
+    pub compress: Option<crate::compress::CompressSettings>,
 }
 
 /// A validated filter entry.

@@ -92,6 +92,8 @@ impl Validator {
                     overall: r.overall_timeout.map(|d| d.0),
                 },
                 upgrades: self.route_upgrades(i, r),
+                cache: r.cache.as_ref().and_then(|c| self.route_cache(i, c, m)),
+                compress: r.compress.as_ref().and_then(|c| self.route_compress(i, c)),
             });
         }
         if m.routes.is_empty() {

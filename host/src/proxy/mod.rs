@@ -1,6 +1,8 @@
-//! The request path: canonical request, route, request filters, upstream, response filters,
-//! access log. The way to the upstream (attempts and retries) is [`outbound`].
+//! The request path: canonical request, route, request filters, cache, upstream, response
+//! filters, compression, access log. The way to the upstream (attempts and retries) is
+//! [`outbound`]; the cache's part of it is [`cached`].
 
+mod cached;
 mod outbound;
 
 use crate::access_log::AccessLog;
@@ -169,7 +171,7 @@ impl Proxy {
 
 /// The request path of [`Proxy::handle`].
 async fn serve<'g>(
-    current: &'g WorkerGeneration,
+    current: &'g Arc<WorkerGeneration>,
     mut parts: http::request::Parts,
     body: Incoming,
     peer: &Peer,
@@ -285,7 +287,7 @@ fn client_body(
 
 /// A routed request: its filters, its upstream exchange and its response phase.
 struct Exchange<'g> {
-    current: &'g WorkerGeneration,
+    current: &'g Arc<WorkerGeneration>,
     route: &'g Route,
     upstream: &'g Arc<Upstream>,
     start: Instant,
@@ -329,18 +331,17 @@ impl<'g> Exchange<'g> {
         // (`ran` counts filters of this route's chain, so it is never past its end.)
         let ran_filters = route.filters.get(..ran).unwrap_or(&route.filters);
         let respond_phase = ran_filters.iter().any(|f| f.wants_response());
-        // Each worker has a client per upstream of its generation, indexed by upstream id.
-        let client = current.clients.get(upstream.id);
-        let (response, target) = match (local, client) {
-            (Some(resp), _) => (resp, None),
-            (None, None) => {
-                tracing::error!(
-                    upstream = upstream.name(),
-                    "internal error: no pooled client for the upstream"
-                );
-                (ProxyError::Internal.response(), None)
+        // What compression needs of the request, taken before the head is sent on.
+        let compress = route.compress.as_ref().map(|c| {
+            let mut accept = http::HeaderMap::new();
+            for v in head.parts.headers.get_all(http::header::ACCEPT_ENCODING) {
+                accept.append(http::header::ACCEPT_ENCODING, v.clone());
             }
-            (None, Some(client)) => {
+            (c, head.parts.method.clone(), accept)
+        });
+        let (response, target) = match local {
+            Some(resp) => (resp, None),
+            None => {
                 // The response phase sees the request as it was sent upstream.
                 let mut sent = if respond_phase {
                     head.clone()
@@ -350,22 +351,20 @@ impl<'g> Exchange<'g> {
                 if let Some(buffered) = sent.body.take() {
                     body = Body::full(buffered);
                 }
-                let timeouts = &route.timeouts;
-                let out = Outbound {
-                    upstream,
-                    client,
-                    head_timeout: timeouts.timeout.unwrap_or(upstream.timeout),
-                    body: BodyLimits {
-                        idle: Some(timeouts.idle.unwrap_or(upstream.idle_timeout)),
-                        deadline: timeouts
-                            .overall
-                            .or(upstream.overall_timeout)
-                            .map(|d| tokio::time::Instant::from_std(start) + d),
-                    },
+                let fetch = Fetch {
+                    current: current.clone(),
+                    upstream: upstream.id,
+                    timeouts: route.timeouts,
+                    start,
                 };
                 // Boxed: the forwarding state is large and most of it is needed only
                 // after the filters ran.
-                Box::pin(out.forward(sent, body, upgrade)).await
+                match &route.cache {
+                    Some(policy) if upgrade.is_none() => {
+                        Box::pin(cached::exchange(policy, &fetch, sent, body)).await
+                    }
+                    _ => Box::pin(fetch.forward(sent, body, upgrade)).await,
+                }
             }
         };
         let response = if respond_phase {
@@ -379,6 +378,12 @@ impl<'g> Exchange<'g> {
         } else {
             response
         };
+        let response = match compress {
+            Some((settings, method, accept)) => {
+                crate::compress::apply(response, &method, &accept, settings)
+            }
+            None => response,
+        };
         Outcome {
             response,
             route: Some(&route.label),
@@ -387,5 +392,51 @@ impl<'g> Exchange<'g> {
             target,
             report,
         }
+    }
+}
+
+/// What a request needs to go upstream, owned, so that a background refresh of a cached
+/// response can go too.
+#[derive(Clone)]
+pub(super) struct Fetch {
+    current: Arc<WorkerGeneration>,
+    /// Index of the upstream (and of this worker's client for it).
+    upstream: usize,
+    timeouts: crate::config::RouteTimeouts,
+    /// When the request began (the overall deadline counts from it).
+    start: Instant,
+}
+
+impl Fetch {
+    /// Send `head` and `body` upstream, with retries, under the route's time limits.
+    pub(super) async fn forward(
+        &self,
+        head: RequestHead,
+        body: Body,
+        upgrade: Option<(http::HeaderValue, OnUpgrade)>,
+    ) -> (Response<Body>, Option<Authority>) {
+        let generation = &self.current.generation;
+        // Each worker has a client per upstream of its generation, indexed by upstream id.
+        let (Some(upstream), Some(client)) = (
+            generation.upstreams.get(self.upstream),
+            self.current.clients.get(self.upstream),
+        ) else {
+            tracing::error!("internal error: no pooled client for the upstream");
+            return (ProxyError::Internal.response(), None);
+        };
+        let timeouts = &self.timeouts;
+        let out = Outbound {
+            upstream,
+            client,
+            head_timeout: timeouts.timeout.unwrap_or(upstream.timeout),
+            body: BodyLimits {
+                idle: Some(timeouts.idle.unwrap_or(upstream.idle_timeout)),
+                deadline: timeouts
+                    .overall
+                    .or(upstream.overall_timeout)
+                    .map(|d| tokio::time::Instant::from_std(self.start) + d),
+            },
+        };
+        out.forward(head, body, upgrade).await
     }
 }
