@@ -6,6 +6,7 @@
 //! - `GET /routes`, `GET /config` (the manifest with its secrets redacted) ([`view`]);
 //! - `GET /dashboard`, a live page for people ([`dashboard`]).
 
+mod cache;
 mod dashboard;
 mod ops;
 pub mod status;
@@ -89,7 +90,8 @@ fn json(value: &impl serde::Serialize) -> Answer {
 
 /// Every endpoint, by method and path.
 const ENDPOINTS: &str = "GET /status, GET /metrics, GET /healthz, GET /readyz, POST /reload, \
-     GET /routes, GET /config, GET /dashboard, POST /upstreams/{name}/targets/{host:port}/drain and /undrain";
+     GET /routes, GET /config, GET /dashboard, GET /cache, POST /cache/purge, \
+     POST /upstreams/{name}/targets/{host:port}/drain and /undrain";
 
 async fn answer(req: Request<hyper::body::Incoming>, admin: &Admin) -> Response<Full<Bytes>> {
     let token = admin.live.current().config.admin_token.clone();
@@ -149,13 +151,15 @@ async fn route(req: &Request<hyper::body::Incoming>, admin: &Admin) -> Answer {
             dashboard::PAGE.as_bytes().to_vec(),
         ),
         (&Method::GET, "/dashboard/data") => json(&dashboard::data(live)),
+        (&Method::GET, "/cache") => cache::zones(live),
+        (&Method::POST, "/cache/purge") => cache::purge(live, req.uri().query()),
         (&Method::POST, p) if p.starts_with("/upstreams/") => ops::drain(live, p),
         (
             _,
             "/status" | "/metrics" | "/healthz" | "/readyz" | "/routes" | "/config" | "/dashboard"
-            | "/dashboard/data",
+            | "/dashboard/data" | "/cache",
         ) => text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n"),
-        (_, "/reload") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
+        (_, "/reload" | "/cache/purge") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
         _ => text(
             StatusCode::NOT_FOUND,
             format!("not found; the endpoints: {ENDPOINTS}\n"),

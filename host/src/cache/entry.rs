@@ -104,9 +104,10 @@ impl Stored {
         }
     }
 
-    /// Whether it may still be served stale while a refresh runs in the background.
+    /// Whether it is stale but may still be served while a refresh runs in the
+    /// background.
     pub fn within_stale_while_revalidate(&self, now: SystemTime) -> bool {
-        self.within(self.stale_while_revalidate, now)
+        self.age(now) >= self.lifetime && self.within(self.stale_while_revalidate, now)
     }
 
     /// Whether it may be served stale because the origin failed.

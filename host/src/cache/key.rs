@@ -70,8 +70,8 @@ fn filter_query(query: &str, rule: &QueryRule) -> String {
         .join("&")
 }
 
-/// Percent-decoding of a query name (`+` as space), lossy on invalid UTF-8.
-fn decode(text: &str) -> String {
+/// Percent-decoding of a query component (`+` as space), lossy on invalid UTF-8.
+pub fn decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -26,6 +26,9 @@ pub(super) async fn exchange(
         return fetch.forward(head, body, None).await;
     };
     let method = head.parts.method.clone();
+    if method.as_str() == "PURGE" {
+        return (purge(policy, &key, head.client), None);
+    }
     if method != Method::GET && method != Method::HEAD {
         let scheme = head.scheme;
         let host = head.authority().unwrap_or("").to_string();
@@ -58,6 +61,29 @@ fn key_of(policy: &RoutePolicy, head: &RequestHead) -> Option<String> {
         uri.query(),
         &policy.key,
     ))
+}
+
+/// `PURGE` of the request's URI: allowed from the zone's `purge-from` clients, refused
+/// (405) from others.
+fn purge(policy: &RoutePolicy, key: &str, client: std::net::IpAddr) -> Response<Body> {
+    let allowed = policy
+        .zone
+        .settings()
+        .purge_from
+        .iter()
+        .any(|net| net.contains(&client));
+    if !allowed {
+        let mut resp = Response::new(Body::full("PURGE is not allowed from this client\n"));
+        *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+        return resp;
+    }
+    let purged = policy.zone.purge_key(key);
+    let mut resp = Response::new(Body::full(format!("{{\"purged\":{purged}}}\n")));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
 }
 
 /// Remove what an unsafe request changed: its URI and the same-origin `Location` and
