@@ -503,6 +503,77 @@ async fn auth_runs_on_hits_and_response_filters_on_hits_and_misses() {
 }
 
 #[tokio::test]
+async fn filter_decisions_steer_the_cache_and_compression() {
+    let origin = Origin::start().await;
+    let m = cache_manifest(&origin, "", "").replace(
+        "cache = {",
+        "filters = [\"policy\"]\ncompress = true\ncache = {",
+    ) + r#"
+[filters.policy]
+plugin = "cache-policy.wasm"
+[filters.policy.config]
+rules = [
+  { path = "/private/", bypass = true },
+  { path = "/tenant/", key-header = "x-tenant" },
+  { path = "/secret/", no-compress = true, ttl = "60s" },
+  { status = [500], uncacheable = true },
+  { path = "/tagged/", ttl = "60s", tags = ["catalog"] },
+  { path = "/", ttl = "60s" },
+]
+"#;
+    let weir = Weir::start(&m);
+    // A response without freshness information is stored with the filter's TTL.
+    let url = weir.url("/plain");
+    let first = get(&url, &[]).await;
+    assert!(status_of(&first).contains("stored"), "{first:?}");
+    assert!(status_of(&get(&url, &[]).await).contains("hit"));
+    // Bypass: never looked up, never stored.
+    let url = weir.url("/private/x?cc=max-age%3D60");
+    get(&url, &[]).await;
+    let r = get(&url, &[]).await;
+    assert!(status_of(&r).contains("fwd=bypass"), "{r:?}");
+    assert_eq!(origin.count("/private/x"), 2);
+    // Key parts: one entry per tenant.
+    let url = weir.url("/tenant/t?cc=max-age%3D60");
+    let a = get(&url, &[("x-tenant", "a")]).await;
+    let b = get(&url, &[("x-tenant", "b")]).await;
+    assert_ne!(a.body, b.body);
+    assert_eq!(get(&url, &[("x-tenant", "a")]).await.body, a.body);
+    assert_eq!(get(&url, &[("x-tenant", "b")]).await.body, b.body);
+    let none = get(&url, &[("weir-key-parts", "x-tenant=a")]).await;
+    assert!(
+        status_of(&none).contains("fwd=miss"),
+        "a client cannot send key parts: {none:?}"
+    );
+    assert_eq!(origin.count("/tenant/t"), 3);
+    // Uncacheable by status, though its headers allow storing.
+    let url = weir.url("/err?cc=max-age%3D60&status=500");
+    let r = get(&url, &[]).await;
+    assert!(status_of(&r).contains("detail=uncacheable"), "{r:?}");
+    get(&url, &[]).await;
+    assert_eq!(origin.count("/err"), 2);
+    // Tags from the filter purge like the origin's.
+    get(&weir.url("/tagged/1"), &[]).await;
+    let admin = weir.admin.unwrap();
+    let r = post(&format!("http://{admin}/cache/purge?tag=catalog"), &[], "").await;
+    assert_eq!(r.body.trim(), "{\n  \"purged\": 1\n}", "{r:?}");
+    // no-compress beats the route's compression.
+    let pad = "pad=3000&ct=text/plain";
+    let r = get(
+        &weir.url(&format!("/secret/s?{pad}")),
+        &[("accept-encoding", "gzip")],
+    )
+    .await;
+    assert!(r.header("content-encoding").is_none(), "{r:?}");
+    let r = get(
+        &weir.url(&format!("/open?{pad}")),
+        &[("accept-encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+}
+
+#[tokio::test]
 async fn ranges_are_served_from_a_stored_response() {
     let (origin, weir) = start("", "").await;
     let url = weir.url("/r?cc=max-age%3D60");

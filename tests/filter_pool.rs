@@ -143,14 +143,14 @@ async fn a_component_of_another_world_is_refused() {
         "{msg}"
     );
     assert!(
-        msg.contains("does not export weir:filter/filter@0.2.3"),
+        msg.contains("does not export weir:filter/filter@0.2.4"),
         "{msg}"
     );
     assert!(msg.contains("example:other/greet@1.0.0"), "{msg}");
 }
 
 /// A filter built against WIT 0.2.0 (before `raw-path-and-query` was added; the committed
-/// fixture is `headers.wasm` as built then) still loads and runs on this 0.2.3 host.
+/// fixture is `headers.wasm` as built then) still loads and runs on this 0.2.4 host.
 #[tokio::test]
 async fn a_filter_of_the_previous_wit_version_still_loads() {
     let dir = workspace().join("tests/fixtures/wit-0.2.0");

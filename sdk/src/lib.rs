@@ -39,6 +39,7 @@ extern crate self as weir_sdk;
 mod action;
 #[allow(missing_docs)]
 pub mod bindings;
+pub mod cache;
 pub mod clock;
 mod config;
 mod error;

@@ -843,3 +843,27 @@ pub(crate) fn random_bytes(len: usize) -> Vec<u8> {
         .take(len)
         .collect()
 }
+
+/// The caching decisions this thread's filter code made (see [`crate::cache`]).
+///
+/// ```
+/// use weir_sdk::{cache, testing};
+/// testing::reset_cache_decisions();
+/// cache::bypass();
+/// assert!(testing::cache_decisions().bypass);
+/// ```
+pub fn cache_decisions() -> crate::cache::Decisions {
+    crate::cache::double::take()
+}
+
+/// Forget this thread's caching decisions (between tests of one thread).
+///
+/// ```
+/// use weir_sdk::{cache, testing};
+/// cache::no_compress();
+/// testing::reset_cache_decisions();
+/// assert!(!testing::cache_decisions().no_compress);
+/// ```
+pub fn reset_cache_decisions() {
+    crate::cache::double::reset();
+}

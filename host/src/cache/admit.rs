@@ -17,17 +17,28 @@ fn heuristically_cacheable(status: StatusCode) -> bool {
 /// Why a response was not stored (`Cache-Status` `detail`).
 pub type Refusal = &'static str;
 
-/// What is kept of a response to a `GET` with `req_headers`, before its body has come
-/// (`body` empty), or why it is not stored.
+/// A response that may be stored.
+#[derive(Debug)]
+pub struct Admitted {
+    /// What is kept of it, its body still empty.
+    pub stored: Stored,
+    /// Why it is stored only if a filter gives it a TTL (`no-freshness`, `expired`).
+    pub needs_ttl: Option<Refusal>,
+}
+
+/// What is kept of a response to a `GET` with `req_headers` (and the key `parts` its
+/// filters added), before its body has come, or why it is never stored.
+#[allow(clippy::too_many_arguments)]
 pub fn admit(
     method: &Method,
     req_headers: &HeaderMap,
+    parts: Option<&str>,
     req: &Directives,
     status: StatusCode,
     headers: &HeaderMap,
     policy: &RoutePolicy,
     timing: Timing,
-) -> Result<Stored, Refusal> {
+) -> Result<Admitted, Refusal> {
     if method != Method::GET {
         return Err("method");
     }
@@ -72,14 +83,14 @@ pub fn admit(
     };
     let validators = headers.contains_key(http::header::ETAG)
         || headers.contains_key(http::header::LAST_MODIFIED);
-    let lifetime = match entry::lifetime(headers, &d, timing) {
-        Some(l) => l,
+    let (lifetime, mut needs_ttl) = match entry::lifetime(headers, &d, timing) {
+        Some(l) => (l, None),
         // `no-cache` responses with a validator are worth keeping: each use revalidates.
-        None if d.no_cache && validators => std::time::Duration::ZERO,
-        None => return Err("no-freshness"),
+        None if d.no_cache && validators => (std::time::Duration::ZERO, None),
+        None => (std::time::Duration::ZERO, Some("no-freshness")),
     };
-    if lifetime.is_zero() && !validators && d.stale_if_error.is_none() {
-        return Err("expired");
+    if needs_ttl.is_none() && lifetime.is_zero() && !validators && d.stale_if_error.is_none() {
+        needs_ttl = Some("expired");
     }
     let mut kept = headers.clone();
     entry::keepable(&mut kept);
@@ -90,7 +101,7 @@ pub fn admit(
             names.push(extra.clone());
         }
     }
-    Ok(Stored {
+    let stored = Stored {
         status,
         initial_age: entry::initial_age(headers, timing),
         response_time: timing.response_time,
@@ -101,11 +112,12 @@ pub fn admit(
         stale_if_error: entry::secs(d.stale_if_error.or(policy.stale_if_error)),
         must_revalidate: d.must_revalidate || d.proxy_revalidate || d.s_maxage.is_some(),
         no_cache: d.no_cache,
-        selecting: key::selecting(req_headers, &names),
+        selecting: key::selecting(req_headers, &names, parts),
         tags,
         headers: kept,
         body: bytes::Bytes::new(),
-    })
+    };
+    Ok(Admitted { stored, needs_ttl })
 }
 
 /// The declared `Content-Length`, when there is exactly one valid one.

@@ -135,19 +135,44 @@ pub fn selecting_value(headers: &HeaderMap, name: &HeaderName) -> Option<String>
     out
 }
 
-/// The request's selecting values for `names`.
-pub fn selecting(headers: &HeaderMap, names: &[HeaderName]) -> Vec<(HeaderName, Option<String>)> {
-    names
+/// Stands for the parts filters added to a request's key among the selecting fields (never
+/// read from the request's headers, so a client cannot send it).
+pub const KEY_PARTS: HeaderName = HeaderName::from_static("weir-key-parts");
+
+/// The request's selecting values for `names`, and the key parts its filters added.
+pub fn selecting(
+    headers: &HeaderMap,
+    names: &[HeaderName],
+    parts: Option<&str>,
+) -> Vec<(HeaderName, Option<String>)> {
+    let mut out: Vec<(HeaderName, Option<String>)> = names
         .iter()
+        .filter(|n| **n != KEY_PARTS)
         .map(|n| (n.clone(), selecting_value(headers, n)))
-        .collect()
+        .collect();
+    out.push((KEY_PARTS, parts.map(str::to_string)));
+    out
 }
 
-/// Whether a request with `headers` selects a response stored with `stored` values.
-pub fn selects(headers: &HeaderMap, stored: &[(HeaderName, Option<String>)]) -> bool {
-    stored
-        .iter()
-        .all(|(name, value)| selecting_value(headers, name) == *value)
+/// Whether a request with `headers` and key `parts` selects a response stored with
+/// `stored` values.
+pub fn selects(
+    headers: &HeaderMap,
+    parts: Option<&str>,
+    stored: &[(HeaderName, Option<String>)],
+) -> bool {
+    stored.iter().all(|(name, value)| {
+        if *name == KEY_PARTS {
+            value.as_deref() == parts
+        } else {
+            selecting_value(headers, name) == *value
+        }
+    })
+}
+
+/// Key parts as selection compares them: joined, `None` when there are none.
+pub fn joined_parts(parts: &[String]) -> Option<String> {
+    (!parts.is_empty()).then(|| parts.join("\n"))
 }
 
 #[cfg(test)]
@@ -211,11 +236,31 @@ mod tests {
         b.append("accept-encoding", "gzip".parse().unwrap());
         b.append("accept-encoding", " br".parse().unwrap());
         let names = [http::header::ACCEPT_ENCODING];
-        assert!(selects(&b, &selecting(&a, &names)));
-        assert!(!selects(&HeaderMap::new(), &selecting(&a, &names)));
+        assert!(selects(&b, None, &selecting(&a, &names, None)));
+        assert!(!selects(
+            &HeaderMap::new(),
+            None,
+            &selecting(&a, &names, None)
+        ));
         assert!(selects(
             &HeaderMap::new(),
-            &selecting(&HeaderMap::new(), &names)
+            None,
+            &selecting(&HeaderMap::new(), &names, None)
         ));
+    }
+
+    #[test]
+    fn key_parts_select_and_cannot_be_sent_by_clients() {
+        let stored = selecting(&HeaderMap::new(), &[], Some("tenant-a"));
+        assert!(selects(&HeaderMap::new(), Some("tenant-a"), &stored));
+        assert!(!selects(&HeaderMap::new(), Some("tenant-b"), &stored));
+        let mut spoof = HeaderMap::new();
+        spoof.insert(KEY_PARTS, "tenant-a".parse().unwrap());
+        assert!(!selects(&spoof, None, &stored));
+        let plain = selecting(&spoof, &[KEY_PARTS], None);
+        assert!(
+            !selects(&HeaderMap::new(), Some("tenant-a"), &plain),
+            "no parts is a value too"
+        );
     }
 }

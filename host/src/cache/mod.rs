@@ -4,6 +4,7 @@
 //!   freshness; [`admit`]: whether a response may be stored.
 //! - [`key`]: the cache key and `Vary` selection; [`zone`]: stored responses within a byte
 //!   bound, request coalescing, purges.
+//! - [`decisions`]: what filters decided (bypass, key parts, TTL, tags, no compression).
 //! - [`respond`]: answering from a stored response (`304`, `HEAD`, ranges); [`fill`]: the
 //!   body that fills a zone as it passes to the client.
 //!
@@ -12,6 +13,7 @@
 
 pub mod admit;
 pub mod control;
+pub mod decisions;
 pub mod entry;
 pub mod fill;
 pub mod key;
@@ -77,6 +79,38 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The same forward, its response stored.
+    pub fn stored(self) -> Self {
+        match self {
+            Outcome::Forward {
+                fwd, status, ttl, ..
+            } => Outcome::Forward {
+                fwd,
+                status,
+                stored: true,
+                detail: None,
+                ttl,
+            },
+            hit => hit,
+        }
+    }
+
+    /// The same forward, its response not stored, for `why`.
+    pub fn refused(self, why: &'static str) -> Self {
+        match self {
+            Outcome::Forward {
+                fwd, status, ttl, ..
+            } => Outcome::Forward {
+                fwd,
+                status,
+                stored: false,
+                detail: Some(why),
+                ttl,
+            },
+            hit => hit,
+        }
+    }
+
     /// The `Cache-Status` member.
     pub fn header(&self) -> HeaderValue {
         let mut s = String::from("weir");

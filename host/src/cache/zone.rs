@@ -129,13 +129,19 @@ impl Zone {
         (self.entries.len(), self.entries.weight())
     }
 
-    /// The newest stored variant under `key` that a request with `headers` selects.
-    pub fn lookup(&self, key: &str, headers: &HeaderMap) -> Option<Arc<Stored>> {
+    /// The newest stored variant under `key` that a request with `headers` and filter key
+    /// `parts` selects.
+    pub fn lookup(
+        &self,
+        key: &str,
+        headers: &HeaderMap,
+        parts: Option<&str>,
+    ) -> Option<Arc<Stored>> {
         let variants = self.entries.get(key)?;
         variants
             .list
             .iter()
-            .find(|s| key::selects(headers, &s.selecting))
+            .find(|s| key::selects(headers, parts, &s.selecting))
             .cloned()
     }
 
@@ -291,9 +297,13 @@ mod tests {
             stale_if_error: Duration::ZERO,
             must_revalidate: false,
             no_cache: false,
-            selecting: vec![(http::header::ACCEPT_LANGUAGE, lang.map(str::to_string))],
+            selecting: key::selecting(&lang_headers(lang), &[http::header::ACCEPT_LANGUAGE], None),
             tags: vec![tag.into()],
         }
+    }
+
+    fn lang_headers(l: Option<&str>) -> HeaderMap {
+        l.map_or_else(HeaderMap::new, lang)
     }
 
     fn lang(l: &str) -> HeaderMap {
@@ -309,14 +319,14 @@ mod tests {
         zone.store(key.clone(), stored("en1", Some("en"), "t"));
         zone.store(key.clone(), stored("de", Some("de"), "t"));
         zone.store(key.clone(), stored("en2", Some("en"), "t"));
-        assert_eq!(zone.lookup(&key, &lang("en")).unwrap().body, "en2");
-        assert_eq!(zone.lookup(&key, &lang("de")).unwrap().body, "de");
+        assert_eq!(zone.lookup(&key, &lang("en"), None).unwrap().body, "en2");
+        assert_eq!(zone.lookup(&key, &lang("de"), None).unwrap().body, "de");
         zone.store(key.clone(), stored("fr", Some("fr"), "t"));
         assert!(
-            zone.lookup(&key, &lang("de")).is_none(),
+            zone.lookup(&key, &lang("de"), None).is_none(),
             "oldest of 3 > 2 went"
         );
-        assert!(zone.lookup(&key, &HeaderMap::new()).is_none());
+        assert!(zone.lookup(&key, &HeaderMap::new(), None).is_none());
     }
 
     #[test]
@@ -330,7 +340,7 @@ mod tests {
             zone.store(k.into(), stored(k, None, tag));
         }
         assert_eq!(zone.purge_tag("x"), 2);
-        assert!(zone.lookup("http://h/b", &HeaderMap::new()).is_none());
+        assert!(zone.lookup("http://h/b", &HeaderMap::new(), None).is_none());
         assert_eq!(zone.purge_prefix("http://h/a/"), 1);
         assert_eq!(zone.usage().0, 0);
         zone.store("http://h/c".into(), stored("c", None, "z"));

@@ -31,6 +31,7 @@ pub mod sync {
             "weir:filter/context": super::weir::filter::context,
             "weir:filter/metrics": super::weir::filter::metrics,
             "weir:filter/geo": super::weir::filter::geo,
+            "weir:filter/cache": super::weir::filter::cache,
             "weir:filter/http-client": super::weir::filter::http_client,
         },
         // The other imports come from the bindings above (`with`).
@@ -43,12 +44,12 @@ pub use self::weir::filter::http_client::{IncomingResponse, OutgoingRequest};
 pub use self::weir::filter::types::{Action, Hooks, LocalResponse, LogLevel, Request, Response};
 
 /// The WIT package version this host implements.
-pub const PACKAGE: &str = "weir:filter@0.2.3";
+pub const PACKAGE: &str = "weir:filter@0.2.4";
 /// The interface of the request and response resources, at this host's version.
-pub const TYPES: &str = "weir:filter/types@0.2.3";
+pub const TYPES: &str = "weir:filter/types@0.2.4";
 /// The interface every filter must export, at this host's version.
-pub const EXPORT: &str = "weir:filter/filter@0.2.3";
-/// Package versions whose filters this host loads: 0.2.1 to 0.2.3 only added functions and
+pub const EXPORT: &str = "weir:filter/filter@0.2.4";
+/// Package versions whose filters this host loads: 0.2.1 to 0.2.4 only added functions and
 /// interfaces, so older filters link against it (wasmtime matches semver-compatible imports
 /// and exports).
-pub const COMPATIBLE: &[&str] = &["0.2.3", "0.2.2", "0.2.1", "0.2.0"];
+pub const COMPATIBLE: &[&str] = &["0.2.4", "0.2.3", "0.2.2", "0.2.1", "0.2.0"];

@@ -32,6 +32,8 @@ pub struct RequestHead {
     pub context: Context,
     /// The path and query as the client sent them, when normalising changed them.
     pub raw_path_and_query: Option<http::uri::PathAndQuery>,
+    /// What its filters decided about caching and compressing it.
+    pub caching: crate::cache::decisions::Decisions,
 }
 
 impl RequestHead {
@@ -44,6 +46,7 @@ impl RequestHead {
             body: None,
             context: Context::default(),
             raw_path_and_query: None,
+            caching: Default::default(),
         }
     }
 

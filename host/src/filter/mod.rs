@@ -10,7 +10,8 @@
 //! - How hooks are called: directly when the filter cannot wait on anything (`sync_io`
 //!   gives it a `wasi:io` that never waits), else on a fiber (`waits` keeps its waits off
 //!   its CPU deadline).
-//! - Host services: [`context`] (per request), [`kv`] (shared store), [`metrics`],
+//! - Host services: [`context`] (per request), `caching` (cache and compression
+//!   decisions), [`kv`] (shared store), [`metrics`],
 //!   [`outbound`] (HTTP callouts); [`services`] bundles one filter's.
 //! - [`chain`]: running a route's filters in order, with their failure policies.
 
@@ -18,6 +19,7 @@ mod backtrace;
 mod bindings;
 mod budget;
 pub mod cache;
+mod caching;
 pub mod chain;
 pub mod context;
 mod engine;

@@ -1,19 +1,40 @@
 //! A request on a caching route: answered from the zone (fresh, or stale while a refresh
 //! runs), revalidated with the stored validators, or fetched once for all concurrent
 //! requests of its key and stored; unsafe methods that succeed invalidate their URI.
+//! Filters' decisions (bypass, key parts) shape the lookup; the [`Settle`] returned with a
+//! fetched response applies the response-phase ones.
 
 use super::Fetch;
 use crate::body::Body;
 use crate::cache::control::Directives;
 use crate::cache::entry::{Stored, Timing};
-use crate::cache::fill::{Filling, Pending};
+use crate::cache::fill::{Pending, Settle};
 use crate::cache::zone::{wait_fill, Fill, FillGuard};
 use crate::cache::{admit, key, respond, Outcome, RoutePolicy};
 use crate::filter::RequestHead;
 use http::uri::Authority;
 use http::{header, HeaderMap, Method, Response, StatusCode};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::SystemTime;
+
+/// A response from the cache's side of the request path.
+pub(super) struct Answer {
+    pub(super) response: Response<Body>,
+    pub(super) target: Option<Authority>,
+    /// What is left to do once response filters ran (`Cache-Status`, storing).
+    pub(super) settle: Option<Settle>,
+}
+
+impl Answer {
+    fn done(response: Response<Body>, target: Option<Authority>, outcome: Option<Outcome>) -> Self {
+        Answer {
+            response,
+            target,
+            settle: outcome.map(Settle::outcome),
+        }
+    }
+}
 
 /// The answer to `head` on a route that caches with `policy`.
 pub(super) async fn exchange(
@@ -21,31 +42,41 @@ pub(super) async fn exchange(
     fetch: &Fetch,
     head: RequestHead,
     body: Body,
-) -> (Response<Body>, Option<Authority>) {
+) -> Answer {
     let Some(key) = key_of(policy, &head) else {
-        return fetch.forward(head, body, None).await;
+        let (response, target) = fetch.forward(head, body, None).await;
+        return Answer::done(response, target, None);
     };
     let method = head.parts.method.clone();
     if method.as_str() == "PURGE" {
-        return (purge(policy, &key, head.client), None);
+        return Answer::done(purge(policy, &key, head.client), None, None);
     }
-    if method != Method::GET && method != Method::HEAD {
+    if method != Method::GET && method != Method::HEAD || head.caching.bypass {
+        let bypass = head.caching.bypass;
         let scheme = head.scheme;
         let host = head.authority().unwrap_or("").to_string();
-        let (mut resp, target) = fetch.forward(head, body, None).await;
-        if !method.is_safe() && (resp.status().is_success() || resp.status().is_redirection()) {
-            invalidate(policy, &key, scheme, &host, resp.headers());
+        let (mut response, target) = fetch.forward(head, body, None).await;
+        let status = response.status();
+        if !method.is_safe() && (status.is_success() || status.is_redirection()) {
+            invalidate(policy, &key, scheme, &host, response.headers());
         }
-        resp.headers_mut().remove(&policy.tag_header);
-        return (resp, target);
+        response.headers_mut().remove(&policy.tag_header);
+        let outcome = Outcome::Forward {
+            fwd: if bypass { "bypass" } else { "method" },
+            status: status.as_u16(),
+            stored: false,
+            detail: None,
+            ttl: None,
+        };
+        return Answer::done(response, target, Some(outcome));
     }
-    let key: Arc<str> = key.into();
     let lookup = Lookup {
         method,
+        parts: key::joined_parts(&head.caching.key_parts),
         policy,
         fetch,
         req: Directives::of(&head.parts.headers),
-        key,
+        key: key.into(),
     };
     lookup.run(head, body).await
 }
@@ -118,6 +149,8 @@ fn invalidate(policy: &RoutePolicy, key: &str, scheme: &str, host: &str, resp: &
 struct Lookup<'a> {
     /// `GET` or `HEAD` (answered from stored `GET` responses; only `GET` ones are stored).
     method: Method,
+    /// The key parts the request's filters added.
+    parts: Option<String>,
     policy: &'a Arc<RoutePolicy>,
     fetch: &'a Fetch,
     req: Directives,
@@ -125,10 +158,16 @@ struct Lookup<'a> {
 }
 
 impl Lookup<'_> {
-    async fn run(self, mut head: RequestHead, body: Body) -> (Response<Body>, Option<Authority>) {
+    fn find(&self, headers: &HeaderMap) -> Option<Arc<Stored>> {
+        self.policy
+            .zone
+            .lookup(&self.key, headers, self.parts.as_deref())
+    }
+
+    async fn run(self, mut head: RequestHead, body: Body) -> Answer {
         let zone = &self.policy.zone;
         let now = SystemTime::now();
-        let found = zone.lookup(&self.key, &head.parts.headers);
+        let found = self.find(&head.parts.headers);
         if let Some(stored) = &found {
             if stored.usable(&self.req, now) {
                 return self.hit(stored, &head, now, None, false);
@@ -139,7 +178,6 @@ impl Lookup<'_> {
             }
         }
         if found.is_none() && self.req.only_if_cached {
-            let mut resp = crate::error::ProxyError::GatewayTimeout.response();
             let outcome = Outcome::Forward {
                 fwd: "miss",
                 status: 504,
@@ -147,8 +185,11 @@ impl Lookup<'_> {
                 detail: Some("only-if-cached"),
                 ttl: None,
             };
-            outcome.mark(resp.headers_mut());
-            return (resp, None);
+            return Answer::done(
+                crate::error::ProxyError::GatewayTimeout.response(),
+                None,
+                Some(outcome),
+            );
         }
         // One fetch per key at a time: the others wait for it, then look again.
         let mut guard = None;
@@ -156,12 +197,10 @@ impl Lookup<'_> {
             match zone.begin_fill(&self.key) {
                 Fill::Lead(g) => guard = Some(g),
                 Fill::Wait(rx) => {
-                    zone.counters
-                        .coalesced
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    zone.counters.coalesced.fetch_add(1, Relaxed);
                     if wait_fill(rx, zone.settings().lock_timeout).await {
                         let now = SystemTime::now();
-                        if let Some(stored) = zone.lookup(&self.key, &head.parts.headers) {
+                        if let Some(stored) = self.find(&head.parts.headers) {
                             if stored.usable(&self.req, now) {
                                 return self.hit(&stored, &head, now, None, true);
                             }
@@ -189,118 +228,109 @@ impl Lookup<'_> {
             "miss"
         };
         let request_time = SystemTime::now();
-        let (resp, target) = self.fetch.forward(head, body, None).await;
+        let (response, target) = self.fetch.forward(head, body, None).await;
         let timing = Timing {
             request_time,
             response_time: SystemTime::now(),
             default_ttl: self.policy.default_ttl,
         };
-        let zone_found = zone.lookup(&self.key, &client_headers);
-        let resp = self.settle(
-            resp,
+        let stale = self.find(&client_headers);
+        let (response, settle) = self.settle(
+            response,
             revalidate,
-            zone_found,
+            stale,
             &client_headers,
             timing,
             fwd,
             guard,
         );
-        (resp, target)
+        Answer {
+            response,
+            target,
+            settle: Some(settle),
+        }
     }
 
     /// The answer once the upstream answered: a revalidated entry, a stale one (the origin
-    /// failed within `stale-if-error`), or the upstream's response, stored if allowed.
+    /// failed within `stale-if-error`), or the upstream's response, to be stored if allowed.
     #[allow(clippy::too_many_arguments)]
     fn settle(
         &self,
-        mut resp: Response<Body>,
+        mut response: Response<Body>,
         revalidated: Option<Arc<Stored>>,
         stale: Option<Arc<Stored>>,
         client: &HeaderMap,
         timing: Timing,
         fwd: &'static str,
         guard: Option<FillGuard>,
-    ) -> Response<Body> {
+    ) -> (Response<Body>, Settle) {
         let zone = &self.policy.zone;
-        let status = resp.status();
+        let status = response.status();
         if let Some(old) = &revalidated {
-            zone.counters
-                .revalidated
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            zone.counters.revalidated.fetch_add(1, Relaxed);
             if status == StatusCode::NOT_MODIFIED {
-                if let Some(fresh) = old.refreshed(resp.headers(), timing) {
-                    let fresh = Arc::new(fresh);
-                    zone.store(self.key.clone(), (*fresh).clone());
-                    let mut out =
-                        respond::respond(&fresh, &self.method, client, timing.response_time);
-                    Outcome::Forward {
+                if let Some(fresh) = old.refreshed(response.headers(), timing) {
+                    let out = respond::respond(&fresh, &self.method, client, timing.response_time);
+                    let ttl = fresh.ttl(timing.response_time);
+                    zone.store(self.key.clone(), fresh);
+                    let outcome = Outcome::Forward {
                         fwd,
                         status: 304,
                         stored: true,
                         detail: None,
-                        ttl: Some(fresh.ttl(timing.response_time)),
-                    }
-                    .mark(out.headers_mut());
-                    return out;
+                        ttl: Some(ttl),
+                    };
+                    return (out, Settle::outcome(outcome));
                 }
             }
         }
         if status.is_server_error() {
-            if let Some(old) = stale.filter(|s| s.within_stale_if_error(timing.response_time)) {
-                let now = timing.response_time;
-                let mut out = respond::respond(&old, &self.method, client, now);
-                Outcome::Forward {
+            let now = timing.response_time;
+            if let Some(old) = stale.filter(|s| s.within_stale_if_error(now)) {
+                let out = respond::respond(&old, &self.method, client, now);
+                let outcome = Outcome::Forward {
                     fwd: "stale",
                     status: status.as_u16(),
                     stored: false,
                     detail: Some("stale-if-error"),
                     ttl: Some(old.ttl(now)),
-                }
-                .mark(out.headers_mut());
-                return out;
+                };
+                return (out, Settle::outcome(outcome));
             }
         }
+        zone.counters.misses.fetch_add(1, Relaxed);
         let admitted = admit::admit(
             &self.method,
             client,
+            self.parts.as_deref(),
             &self.req,
             status,
-            resp.headers(),
+            response.headers(),
             self.policy,
             timing,
         );
-        resp.headers_mut().remove(&self.policy.tag_header);
-        let (stored, detail) = match admitted {
-            Ok(stored) => {
-                let declared = admit::content_length(resp.headers());
-                let (parts, body) = resp.into_parts();
+        response.headers_mut().remove(&self.policy.tag_header);
+        let outcome = Outcome::Forward {
+            fwd,
+            status: status.as_u16(),
+            stored: false,
+            detail: None,
+            ttl: None,
+        };
+        match admitted {
+            Ok(admitted) => {
                 let pending = Pending {
                     zone: zone.clone(),
                     key: self.key.clone(),
-                    stored,
-                    declared,
+                    declared: admit::content_length(response.headers()),
+                    stored: admitted.stored,
                     guard,
+                    needs_ttl: admitted.needs_ttl,
                 };
-                let body = Body::Filling {
-                    inner: Filling::new(body, pending),
-                };
-                resp = Response::from_parts(parts, body);
-                (true, None)
+                Settle::filling(response, pending, outcome)
             }
-            Err(why) => (false, Some(why)),
-        };
-        zone.counters
-            .misses
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Outcome::Forward {
-            fwd,
-            status: status.as_u16(),
-            stored,
-            detail,
-            ttl: None,
+            Err(why) => (response, Settle::outcome(outcome.refused(why))),
         }
-        .mark(resp.headers_mut());
-        resp
     }
 
     fn hit(
@@ -310,22 +340,19 @@ impl Lookup<'_> {
         now: SystemTime,
         detail: Option<&'static str>,
         collapsed: bool,
-    ) -> (Response<Body>, Option<Authority>) {
-        let zone = &self.policy.zone;
-        zone.counters
-            .hits
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut resp = respond::respond(stored, &head.parts.method, &head.parts.headers, now);
-        Outcome::Hit {
+    ) -> Answer {
+        self.policy.zone.counters.hits.fetch_add(1, Relaxed);
+        let response = respond::respond(stored, &head.parts.method, &head.parts.headers, now);
+        let outcome = Outcome::Hit {
             ttl: stored.ttl(now),
             detail,
             collapsed,
-        }
-        .mark(resp.headers_mut());
-        (resp, None)
+        };
+        Answer::done(response, None, Some(outcome))
     }
 
     /// Revalidate (or fetch again) `stored` in the background, once per key at a time.
+    /// The request-phase decisions of its filters apply (there is no response phase).
     fn refresh_in_background(&self, head: &RequestHead, stored: Arc<Stored>) {
         let zone = self.policy.zone.clone();
         let Fill::Lead(guard) = zone.begin_fill(&self.key) else {
@@ -334,10 +361,12 @@ impl Lookup<'_> {
         let policy = self.policy.clone();
         let fetch = self.fetch.clone();
         let key = self.key.clone();
+        let parts = self.parts.clone();
         let mut head = head.clone();
         head.parts.method = Method::GET;
         head.body = None;
         let client = head.parts.headers.clone();
+        let decisions = head.caching.clone();
         set_validators(&mut head.parts.headers, &stored);
         tokio::spawn(async move {
             let request_time = SystemTime::now();
@@ -354,28 +383,39 @@ impl Lookup<'_> {
                 return;
             }
             let req = Directives::of(&client);
-            let Ok(fresh) = admit::admit(
+            let status = resp.status();
+            let Ok(admitted) = admit::admit(
                 &Method::GET,
                 &client,
+                parts.as_deref(),
                 &req,
-                resp.status(),
+                status,
                 resp.headers(),
                 &policy,
                 timing,
             ) else {
                 return;
             };
-            let declared = admit::content_length(resp.headers());
             let pending = Pending {
                 zone,
                 key,
-                stored: fresh,
-                declared,
+                declared: admit::content_length(resp.headers()),
+                stored: admitted.stored,
                 guard: Some(guard),
+                needs_ttl: admitted.needs_ttl,
             };
-            let filling = Filling::new(resp.into_body(), pending);
+            let outcome = Outcome::Forward {
+                fwd: "stale",
+                status: status.as_u16(),
+                stored: false,
+                detail: None,
+                ttl: None,
+            };
+            let (resp, settle) = Settle::filling(resp, pending, outcome);
+            let mut unused = HeaderMap::new();
+            settle.finish(&decisions, &mut unused);
             // Reading it to the end stores it.
-            let _ = http_body_util::BodyExt::collect(filling).await;
+            let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
         });
     }
 }

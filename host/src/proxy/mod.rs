@@ -331,16 +331,21 @@ impl<'g> Exchange<'g> {
         // (`ran` counts filters of this route's chain, so it is never past its end.)
         let ran_filters = route.filters.get(..ran).unwrap_or(&route.filters);
         let respond_phase = ran_filters.iter().any(|f| f.wants_response());
-        // What compression needs of the request, taken before the head is sent on.
-        let compress = route.compress.as_ref().map(|c| {
-            let mut accept = http::HeaderMap::new();
-            for v in head.parts.headers.get_all(http::header::ACCEPT_ENCODING) {
-                accept.append(http::header::ACCEPT_ENCODING, v.clone());
-            }
-            (c, head.parts.method.clone(), accept)
-        });
-        let (response, target) = match local {
-            Some(resp) => (resp, None),
+        // What compression needs of the request, taken before the head is sent on (and
+        // only if no request filter switched it off).
+        let compress = route
+            .compress
+            .as_ref()
+            .filter(|_| !head.caching.no_compress)
+            .map(|c| {
+                let mut accept = http::HeaderMap::new();
+                for v in head.parts.headers.get_all(http::header::ACCEPT_ENCODING) {
+                    accept.append(http::header::ACCEPT_ENCODING, v.clone());
+                }
+                (c, head.parts.method.clone(), accept)
+            });
+        let (response, target, settle) = match local {
+            Some(resp) => (resp, None, None),
             None => {
                 // The response phase sees the request as it was sent upstream.
                 let mut sent = if respond_phase {
@@ -361,13 +366,17 @@ impl<'g> Exchange<'g> {
                 // after the filters ran.
                 match &route.cache {
                     Some(policy) if upgrade.is_none() => {
-                        Box::pin(cached::exchange(policy, &fetch, sent, body)).await
+                        let a = Box::pin(cached::exchange(policy, &fetch, sent, body)).await;
+                        (a.response, a.target, a.settle)
                     }
-                    _ => Box::pin(fetch.forward(sent, body, upgrade)).await,
+                    _ => {
+                        let (response, target) = Box::pin(fetch.forward(sent, body, upgrade)).await;
+                        (response, target, None)
+                    }
                 }
             }
         };
-        let response = if respond_phase {
+        let mut response = if respond_phase {
             Box::pin(chain::on_response(
                 ran_filters,
                 &mut head,
@@ -378,11 +387,20 @@ impl<'g> Exchange<'g> {
         } else {
             response
         };
+        // Response filters have decided: store (or not) and say so in `Cache-Status`.
+        let decisions = if respond_phase {
+            std::mem::take(&mut head.caching)
+        } else {
+            Default::default()
+        };
+        if let Some(settle) = settle {
+            settle.finish(&decisions, response.headers_mut());
+        }
         let response = match compress {
-            Some((settings, method, accept)) => {
+            Some((settings, method, accept)) if !decisions.no_compress => {
                 crate::compress::apply(response, &method, &accept, settings)
             }
-            None => response,
+            _ => response,
         };
         Outcome {
             response,
