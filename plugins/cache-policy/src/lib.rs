@@ -243,15 +243,16 @@ mod tests {
             r#"{"rules":[{"path":"/account/","bypass":true},{"path":"/api","key-header":"X-Tenant"}]}"#,
         );
         testing::reset_cache_decisions();
-        testing::on_request(&p, &mut MockRequest::get("/account/me"));
+        testing::assert_continues(&testing::on_request(
+            &p,
+            &mut MockRequest::get("/account/me"),
+        ));
         assert!(testing::cache_decisions().bypass);
         testing::reset_cache_decisions();
-        testing::on_request(&p, &mut MockRequest::get("/accounts"));
+        testing::assert_continues(&testing::on_request(&p, &mut MockRequest::get("/accounts")));
         assert!(!testing::cache_decisions().bypass, "segment-aware prefix");
-        testing::on_request(
-            &p,
-            &mut MockRequest::get("/api/items").with_header("x-tenant", "t7"),
-        );
+        let mut req = MockRequest::get("/api/items").with_header("x-tenant", "t7");
+        testing::assert_continues(&testing::on_request(&p, &mut req));
         assert_eq!(testing::cache_decisions().key_parts, ["x-tenant=t7"]);
     }
 
@@ -267,7 +268,7 @@ mod tests {
         let run = |path: &str, status: u16, ct: &str| {
             testing::reset_cache_decisions();
             let mut resp = MockResponse::new(status).with_header("content-type", ct);
-            testing::on_response(&p, &mut MockRequest::get(path), &mut resp);
+            let _ = testing::on_response(&p, &mut MockRequest::get(path), &mut resp);
             testing::cache_decisions()
         };
         let css = run("/a.css", 200, "text/css");
