@@ -1,5 +1,5 @@
 # Weir build entry point. `make demo` and `make test` are the two commands in the README.
-.PHONY: all plugins build demo test unit lint fmt bench bench-filter bench-runtime bench-proxy bench-tls bench-idle bench-standard bench-waf bench-redis bench-observability clean
+.PHONY: all plugins build demo test unit lint fmt bench bench-filter bench-runtime bench-proxy bench-tls bench-idle bench-standard bench-waf bench-redis bench-observability bench-cache clean
 
 all: build
 
@@ -30,7 +30,7 @@ fmt:
 
 # Benchmarks (not part of `make test`): a pooled filter call; reload latency and idle
 # memory; weir vs nginx under wrk.
-bench: bench-filter bench-runtime bench-proxy bench-tls bench-idle bench-standard bench-waf bench-redis bench-observability
+bench: bench-filter bench-runtime bench-proxy bench-tls bench-idle bench-standard bench-waf bench-redis bench-observability bench-cache
 
 bench-filter: plugins
 	cargo bench -p weir --bench filter_call
@@ -61,3 +61,6 @@ bench-observability: build
 
 clean:
 	cargo clean
+
+bench-cache: build
+	host/benches/cache_vs_nginx.sh
