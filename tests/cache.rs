@@ -174,6 +174,19 @@ async fn fresh_responses_are_served_from_the_zone_with_age() {
     let later = get(&url, &[]).await;
     let age: u64 = later.header("age").unwrap().parse().unwrap();
     assert!((2..=3).contains(&age), "{later:?}");
+    // The zone's counters on /metrics.
+    let metrics = get(&format!("http://{}/metrics", weir.admin.unwrap()), &[])
+        .await
+        .body;
+    for want in [
+        "weir_cache_lookups_total{zone=\"main\",result=\"hit\"} 4",
+        "weir_cache_lookups_total{zone=\"main\",result=\"miss\"} 1",
+        "weir_cache_stored_total{zone=\"main\"} 1",
+        "weir_cache_entries{zone=\"main\"} 1",
+        "weir_cache_bytes{zone=\"main\",kind=\"limit\"} 16777216",
+    ] {
+        assert!(metrics.contains(want), "{want}\n{metrics}");
+    }
 }
 
 #[tokio::test]

@@ -16,6 +16,8 @@ fn metrics_manifest(up: std::net::SocketAddr, extra: &str) -> String {
          [[routes]]\npath = \"/api\"\nupstream = \"app\"\nfilters = [\"counted\"]\n\n\
          [[routes]]\npath = \"/boom\"\nupstream = \"app\"\nfilters = [\"boom\"]\n\n\
          [[routes]]\npath = \"/soft\"\nupstream = \"app\"\nfilters = [\"soft\"]\n\n\
+         [[routes]]\npath = \"/cached\"\nupstream = \"app\"\ncache = {{ zone = \"main\", default-ttl = \"60s\" }}\n\n\
+         [cache-zones.main]\nmemory = \"1MiB\"\n\n\
          [filters.counted]\nplugin = \"services.wasm\"\nconfig = {{ metrics = true }}\n\n\
          [filters.boom]\nplugin = \"panic.wasm\"\n\n\
          [filters.soft]\nplugin = \"panic.wasm\"\non-failure = \"fail-open\"\n"

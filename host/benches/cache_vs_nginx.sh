@@ -16,7 +16,8 @@ need_tools wrk nginx curl
 origin=127.0.0.1:19600
 head -c 16384 README.md > "$work/page.txt"
 head -c 1024 README.md > "$work/small.txt"
-head -c 4096 /dev/urandom | base64 -w0 | head -c 4096 > "$work/obj"
+head -c 3072 /dev/urandom | base64 -w0 > "$work/obj"   # 4096 bytes
+chmod 755 "$work"; chmod 644 "$work"/*.txt "$work/obj"   # nginx's workers run as another user
 taskset -c "$load_cpus" "$nginx_bin" -c "$(nginx_conf origin "server { listen $origin;
     location = /small { alias $work/small.txt; default_type text/plain; add_header Cache-Control 'public, max-age=3600'; }
     location = /page { alias $work/page.txt; default_type text/plain; }
@@ -59,8 +60,11 @@ br=127.0.0.1:19605; br_pid=$(weir_with $br 'compress = { codings = ["br"], brotl
 zs=127.0.0.1:19606; zs_pid=$(weir_with $zs 'compress = { codings = ["zstd"], zstd-level = 3, types = ["text/plain"] }')
 wait_up "http://$origin/small" "http://$ngx/small" "http://$plain/small" "http://$cached/small" "http://$gz/page" "http://$br/page" "http://$zs/page"
 curl -s -o /dev/null "http://$ngx/small"; curl -s -o /dev/null "http://$cached/small"
-echo "nginx: $(curl -s -D- -o /dev/null "http://$ngx/small" | tr -d '\r' | grep -i '^x-cache')"
-echo "weir:  $(curl -s -D- -o /dev/null "http://$cached/small" | tr -d '\r' | grep -i '^cache-status')"
+# Both must be serving hits before anything is measured.
+ngx_status=$(curl -s -D- -o /dev/null "http://$ngx/small" | tr -d '\r' | grep -i '^x-cache' || true)
+weir_status=$(curl -s -D- -o /dev/null "http://$cached/small" | tr -d '\r' | grep -i '^cache-status' || true)
+echo "nginx: $ngx_status"; echo "weir:  $weir_status"
+[[ $ngx_status == *HIT* && $weir_status == *hit* ]] || { echo "a cache is not hitting: not measuring" >&2; exit 1; }
 
 echo
 echo "1. cache hits (1 KiB): wrk $conns connections, $duration x $rounds rounds"

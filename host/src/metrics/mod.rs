@@ -1,12 +1,14 @@
 //! Prometheus metrics, served as `GET /metrics` on the admin listener: the requests the
 //! request path counts and times ([`requests`]), and at each scrape what the live generation
-//! knows (reloads, filters, upstream targets, shared stores; [`scrape`]). Encoded with
+//! knows (reloads, filters, upstream targets; [`scrape`]; shared stores and cache zones:
+//! `shared`). Encoded with
 //! `prometheus-client` (the Prometheus project's own Rust client): the Prometheus text format
 //! by default, OpenMetrics when the scraper asks for it.
 
 mod bytes;
 pub mod requests;
 mod scrape;
+mod shared;
 
 use crate::live::Live;
 pub use bytes::body_bytes;

@@ -22,16 +22,16 @@ impl std::fmt::Debug for Scrape {
     }
 }
 
-type Labels<'a> = Vec<(&'static str, &'a str)>;
+pub(super) type Labels<'a> = Vec<(&'static str, &'a str)>;
 
 /// Encodes families one sample at a time.
-struct Out<'e, 'a> {
+pub(super) struct Out<'e, 'a> {
     enc: DescriptorEncoder<'e>,
     _l: std::marker::PhantomData<&'a ()>,
 }
 
 impl Out<'_, '_> {
-    fn family(
+    pub(super) fn family(
         &mut self,
         name: &str,
         help: &str,
@@ -43,16 +43,16 @@ impl Out<'_, '_> {
     }
 }
 
-fn counter(m: &mut MetricEncoder<'_>, labels: &Labels<'_>, v: u64) -> Result<(), Error> {
+pub(super) fn counter(m: &mut MetricEncoder<'_>, labels: &Labels<'_>, v: u64) -> Result<(), Error> {
     m.encode_family(labels)?
         .encode_counter::<NoLabelSet, _, u64>(&v, None)
 }
 
-fn gauge(m: &mut MetricEncoder<'_>, labels: &Labels<'_>, v: i64) -> Result<(), Error> {
+pub(super) fn gauge(m: &mut MetricEncoder<'_>, labels: &Labels<'_>, v: i64) -> Result<(), Error> {
     m.encode_family(labels)?.encode_gauge(&v)
 }
 
-fn histogram(
+pub(super) fn histogram(
     m: &mut MetricEncoder<'_>,
     labels: &Labels<'_>,
     sum: f64,
@@ -76,7 +76,7 @@ fn duration_buckets(counts: &[u64]) -> Vec<(f64, u64)> {
 /// Power-of-two buckets (`i`: values below `2^i`) as Prometheus buckets with bounds
 /// `2^i * scale` for every `step`-th `i` from `first` (counts not cumulative; the last
 /// bucket holds the rest).
-fn pow2_buckets(
+pub(super) fn pow2_buckets(
     h: &HistogramSnapshot,
     first: usize,
     step: usize,
@@ -202,7 +202,8 @@ impl Collector for Scrape {
         requests(&mut out, &super::requests().snapshot())?;
         upstreams(&mut out, &g)?;
         filters(&mut out, &g)?;
-        stores(&mut out, &g)
+        super::shared::stores(&mut out, &g)?;
+        super::shared::caches(&mut out, &g)
     }
 }
 
@@ -488,73 +489,6 @@ fn filters(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), Err
                         &buckets,
                     )?;
                 }
-            }
-            Ok(())
-        },
-    )
-}
-
-fn stores(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), Error> {
-    let snaps: Vec<(String, crate::store::metrics::StoreSnapshot)> = g
-        .shared_stores()
-        .iter()
-        .map(|(s, _)| (s.settings().shown(), s.metrics().snapshot()))
-        .collect();
-    out.family(
-        "weir_store_up",
-        "Whether a shared store (Redis) is connected.",
-        MetricType::Gauge,
-        |m| {
-            for (url, s) in &snaps {
-                gauge(m, &vec![("store", url.as_str())], i64::from(s.up))?;
-            }
-            Ok(())
-        },
-    )?;
-    out.family(
-        "weir_store_calls",
-        "Calls to a shared store, by outcome.",
-        MetricType::Counter,
-        |m| {
-            for (url, s) in &snaps {
-                for (outcome, v) in [
-                    ("answered", s.calls),
-                    ("error", s.errors),
-                    ("timeout", s.timeouts),
-                    ("busy", s.busy),
-                    ("unavailable", s.unavailable),
-                ] {
-                    counter(m, &vec![("store", url.as_str()), ("outcome", outcome)], v)?;
-                }
-            }
-            Ok(())
-        },
-    )?;
-    out.family(
-        "weir_store_fallbacks",
-        "Calls answered by the node-local store while the shared one was down.",
-        MetricType::Counter,
-        |m| {
-            for (url, s) in &snaps {
-                counter(m, &vec![("store", url.as_str())], s.fallbacks)?;
-            }
-            Ok(())
-        },
-    )?;
-    out.family(
-        "weir_store_call_duration_seconds",
-        "Latency of answered calls to a shared store.",
-        MetricType::Histogram,
-        |m| {
-            for (url, s) in &snaps {
-                // 2^4 us (16 us) to 2^20 us (1 s), every second power of two.
-                let buckets = pow2_buckets(&s.latency_us, 4, 2, 20, 1e-6);
-                histogram(
-                    m,
-                    &vec![("store", url.as_str())],
-                    s.latency_us.sum * 1e-6,
-                    &buckets,
-                )?;
             }
             Ok(())
         },
