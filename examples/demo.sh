@@ -114,6 +114,15 @@ echo "# is spent there too; another key still has its 10. /status shows the shar
 show curl -s -o /dev/null -w '%{http_code}\n' -H 'x-api-key: demo-key-123' http://127.0.0.1:8081/api/items
 show curl -s -o /dev/null -w '%{http_code}\n' -H 'x-api-key: other-key' http://127.0.0.1:8081/api/items
 show sh -c "curl -s http://127.0.0.1:9902/status | sed -n '/\"stores\"/,/^  ]/p'"
+echo "# /docs is cached for a minute (cache-policy gives the TTL) and compressed: the first request"
+echo "# fills the cache, the second is a hit with its Age (Cache-Status says which):"
+show sh -c "curl -s -D- -o /dev/null http://127.0.0.1:8080/docs/guide | grep -iE '^(cache-status|age)'"
+show sh -c "curl -s -D- -o /dev/null http://127.0.0.1:8080/docs/guide | grep -iE '^(cache-status|age)'"
+echo "# ...compressed by what the client accepts (zstd preferred), from the same cached entry:"
+show sh -c "curl -s -D- -o /dev/null -H 'accept-encoding: gzip, br, zstd' http://127.0.0.1:8080/docs/guide | grep -iE '^(content-encoding|vary|cache-status)'"
+echo "# Purge everything tagged docs through the admin API; the next request goes upstream again:"
+show curl -s -X POST 'http://127.0.0.1:9901/cache/purge?tag=docs'
+show sh -c "curl -s -D- -o /dev/null http://127.0.0.1:8080/docs/guide | grep -i '^cache-status'"
 echo "# The admin endpoint shows each live filter's version (SHA-256), instances and metrics:"
 show sh -c "curl -s http://127.0.0.1:9901/status | head -40"
 echo "# Prometheus metrics on the admin address: requests by route, upstream, method and status class:"

@@ -37,6 +37,10 @@ async fn echo(name: &'static str, req: Request<hyper::body::Incoming>) -> Respon
         "server",
         hyper::header::HeaderValue::from_static("echo-upstream"),
     );
+    resp.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }
 

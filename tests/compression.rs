@@ -51,7 +51,7 @@ async fn origin() -> Upstream {
 
 fn manifest_for(up: &Upstream, compress: &str) -> String {
     format!(
-        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n[upstreams.app]\ntargets = [\"{}\"]\n\n\
+        "admin = \"127.0.0.1:0\"\n[[listeners]]\naddress = \"127.0.0.1:0\"\n\n[upstreams.app]\ntargets = [\"{}\"]\n\n\
          [cache-zones.main]\nmemory = \"8MiB\"\n\n\
          [[routes]]\npath = \"/cached\"\nupstream = \"app\"\ncompress = {compress}\ncache = {{ zone = \"main\" }}\n\n\
          [[routes]]\nupstream = \"app\"\ncompress = {compress}\n",
@@ -250,16 +250,49 @@ async fn streamed_responses_are_compressed_as_they_come() {
 }
 
 #[tokio::test]
-async fn cached_responses_are_compressed_on_the_way_out() {
+async fn cached_responses_are_compressed_once_then_served_from_a_compressed_copy() {
     let up = origin().await;
     let weir = Weir::start(&manifest_for(&up, "true"));
-    let url = weir.url("/cached?ct=text/plain&cc=max-age%3D60");
+    let admin = weir.admin.unwrap();
+    let entries = || async move {
+        let r = get(&format!("http://{admin}/cache"), &[]).await;
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        v["zones"][0]["entries"].as_u64().unwrap()
+    };
+    let url = weir.url("/cached?ct=text/plain&cc=max-age%3D60&etag=%22e1%22");
     let (_, h, plain) = fetch(&url, &[]).await;
     assert!(h.get("content-encoding").is_none());
-    for coding in ["gzip", "br", "zstd"] {
+    assert_eq!(entries().await, 1);
+    for (i, coding) in ["gzip", "br", "zstd"].into_iter().enumerate() {
+        // The first compressed hit is compressed as it goes, and its copy stored...
         let (_, h, body) = fetch(&url, &[("accept-encoding", coding)]).await;
         assert!(h["cache-status"].to_str().unwrap().contains("hit"), "{h:?}");
         assert_eq!(h["content-encoding"], coding);
+        assert!(h.get("content-length").is_none(), "streamed: {h:?}");
         assert_eq!(decode(coding, &body), plain);
+        assert_eq!(entries().await, 2 + i as u64);
+        // ...the next is that copy, whole, with its length and the same fields.
+        let (_, h2, body2) = fetch(&url, &[("accept-encoding", coding)]).await;
+        assert_eq!(h2["content-encoding"], coding);
+        assert_eq!(h2["content-length"], body2.len().to_string().as_str());
+        assert_eq!(h2["etag"], "W/\"e1\"");
+        assert!(
+            h2.get_all("vary").iter().any(|v| v == "accept-encoding"),
+            "{h2:?}"
+        );
+        assert_eq!(decode(coding, &body2), plain);
     }
+    // A client that takes no coding still gets the identity entry.
+    let (_, h, body) = fetch(&url, &[("accept-encoding", "identity")]).await;
+    assert!(h.get("content-encoding").is_none());
+    assert_eq!(body, plain);
+    // Purging the key removes its copies too.
+    let key = format!(
+        "key={}",
+        url.replace("&", "%26")
+            .replace("%3D", "%253D")
+            .replace("%22", "%2522")
+    );
+    let r = post(&format!("http://{admin}/cache/purge?{key}"), &[], "").await;
+    assert!(r.body.contains("\"purged\": 4"), "{r:?}");
 }

@@ -21,6 +21,7 @@ chmod 755 "$work"; chmod 644 "$work"/*.txt "$work/obj"   # nginx's workers run a
 taskset -c "$load_cpus" "$nginx_bin" -c "$(nginx_conf origin "server { listen $origin;
     location = /small { alias $work/small.txt; default_type text/plain; add_header Cache-Control 'public, max-age=3600'; }
     location = /page { alias $work/page.txt; default_type text/plain; }
+    location = /pagec { alias $work/page.txt; default_type text/plain; add_header Cache-Control 'public, max-age=3600'; }
     location /z/ { root $work; try_files /obj =404; default_type text/plain; add_header Cache-Control 'max-age=3600'; }
 }")" & pids+=($!)
 
@@ -32,6 +33,8 @@ taskset -c "$proxy_cpus" "$nginx_bin" -c "$(nginx_conf proxy "
     gzip on; gzip_comp_level 6; gzip_types text/plain; gzip_min_length 256;
     server { listen $ngx;
         location /small { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\";
+            proxy_cache main; add_header X-Cache \$upstream_cache_status; }
+        location /pagec { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\";
             proxy_cache main; add_header X-Cache \$upstream_cache_status; }
         $nginx_proxy_location }")" & ngx_pid=$!; pids+=($ngx_pid)
 
@@ -54,12 +57,15 @@ TOML
     echo $!
 }
 plain=127.0.0.1:19602; plain_pid=$(weir_with $plain "")
-cached=127.0.0.1:19603; cached_pid=$(weir_with $cached 'cache = { zone = "main" }')
+cached=127.0.0.1:19603; cached_pid=$(weir_with $cached 'cache = { zone = "main" }
+compress = { codings = ["gzip"], gzip-level = 6, types = ["text/plain"], min-size = 2048 }')
 gz=127.0.0.1:19604; gz_pid=$(weir_with $gz 'compress = { codings = ["gzip"], gzip-level = 6, types = ["text/plain"] }')
 br=127.0.0.1:19605; br_pid=$(weir_with $br 'compress = { codings = ["br"], brotli-level = 4, types = ["text/plain"] }')
 zs=127.0.0.1:19606; zs_pid=$(weir_with $zs 'compress = { codings = ["zstd"], zstd-level = 3, types = ["text/plain"] }')
 wait_up "http://$origin/small" "http://$ngx/small" "http://$plain/small" "http://$cached/small" "http://$gz/page" "http://$br/page" "http://$zs/page"
-curl -s -o /dev/null "http://$ngx/small"; curl -s -o /dev/null "http://$cached/small"
+for u in "http://$ngx/small" "http://$cached/small" "http://$ngx/pagec" "http://$cached/pagec"; do
+    curl -s -o /dev/null -H 'Accept-Encoding: gzip' "$u"; curl -s -o /dev/null -H 'Accept-Encoding: gzip' "$u"
+done
 # Both must be serving hits before anything is measured.
 ngx_status=$(curl -s -D- -o /dev/null "http://$ngx/small" | tr -d '\r' | grep -i '^x-cache' || true)
 weir_status=$(curl -s -D- -o /dev/null "http://$cached/small" | tr -d '\r' | grep -i '^cache-status' || true)
@@ -67,11 +73,14 @@ echo "nginx: $ngx_status"; echo "weir:  $weir_status"
 [[ $ngx_status == *HIT* && $weir_status == *hit* ]] || { echo "a cache is not hitting: not measuring" >&2; exit 1; }
 
 echo
-echo "1. cache hits (1 KiB): wrk $conns connections, $duration x $rounds rounds"
+echo "1. cache hits (1 KiB; and the 16 KiB page gzip-compressed): wrk $conns connections, $duration x $rounds rounds"
+echo "   16 KiB gzip hit, bytes: nginx $(curl -s -H 'Accept-Encoding: gzip' "http://$ngx/pagec" | wc -c), weir $(curl -s -H 'Accept-Encoding: gzip' "http://$cached/pagec" | wc -c)"
 results=$(for _ in $(seq 1 "$rounds"); do
     run "hit: nginx proxy_cache" "$ngx_pid" wrk -t1 -c"$conns" "http://$ngx/small"
     run "hit: weir cache" "$cached_pid" wrk -t1 -c"$conns" "http://$cached/small"
     run "hit: weir, no cache (origin)" "$plain_pid" wrk -t1 -c"$conns" "http://$plain/small"
+    run "gzip hit: nginx proxy_cache+gzip" "$ngx_pid" wrk -t1 -c"$conns" -H 'Accept-Encoding: gzip' "http://$ngx/pagec"
+    run "gzip hit: weir (stored gzip copy)" "$cached_pid" wrk -t1 -c"$conns" -H 'Accept-Encoding: gzip' "http://$cached/pagec"
 done)
 report "$results"
 

@@ -57,6 +57,8 @@ impl Generation {
                         stale_if_error: c.stale_if_error,
                         store_set_cookie: c.store_set_cookie,
                         tag_header: c.tag_header.clone(),
+                        encoded_copies: r.compress.is_some()
+                            && !r.filters.iter().any(|&i| filters[i].wants_response_body()),
                     }))
                 }),
                 compress: r.compress.clone(),

@@ -102,6 +102,7 @@ pub fn admit(
         }
     }
     let stored = Stored {
+        id: entry::next_id(),
         status,
         initial_age: entry::initial_age(headers, timing),
         response_time: timing.response_time,

@@ -9,9 +9,18 @@ use std::time::{Duration, SystemTime};
 /// Bytes an entry is charged beyond its fields and body (maps, times, the key's slot).
 const OVERHEAD: usize = 256;
 
+/// A new content id (see [`Stored::id`]).
+pub fn next_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A response as the cache keeps it.
 #[derive(Debug, Clone)]
 pub struct Stored {
+    /// Which fetched body this is: kept when a `304` refreshes the entry, so a compressed
+    /// copy made from it is known to match (see `encoded`).
+    pub id: u64,
     /// Its status.
     pub status: StatusCode,
     /// Its header fields, without hop-by-hop ones, those `Connection` lists, and `Age`.
@@ -157,6 +166,7 @@ impl Stored {
         let d = Directives::of(&headers);
         let lifetime = lifetime(&headers, &d, timing)?;
         Some(Stored {
+            id: self.id,
             status: self.status,
             body: self.body.clone(),
             response_time: timing.response_time,
@@ -297,6 +307,7 @@ mod tests {
 
     fn stored(lifetime: u64, initial_age: u64) -> Stored {
         Stored {
+            id: 0,
             status: StatusCode::OK,
             headers: HeaderMap::new(),
             body: Bytes::new(),

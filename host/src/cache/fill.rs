@@ -153,6 +153,23 @@ impl Settle {
     }
 }
 
+/// `response`'s body, copied for `pending` and stored once complete (no filter decides it).
+pub fn tee(response: http::Response<Body>, pending: Pending) -> http::Response<Body> {
+    let outcome = Outcome::Hit {
+        ttl: 0,
+        detail: None,
+        collapsed: false,
+    };
+    let (response, settle) = Settle::filling(response, pending, outcome);
+    let mut s = settle;
+    if let Some(state) = s.state.take() {
+        let mut st = lock(&state);
+        st.decided = true;
+        st.store_if_ready();
+    }
+    response
+}
+
 impl Drop for Settle {
     /// A settle dropped unfinished (the request ended another way) decides nothing more.
     fn drop(&mut self) {

@@ -4,6 +4,7 @@
 //!   freshness; [`admit`]: whether a response may be stored.
 //! - [`key`]: the cache key and `Vary` selection; [`zone`]: stored responses within a byte
 //!   bound, request coalescing, purges.
+//! - [`encoded`]: compressed copies of stored responses, so hits are not compressed again.
 //! - [`decisions`]: what filters decided (bypass, key parts, TTL, tags, no compression).
 //! - [`respond`]: answering from a stored response (`304`, `HEAD`, ranges); [`fill`]: the
 //!   body that fills a zone as it passes to the client.
@@ -14,6 +15,7 @@
 pub mod admit;
 pub mod control;
 pub mod decisions;
+pub mod encoded;
 pub mod entry;
 pub mod fill;
 pub mod key;
@@ -49,6 +51,9 @@ pub struct RoutePolicy {
     pub store_set_cookie: bool,
     /// The response header listing surrogate keys (removed before the client sees it).
     pub tag_header: http::HeaderName,
+    /// Keep compressed copies of hits (the route compresses, and no filter of it reads
+    /// response bodies, so a hit's body reaches compression as stored).
+    pub encoded_copies: bool,
 }
 
 /// How a request went through the cache, as `Cache-Status` says it.

@@ -183,6 +183,7 @@ mod tests {
             );
         }
         Stored {
+            id: 0,
             status: StatusCode::OK,
             headers,
             body: bytes::Bytes::from(body.to_string()),

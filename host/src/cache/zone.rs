@@ -165,9 +165,13 @@ impl Zone {
         self.counters.stored.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Remove every variant under `key`; how many there were.
+    /// Remove every variant under `key` (and its compressed copies); how many there were.
     pub fn purge_key(&self, key: &str) -> usize {
-        let n = self.entries.remove(key).map_or(0, |(_, v)| v.list.len());
+        let mut n = self.entries.remove(key).map_or(0, |(_, v)| v.list.len());
+        for coding in crate::compress::Coding::ALL {
+            let copy = super::encoded::key_of(key, coding);
+            n += self.entries.remove(&*copy).map_or(0, |(_, v)| v.list.len());
+        }
         self.counters.purged.fetch_add(n as u64, Ordering::Relaxed);
         n
     }
@@ -287,6 +291,7 @@ mod tests {
 
     fn stored(body: &str, lang: Option<&str>, tag: &str) -> Stored {
         Stored {
+            id: 0,
             status: http::StatusCode::OK,
             headers: HeaderMap::new(),
             body: Bytes::from(body.to_string()),

@@ -26,6 +26,9 @@ pub enum Coding {
 }
 
 impl Coding {
+    /// Every coding Weir produces.
+    pub const ALL: [Coding; 3] = [Coding::Zstd, Coding::Brotli, Coding::Gzip];
+
     /// Its `Content-Encoding` token.
     pub fn token(self) -> &'static str {
         match self {
@@ -175,6 +178,48 @@ pub fn negotiate(accept: &HeaderMap, offered: &[Coding]) -> Option<Coding> {
     best.map(|(c, _)| c)
 }
 
+/// What compression does to a response with `status` and `headers` for a `method` request
+/// that accepts `accept`: whether its type is compressed (it then varies on
+/// `Accept-Encoding`), and the coding it gets, if any.
+pub fn decide(
+    status: StatusCode,
+    headers: &HeaderMap,
+    method: &Method,
+    accept: &HeaderMap,
+    settings: &CompressSettings,
+) -> (bool, Option<Coding>) {
+    let compressible = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| settings.compressible(t));
+    if !compressible || skip_status(status) || encoded(headers) {
+        return (false, None);
+    }
+    let no_transform = super::cache::control::Directives::of(headers).no_transform;
+    let small = declared_len(headers).is_some_and(|n| n < settings.min_size);
+    if *method == Method::HEAD
+        || no_transform
+        || small
+        || headers.contains_key(header::CONTENT_RANGE)
+    {
+        return (true, None);
+    }
+    (true, negotiate(accept, &settings.codings))
+}
+
+/// The header changes of a response compressed with `coding`: no length or ranges, its
+/// `Content-Encoding`, `Vary: Accept-Encoding`, a weak `ETag`.
+pub fn encoded_headers(headers: &mut HeaderMap, coding: Coding) {
+    headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::ACCEPT_RANGES);
+    headers.insert(
+        header::CONTENT_ENCODING,
+        HeaderValue::from_static(coding.token()),
+    );
+    add_vary(headers);
+    weaken_etag(headers);
+}
+
 /// Compress `response` for a `method` request that accepts `accept`, as `settings` say;
 /// or pass it on unchanged (but with `Vary: Accept-Encoding` if its type is one that is
 /// compressed).
@@ -185,27 +230,13 @@ pub fn apply(
     settings: &CompressSettings,
 ) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
-    let headers = &mut parts.headers;
-    let compressible = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| settings.compressible(t));
-    if !compressible || skip_status(parts.status) || encoded(headers) {
-        return Response::from_parts(parts, body);
+    let (vary, coding) = decide(parts.status, &parts.headers, method, accept, settings);
+    if vary {
+        add_vary(&mut parts.headers);
     }
-    add_vary(headers);
-    let no_transform = super::cache::control::Directives::of(headers).no_transform;
-    let small = declared_len(headers).is_some_and(|n| n < settings.min_size);
-    let Some(coding) = negotiate(accept, &settings.codings) else {
+    let Some(coding) = coding else {
         return Response::from_parts(parts, body);
     };
-    if *method == Method::HEAD
-        || no_transform
-        || small
-        || headers.contains_key(header::CONTENT_RANGE)
-    {
-        return Response::from_parts(parts, body);
-    }
     let encoder = match encoder::Encoder::new(coding, settings.level(coding)) {
         Ok(e) => e,
         Err(e) => {
@@ -216,13 +247,7 @@ pub fn apply(
             return Response::from_parts(parts, body);
         }
     };
-    headers.remove(header::CONTENT_LENGTH);
-    headers.remove(header::ACCEPT_RANGES);
-    headers.insert(
-        header::CONTENT_ENCODING,
-        HeaderValue::from_static(coding.token()),
-    );
-    weaken_etag(headers);
+    encoded_headers(&mut parts.headers, coding);
     let body = Body::Encoded {
         inner: Encoding::new(body, encoder),
     };

@@ -7,6 +7,7 @@
 use super::Fetch;
 use crate::body::Body;
 use crate::cache::control::Directives;
+use crate::cache::encoded::HitSource;
 use crate::cache::entry::{Stored, Timing};
 use crate::cache::fill::{Pending, Settle};
 use crate::cache::zone::{wait_fill, Fill, FillGuard};
@@ -24,6 +25,8 @@ pub(super) struct Answer {
     pub(super) target: Option<Authority>,
     /// What is left to do once response filters ran (`Cache-Status`, storing).
     pub(super) settle: Option<Settle>,
+    /// A hit whose compressed copy compression may use or make.
+    pub(super) hit: Option<HitSource>,
 }
 
 impl Answer {
@@ -32,6 +35,7 @@ impl Answer {
             response,
             target,
             settle: outcome.map(Settle::outcome),
+            hit: None,
         }
     }
 }
@@ -248,6 +252,7 @@ impl Lookup<'_> {
             response,
             target,
             settle: Some(settle),
+            hit: None,
         }
     }
 
@@ -335,7 +340,7 @@ impl Lookup<'_> {
 
     fn hit(
         &self,
-        stored: &Stored,
+        stored: &Arc<Stored>,
         head: &RequestHead,
         now: SystemTime,
         detail: Option<&'static str>,
@@ -348,7 +353,19 @@ impl Lookup<'_> {
             detail,
             collapsed,
         };
-        Answer::done(response, None, Some(outcome))
+        // Only a whole `200` body can be served from (or make) a compressed copy.
+        let whole = response.status() == StatusCode::OK;
+        let hit = (self.policy.encoded_copies && whole).then(|| HitSource {
+            zone: self.policy.zone.clone(),
+            key: self.key.clone(),
+            stored: stored.clone(),
+            headers: head.parts.headers.clone(),
+            parts: self.parts.clone(),
+        });
+        Answer {
+            hit,
+            ..Answer::done(response, None, Some(outcome))
+        }
     }
 
     /// Revalidate (or fetch again) `stored` in the background, once per key at a time.

@@ -344,8 +344,8 @@ impl<'g> Exchange<'g> {
                 }
                 (c, head.parts.method.clone(), accept)
             });
-        let (response, target, settle) = match local {
-            Some(resp) => (resp, None, None),
+        let (response, target, settle, hit) = match local {
+            Some(resp) => (resp, None, None, None),
             None => {
                 // The response phase sees the request as it was sent upstream.
                 let mut sent = if respond_phase {
@@ -367,11 +367,11 @@ impl<'g> Exchange<'g> {
                 match &route.cache {
                     Some(policy) if upgrade.is_none() => {
                         let a = Box::pin(cached::exchange(policy, &fetch, sent, body)).await;
-                        (a.response, a.target, a.settle)
+                        (a.response, a.target, a.settle, a.hit)
                     }
                     _ => {
                         let (response, target) = Box::pin(fetch.forward(sent, body, upgrade)).await;
-                        (response, target, None)
+                        (response, target, None, None)
                     }
                 }
             }
@@ -396,8 +396,11 @@ impl<'g> Exchange<'g> {
         if let Some(settle) = settle {
             settle.finish(&decisions, response.headers_mut());
         }
-        let response = match compress {
-            Some((settings, method, accept)) if !decisions.no_compress => {
+        let response = match (compress, hit) {
+            (Some((settings, method, accept)), Some(hit)) if !decisions.no_compress => {
+                hit.compress(response, &method, &accept, settings)
+            }
+            (Some((settings, method, accept)), None) if !decisions.no_compress => {
                 crate::compress::apply(response, &method, &accept, settings)
             }
             _ => response,
