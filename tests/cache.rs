@@ -587,6 +587,32 @@ rules = [
 }
 
 #[tokio::test]
+async fn a_response_to_an_authorized_client_is_not_shared_though_a_filter_removed_the_header() {
+    use base64::Engine as _;
+    let origin = Origin::start().await;
+    // auth-basic removes Authorization before the request goes on (and before the cache).
+    let m = cache_manifest(&origin, "", "")
+        .replace("cache = {", "filters = [\"staff\"]\ncache = {")
+        + "\n[filters.staff]\nplugin = \"auth-basic.wasm\"\n[filters.staff.config]\nrealm = \"staff\"\n\
+           users = [\"ada:$2y$04$KBCwKxOzLha2MUDgW0PjXe9b1DxIEkVo6xSca/TrCtEXnT7desnbu\"]\n";
+    let weir = Weir::start(&m);
+    let ada = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("ada:s3cret")
+    );
+    let url = weir.url("/mine?cc=max-age%3D60");
+    let r = get(&url, &[("authorization", &ada)]).await;
+    assert_eq!(r.status, 200);
+    assert!(status_of(&r).contains("detail=authorization"), "{r:?}");
+    get(&url, &[("authorization", &ada)]).await;
+    assert_eq!(origin.count("/mine"), 2);
+    // A response that says it may be shared is.
+    let url = weir.url("/all?cc=public%2C%20max-age%3D60");
+    get(&url, &[("authorization", &ada)]).await;
+    assert!(status_of(&get(&url, &[("authorization", &ada)]).await).contains("hit"));
+}
+
+#[tokio::test]
 async fn ranges_are_served_from_a_stored_response() {
     let (origin, weir) = start("", "").await;
     let url = weir.url("/r?cc=max-age%3D60");

@@ -27,11 +27,13 @@ pub struct Admitted {
 }
 
 /// What is kept of a response to a `GET` with `req_headers` (and the key `parts` its
-/// filters added), before its body has come, or why it is never stored.
+/// filters added; `authorized` when the client sent `Authorization`, whether or not a
+/// filter removed it), before its body has come, or why it is never stored.
 #[allow(clippy::too_many_arguments)]
 pub fn admit(
     method: &Method,
     req_headers: &HeaderMap,
+    authorized: bool,
     parts: Option<&str>,
     req: &Directives,
     status: StatusCode,
@@ -58,7 +60,7 @@ pub fn admit(
     if d.private {
         return Err("private");
     }
-    if req_headers.contains_key(http::header::AUTHORIZATION)
+    if (authorized || req_headers.contains_key(http::header::AUTHORIZATION))
         && !(d.public || d.must_revalidate || d.s_maxage.is_some())
     {
         return Err("authorization");

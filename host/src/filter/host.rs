@@ -34,12 +34,16 @@ pub struct RequestHead {
     pub raw_path_and_query: Option<http::uri::PathAndQuery>,
     /// What its filters decided about caching and compressing it.
     pub caching: crate::cache::decisions::Decisions,
+    /// Whether the client sent `Authorization` (a filter may have removed it since): a
+    /// shared cache stores the response only if it allows that (RFC 9111 §3.5).
+    pub authorized: bool,
 }
 
 impl RequestHead {
     /// A head for `parts` from `client`, with no buffered body and an empty context.
     pub fn new(parts: http::request::Parts, client: IpAddr, scheme: &'static str) -> Self {
         RequestHead {
+            authorized: parts.headers.contains_key(http::header::AUTHORIZATION),
             parts,
             client,
             scheme,

@@ -77,6 +77,7 @@ pub(super) async fn exchange(
     let lookup = Lookup {
         method,
         parts: key::joined_parts(&head.caching.key_parts),
+        authorized: head.authorized,
         policy,
         fetch,
         req: Directives::of(&head.parts.headers),
@@ -155,6 +156,8 @@ struct Lookup<'a> {
     method: Method,
     /// The key parts the request's filters added.
     parts: Option<String>,
+    /// The client sent `Authorization`.
+    authorized: bool,
     policy: &'a Arc<RoutePolicy>,
     fetch: &'a Fetch,
     req: Directives,
@@ -307,6 +310,7 @@ impl Lookup<'_> {
         let admitted = admit::admit(
             &self.method,
             client,
+            self.authorized,
             self.parts.as_deref(),
             &self.req,
             status,
@@ -379,6 +383,7 @@ impl Lookup<'_> {
         let fetch = self.fetch.clone();
         let key = self.key.clone();
         let parts = self.parts.clone();
+        let authorized = self.authorized;
         let mut head = head.clone();
         head.parts.method = Method::GET;
         head.body = None;
@@ -404,6 +409,7 @@ impl Lookup<'_> {
             let Ok(admitted) = admit::admit(
                 &Method::GET,
                 &client,
+                authorized,
                 parts.as_deref(),
                 &req,
                 status,
