@@ -20,6 +20,9 @@ struct ZoneView {
     stored: u64,
     purged: u64,
     coalesced: u64,
+    /// Files and bytes of its disk tier, if it has one.
+    disk_files: Option<usize>,
+    disk_bytes: Option<u64>,
 }
 
 /// `GET /cache`
@@ -42,6 +45,8 @@ pub fn zones(live: &Live) -> Answer {
                 stored: c.stored.load(Ordering::Relaxed),
                 purged: c.purged.load(Ordering::Relaxed),
                 coalesced: c.coalesced.load(Ordering::Relaxed),
+                disk_files: z.disk_usage().map(|d| d.0),
+                disk_bytes: z.disk_usage().map(|d| d.1),
             }
         })
         .collect();

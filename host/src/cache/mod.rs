@@ -4,6 +4,7 @@
 //!   freshness; [`admit`]: whether a response may be stored.
 //! - [`key`]: the cache key and `Vary` selection; [`zone`]: stored responses within a byte
 //!   bound, request coalescing, purges.
+//! - [`disk`]: a zone's disk tier (found again after a restart).
 //! - [`encoded`]: compressed copies of stored responses, so hits are not compressed again.
 //! - [`decisions`]: what filters decided (bypass, key parts, TTL, tags, no compression).
 //! - [`respond`]: answering from a stored response (`304`, `HEAD`, ranges); [`fill`]: the
@@ -15,6 +16,7 @@
 pub mod admit;
 pub mod control;
 pub mod decisions;
+pub mod disk;
 pub mod encoded;
 pub mod entry;
 pub mod fill;

@@ -26,6 +26,8 @@ pub struct ZoneSettings {
     pub lock_timeout: Duration,
     /// Clients allowed to send `PURGE` (none: the method is refused).
     pub purge_from: Vec<ipnet::IpNet>,
+    /// Its disk tier, if it has one.
+    pub disk: Option<super::disk::DiskSettings>,
 }
 
 /// The variants stored under one key, newest first.
@@ -67,6 +69,8 @@ pub struct Zone {
     settings: ZoneSettings,
     entries: quick_cache::sync::Cache<Arc<str>, Arc<Variants>, ByWeight>,
     fills: Mutex<HashMap<Arc<str>, watch::Receiver<()>>>,
+    /// Its files, if it has a disk tier (and the directory could be opened).
+    disk: Option<Arc<super::disk::DiskTier>>,
     /// Its counters.
     pub counters: ZoneCounters,
 }
@@ -105,7 +109,22 @@ impl Zone {
     pub fn new(name: &str, settings: ZoneSettings) -> Self {
         // quick_cache sizes its tables from an item estimate: assume ~16 KiB per entry.
         let estimate = (settings.memory / 16_384).clamp(64, 1 << 20) as usize;
+        let disk = settings.disk.clone().and_then(|d| {
+            let path = d.path.display().to_string();
+            match super::disk::DiskTier::open(name, d) {
+                Ok(tier) => Some(Arc::new(tier)),
+                Err(e) => {
+                    tracing::error!(
+                        zone = name,
+                        path,
+                        "cache disk tier unavailable, memory only: {e}"
+                    );
+                    None
+                }
+            }
+        });
         Zone {
+            disk,
             name: name.into(),
             entries: quick_cache::sync::Cache::with_weighter(estimate, settings.memory, ByWeight),
             settings,
@@ -145,9 +164,47 @@ impl Zone {
             .cloned()
     }
 
-    /// Store `stored` under `key`, replacing the variant with the same selecting values;
-    /// the oldest variants beyond `max-variants` go.
+    /// Files on disk and their bytes, with a disk tier.
+    pub fn disk_usage(&self) -> Option<(usize, u64)> {
+        self.disk.as_ref().map(|d| d.usage())
+    }
+
+    /// The newest variant under `key` on disk that the request selects, brought back into
+    /// memory (read on a blocking thread).
+    pub async fn lookup_disk(
+        &self,
+        key: &Arc<str>,
+        headers: &HeaderMap,
+        parts: Option<&str>,
+    ) -> Option<Arc<Stored>> {
+        let disk = self.disk.as_ref()?;
+        if !disk.has(key) {
+            return None;
+        }
+        let (tier, k) = (disk.clone(), key.clone());
+        let mut found = tokio::task::spawn_blocking(move || tier.read(&k))
+            .await
+            .ok()?;
+        found.sort_by_key(|s| std::cmp::Reverse(s.response_time));
+        let chosen = found
+            .into_iter()
+            .find(|s| key::selects(headers, parts, &s.selecting))?;
+        self.remember(key.clone(), chosen.clone());
+        Some(Arc::new(chosen))
+    }
+
+    /// Store `stored` under `key` (in memory, and on disk with a disk tier), replacing the
+    /// variant with the same selecting values; the oldest variants beyond `max-variants` go.
     pub fn store(&self, key: Arc<str>, stored: Stored) {
+        if let Some(disk) = &self.disk {
+            disk.write(&key, &stored);
+        }
+        self.remember(key, stored);
+        self.counters.stored.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Keep `stored` under `key` in memory.
+    fn remember(&self, key: Arc<str>, stored: Stored) {
         let stored = Arc::new(stored);
         let mut list = vec![stored.clone()];
         if let Some(old) = self.entries.get(&*key) {
@@ -162,7 +219,6 @@ impl Zone {
         let weight = list.iter().map(|s| s.weight(&key)).sum();
         self.entries
             .insert(key, Arc::new(Variants { list, weight }));
-        self.counters.stored.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Remove every variant under `key` (and its compressed copies); how many there were.
@@ -172,13 +228,24 @@ impl Zone {
             let copy = super::encoded::key_of(key, coding);
             n += self.entries.remove(&*copy).map_or(0, |(_, v)| v.list.len());
         }
+        if let Some(disk) = &self.disk {
+            let (exact, copies) = (key.to_string(), format!("{key}\n"));
+            n = n.max(disk.purge(move |k, _| k == exact || k.starts_with(&copies)));
+        }
         self.counters.purged.fetch_add(n as u64, Ordering::Relaxed);
         n
     }
 
     /// Remove every entry whose key starts with `prefix`; how many variants went.
     pub fn purge_prefix(&self, prefix: &str) -> usize {
-        self.purge_where(|key, _| key.starts_with(prefix))
+        let n = self.purge_where(|key, _| key.starts_with(prefix));
+        match &self.disk {
+            Some(disk) => {
+                let prefix = prefix.to_string();
+                n.max(disk.purge(move |k, _| k.starts_with(&prefix)))
+            }
+            None => n,
+        }
     }
 
     /// Remove every variant tagged `tag`, keeping the others under their key.
@@ -207,7 +274,13 @@ impl Zone {
         self.counters
             .purged
             .fetch_add(removed as u64, Ordering::Relaxed);
-        removed
+        match &self.disk {
+            Some(disk) => {
+                let tag = tag.to_string();
+                removed.max(disk.purge(move |_, tags| tags.iter().any(|t| **t == *tag)))
+            }
+            None => removed,
+        }
     }
 
     /// Remove every entry (all of its variants) that `pred` picks.
@@ -286,6 +359,7 @@ mod tests {
             max_variants: 2,
             lock_timeout: Duration::from_secs(1),
             purge_from: Vec::new(),
+            disk: None,
         }
     }
 

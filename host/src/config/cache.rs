@@ -34,19 +34,38 @@ pub struct RouteCacheConfig {
 
 impl Validator {
     /// `[cache-zones.*]`, in name order.
-    pub(super) fn cache_zones(&mut self, m: &Manifest) -> Vec<(String, ZoneSettings)> {
-        m.cache_zones
+    pub(super) fn cache_zones(&mut self, m: &Manifest, base: &Path) -> Vec<(String, ZoneSettings)> {
+        let zones: Vec<(String, ZoneSettings)> = m
+            .cache_zones
             .iter()
             .map(|(name, spec)| {
                 (
                     name.get_ref().clone(),
-                    self.cache_zone(name.get_ref(), spec.get_ref()),
+                    self.cache_zone(name.get_ref(), spec.get_ref(), base),
                 )
             })
-            .collect()
+            .collect();
+        // Two zones in one directory would evict each other's files.
+        let mut dirs: Vec<(&str, &Path)> = Vec::new();
+        for (name, z) in &zones {
+            let Some(d) = &z.disk else { continue };
+            if let Some((other, _)) = dirs.iter().find(|(_, p)| *p == d.path.as_path()) {
+                let span = m
+                    .cache_zones
+                    .iter()
+                    .find(|(k, _)| k.get_ref() == name)
+                    .map(|(_, v)| v.span());
+                self.error(
+                    span.unwrap_or(0..0),
+                    format!("cache-zones.{name}.disk.path: zone {other:?} uses the same directory"),
+                );
+            }
+            dirs.push((name, &d.path));
+        }
+        zones
     }
 
-    fn cache_zone(&mut self, name: &str, z: &CacheZoneSpec) -> ZoneSettings {
+    fn cache_zone(&mut self, name: &str, z: &CacheZoneSpec, base: &Path) -> ZoneSettings {
         let field = |f: &str| format!("cache-zones.{name}.{f}");
         let memory = match parse_size(z.memory.get_ref()) {
             Ok(n) if n >= 64 * 1024 => n as u64,
@@ -111,7 +130,38 @@ impl Validator {
                 ),
             }
         }
+        let disk = z.disk.as_ref().and_then(|d| {
+            let spec = d.get_ref();
+            let size = match parse_size(spec.size.get_ref()) {
+                Ok(n) if n >= 1 << 20 => n as u64,
+                Ok(_) => {
+                    self.error(
+                        spec.size.span(),
+                        format!("{}: at least 1MiB", field("disk.size")),
+                    );
+                    return None;
+                }
+                Err(e) => {
+                    self.error(spec.size.span(), format!("{}: {e}", field("disk.size")));
+                    return None;
+                }
+            };
+            let path = base.join(spec.path.get_ref());
+            if let Err(e) = std::fs::create_dir_all(&path) {
+                self.error(
+                    spec.path.span(),
+                    format!(
+                        "{}: cannot make {}: {e}",
+                        field("disk.path"),
+                        path.display()
+                    ),
+                );
+                return None;
+            }
+            Some(crate::cache::disk::DiskSettings { path, size })
+        });
         ZoneSettings {
+            disk,
             memory,
             max_object_size,
             max_variants,

@@ -124,6 +124,18 @@ pub struct CacheZoneSpec {
     /// Clients (CIDRs or addresses) allowed to send `PURGE`. Default: none.
     #[serde(default)]
     pub purge_from: Vec<Spanned<String>>,
+    /// A disk tier: `{ path = "cache/main", size = "1GiB" }` (path relative to the manifest).
+    pub disk: Option<Spanned<DiskSpec>>,
+}
+
+/// `[cache-zones.<name>].disk`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DiskSpec {
+    /// The directory (made if missing), relative to the manifest.
+    pub path: Spanned<String>,
+    /// Bytes its files may take, e.g. "1GiB".
+    pub size: Spanned<String>,
 }
 
 /// A route's `cache = { ... }`.

@@ -196,7 +196,7 @@ impl Validator {
             .iter()
             .map(|(name, spec)| self.upstream(name, spec.get_ref(), &defaults))
             .collect();
-        let cache_zones = self.cache_zones(&m);
+        let cache_zones = self.cache_zones(&m, base);
         let routes = self.routes(&m, &upstream_index, &filter_index);
         let default_store = match &m.store {
             Some(store) => self.store(store, "store", base),

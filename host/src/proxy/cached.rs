@@ -174,7 +174,14 @@ impl Lookup<'_> {
     async fn run(self, mut head: RequestHead, body: Body) -> Answer {
         let zone = &self.policy.zone;
         let now = SystemTime::now();
-        let found = self.find(&head.parts.headers);
+        let found = match self.find(&head.parts.headers) {
+            Some(found) => Some(found),
+            // Not in memory: on disk, with a disk tier (read on a blocking thread).
+            None => {
+                zone.lookup_disk(&self.key, &head.parts.headers, self.parts.as_deref())
+                    .await
+            }
+        };
         if let Some(stored) = &found {
             if stored.usable(&self.req, now) {
                 return self.hit(stored, &head, now, None, false);
