@@ -64,7 +64,9 @@ async fn respond(
                 k.to_string(),
                 v.replace("%20", " ")
                     .replace("%3D", "=")
-                    .replace("%2C", ","),
+                    .replace("%2C", ",")
+                    .replace("%3F", "?")
+                    .replace("%25", "%"),
             )
         })
         .collect();
@@ -98,6 +100,7 @@ async fn respond(
         ("sk", "surrogate-key"),
         ("cookie", "set-cookie"),
         ("expires", "expires"),
+        ("loc", "location"),
         ("ct", "content-type"),
     ] {
         if let Some(v) = q.get(key) {
@@ -389,7 +392,7 @@ async fn unsafe_methods_invalidate_the_uri_and_same_origin_locations() {
     get(&a, &[]).await;
     get(&b, &[]).await;
     assert!(status_of(&get(&a, &[]).await).contains("hit"));
-    // The POST's response points at /other?cc=... (same origin): both go.
+    // A POST to another URI (another query) leaves this one.
     let post = send(
         Request::post(weir.url("/item?cc=max-age%3D60&status=201"))
             .body(Full::new(Bytes::from("x")))
@@ -397,7 +400,6 @@ async fn unsafe_methods_invalidate_the_uri_and_same_origin_locations() {
     )
     .await;
     assert_eq!(post.status, 201);
-    // The POST had another query: the GET key of /item?cc=max-age%3D60 stays...
     assert!(status_of(&get(&a, &[]).await).contains("hit"));
     let post = send(Request::post(&a).body(Full::new(Bytes::from("x"))).unwrap()).await;
     assert_eq!(post.status, 200);
@@ -413,6 +415,23 @@ async fn unsafe_methods_invalidate_the_uri_and_same_origin_locations() {
     assert_eq!(del.status, 500);
     assert!(status_of(&get(&b, &[]).await).contains("hit"));
     assert_eq!(origin.count("/item"), 4);
+    // A PUT whose response names /other (same origin, relative) as its Location takes it too;
+    // one naming another origin's URL takes nothing here.
+    let put = |loc: &'static str| {
+        let url = weir.url(&format!("/new?status=201&loc={loc}"));
+        async move { send(Request::put(url).body(Full::new(Bytes::from("x"))).unwrap()).await }
+    };
+    assert_eq!(
+        put("http://elsewhere.example/other%3Fcc%3Dmax-age%253D60")
+            .await
+            .status,
+        201
+    );
+    assert!(status_of(&get(&b, &[]).await).contains("hit"));
+    let r = put("/other%3Fcc%3Dmax-age%253D60").await;
+    assert_eq!(r.header("location"), Some("/other?cc=max-age%3D60"));
+    let r = get(&b, &[]).await;
+    assert!(status_of(&r).contains("fwd=miss"), "{r:?}");
 }
 
 #[tokio::test]

@@ -125,16 +125,34 @@ async fn the_compression_matrix() {
             ("image/png", false),
             ("text/event-stream", false),
         ] {
-            for status in [200, 404, 500, 204, 304, 206] {
-                let url = weir.url(&format!("/t?ct={ct}&status={status}"));
+            for (status, existing) in [200, 404, 500, 204, 304, 206]
+                .into_iter()
+                .flat_map(|s| [(s, ""), (s, "identity"), (s, "gzip")])
+            {
+                let ce = if existing.is_empty() {
+                    String::new()
+                } else {
+                    format!("&ce={existing}")
+                };
+                let url = weir.url(&format!("/t?ct={ct}&status={status}{ce}"));
                 let (got, headers, body) = fetch(&url, &[("accept-encoding", accept)]).await;
                 assert_eq!(got, status);
                 let bodyless = matches!(status, 204 | 304);
-                let eligible = compressible && !bodyless && status != 206;
                 let coding = headers
                     .get("content-encoding")
                     .map(|v| v.to_str().unwrap().to_string());
-                let case = format!("{accept} / {ct} / {status}");
+                let case = format!("{accept} / {ct} / {status} / encoded {existing:?}");
+                if existing == "gzip" {
+                    // Already encoded upstream: passed on untouched.
+                    assert_eq!(coding.as_deref(), Some("gzip"), "{case}");
+                    if !bodyless {
+                        assert_eq!(body, expected_body(4000), "{case}");
+                    }
+                    assert!(headers.get("vary").is_none(), "{case}");
+                    continue;
+                }
+                let eligible = compressible && !bodyless && status != 206;
+                let coding = coding.filter(|c| c != "identity");
                 match (eligible, want) {
                     (true, Some(w)) => {
                         assert_eq!(coding.as_deref(), Some(w), "{case}");
@@ -155,6 +173,15 @@ async fn the_compression_matrix() {
                 assert_eq!(vary, eligible, "{case}: Vary");
             }
         }
+        // The same over HTTP/2.
+        let h2 = send_h2(
+            Request::get(weir.url("/t?ct=text/html"))
+                .header("accept-encoding", accept)
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(h2.header("content-encoding"), want, "h2 {accept}");
     }
 }
 
