@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What metrics and the JSON access log cost per request, side by side in one run on
 # 127.0.0.1: nginx upstream answering 200; weir with request metrics off and no access log,
-# with metrics on (the default), and with metrics and the JSON access log written to a file.
+# with metrics on (the default), with metrics and the JSON access log written to a file, and
+# with metrics and OTLP trace export (nginx answering the exports).
 # wrk (HTTP/1.1 keep-alive) against each, interleaved over ROUNDS; reported: req/s, weir's
 # CPU per request and what each row adds over the first (target: <= 1 us for both together).
 #
@@ -22,6 +23,8 @@ add() { # label port manifest-lines
 add "weir, no metrics, no log" 127.0.0.1:19501 $'metrics = false\naccess-log = false'
 add "weir + metrics" 127.0.0.1:19502 $'access-log = false'
 add "weir + metrics + JSON log" 127.0.0.1:19503 "$(printf 'access-log-format = "json"\naccess-log-to = "%s/access.log"\naccess-log-headers = ["user-agent"]' "$work")"
+# OTLP export of a server and a client span per request, to nginx standing in for a collector.
+add "weir + metrics + OTLP spans" 127.0.0.1:19504 "$(printf 'access-log = false\notlp = { endpoint = "http://%s/v1/traces" }' "$up")"
 wait_up "http://$up/"
 for p in "${ports[@]}"; do wait_up "http://$p/"; done
 

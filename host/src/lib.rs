@@ -16,7 +16,8 @@
 //! - [`filter`]: the Wasm filter engine, instance pools and chains.
 //! - [`live`]: the generation being served; [`reload`]: replacing it on change.
 //! - [`store`]: where filters' shared state lives (node-local, or Redis across nodes).
-//! - [`admin`]: the status endpoint; [`metrics`]: Prometheus metrics (`/metrics`).
+//! - [`admin`]: the status endpoint; [`metrics`]: Prometheus metrics (`/metrics`); [`otlp`]:
+//!   OpenTelemetry trace export.
 //! - [`server`]: assembling and stopping the proxy. [`check`]: `weir check`.
 
 pub mod access_log;
@@ -39,6 +40,7 @@ pub mod hex;
 pub mod listener;
 pub mod live;
 pub mod metrics;
+pub mod otlp;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod redirect;

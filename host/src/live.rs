@@ -43,6 +43,9 @@ impl Generation {
             .map(|(i, u)| Arc::new(Upstream::new(i, u)))
             .collect();
         let zones = crate::cache::zone::zones_for(&config.cache_zones);
+        if let Some(otlp) = &config.otlp {
+            crate::otlp::export::start(otlp);
+        }
         let routes = config
             .routes
             .iter()

@@ -69,6 +69,10 @@ pub struct Manifest {
     /// `ip:port` of the admin endpoint (`GET /status`: live filter versions, reload state,
     /// filter metrics). Absent: no admin endpoint.
     pub admin: Option<Spanned<String>>,
+    /// Export a trace span per request (and per upstream attempt and filter call) to an
+    /// OpenTelemetry collector: `{ endpoint = "http://127.0.0.1:4318/v1/traces" }`.
+    /// Default: off.
+    pub otlp: Option<Spanned<OtlpSpec>>,
     /// Bearer token the admin endpoint requires (`Authorization: Bearer <token>`). Needed to
     /// bind the admin endpoint to a non-loopback address.
     pub admin_token: Option<Spanned<String>>,
@@ -107,6 +111,18 @@ pub struct Manifest {
     /// Named response caches that routes store in (`cache = { zone = "..." }`).
     #[serde(default)]
     pub cache_zones: BTreeMap<Spanned<String>, Spanned<CacheZoneSpec>>,
+}
+
+/// `otlp = { ... }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct OtlpSpec {
+    /// The collector's OTLP/HTTP traces endpoint, `http://host:port/v1/traces`.
+    pub endpoint: Spanned<String>,
+    /// `service.name` of the spans. Default: "weir".
+    pub service_name: Option<String>,
+    /// Longest spans wait before they are sent. Default: 1s.
+    pub flush_interval: Option<ManifestDuration>,
 }
 
 /// `[cache-zones.<name>]`

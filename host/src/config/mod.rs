@@ -197,6 +197,7 @@ impl Validator {
             .map(|(name, spec)| self.upstream(name, spec.get_ref(), &defaults))
             .collect();
         let cache_zones = self.cache_zones(&m, base);
+        let otlp = m.otlp.as_ref().and_then(|o| self.otlp(o));
         let routes = self.routes(&m, &upstream_index, &filter_index);
         let default_store = match &m.store {
             Some(store) => self.store(store, "store", base),
@@ -238,6 +239,7 @@ impl Validator {
             filters,
             geo,
             cache_zones,
+            otlp,
         };
         (config, self.errors)
     }

@@ -41,6 +41,8 @@ pub struct Config {
     pub filters: Vec<FilterConfig>,
     /// The opened `geo-databases`, if any.
     pub geo: Option<std::sync::Arc<crate::geo::GeoDb>>,
+    /// Where trace spans are exported, if they are.
+    pub otlp: Option<crate::otlp::OtlpSettings>,
     /// Cache zones by name (manifest order: sorted by name).
     pub cache_zones: Vec<(String, crate::cache::ZoneSettings)>,
 }

@@ -145,6 +145,35 @@ fn outcome<'a>(
     }
 }
 
+/// The internal span of one hook call of `filter` (traced requests only).
+fn filter_span(
+    filter: &Filter,
+    hook: &'static str,
+    began: std::time::SystemTime,
+    decided: &Outcome,
+) {
+    use crate::otlp::span::{record, Kind, Value};
+    let result = match decided {
+        Outcome::Continue => "continue",
+        Outcome::Respond(_) => "respond",
+        Outcome::Failed(_) => "failed",
+    };
+    let attributes = vec![
+        ("weir.filter", Value::Str(filter.name().to_string())),
+        ("weir.filter.hook", Value::Str(hook.into())),
+        ("weir.filter.result", Value::Str(result.into())),
+    ];
+    let failed = matches!(decided, Outcome::Failed(_));
+    record(
+        None,
+        || format!("filter {} {hook}", filter.name()),
+        Kind::Internal,
+        began,
+        attributes,
+        failed,
+    );
+}
+
 /// Buffer `body` up to `limit` bytes; `None` when it is larger (or the stream failed).
 pub async fn buffer(body: Body, limit: usize) -> Option<Bytes> {
     http_body_util::Limited::new(body, limit)
@@ -178,11 +207,16 @@ pub async fn on_request<'a>(
         if !filter.wants_request() {
             continue;
         }
+        let began = crate::otlp::span::active().then(std::time::SystemTime::now);
         let mut result = filter.on_request(head).await;
         // A failed call undid its changes itself; one that answered badly is undone here.
         let before = result.as_mut().ok().map(|r| std::mem::take(&mut r.undo));
         let undo = || before.unwrap_or_default().request(head);
-        match outcome(filter, result, report, undo) {
+        let decided = outcome(filter, result, report, undo);
+        if let Some(began) = began {
+            filter_span(filter, "on-request", began, &decided);
+        }
+        match decided {
             Outcome::Continue => {}
             Outcome::Respond(resp) => return (i + 1, Some(resp)),
             Outcome::Failed(resp) => return (i, Some(resp)),
@@ -217,12 +251,15 @@ pub async fn on_response<'a>(
         }
     }
     for filter in active() {
+        let began = crate::otlp::span::active().then(std::time::SystemTime::now);
         let mut result = filter.on_response(head, &mut resp).await;
         let before = result.as_mut().ok().map(|r| std::mem::take(&mut r.undo));
         let undo = || before.unwrap_or_default().response(&mut resp);
-        if let Outcome::Respond(local) | Outcome::Failed(local) =
-            outcome(filter, result, report, undo)
-        {
+        let decided = outcome(filter, result, report, undo);
+        if let Some(began) = began {
+            filter_span(filter, "on-response", began, &decided);
+        }
+        if let Outcome::Respond(local) | Outcome::Failed(local) = decided {
             // Filters still to run may read the body: keep it buffered (it already is).
             let (parts, local_body) = local.into_parts();
             let bytes = buffer(local_body, usize::MAX).await.unwrap_or_default();

@@ -144,6 +144,12 @@ impl Collector for Scrape {
             counter(m, &vec![("result", "dropped")], dropped)?;
             counter(m, &vec![("result", "failed")], failed)
         })?;
+        let (sent, dropped, failed) = crate::otlp::export::counts();
+        out.family("weir_otlp_spans", "Trace spans sent to the OTLP collector, dropped (the exporter's queue was full) or lost (an export failed).", MetricType::Counter, |m| {
+            counter(m, &vec![("result", "sent")], sent)?;
+            counter(m, &vec![("result", "dropped")], dropped)?;
+            counter(m, &vec![("result", "failed")], failed)
+        })?;
         let (from_clients, from_upstreams) = super::body_bytes().totals();
         out.family("weir_body_bytes", "Body bytes read: request bodies from clients, response bodies from upstreams (passed on to clients).", MetricType::Counter, |m| {
             counter(m, &vec![("from", "clients")], from_clients)?;

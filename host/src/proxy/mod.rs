@@ -145,7 +145,24 @@ impl Proxy {
             let output = current.generation.config.access_log_output.as_ref();
             AccessLog::begin(peer.addr.ip(), &parts, start, output)
         });
-        let out = serve(&current, parts, body, peer, log.as_mut(), start).await;
+        let out = if current.generation.config.otlp.is_some() {
+            // The request's spans are gathered as it goes, and sent when it is answered.
+            let began = std::time::SystemTime::now();
+            let path = parts.uri.path().to_string();
+            let served = serve(&current, parts, body, peer, log.as_mut(), start);
+            let (out, collector) = crate::otlp::span::gather(Default::default(), served).await;
+            let server = crate::otlp::ServerSpan {
+                method: &method,
+                path: &path,
+                route: out.route.map(|r| &**r),
+                status: out.response.status(),
+                client: peer.addr.ip(),
+            };
+            crate::otlp::finish(collector, began, server);
+            out
+        } else {
+            serve(&current, parts, body, peer, log.as_mut(), start).await
+        };
         if current.generation.config.metrics {
             crate::metrics::requests().record(
                 out.route,
@@ -203,7 +220,14 @@ async fn serve<'g>(
         request::client::resolve(&mut parts.headers, peer.addr.ip(), &peer.ip_header, trusted);
     let from_trusted = !trusted.is_empty() && trusted.contains(peer.addr.ip());
     request::id::settle(&mut parts.headers, from_trusted);
+    let incoming = crate::otlp::span::active()
+        .then(|| parts.headers.get(&request::trace::TRACEPARENT).cloned())
+        .flatten();
     request::trace::settle(&mut parts.headers);
+    crate::otlp::span::begin(
+        incoming.as_ref(),
+        parts.headers.get(&request::trace::TRACEPARENT),
+    );
     if let Some(log) = log {
         log.client = client;
         log.request_id = parts.headers.get(&request::id::X_REQUEST_ID).cloned();

@@ -142,7 +142,22 @@ impl Outbound<'_> {
             None => self.head_timeout,
         };
         let asked = std::time::Instant::now();
+        // Traced: the attempt is a client span, and the upstream's parent.
+        let span = crate::otlp::span::child_id().map(|id| (id, std::time::SystemTime::now()));
+        let mut req = req;
+        if let Some((id, _)) = &span {
+            let headers = req.headers_mut();
+            let next = headers
+                .get(&crate::request::trace::TRACEPARENT)
+                .and_then(|v| crate::request::trace::with_parent(v, id));
+            if let Some(v) = next {
+                headers.insert(crate::request::trace::TRACEPARENT.clone(), v);
+            }
+        }
         let sent = tokio::time::timeout(wait, self.client.request(req)).await;
+        if let Some((id, began)) = span {
+            attempt_span(id, began, upstream.name(), target, &sent);
+        }
         if let Ok(Err(e)) = &sent {
             // The client's fault, not the target's: not counted against it.
             if caused_by::<TooLarge>(e) {
@@ -316,4 +331,47 @@ fn chain_text(e: &hyper_util::client::legacy::Error) -> String {
         cur = err.source();
     }
     text
+}
+
+/// The client span of one attempt on `target`.
+fn attempt_span<B>(
+    id: String,
+    began: std::time::SystemTime,
+    upstream: &str,
+    target: &Authority,
+    sent: &Result<
+        Result<Response<B>, hyper_util::client::legacy::Error>,
+        tokio::time::error::Elapsed,
+    >,
+) {
+    use crate::otlp::span::{record, Kind, Value};
+    let mut attributes = vec![
+        ("server.address", Value::Str(target.to_string())),
+        ("weir.upstream", Value::Str(upstream.to_string())),
+    ];
+    let error = match sent {
+        Ok(Ok(r)) => {
+            attributes.push((
+                "http.response.status_code",
+                Value::Int(r.status().as_u16().into()),
+            ));
+            r.status().is_server_error()
+        }
+        Ok(Err(_)) => {
+            attributes.push(("error.type", Value::Str("connection".into())));
+            true
+        }
+        Err(_) => {
+            attributes.push(("error.type", Value::Str("timeout".into())));
+            true
+        }
+    };
+    record(
+        Some(id),
+        || format!("upstream {upstream}"),
+        Kind::Client,
+        began,
+        attributes,
+        error,
+    );
 }

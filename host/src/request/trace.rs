@@ -47,6 +47,24 @@ pub fn settle(headers: &mut HeaderMap) {
     headers.insert(TRACEPARENT.clone(), format(trace_id, random(), flags));
 }
 
+/// The parent (span) id of a `traceparent` value, as its 16 hex digits.
+pub fn span_id_of(traceparent: &HeaderValue) -> Option<&str> {
+    traceparent.to_str().ok()?.get(36..52)
+}
+
+/// A new span id, as 16 hex digits.
+pub fn new_span_id() -> String {
+    String::from_utf8_lossy(&super::id::hex16(random())).into_owned()
+}
+
+/// The same `traceparent` with `span` (16 hex digits) as its parent id: what the next hop
+/// sees when a span of the proxy's own (an upstream attempt) is its parent.
+pub fn with_parent(traceparent: &HeaderValue, span: &str) -> Option<HeaderValue> {
+    let text = traceparent.to_str().ok()?;
+    let (head, tail) = (text.get(..36)?, text.get(52..)?);
+    HeaderValue::try_from(format!("{head}{span}{tail}")).ok()
+}
+
 /// The trace id of a settled `traceparent` value.
 pub fn trace_id_of(traceparent: &HeaderValue) -> Option<&str> {
     traceparent.to_str().ok()?.get(3..35)
