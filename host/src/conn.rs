@@ -114,6 +114,23 @@ impl Activity {
         )
     }
 
+    /// Completes when a request is running or starts, or after `linger`: a connection that
+    /// is closed on stop is first given that long for the request a client may already
+    /// have sent on it (a just-accepted connection, or a kept-alive one about to be reused).
+    async fn next_request(&self, linger: Duration) {
+        let (running, started) = self.snapshot();
+        if running > 0 || linger.is_zero() {
+            return;
+        }
+        let until = tokio::time::Instant::now() + linger;
+        while tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            if self.snapshot().1 != started {
+                return;
+            }
+        }
+    }
+
     /// Completes once the connection has been idle (nothing running, nothing started) for
     /// at least `idle`: between 1× and 1.5× `idle` after its last request.
     async fn idle_for(&self, idle: Duration) {
@@ -136,6 +153,20 @@ impl Activity {
     }
 }
 
+/// How long a connection stopped idle waits for a request before it closes (milliseconds):
+/// zero on a plain stop, set by a binary upgrade so that the new process takes over with
+/// no connection closed under a request in flight.
+static LINGER_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Give idle connections `linger` for one more request when they are stopped.
+pub fn set_linger(linger: Duration) {
+    LINGER_MS.store(linger.as_millis() as u64, Ordering::Relaxed);
+}
+
+fn linger() -> Duration {
+    Duration::from_millis(LINGER_MS.load(Ordering::Relaxed))
+}
+
 /// Serve `conn` to its end: shut it down gracefully once `stop` turns true or the
 /// connection has been idle for `idle`.
 pub async fn serve<C: Connection>(
@@ -146,9 +177,15 @@ pub async fn serve<C: Connection>(
 ) -> Result<(), BoxError> {
     let mut conn = pin!(conn);
     let watcher = async {
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => tracing::trace!("stopping: closing the connection gracefully"),
-            _ = activity.idle_for(idle) => tracing::debug!(?idle, "client-idle-timeout: closing the idle connection"),
+        let stopped = tokio::select! {
+            seen = stop.wait_for(|s| *s) => seen.is_ok(),
+            _ = activity.idle_for(idle) => false,
+        };
+        if stopped {
+            activity.next_request(linger()).await;
+            tracing::trace!("stopping: closing the connection gracefully");
+        } else {
+            tracing::debug!(?idle, "client-idle-timeout: closing the idle connection");
         }
     };
     let mut watcher = pin!(Gated::new(watcher));

@@ -18,7 +18,8 @@
 //! - [`store`]: where filters' shared state lives (node-local, or Redis across nodes).
 //! - [`admin`]: the status endpoint; [`metrics`]: Prometheus metrics (`/metrics`); [`otlp`]:
 //!   OpenTelemetry trace export.
-//! - [`server`]: assembling and stopping the proxy. [`check`]: `weir check`.
+//! - [`server`]: assembling and stopping the proxy; [`handover`]: binary upgrades without
+//!   downtime (SIGUSR2). [`check`]: `weir check`.
 
 pub mod access_log;
 pub mod admin;
@@ -35,6 +36,7 @@ pub mod error;
 pub mod filter;
 pub mod forward;
 pub mod geo;
+pub mod handover;
 pub mod health;
 pub mod hex;
 pub mod listener;

@@ -71,6 +71,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    weir::handover::remember_command_line();
     let cli = Cli::parse();
     let logs = tracing_subscriber::fmt()
         .with_env_filter(

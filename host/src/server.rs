@@ -44,15 +44,38 @@ pub async fn serve(
     let config = live.current().config.clone();
     engine.set_geo(config.geo.clone());
     let tls = tls_listeners(&config)?;
-    let (addrs, sockets) = bind_all(&config)?;
+    // Sockets handed over by the process this one replaces (a binary upgrade), if any.
+    let mut inherited = crate::handover::Inherited::take();
+    let (addrs, sockets) = bind_all(&config, &mut inherited)?;
+    let mut handed: crate::handover::Handed = Vec::new();
+    for (index, socket) in sockets.iter().flatten() {
+        if let Ok(copy) = socket.try_clone() {
+            handed.push((index.to_string(), copy.into()));
+        }
+    }
     let admin = match config.admin {
-        Some(addr) => Some(
-            admin::bind(addr)
+        Some(addr) => Some(match inherited.admin(addr) {
+            Some(socket) => TcpListener::from_std(socket)?,
+            None => admin::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on the admin address {addr}"))?,
-        ),
+        }),
         None => None,
     };
+    if let Some(copy) = admin
+        .as_ref()
+        .and_then(|a| socket2::SockRef::from(a).try_clone().ok())
+    {
+        handed.push(("admin".into(), copy.into()));
+    }
+    // Signals are watched before "ready" is printed: one sent after it finds its handler.
+    use tokio::signal::unix::{signal, SignalKind};
+    let usr1 = signal(SignalKind::user_defined1())
+        .map_err(|e| tracing::warn!("cannot watch SIGUSR1 (access log reopening): {e}"))
+        .ok();
+    let usr2 = signal(SignalKind::user_defined2())
+        .map_err(|e| tracing::warn!("cannot watch SIGUSR2 (binary upgrades): {e}"))
+        .ok();
     {
         // A stable line on stdout for scripts and tests; logs go to stderr.
         let mut out = std::io::stdout().lock();
@@ -68,16 +91,8 @@ pub async fn serve(
         let _ = out.flush();
     }
     // SIGUSR1: reopen the access log file (after logrotate moved it).
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()) {
-        Ok(mut usr1) => {
-            tokio::spawn(async move {
-                while usr1.recv().await.is_some() {
-                    tracing::info!("SIGUSR1: reopening the access log");
-                    crate::access_log::sink::global().reopen();
-                }
-            });
-        }
-        Err(e) => tracing::warn!("cannot watch SIGUSR1 (access log reopening): {e}"),
+    if let Some(usr1) = usr1 {
+        tokio::spawn(reopen_access_log_on(usr1));
     }
     tracing::info!(listeners = ?addrs, workers = config.workers, routes = config.routes.len(), filters = config.filters.len(), "weir started");
 
@@ -127,7 +142,17 @@ pub async fn serve(
         threads.push(thread);
     }
 
-    shutdown.await;
+    // SIGUSR2: start the binary again with these sockets; stop once it serves.
+    let upgraded = Arc::new(tokio::sync::Notify::new());
+    if let Some(usr2) = usr2 {
+        background.push(tokio::spawn(upgrade_on(usr2, handed, upgraded.clone())));
+    }
+    crate::handover::announce_ready();
+
+    tokio::select! {
+        _ = shutdown => {}
+        _ = upgraded.notified() => {}
+    }
     for task in &background {
         task.abort();
     }
@@ -146,6 +171,35 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reopen the access log file on each signal of `usr1` (after logrotate moved it).
+async fn reopen_access_log_on(mut usr1: tokio::signal::unix::Signal) {
+    while usr1.recv().await.is_some() {
+        tracing::info!("SIGUSR1: reopening the access log");
+        crate::access_log::sink::global().reopen();
+    }
+}
+
+/// On each signal of `usr2`, start the binary again with the `handed` sockets; once one
+/// serves, tell `upgraded` (this process then stops).
+async fn upgrade_on(
+    mut usr2: tokio::signal::unix::Signal,
+    handed: crate::handover::Handed,
+    upgraded: Arc<tokio::sync::Notify>,
+) {
+    while usr2.recv().await.is_some() {
+        tracing::info!("SIGUSR2: upgrading: starting the binary again with the listening sockets");
+        match crate::handover::upgrade(&handed).await {
+            Ok(pid) => {
+                tracing::info!(pid, "upgrade: the new process serves; this one stops accepting and finishes its requests");
+                crate::conn::set_linger(std::time::Duration::from_secs(1));
+                upgraded.notify_one();
+                return;
+            }
+            Err(e) => tracing::error!("upgrade failed, this process keeps serving: {e}"),
+        }
+    }
 }
 
 /// Load the certificates of the TLS listeners (in listener order; `None` for plaintext).
@@ -170,22 +224,36 @@ fn tls_listeners(config: &Config) -> anyhow::Result<Vec<Option<Arc<TlsListener>>
         .collect()
 }
 
-/// One socket per (worker, listener). The first worker's socket fixes the port (so port 0
-/// works), the others share it.
-type Bound = (Vec<SocketAddr>, Vec<Vec<std::net::TcpListener>>);
+/// Each worker's sockets, with the index of the listener each is for.
+type WorkerSockets = Vec<Vec<(usize, std::net::TcpListener)>>;
 
-fn bind_all(config: &Config) -> anyhow::Result<Bound> {
+/// The listeners' addresses, and each worker's sockets: at least one per listener and
+/// worker. Sockets `inherited` from the process this one replaces are used first (each by
+/// one worker, so none is left unaccepted); the rest are bound afresh. The first socket of
+/// a listener fixes its port (so port 0 works), the others share it (`SO_REUSEPORT`).
+fn bind_all(
+    config: &Config,
+    inherited: &mut crate::handover::Inherited,
+) -> anyhow::Result<(Vec<SocketAddr>, WorkerSockets)> {
+    let workers = config.workers.max(1);
     let mut addrs = Vec::new();
-    let mut per_worker: Vec<Vec<std::net::TcpListener>> =
-        (0..config.workers).map(|_| Vec::new()).collect();
-    for configured in &config.listeners {
+    let mut per_worker: WorkerSockets = (0..workers).map(|_| Vec::new()).collect();
+    for (index, configured) in config.listeners.iter().enumerate() {
         let configured = configured.address;
         let mut addr = configured;
-        for sockets in per_worker.iter_mut() {
+        let handed = inherited.listener(index, configured);
+        let count = handed.len();
+        for (i, socket) in handed.into_iter().enumerate() {
+            addr = socket.local_addr()?;
+            if let Some(sockets) = per_worker.get_mut(i % workers) {
+                sockets.push((index, socket));
+            }
+        }
+        for sockets in per_worker.iter_mut().skip(count) {
             let socket =
                 bind_reuseport(addr).with_context(|| format!("cannot listen on {configured}"))?;
             addr = socket.local_addr()?;
-            sockets.push(socket);
+            sockets.push((index, socket));
         }
         addrs.push(addr);
     }
@@ -208,7 +276,7 @@ fn worker(
     id: usize,
     live: Arc<Live>,
     shutdown_timeout: std::time::Duration,
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Vec<(usize, std::net::TcpListener)>,
     connection_slots: Vec<Arc<listener::ConnectionSlots>>,
     tls: Vec<Option<Arc<TlsListener>>>,
     stop: watch::Receiver<bool>,
@@ -241,13 +309,15 @@ fn worker(
         let proxy = Arc::new(Proxy::new(live));
         let drain = Arc::new(crate::conn::Drain::default());
         let mut loops = Vec::new();
-        for (index, (((l, slots), tls), (redirect_https, proxy_protocol))) in listeners
-            .into_iter()
-            .zip(connection_slots)
-            .zip(tls)
-            .zip(listener_modes)
-            .enumerate()
-        {
+        for (index, l) in listeners {
+            let (Some(slots), Some(tls), Some(&(redirect_https, proxy_protocol))) = (
+                connection_slots.get(index).cloned(),
+                tls.get(index).cloned(),
+                listener_modes.get(index),
+            ) else {
+                tracing::error!(worker = id, index, "internal error: a socket for no listener");
+                continue;
+            };
             match TcpListener::from_std(l) {
                 Ok(l) => loops.push(tokio::spawn(
                     listener::AcceptLoop {
