@@ -330,7 +330,10 @@ async fn an_acl_user_is_used_and_its_password_never_shown() {
     assert!(!weir.logs().contains("wrong-pw"), "{}", weir.logs());
     drop(weir);
     // The right one: keys land under the user's permitted prefix.
-    let store = format!("{{ backend = \"redis\", url = \"{}\" }}", url("s3cret"));
+    let store = format!(
+        "{{ backend = \"redis\", url = \"{}\", timeout = \"1s\" }}",
+        url("s3cret")
+    );
     let weir = start(&node(up.addr, &store, 2));
     weir.wait_for_status("the store up", |s| s["stores"][0]["up"] == true)
         .await;
@@ -347,8 +350,11 @@ async fn tls_to_redis_verifies_the_server_against_the_configured_ca() {
     let redis = RedisServer::start_tls(&ca);
     let ca_file = redis.dir().join("ca.pem").display().to_string();
     let url = format!("rediss://127.0.0.1:{}/0", redis.port);
-    // Verified against the CA: up, and two nodes share the limit.
-    let store = format!("{{ backend = \"redis\", url = \"{url}\", ca = \"{ca_file}\" }}");
+    // Verified against the CA: up, and two nodes share the limit. (A generous call timeout:
+    // a TLS handshake on a loaded machine must not turn a call into a local fallback.)
+    let store = format!(
+        "{{ backend = \"redis\", url = \"{url}\", ca = \"{ca_file}\", timeout = \"1s\", connect-timeout = \"5s\" }}"
+    );
     let a = start(&node(up.addr, &store, 2));
     let b = start(&node(up.addr, &store, 2));
     for w in [&a, &b] {
@@ -376,7 +382,7 @@ async fn a_redis_cluster_spreads_the_keys_and_keeps_one_limit() {
         .map(|r| format!("\"{}\"", r.url()))
         .collect();
     let store = format!(
-        "{{ backend = \"redis\", cluster-nodes = [{}] }}",
+        "{{ backend = \"redis\", cluster-nodes = [{}], timeout = \"1s\" }}",
         seeds.join(", ")
     );
     let a = start(&node(up.addr, &store, 2));
