@@ -68,10 +68,12 @@ impl State {
         if p.needs_ttl.is_some() || p.declared.is_some_and(|n| n != body.len() as u64) {
             return;
         }
-        p.stored.headers.insert(
-            http::header::CONTENT_LENGTH,
-            http::HeaderValue::from(body.len() as u64),
-        );
+        if p.stored.status != http::StatusCode::NO_CONTENT {
+            p.stored.headers.insert(
+                http::header::CONTENT_LENGTH,
+                http::HeaderValue::from(body.len() as u64),
+            );
+        }
         p.stored.body = body;
         p.zone.store(p.key, p.stored);
     }

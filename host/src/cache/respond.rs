@@ -58,7 +58,12 @@ pub fn respond(
         }
         None => (stored.status, stored.body.clone()),
     };
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len() as u64));
+    // A 204 has no body and must not say it has a length (RFC 9110 §8.6).
+    if status == StatusCode::NO_CONTENT {
+        headers.remove(header::CONTENT_LENGTH);
+    } else {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len() as u64));
+    }
     let body = if method == Method::HEAD {
         Body::empty()
     } else {
@@ -301,6 +306,15 @@ mod tests {
             .status(),
             206
         );
+    }
+
+    #[test]
+    fn a_stored_204_has_no_length() {
+        let mut s = stored("", &[]);
+        s.status = StatusCode::NO_CONTENT;
+        let r = answer(&s, Method::GET, &[]);
+        assert_eq!(r.status(), 204);
+        assert!(r.headers().get("content-length").is_none());
     }
 
     #[test]

@@ -10,6 +10,9 @@ use std::io::Write;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+/// Window of the Brotli and zstd encoders, as a power of two (512 KiB).
+const WINDOW_LOG: u32 = 19;
+
 /// One response's encoder.
 pub enum Encoder {
     /// gzip (RFC 1952).
@@ -28,17 +31,20 @@ impl Encoder {
                 Vec::new(),
                 flate2::Compression::new(level.min(9)),
             )),
-            // 4 KiB internal buffer, a 22-bit window (4 MiB, brotli's default).
+            // 4 KiB internal buffer and a 19-bit window (512 KiB, as nginx's brotli module):
+            // every response being compressed holds one, so the window bounds the memory a
+            // crowd of slow clients can pin.
             Coding::Brotli => Encoder::Brotli(Box::new(brotli::CompressorWriter::new(
                 Vec::new(),
                 4096,
                 level.min(11),
-                22,
+                WINDOW_LOG,
             ))),
-            Coding::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(
-                Vec::new(),
-                level.min(22) as i32,
-            )?),
+            Coding::Zstd => {
+                let mut e = zstd::stream::write::Encoder::new(Vec::new(), level.min(22) as i32)?;
+                e.window_log(WINDOW_LOG)?;
+                Encoder::Zstd(e)
+            }
         })
     }
 
