@@ -39,6 +39,7 @@ pub mod geo;
 pub mod handover;
 pub mod health;
 pub mod hex;
+pub mod json;
 pub mod listener;
 pub mod live;
 pub mod metrics;

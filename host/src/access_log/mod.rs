@@ -1,7 +1,7 @@
 //! One access-log line per request: through the process log (`weir::access`, text), or as
 //! JSON or text lines handed to the [`sink`], which writes them off the request path.
 
-mod json;
+use crate::json;
 pub mod sink;
 mod time;
 

@@ -1,19 +1,19 @@
 //! Sending spans to an OpenTelemetry collector: OTLP/HTTP with the JSON encoding, batched
-//! by one exporter thread. The request path only hands spans over (never waits): when the
-//! queue is full, spans are dropped and counted.
+//! by one exporter thread. The request path only appends its spans to a shared queue (no
+//! wake-up per request: the exporter takes the queue every `flush-interval`); when the queue
+//! is full, spans are dropped and counted.
 
 use super::span::{Span, Value};
 use bytes::Bytes;
 use http_body_util::Full;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, UNIX_EPOCH};
 
-/// Requests' spans queued for the exporter beyond this are dropped.
-const QUEUE: usize = 4096;
+/// Spans queued for the exporter beyond this are dropped.
+const QUEUE: usize = 65_536;
 /// Most spans in one export.
-const BATCH: usize = 512;
+const BATCH: usize = 2048;
 
 /// Where spans go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub struct OtlpSettings {
 
 /// The exporter of this process.
 struct Exporter {
-    tx: SyncSender<Vec<Span>>,
+    queue: Mutex<Vec<Span>>,
     settings: OtlpSettings,
 }
 
@@ -49,35 +49,43 @@ pub fn counts() -> (u64, u64, u64) {
 /// Start exporting to `settings` (once per process: the first settings win until a
 /// restart; a reload that changes them is told so in the log).
 pub fn start(settings: &OtlpSettings) {
+    let mut started = false;
     let existing = EXPORTER.get_or_init(|| {
-        let (tx, rx) = sync_channel(QUEUE);
-        let s = settings.clone();
-        let spawned = std::thread::Builder::new()
-            .name("weir-otlp".into())
-            .spawn(move || run(rx, s));
-        if let Err(e) = spawned {
-            tracing::error!("OTLP exporter thread not started: {e}");
-        }
+        started = true;
         Exporter {
-            tx,
+            queue: Mutex::new(Vec::new()),
             settings: settings.clone(),
         }
     });
-    if existing.settings != *settings {
+    if started {
+        let spawned = std::thread::Builder::new()
+            .name("weir-otlp".into())
+            .spawn(move || run(existing));
+        if let Err(e) = spawned {
+            tracing::error!("OTLP exporter thread not started: {e}");
+        }
+    } else if existing.settings != *settings {
         tracing::warn!("otlp settings changed: they apply after a restart");
     }
 }
 
-/// Hand a request's spans to the exporter (dropped and counted when it is behind).
-pub fn submit(spans: Vec<Span>) {
-    let Some(e) = EXPORTER.get() else { return };
-    let n = spans.len() as u64;
-    if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = e.tx.try_send(spans) {
-        DROPPED.fetch_add(n, Ordering::Relaxed);
-    }
+fn lock(queue: &Mutex<Vec<Span>>) -> std::sync::MutexGuard<'_, Vec<Span>> {
+    queue.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn run(rx: Receiver<Vec<Span>>, settings: OtlpSettings) {
+/// Queue a request's spans for the exporter (dropped and counted when it is behind).
+pub fn submit(spans: Vec<Span>) {
+    let Some(e) = EXPORTER.get() else { return };
+    let mut queue = lock(&e.queue);
+    if queue.len() + spans.len() > QUEUE {
+        drop(queue);
+        DROPPED.fetch_add(spans.len() as u64, Ordering::Relaxed);
+        return;
+    }
+    queue.extend(spans);
+}
+
+fn run(exporter: &'static Exporter) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -90,22 +98,12 @@ fn run(rx: Receiver<Vec<Span>>, settings: OtlpSettings) {
     };
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Full<Bytes>>();
-    let mut batch: Vec<Span> = Vec::new();
-    let mut since = Instant::now();
+    let settings = &exporter.settings;
     loop {
-        let wait = settings.flush_interval.saturating_sub(since.elapsed());
-        match rx.recv_timeout(wait) {
-            Ok(spans) => batch.extend(spans),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-        let due = since.elapsed() >= settings.flush_interval;
-        if batch.len() >= BATCH || (due && !batch.is_empty()) {
-            let spans = std::mem::take(&mut batch);
-            runtime.block_on(send(&client, &settings, spans));
-        }
-        if due {
-            since = Instant::now();
+        std::thread::sleep(settings.flush_interval);
+        let spans = std::mem::take(&mut *lock(&exporter.queue));
+        for batch in spans.chunks(BATCH) {
+            runtime.block_on(send(&client, settings, batch));
         }
     }
 }
@@ -116,10 +114,10 @@ async fn send(
         Full<Bytes>,
     >,
     settings: &OtlpSettings,
-    spans: Vec<Span>,
+    spans: &[Span],
 ) {
     let n = spans.len() as u64;
-    let body = encode(&settings.service_name, &spans);
+    let body = encode(&settings.service_name, spans);
     let req = http::Request::post(settings.endpoint.clone())
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body)));
@@ -147,44 +145,56 @@ async fn send(
     }
 }
 
-fn nanos(t: std::time::SystemTime) -> String {
-    t.duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos()
-        .to_string()
+fn nanos(t: std::time::SystemTime) -> u128 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos()
 }
 
-/// The OTLP/HTTP JSON body (`ExportTraceServiceRequest`) for `spans`.
+/// The OTLP/HTTP JSON body (`ExportTraceServiceRequest`) for `spans`, written straight into
+/// the buffer (ids as hex strings, times and integers as decimal strings, as the OTLP JSON
+/// mapping has them).
 pub fn encode(service: &str, spans: &[Span]) -> Vec<u8> {
-    use serde_json::{json, Value as J};
-    let attr = |(k, v): &(&'static str, Value)| match v {
-        Value::Str(s) => json!({ "key": k, "value": { "stringValue": s } }),
-        Value::Int(i) => json!({ "key": k, "value": { "intValue": i.to_string() } }),
-    };
-    let spans: Vec<J> = spans
-        .iter()
-        .map(|s| {
-            let mut span = json!({
-                "traceId": s.trace_id,
-                "spanId": s.span_id,
-                "name": s.name,
-                "kind": s.kind as u8,
-                "startTimeUnixNano": nanos(s.start),
-                "endTimeUnixNano": nanos(s.end),
-                "attributes": s.attributes.iter().map(attr).collect::<Vec<_>>(),
-                "status": { "code": if s.error { 2 } else { 0 } },
+    use crate::json::Object;
+    let mut out = Vec::with_capacity(256 + spans.len() * 512);
+    let mut root = Object::open(&mut out);
+    root.objects("resourceSpans", [()], |rs, ()| {
+        let mut resource = rs.object("resource");
+        resource.objects("attributes", [()], |a, ()| {
+            a.str("key", "service.name");
+            let mut v = a.object("value");
+            v.str("stringValue", service);
+            v.close();
+        });
+        resource.close();
+        rs.objects("scopeSpans", [()], |ss, ()| {
+            let mut scope = ss.object("scope");
+            scope.str("name", "weir");
+            scope.str("version", env!("CARGO_PKG_VERSION"));
+            scope.close();
+            ss.objects("spans", spans, |o, s| {
+                o.str("traceId", &s.trace_id);
+                o.str("spanId", &s.span_id);
+                if let Some(p) = &s.parent_id {
+                    o.str("parentSpanId", p);
+                }
+                o.str("name", &s.name);
+                o.num("kind", s.kind as u8);
+                o.display("startTimeUnixNano", nanos(s.start));
+                o.display("endTimeUnixNano", nanos(s.end));
+                o.objects("attributes", &s.attributes, |a, (key, value)| {
+                    a.str("key", key);
+                    let mut v = a.object("value");
+                    match value {
+                        Value::Str(text) => v.str("stringValue", text),
+                        Value::Int(n) => v.display("intValue", n),
+                    }
+                    v.close();
+                });
+                let mut status = o.object("status");
+                status.num("code", if s.error { 2 } else { 0 });
+                status.close();
             });
-            if let (Some(p), Some(obj)) = (&s.parent_id, span.as_object_mut()) {
-                obj.insert("parentSpanId".into(), J::String(p.clone()));
-            }
-            span
-        })
-        .collect();
-    let body = json!({
-        "resourceSpans": [{
-            "resource": { "attributes": [{ "key": "service.name", "value": { "stringValue": service } }] },
-            "scopeSpans": [{ "scope": { "name": "weir", "version": env!("CARGO_PKG_VERSION") }, "spans": spans }]
-        }]
+        });
     });
-    serde_json::to_vec(&body).unwrap_or_default()
+    root.close();
+    out
 }

@@ -1,6 +1,7 @@
-//! A JSON access log line written by hand: the keys are literals, the values escaped as
-//! JSON strings on the way into the buffer, numbers written directly. It makes the same
-//! object `serde_json` would, without a serializer's per-field machinery.
+//! JSON objects written by hand (access log lines, OTLP exports): the keys are literals, the
+//! values escaped as JSON strings on the way into the buffer, numbers written directly. It
+//! makes the same object `serde_json` would, without a serializer's per-field machinery or
+//! a value tree.
 
 use std::fmt::Display;
 use std::io::Write;
@@ -68,6 +69,26 @@ impl<'a> Object<'a> {
         Object::open(self.out)
     }
 
+    /// An array member of objects, one per item, each written by `write`.
+    pub fn objects<T>(
+        &mut self,
+        key: &str,
+        items: impl IntoIterator<Item = T>,
+        mut write: impl FnMut(&mut Object<'_>, T),
+    ) {
+        self.key(key);
+        self.out.push(b'[');
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            let mut o = Object::open(self.out);
+            write(&mut o, item);
+            o.close();
+        }
+        self.out.push(b']');
+    }
+
     /// Close the object.
     pub fn close(self) {
         self.out.push(b'}');
@@ -125,6 +146,8 @@ mod tests {
         let mut inner = o.object("headers");
         inner.str("x-a", "1");
         inner.close();
+        o.objects("list", [1, 2], |item, n| item.num("n", n));
+        o.objects("none", Vec::<u8>::new(), |_, _| {});
         o.close();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["quotes"], "a\"b\\c\nd\te\u{1}f\u{7f}é");
@@ -135,6 +158,8 @@ mod tests {
         assert_eq!(v["ip"], "127.0.0.1");
         assert_eq!(v["odd"], "x\"y");
         assert_eq!(v["headers"]["x-a"], "1");
+        assert_eq!(v["list"][1]["n"], 2);
+        assert_eq!(v["none"], serde_json::json!([]));
         let same = serde_json::to_string(&serde_json::json!({"plain": "GET /a?b=c"})).unwrap();
         let mut one = Vec::new();
         let mut o = Object::open(&mut one);
