@@ -36,6 +36,8 @@ pub fn remember_command_line() {
 /// admin socket); empty when it was started afresh. Taken once.
 pub struct Inherited {
     listeners: HashMap<usize, Vec<TcpListener>>,
+    /// Sockets not (or no longer) at their index's address, for another listener to take.
+    spare: Vec<TcpListener>,
     admin: Option<TcpListener>,
 }
 
@@ -45,6 +47,7 @@ impl Inherited {
         static TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         let mut out = Inherited {
             listeners: HashMap::new(),
+            spare: Vec::new(),
             admin: None,
         };
         if TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst) {
@@ -83,14 +86,33 @@ impl Inherited {
         out
     }
 
-    /// The inherited sockets of listener `index`, if they listen where `addr` says (a
-    /// manifest that moved the listener gets new sockets; the old ones are closed).
+    /// The inherited sockets for listener `index` at `addr`: those of the same index if
+    /// they listen there, else any inherited socket bound to exactly `addr` (a manifest that
+    /// reordered its listeners). Sockets no listener takes are closed when this is dropped.
     pub fn listener(&mut self, index: usize, addr: std::net::SocketAddr) -> Vec<TcpListener> {
-        let sockets = self.listeners.remove(&index).unwrap_or_default();
-        sockets
-            .into_iter()
-            .filter(|s| listens_at(s, addr))
-            .collect()
+        if let Some(sockets) = self.listeners.remove(&index) {
+            let (mine, others): (Vec<_>, Vec<_>) =
+                sockets.into_iter().partition(|s| listens_at(s, addr));
+            if !others.is_empty() {
+                self.spare.extend(others);
+            }
+            if !mine.is_empty() {
+                return mine;
+            }
+        }
+        let exact = |s: &TcpListener| addr.port() != 0 && s.local_addr().is_ok_and(|a| a == addr);
+        let mut found = Vec::new();
+        for sockets in self
+            .listeners
+            .values_mut()
+            .chain(std::iter::once(&mut self.spare))
+        {
+            let (mine, rest): (Vec<_>, Vec<_>) =
+                std::mem::take(sockets).into_iter().partition(exact);
+            found.extend(mine);
+            *sockets = rest;
+        }
+        found
     }
 
     /// The inherited admin socket, if it listens where `addr` says.
