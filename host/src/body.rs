@@ -59,8 +59,9 @@ pin_project! {
         Upstream { #[pin] inner: crate::upstream::body::UpstreamBody },
         /// A response copied into a cache zone as it passes.
         Filling { #[pin] inner: crate::cache::fill::Filling },
-        /// A response compressed on its way to the client.
-        Encoded { #[pin] inner: crate::compress::Encoding },
+        /// A response compressed on its way to the client (boxed: an encoder's state is
+        /// large, and every body would otherwise be as large as it).
+        Encoded { #[pin] inner: Box<crate::compress::Encoding> },
     }
 }
 
@@ -206,5 +207,18 @@ impl HttpBody for Body {
             Body::Filling { inner } => inner.size_hint(),
             Body::Encoded { inner } => inner.size_hint(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Bodies are moved on every request: no variant may make all of them large.
+    #[test]
+    fn a_body_stays_small() {
+        assert!(
+            std::mem::size_of::<super::Body>() <= 128,
+            "{}",
+            std::mem::size_of::<super::Body>()
+        );
     }
 }

@@ -249,7 +249,7 @@ pub fn apply(
     };
     encoded_headers(&mut parts.headers, coding);
     let body = Body::Encoded {
-        inner: Encoding::new(body, encoder),
+        inner: Box::new(Encoding::new(body, encoder)),
     };
     Response::from_parts(parts, body)
 }

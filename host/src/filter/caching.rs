@@ -9,7 +9,7 @@ impl FilterState {
         // Decisions are not sent anywhere: they may be made in the response phase too.
         self.call.before_request_change();
         match self.call.req.as_mut() {
-            Some(r) => Ok(&mut r.caching),
+            Some(r) => Ok(r.caching.get_or_insert_with(Default::default)),
             None => wasmtime::bail!("cache decisions made outside a hook call"),
         }
     }

@@ -32,8 +32,9 @@ pub struct RequestHead {
     pub context: Context,
     /// The path and query as the client sent them, when normalising changed them.
     pub raw_path_and_query: Option<http::uri::PathAndQuery>,
-    /// What its filters decided about caching and compressing it.
-    pub caching: crate::cache::decisions::Decisions,
+    /// What its filters decided about caching and compressing it (boxed, and only once a
+    /// filter decides something: most requests carry none).
+    pub caching: Option<Box<crate::cache::decisions::Decisions>>,
     /// Whether the client sent `Authorization` (a filter may have removed it since): a
     /// shared cache stores the response only if it allows that (RFC 9111 §3.5).
     pub authorized: bool,
@@ -50,7 +51,7 @@ impl RequestHead {
             body: None,
             context: Context::default(),
             raw_path_and_query: None,
-            caching: Default::default(),
+            caching: None,
         }
     }
 

@@ -55,8 +55,8 @@ pub(super) async fn exchange(
     if method.as_str() == "PURGE" {
         return Answer::done(purge(policy, &key, head.client), None, None);
     }
-    if method != Method::GET && method != Method::HEAD || head.caching.bypass {
-        let bypass = head.caching.bypass;
+    let bypass = head.caching.as_ref().is_some_and(|d| d.bypass);
+    if method != Method::GET && method != Method::HEAD || bypass {
         let scheme = head.scheme;
         let host = head.authority().unwrap_or("").to_string();
         let (mut response, target) = fetch.forward(head, body, None).await;
@@ -76,7 +76,10 @@ pub(super) async fn exchange(
     }
     let lookup = Lookup {
         method,
-        parts: key::joined_parts(&head.caching.key_parts),
+        parts: head
+            .caching
+            .as_ref()
+            .and_then(|d| key::joined_parts(&d.key_parts)),
         authorized: head.authorized,
         policy,
         fetch,
@@ -395,7 +398,7 @@ impl Lookup<'_> {
         head.parts.method = Method::GET;
         head.body = None;
         let client = head.parts.headers.clone();
-        let decisions = head.caching.clone();
+        let decisions = head.caching.as_deref().cloned().unwrap_or_default();
         set_validators(&mut head.parts.headers, &stored);
         tokio::spawn(async move {
             let request_time = SystemTime::now();

@@ -360,7 +360,7 @@ impl<'g> Exchange<'g> {
         let compress = route
             .compress
             .as_ref()
-            .filter(|_| !head.caching.no_compress)
+            .filter(|_| !head.caching.as_ref().is_some_and(|d| d.no_compress))
             .map(|c| {
                 let mut accept = http::HeaderMap::new();
                 for v in head.parts.headers.get_all(http::header::ACCEPT_ENCODING) {
@@ -413,7 +413,7 @@ impl<'g> Exchange<'g> {
         };
         // Response filters have decided: store (or not) and say so in `Cache-Status`.
         let decisions = if respond_phase {
-            std::mem::take(&mut head.caching)
+            head.caching.take().map(|d| *d).unwrap_or_default()
         } else {
             Default::default()
         };
