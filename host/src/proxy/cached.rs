@@ -25,8 +25,9 @@ pub(super) struct Answer {
     pub(super) target: Option<Authority>,
     /// What is left to do once response filters ran (`Cache-Status`, storing).
     pub(super) settle: Option<Settle>,
-    /// A hit whose compressed copy compression may use or make.
-    pub(super) hit: Option<HitSource>,
+    /// A hit whose compressed copy compression may use or make (boxed: it is held across
+    /// the response phase).
+    pub(super) hit: Option<Box<HitSource>>,
 }
 
 impl Answer {
@@ -369,12 +370,14 @@ impl Lookup<'_> {
         };
         // Only a whole `200` body can be served from (or make) a compressed copy.
         let whole = response.status() == StatusCode::OK;
-        let hit = (self.policy.encoded_copies && whole).then(|| HitSource {
-            zone: self.policy.zone.clone(),
-            key: self.key.clone(),
-            stored: stored.clone(),
-            headers: head.parts.headers.clone(),
-            parts: self.parts.clone(),
+        let hit = (self.policy.encoded_copies && whole).then(|| {
+            Box::new(HitSource {
+                zone: self.policy.zone.clone(),
+                key: self.key.clone(),
+                stored: stored.clone(),
+                headers: head.parts.headers.clone(),
+                parts: self.parts.clone(),
+            })
         });
         Answer {
             hit,

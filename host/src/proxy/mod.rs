@@ -150,7 +150,9 @@ impl Proxy {
             let began = std::time::SystemTime::now();
             let path = parts.uri.path().to_string();
             let served = serve(&current, parts, body, peer, log.as_mut(), start);
-            let (out, collector) = crate::otlp::span::gather(Default::default(), served).await;
+            // Boxed: the plain path's future stays as small as it was.
+            let (out, collector) =
+                Box::pin(crate::otlp::span::gather(Default::default(), served)).await;
             let server = crate::otlp::ServerSpan {
                 method: &method,
                 path: &path,
@@ -366,7 +368,8 @@ impl<'g> Exchange<'g> {
                 for v in head.parts.headers.get_all(http::header::ACCEPT_ENCODING) {
                     accept.append(http::header::ACCEPT_ENCODING, v.clone());
                 }
-                (c, head.parts.method.clone(), accept)
+                // Boxed: held across the response phase, only on compressing routes.
+                Box::new((c, head.parts.method.clone(), accept))
             });
         let (response, target, settle, hit) = match local {
             Some(resp) => (resp, None, None, None),
@@ -420,7 +423,7 @@ impl<'g> Exchange<'g> {
         if let Some(settle) = settle {
             settle.finish(&decisions, response.headers_mut());
         }
-        let response = match (compress, hit) {
+        let response = match (compress.map(|c| *c), hit) {
             (Some((settings, method, accept)), Some(hit)) if !decisions.no_compress => {
                 hit.compress(response, &method, &accept, settings)
             }
