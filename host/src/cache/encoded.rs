@@ -66,7 +66,7 @@ impl HitSource {
             );
             return Response::from_parts(parts, Body::full(copy.body.clone()));
         }
-        let response = compress::apply(response, method, accept, settings);
+        let response = compress::encode(response, coding, settings);
         let encoded_as = |h: &HeaderMap| {
             h.get(http::header::CONTENT_ENCODING)
                 .map(|v| v.as_bytes() == coding.token().as_bytes())

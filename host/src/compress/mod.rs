@@ -234,9 +234,20 @@ pub fn apply(
     if vary {
         add_vary(&mut parts.headers);
     }
-    let Some(coding) = coding else {
-        return Response::from_parts(parts, body);
-    };
+    match coding {
+        Some(coding) => encode(Response::from_parts(parts, body), coding, settings),
+        None => Response::from_parts(parts, body),
+    }
+}
+
+/// `response` compressed with `coding` (which [`decide`] chose for it); unchanged if the
+/// encoder cannot start.
+pub fn encode(
+    response: Response<Body>,
+    coding: Coding,
+    settings: &CompressSettings,
+) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
     let encoder = match encoder::Encoder::new(coding, settings.level(coding)) {
         Ok(e) => e,
         Err(e) => {

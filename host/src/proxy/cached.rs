@@ -229,6 +229,8 @@ impl Lookup<'_> {
         }
         // A stale entry with validators is revalidated, unless the client asks for a range
         // (then the request goes on as it is).
+        // What was found stays the stale answer should the upstream fail.
+        let stale = found.clone();
         let revalidate = found.filter(|s| {
             let (etag, modified) = s.validators();
             (etag.is_some() || modified.is_some())
@@ -252,7 +254,6 @@ impl Lookup<'_> {
             response_time: SystemTime::now(),
             default_ttl: self.policy.default_ttl,
         };
-        let stale = self.find(&client_headers);
         let (response, settle) = self.settle(
             response,
             revalidate,
