@@ -88,30 +88,23 @@ pub enum Outcome {
 impl Outcome {
     /// The same forward, its response stored.
     pub fn stored(self) -> Self {
-        match self {
-            Outcome::Forward {
-                fwd, status, ttl, ..
-            } => Outcome::Forward {
-                fwd,
-                status,
-                stored: true,
-                detail: None,
-                ttl,
-            },
-            hit => hit,
-        }
+        self.storing(true, None)
     }
 
     /// The same forward, its response not stored, for `why`.
     pub fn refused(self, why: &'static str) -> Self {
+        self.storing(false, Some(why))
+    }
+
+    fn storing(self, stored: bool, detail: Option<&'static str>) -> Self {
         match self {
             Outcome::Forward {
                 fwd, status, ttl, ..
             } => Outcome::Forward {
                 fwd,
                 status,
-                stored: false,
-                detail: Some(why),
+                stored,
+                detail,
                 ttl,
             },
             hit => hit,
