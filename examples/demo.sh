@@ -120,9 +120,16 @@ show sh -c "curl -s -D- -o /dev/null http://127.0.0.1:8080/docs/guide | grep -iE
 show sh -c "curl -s -D- -o /dev/null http://127.0.0.1:8080/docs/guide | grep -iE '^(cache-status|age)'"
 echo "# ...compressed by what the client accepts (zstd preferred), from the same cached entry:"
 show sh -c "curl -s -D- -o /dev/null -H 'accept-encoding: gzip, br, zstd' http://127.0.0.1:8080/docs/guide | grep -iE '^(content-encoding|vary|cache-status)'"
-echo "# Purge everything tagged docs through the admin API; the next request goes upstream again:"
+echo "# The second node caches /docs too (a miss there, then a hit):"
+show sh -c "curl -s -D- -o /dev/null http://127.0.0.1:8081/docs/guide | grep -i '^cache-status'"
+show sh -c "curl -s -D- -o /dev/null http://127.0.0.1:8081/docs/guide | grep -i '^cache-status'"
+echo "# Purge everything tagged docs through the first node's admin API; the purge goes out on"
+echo "# Redis, so the next request goes upstream again on both nodes:"
 show curl -s -X POST 'http://127.0.0.1:9901/cache/purge?tag=docs'
+sleep 0.2
 show sh -c "curl -s -D- -o /dev/null http://127.0.0.1:8080/docs/guide | grep -i '^cache-status'"
+show sh -c "curl -s -D- -o /dev/null http://127.0.0.1:8081/docs/guide | grep -i '^cache-status'"
+show sh -c "curl -s http://127.0.0.1:9902/cache | sed -n '/shared_purges/,\$p'"
 echo "# The admin endpoint shows each live filter's version (SHA-256), instances and metrics:"
 show sh -c "curl -s http://127.0.0.1:9901/status | head -40"
 echo "# Prometheus metrics on the admin address: requests by route, upstream, method and status class:"

@@ -412,6 +412,23 @@ async fn a_redis_cluster_spreads_the_keys_and_keeps_one_limit() {
         held.iter().filter(|n| **n > 0).count() >= 2,
         "keys on several shards: {held:?}"
     );
+
+    // Cache purges through the cluster: numbered on the shard owning the counter, published
+    // there and delivered to subscribers on every cluster node (these subscribe through the
+    // first seed).
+    let (origin, _) = cacheable_origin().await;
+    let (c, d) = (
+        Weir::start(&caching_node(&store, &origin, "")),
+        Weir::start(&caching_node(&store, &origin, "")),
+    );
+    for w in [&c, &d] {
+        wait_subscribed(w).await;
+        assert_eq!(cached(w, "/k").await, "miss");
+        assert_eq!(cached(w, "/k").await, "hit");
+    }
+    admin_purge(&c, "key=http://shop.example/k").await;
+    wait_shared(&d, "received", 1).await;
+    assert_eq!(cached(&d, "/k").await, "miss");
 }
 
 #[tokio::test]
@@ -458,4 +475,292 @@ async fn a_reload_moves_a_filter_between_the_local_store_and_redis() {
     assert_eq!(s["stores"], serde_json::json!([]));
     assert_eq!(statuses_of(&weir, "/", "r", 1).await, [429]);
     assert!(!weir.logs().contains("ERROR"), "{}", weir.logs());
+}
+
+type Counts = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>;
+
+/// An origin whose every response is `max-age=300`, tagged by `?sk=`; its request counts
+/// per path.
+async fn cacheable_origin() -> (Upstream, Counts) {
+    let counts: Counts = Counts::default();
+    let c = counts.clone();
+    let up = Upstream::start(move |req: http::Request<hyper::body::Incoming>| {
+        let counts = c.clone();
+        async move {
+            *counts
+                .lock()
+                .unwrap()
+                .entry(req.uri().path().to_string())
+                .or_default() += 1;
+            let tag = req
+                .uri()
+                .query()
+                .and_then(|q| q.strip_prefix("sk="))
+                .unwrap_or("none")
+                .to_string();
+            http::Response::builder()
+                .header("cache-control", "max-age=300")
+                .header("surrogate-key", tag)
+                .body(http_body_util::Full::new(hyper::body::Bytes::from("page")))
+                .unwrap()
+        }
+    })
+    .await;
+    (up, counts)
+}
+
+/// A node caching `up` in zone `main` (with `extra_zone` settings), its top-level `store`.
+fn caching_node(store: &str, up: &Upstream, extra_zone: &str) -> String {
+    format!(
+        "admin = \"127.0.0.1:0\"\nstore = {}\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\n\n\
+         [upstreams.app]\ntargets = [\"{}\"]\n\n\
+         [cache-zones.main]\nmemory = \"1MiB\"\n{extra_zone}\n\n\
+         [[routes]]\nupstream = \"app\"\ncache = {{ zone = \"main\" }}\n",
+        store, up.addr
+    )
+}
+
+/// Wait until `node` is subscribed to the shared purges.
+async fn wait_subscribed(node: &Weir) {
+    for _ in 0..200 {
+        if shared_purges(node).await["subscribed"] == true {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("never subscribed: {}", node.logs());
+}
+
+/// Two nodes caching one origin, with their purges shared through `redis`.
+async fn caching_nodes(redis: &RedisServer, extra_zone: &str) -> (Upstream, Counts, Weir, Weir) {
+    let (up, counts) = cacheable_origin().await;
+    let manifest = caching_node(&redis_store(redis), &up, extra_zone);
+    let (a, b) = (Weir::start(&manifest), Weir::start(&manifest));
+    if !extra_zone.contains("share-purges = false") {
+        for w in [&a, &b] {
+            wait_subscribed(w).await;
+        }
+    }
+    (up, counts, a, b)
+}
+
+/// `Cache-Status` of a GET of `path` on `node` for the site `shop.example`: "hit" or "miss".
+async fn cached(node: &Weir, path: &str) -> &'static str {
+    let r = get(&node.url(path), &[("host", "shop.example")]).await;
+    assert_eq!(r.status, 200);
+    match r.header("cache-status") {
+        Some(s) if s.contains("; hit") => "hit",
+        Some(_) => "miss",
+        None => panic!("no cache-status"),
+    }
+}
+
+async fn admin_purge(node: &Weir, query: &str) {
+    let url = format!("http://{}/cache/purge?{query}", node.admin.unwrap());
+    let r = post(&url, &[], "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// `GET /cache` of `node`, `shared_purges` part.
+async fn shared_purges(node: &Weir) -> serde_json::Value {
+    let r = get(&format!("http://{}/cache", node.admin.unwrap()), &[]).await;
+    serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["shared_purges"].clone()
+}
+
+/// Wait until `node` has applied `n` purges from other nodes (or found `gaps` gaps).
+async fn wait_shared(node: &Weir, field: &str, n: u64) {
+    for _ in 0..200 {
+        if shared_purges(node).await[field].as_u64() >= Some(n) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!(
+        "{field} never reached {n}: {}\n{}",
+        shared_purges(node).await,
+        node.logs()
+    );
+}
+
+#[tokio::test]
+async fn a_purge_on_one_node_reaches_the_others_cache() {
+    let mut redis = RedisServer::start(&[]);
+    let (_up, counts, a, b) = caching_nodes(&redis, "").await;
+    let fetched = |path: &str| counts.lock().unwrap().get(path).copied().unwrap_or(0);
+    for path in ["/p1?sk=red", "/p2?sk=blue", "/p3"] {
+        for node in [&a, &b] {
+            assert_eq!(cached(node, path).await, "miss");
+            assert_eq!(cached(node, path).await, "hit");
+        }
+    }
+    assert_eq!(fetched("/p1"), 2);
+    let s = shared_purges(&b).await;
+    assert_eq!(s["zones"], serde_json::json!(["main"]));
+
+    // By key, through A's admin API: B loses it too, and nothing else.
+    admin_purge(&a, "key=http://shop.example/p1%3Fsk%3Dred").await;
+    wait_shared(&b, "received", 1).await;
+    assert_eq!(cached(&b, "/p1?sk=red").await, "miss");
+    assert_eq!(cached(&b, "/p2?sk=blue").await, "hit");
+    // By tag through B: A loses it.
+    admin_purge(&b, "tag=blue").await;
+    wait_shared(&a, "received", 1).await;
+    assert_eq!(cached(&a, "/p2?sk=blue").await, "miss");
+    // An unsafe method through A invalidates its URI on B (RFC 9111 §4.4, on every node).
+    let r = post(&a.url("/p3"), &[("host", "shop.example")], "x").await;
+    assert_eq!(r.status, 200);
+    wait_shared(&b, "received", 2).await;
+    assert_eq!(cached(&b, "/p3").await, "miss");
+    assert_eq!(shared_purges(&a).await["sent"], 2);
+    assert_eq!(shared_purges(&b).await["gaps"], 0);
+
+    // Redis down: A purges at once, keeps the purge and sends it when Redis is back (empty);
+    // B either receives it or, having missed numbers, empties its shared zone.
+    assert_eq!(cached(&b, "/p3").await, "hit");
+    redis.kill();
+    let started = Instant::now();
+    admin_purge(&a, "key=http://shop.example/p3").await;
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "a purge waits on Redis"
+    );
+    assert_eq!(cached(&b, "/p3").await, "hit");
+    redis.restart();
+    let mut gone = false;
+    for _ in 0..200 {
+        let s = shared_purges(&b).await;
+        if s["received"].as_u64() >= Some(3) || s["gaps"].as_u64() >= Some(1) {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        gone,
+        "B never heard of A's purge: {}",
+        shared_purges(&b).await
+    );
+    assert_eq!(cached(&b, "/p3").await, "miss");
+    wait_shared(&a, "sent", 3).await;
+
+    // Numbers that skip ahead (published while B could not hear): B empties its zone.
+    let p2 = cached(&b, "/p2?sk=blue").await;
+    assert_eq!(cached(&b, "/p2?sk=blue").await, "hit", "{p2}");
+    let gaps = shared_purges(&b).await["gaps"].as_u64().unwrap();
+    redis.command(
+        None,
+        &[
+            "PUBLISH",
+            "weir:purges",
+            r#"999 {"node":"x","zone":"main","tag":"nothing"}"#,
+        ],
+    );
+    wait_shared(&b, "gaps", gaps + 1).await;
+    assert_eq!(cached(&b, "/p2?sk=blue").await, "miss");
+    assert!(
+        b.logs()
+            .contains("shared purges while not subscribed: emptied"),
+        "{}",
+        b.logs()
+    );
+    // Anything else on the channel is counted and ignored.
+    redis.command(None, &["PUBLISH", "weir:purges", "not a purge"]);
+    wait_shared(&b, "malformed", 1).await;
+    assert_eq!(cached(&b, "/p2?sk=blue").await, "hit");
+    let metrics = get(&format!("http://{}/metrics", b.admin.unwrap()), &[]).await;
+    let s = shared_purges(&b).await;
+    for line in [
+        format!(
+            "weir_cache_shared_purges_total{{kind=\"received\"}} {}",
+            s["received"]
+        ),
+        "weir_cache_shared_purges_total{kind=\"malformed\"} 1".to_string(),
+        format!("weir_cache_shared_purge_gaps_total {}", s["gaps"]),
+    ] {
+        assert!(metrics.body.contains(&line), "{line} in\n{}", metrics.body);
+    }
+}
+
+#[tokio::test]
+async fn a_zone_can_keep_its_purges_and_sharing_needs_redis() {
+    let redis = RedisServer::start(&[]);
+    let (_up, _counts, a, b) = caching_nodes(&redis, "share-purges = false").await;
+    for node in [&a, &b] {
+        assert_eq!(cached(node, "/k").await, "miss");
+    }
+    admin_purge(&a, "key=http://shop.example/k").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(cached(&b, "/k").await, "hit");
+    assert_eq!(shared_purges(&a).await, serde_json::Value::Null);
+
+    let (ok, _, err) = check(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\
+         [upstreams.app]\ntargets = [\"127.0.0.1:1\"]\n\
+         [cache-zones.main]\nmemory = \"1MiB\"\nshare-purges = true\n\
+         [[routes]]\nupstream = \"app\"\ncache = { zone = \"main\" }\n",
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("cache-zones.main.share-purges") && err.contains("weir.toml:7:"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_node_keeps_its_disk_tier_only_if_it_missed_no_purge() {
+    let redis = RedisServer::start(&[]);
+    let (up, counts) = cacheable_origin().await;
+    let disk = tempfile::tempdir().unwrap();
+    let a = Weir::start(&caching_node(&redis_store(&redis), &up, ""));
+    let with_disk = caching_node(
+        &redis_store(&redis),
+        &up,
+        &format!(
+            "disk = {{ path = \"{}\", size = \"8MiB\" }}",
+            disk.path().display()
+        ),
+    );
+    let b = Weir::start(&with_disk);
+    for w in [&a, &b] {
+        wait_subscribed(w).await;
+    }
+    assert_eq!(cached(&b, "/d").await, "miss");
+    let on_disk = || {
+        std::fs::read_dir(disk.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".entry")
+            })
+            .count()
+    };
+    for _ in 0..100 {
+        if on_disk() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(on_disk(), 1);
+    // Restarted with no purge in between: the disk tier answers.
+    assert!(b.terminate().success());
+    let b = Weir::start(&with_disk);
+    wait_subscribed(&b).await;
+    assert_eq!(cached(&b, "/d").await, "hit");
+    // A purge (of anything) while it is down: it cannot know what went, so it starts empty.
+    assert!(b.terminate().success());
+    admin_purge(&a, "tag=elsewhere").await;
+    wait_shared(&a, "sent", 1).await;
+    let b = Weir::start(&with_disk);
+    wait_subscribed(&b).await;
+    assert_eq!(cached(&b, "/d").await, "miss");
+    assert!(
+        b.logs().contains("cannot tell which shared purges"),
+        "{}",
+        b.logs()
+    );
+    assert_eq!(counts.lock().unwrap().get("/d"), Some(&2));
 }

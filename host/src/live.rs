@@ -31,6 +31,8 @@ pub struct Generation {
     pub loaded_at: SystemTime,
     /// Cache zones by name (those of the last generation with the same settings).
     pub zones: Vec<Arc<crate::cache::Zone>>,
+    /// The channel its zones share purges through, if they do.
+    pub purges: Option<Arc<crate::cache::shared::PurgeChannel>>,
 }
 
 impl Generation {
@@ -90,15 +92,40 @@ impl Generation {
             filters,
             loaded_at: SystemTime::now(),
             zones,
+            purges: None,
         }
+    }
+
+    /// Share its zones' purges as the manifest says (`cache-zones.*.share-purges`): through
+    /// the Redis store opened for `config.shared_purges`, or not at all. Must be called on
+    /// the main runtime.
+    pub fn share_purges(&mut self, engine: &crate::filter::FilterEngine) -> Result<(), String> {
+        let (channel, names) = match &self.config.shared_purges {
+            Some((settings, names)) => {
+                let store = engine.redis_store(settings).map_err(|e| {
+                    format!("store (sharing cache purges) {}: {e}", settings.shown())
+                })?;
+                (Some(crate::cache::shared::PurgeChannel::of(store)), names)
+            }
+            None => (None, &Vec::new()),
+        };
+        for zone in &self.zones {
+            let shares = names.iter().any(|n| **n == **zone.name());
+            zone.share_purges(channel.clone().filter(|_| shares));
+        }
+        self.purges = channel;
+        Ok(())
     }
 }
 
 impl Generation {
-    /// The shared stores (Redis) its filters use, each once, with the names of the filters
-    /// using it.
+    /// The shared stores (Redis) its filters and cache zones use, each once, with the names
+    /// of the filters using it.
     pub fn shared_stores(&self) -> Vec<(Arc<crate::store::RedisStore>, Vec<String>)> {
         let mut out: Vec<(Arc<crate::store::RedisStore>, Vec<String>)> = Vec::new();
+        if let Some(purges) = &self.purges {
+            out.push((purges.store().clone(), Vec::new()));
+        }
         for f in &self.filters {
             let Some(redis) = f.shared_store() else {
                 continue;

@@ -63,7 +63,9 @@ async fn build(live: &Live, engine: &FilterEngine, manifest: &Path) -> Result<Ge
                 .collect::<Vec<_>>()
                 .join("\n")
         })?;
-    Ok(Generation::build(current.id + 1, Arc::new(config), filters))
+    let mut next = Generation::build(current.id + 1, Arc::new(config), filters);
+    next.share_purges(engine)?;
+    Ok(next)
 }
 
 /// Load `filters` (keeping unchanged ones of `previous`), turning each failure into a

@@ -1,8 +1,9 @@
-//! The cache zones on the admin endpoint: `GET /cache` (entries, bytes, counters per zone)
-//! and `POST /cache/purge?key=|prefix=|tag=[&zone=]`.
+//! The cache zones on the admin endpoint: `GET /cache` (entries, bytes, counters per zone,
+//! and the purges shared with other nodes) and `POST /cache/purge?key=|prefix=|tag=[&zone=]`.
 
 use super::{json, text, Answer};
 use crate::cache::key::decode;
+use crate::cache::purge::Purge;
 use crate::live::Live;
 use http::StatusCode;
 use serde::Serialize;
@@ -50,7 +51,26 @@ pub fn zones(live: &Live) -> Answer {
             }
         })
         .collect();
-    json(&serde_json::json!({ "zones": views }))
+    let shared = g.purges.as_ref().map(|p| {
+        let c = &p.counters;
+        let names: Vec<&str> = g
+            .zones
+            .iter()
+            .filter(|z| z.purge_channel().is_some())
+            .map(|z| &**z.name())
+            .collect();
+        serde_json::json!({
+            "store": p.store().settings().shown(),
+            "zones": names,
+            "subscribed": c.subscribed.load(Ordering::Relaxed),
+            "sent": c.sent.load(Ordering::Relaxed),
+            "received": c.received.load(Ordering::Relaxed),
+            "gaps": c.gaps.load(Ordering::Relaxed),
+            "overflowed": c.overflowed.load(Ordering::Relaxed),
+            "malformed": c.malformed.load(Ordering::Relaxed),
+        })
+    });
+    json(&serde_json::json!({ "zones": views, "shared_purges": shared }))
 }
 
 /// `POST /cache/purge`: by exact key (`key=http://host/path?query`), by key prefix
@@ -102,9 +122,9 @@ pub fn purge(live: &Live, query: Option<&str>) -> Answer {
     let purged: usize = zones
         .iter()
         .map(|z| match kind {
-            "key" => z.purge_key(&value),
-            "prefix" => z.purge_prefix(&value),
-            _ => z.purge_tag(&value),
+            "key" => z.purge(Purge::Key(value.clone())),
+            "prefix" => z.purge(Purge::Prefix(value.clone())),
+            _ => z.purge(Purge::Tag(value.clone())),
         })
         .sum();
     json(&serde_json::json!({ "purged": purged }))

@@ -240,6 +240,9 @@ fn name_of(key: &str, stored: &Stored) -> String {
     crate::hex::encode(&h.finalize())
 }
 
+/// The file recording the last shared purge applied to a tier.
+const PURGE_MARK: &str = "purges.seq";
+
 impl DiskTier {
     /// The tier in `settings.path` (made if missing), its index read from the files there.
     pub fn open(zone: &str, settings: DiskSettings) -> std::io::Result<DiskTier> {
@@ -318,6 +321,23 @@ impl DiskTier {
     /// Its settings.
     pub fn settings(&self) -> &DiskSettings {
         &self.settings
+    }
+
+    /// The number of the last shared purge applied to these files (see `cache::shared`),
+    /// as recorded in the directory; `None` when there is no record.
+    pub fn purge_mark(&self) -> Option<u64> {
+        let text = std::fs::read_to_string(self.settings.path.join(PURGE_MARK)).ok()?;
+        text.trim().parse().ok()
+    }
+
+    /// Record `n` as the last shared purge applied (a whole file renamed into place).
+    pub fn set_purge_mark(&self, n: u64) {
+        let tmp = self.settings.path.join(format!("{PURGE_MARK}.tmp"));
+        let done = std::fs::write(&tmp, n.to_string())
+            .and_then(|()| std::fs::rename(&tmp, self.settings.path.join(PURGE_MARK)));
+        if let Err(e) = done {
+            tracing::warn!(dir = %self.settings.path.display(), "cannot record the last shared purge: {e}");
+        }
     }
 
     /// Files and their bytes.

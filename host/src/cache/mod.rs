@@ -4,6 +4,7 @@
 //!   freshness; [`admit`]: whether a response may be stored.
 //! - [`key`]: the cache key and `Vary` selection; [`zone`]: stored responses within a byte
 //!   bound, request coalescing, purges.
+//! - [`purge`]: what a purge removes; [`shared`]: purges shared by the nodes on one Redis.
 //! - [`disk`]: a zone's disk tier (found again after a restart).
 //! - [`encoded`]: compressed copies of stored responses, so hits are not compressed again.
 //! - [`decisions`]: what filters decided (bypass, key parts, TTL, tags, no compression).
@@ -21,7 +22,9 @@ pub mod encoded;
 pub mod entry;
 pub mod fill;
 pub mod key;
+pub mod purge;
 pub mod respond;
+pub mod shared;
 pub mod zone;
 
 pub use zone::{Zone, ZoneSettings};

@@ -33,12 +33,12 @@ pub struct ZoneSettings {
 /// The variants stored under one key, newest first.
 #[derive(Debug, Default)]
 pub struct Variants {
-    list: Vec<Arc<Stored>>,
-    weight: u64,
+    pub(super) list: Vec<Arc<Stored>>,
+    pub(super) weight: u64,
 }
 
 #[derive(Debug, Clone)]
-struct ByWeight;
+pub(super) struct ByWeight;
 
 impl quick_cache::Weighter<Arc<str>, Arc<Variants>> for ByWeight {
     fn weight(&self, _key: &Arc<str>, val: &Arc<Variants>) -> u64 {
@@ -67,10 +67,12 @@ pub struct ZoneCounters {
 pub struct Zone {
     name: Arc<str>,
     settings: ZoneSettings,
-    entries: quick_cache::sync::Cache<Arc<str>, Arc<Variants>, ByWeight>,
+    pub(super) entries: quick_cache::sync::Cache<Arc<str>, Arc<Variants>, ByWeight>,
     fills: Mutex<HashMap<Arc<str>, watch::Receiver<()>>>,
     /// Its files, if it has a disk tier (and the directory could be opened).
-    disk: Option<Arc<super::disk::DiskTier>>,
+    pub(super) disk: Option<Arc<super::disk::DiskTier>>,
+    /// Where its purges are shared with other nodes, if they are.
+    pub(super) shared: arc_swap::ArcSwapOption<super::shared::PurgeChannel>,
     /// Its counters.
     pub counters: ZoneCounters,
 }
@@ -130,6 +132,7 @@ impl Zone {
             settings,
             fills: Mutex::new(HashMap::new()),
             counters: ZoneCounters::default(),
+            shared: arc_swap::ArcSwapOption::empty(),
         }
     }
 
@@ -221,82 +224,6 @@ impl Zone {
             .insert(key, Arc::new(Variants { list, weight }));
     }
 
-    /// Remove every variant under `key` (and its compressed copies); how many there were.
-    pub fn purge_key(&self, key: &str) -> usize {
-        let mut n = self.entries.remove(key).map_or(0, |(_, v)| v.list.len());
-        for coding in crate::compress::Coding::ALL {
-            let copy = super::encoded::key_of(key, coding);
-            n += self.entries.remove(&*copy).map_or(0, |(_, v)| v.list.len());
-        }
-        if let Some(disk) = &self.disk {
-            let (exact, copies) = (key.to_string(), format!("{key}\n"));
-            n = n.max(disk.purge(move |k, _| k == exact || k.starts_with(&copies)));
-        }
-        self.counters.purged.fetch_add(n as u64, Ordering::Relaxed);
-        n
-    }
-
-    /// Remove every entry whose key starts with `prefix`; how many variants went.
-    pub fn purge_prefix(&self, prefix: &str) -> usize {
-        let n = self.purge_where(|key, _| key.starts_with(prefix));
-        match &self.disk {
-            Some(disk) => {
-                let prefix = prefix.to_string();
-                n.max(disk.purge(move |k, _| k.starts_with(&prefix)))
-            }
-            None => n,
-        }
-    }
-
-    /// Remove every variant tagged `tag`, keeping the others under their key.
-    pub fn purge_tag(&self, tag: &str) -> usize {
-        let mut removed = 0;
-        for (key, variants) in self.entries.iter() {
-            let kept: Vec<Arc<Stored>> = variants
-                .list
-                .iter()
-                .filter(|s| !s.tags.iter().any(|t| &**t == tag))
-                .cloned()
-                .collect();
-            let gone = variants.list.len() - kept.len();
-            if gone == 0 {
-                continue;
-            }
-            removed += gone;
-            if kept.is_empty() {
-                self.entries.remove(&key);
-            } else {
-                let weight = kept.iter().map(|s| s.weight(&key)).sum();
-                self.entries
-                    .insert(key, Arc::new(Variants { list: kept, weight }));
-            }
-        }
-        self.counters
-            .purged
-            .fetch_add(removed as u64, Ordering::Relaxed);
-        match &self.disk {
-            Some(disk) => {
-                let tag = tag.to_string();
-                removed.max(disk.purge(move |_, tags| tags.iter().any(|t| **t == *tag)))
-            }
-            None => removed,
-        }
-    }
-
-    /// Remove every entry (all of its variants) that `pred` picks.
-    fn purge_where(&self, pred: impl Fn(&str, &Variants) -> bool) -> usize {
-        let mut removed = 0;
-        for (key, variants) in self.entries.iter() {
-            if pred(&key, &variants) {
-                removed += self.entries.remove(&key).map_or(0, |(_, v)| v.list.len());
-            }
-        }
-        self.counters
-            .purged
-            .fetch_add(removed as u64, Ordering::Relaxed);
-        removed
-    }
-
     /// Take the lead on fetching `key`, or join the fetch in flight.
     pub fn begin_fill(self: &Arc<Self>, key: &Arc<str>) -> Fill {
         let mut fills = self.fills.lock().unwrap_or_else(|p| p.into_inner());
@@ -327,6 +254,12 @@ pub async fn wait_fill(mut rx: watch::Receiver<()>, timeout: Duration) -> bool {
 static ZONES: std::sync::LazyLock<Mutex<HashMap<String, Arc<Zone>>>> =
     std::sync::LazyLock::new(Default::default);
 
+/// The running zones.
+pub fn running() -> Vec<Arc<Zone>> {
+    let zones = ZONES.lock().unwrap_or_else(|p| p.into_inner());
+    zones.values().cloned().collect()
+}
+
 /// The zones of a new generation: the running zone of the same name and settings (with its
 /// entries), else a new, empty one. Zones no longer named are dropped when the last
 /// generation using them ends.
@@ -349,6 +282,7 @@ pub fn zones_for(wanted: &[(String, ZoneSettings)]) -> Vec<Arc<Zone>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::purge::Purge;
     use bytes::Bytes;
     use std::time::SystemTime;
 
@@ -418,13 +352,13 @@ mod tests {
         ] {
             zone.store(k.into(), stored(k, None, tag));
         }
-        assert_eq!(zone.purge_tag("x"), 2);
+        assert_eq!(zone.purge_here(&Purge::Tag("x".into())), 2);
         assert!(zone.lookup("http://h/b", &HeaderMap::new(), None).is_none());
-        assert_eq!(zone.purge_prefix("http://h/a/"), 1);
+        assert_eq!(zone.purge_here(&Purge::Prefix("http://h/a/".into())), 1);
         assert_eq!(zone.usage().0, 0);
         zone.store("http://h/c".into(), stored("c", None, "z"));
-        assert_eq!(zone.purge_key("http://h/c"), 1);
-        assert_eq!(zone.purge_key("http://h/c"), 0);
+        assert_eq!(zone.purge_here(&Purge::Key("http://h/c".into())), 1);
+        assert_eq!(zone.purge_here(&Purge::Key("http://h/c".into())), 0);
     }
 
     #[test]

@@ -65,6 +65,43 @@ impl Validator {
         zones
     }
 
+    /// Which zones share their purges through the top-level store (by default all, when it
+    /// is Redis).
+    pub(super) fn shared_purges(
+        &mut self,
+        m: &Manifest,
+        store: &crate::store::StoreSettings,
+    ) -> Option<(crate::store::RedisSettings, Vec<String>)> {
+        let mut sharing = Vec::new();
+        for (name, spec) in &m.cache_zones {
+            let wanted = spec.get_ref().share_purges.as_ref();
+            match (store, wanted) {
+                (crate::store::StoreSettings::Redis(_), None) => {
+                    sharing.push(name.get_ref().clone())
+                }
+                (_, Some(s)) if !*s.get_ref() => {}
+                (crate::store::StoreSettings::Redis(_), Some(_)) => {
+                    sharing.push(name.get_ref().clone())
+                }
+                (crate::store::StoreSettings::Memory, Some(s)) => self.error(
+                    s.span(),
+                    format!(
+                        "cache-zones.{}.share-purges: purges are shared through Redis: set the \
+                         top-level store = {{ backend = \"redis\", url = ... }}",
+                        name.get_ref()
+                    ),
+                ),
+                (crate::store::StoreSettings::Memory, None) => {}
+            }
+        }
+        match store {
+            crate::store::StoreSettings::Redis(r) if !sharing.is_empty() => {
+                Some((r.clone(), sharing))
+            }
+            _ => None,
+        }
+    }
+
     fn cache_zone(&mut self, name: &str, z: &CacheZoneSpec, base: &Path) -> ZoneSettings {
         let field = |f: &str| format!("cache-zones.{name}.{f}");
         let memory = match parse_size(z.memory.get_ref()) {

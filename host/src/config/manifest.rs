@@ -142,6 +142,9 @@ pub struct CacheZoneSpec {
     pub purge_from: Vec<Spanned<String>>,
     /// A disk tier: `{ path = "cache/main", size = "1GiB" }` (path relative to the manifest).
     pub disk: Option<Spanned<DiskSpec>>,
+    /// Publish its purges to, and take them from, the other nodes on the top-level Redis
+    /// `store`. Default: true when that store is Redis.
+    pub share_purges: Option<Spanned<bool>>,
 }
 
 /// `[cache-zones.<name>].disk`

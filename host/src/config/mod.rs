@@ -196,13 +196,14 @@ impl Validator {
             .iter()
             .map(|(name, spec)| self.upstream(name, spec.get_ref(), &defaults))
             .collect();
-        let cache_zones = self.cache_zones(&m, base);
-        let otlp = m.otlp.as_ref().and_then(|o| self.otlp(o));
-        let routes = self.routes(&m, &upstream_index, &filter_index);
         let default_store = match &m.store {
             Some(store) => self.store(store, "store", base),
             None => crate::store::StoreSettings::Memory,
         };
+        let cache_zones = self.cache_zones(&m, base);
+        let shared_purges = self.shared_purges(&m, &default_store);
+        let otlp = m.otlp.as_ref().and_then(|o| self.otlp(o));
+        let routes = self.routes(&m, &upstream_index, &filter_index);
         let filters = m
             .filters
             .iter()
@@ -239,6 +240,7 @@ impl Validator {
             filters,
             geo,
             cache_zones,
+            shared_purges,
             otlp,
         };
         (config, self.errors)

@@ -45,6 +45,8 @@ pub struct Config {
     pub otlp: Option<crate::otlp::OtlpSettings>,
     /// Cache zones by name (manifest order: sorted by name).
     pub cache_zones: Vec<(String, crate::cache::ZoneSettings)>,
+    /// The Redis store cache purges are shared through, and the zones sharing them.
+    pub shared_purges: Option<(crate::store::RedisSettings, Vec<String>)>,
 }
 
 /// A validated listener.

@@ -188,6 +188,14 @@ impl FilterEngine {
         self.geo.set(db);
     }
 
+    /// The open Redis store for `settings` (the one filters with the same settings use).
+    pub fn redis_store(
+        &self,
+        settings: &crate::store::RedisSettings,
+    ) -> Result<Arc<crate::store::RedisStore>, String> {
+        self.stores.redis(settings)
+    }
+
     /// Use the on-disk compile cache at `dir`. A folder that cannot be used is logged and
     /// the engine compiles every time.
     pub fn with_cache(mut self, dir: Option<&Path>) -> Self {

@@ -159,5 +159,31 @@ pub(super) fn caches(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Resu
             }
             Ok(())
         },
+    )?;
+    let Some(purges) = &g.purges else {
+        return Ok(());
+    };
+    let c = &purges.counters;
+    out.family(
+        "weir_cache_shared_purges",
+        "Purges shared with the other nodes on Redis: sent (this node's, published), received (others', applied here), overflowed (this node's, folded into a purge of everything while Redis was unreachable), malformed (messages that were not purges).",
+        MetricType::Counter,
+        |m| {
+            for (kind, v) in [
+                ("sent", &c.sent),
+                ("received", &c.received),
+                ("overflowed", &c.overflowed),
+                ("malformed", &c.malformed),
+            ] {
+                counter(m, &vec![("kind", kind)], v.load(Relaxed))?;
+            }
+            Ok(())
+        },
+    )?;
+    out.family(
+        "weir_cache_shared_purge_gaps",
+        "Times this node found shared purges missing (it was cut off from Redis) and emptied its shared zones.",
+        MetricType::Counter,
+        |m| counter(m, &vec![], c.gaps.load(Relaxed)),
     )
 }

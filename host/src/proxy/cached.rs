@@ -10,6 +10,7 @@ use crate::cache::control::Directives;
 use crate::cache::encoded::HitSource;
 use crate::cache::entry::{Stored, Timing};
 use crate::cache::fill::{Pending, Settle};
+use crate::cache::purge::Purge;
 use crate::cache::zone::{wait_fill, Fill, FillGuard};
 use crate::cache::{admit, key, respond, Outcome, RoutePolicy};
 use crate::filter::RequestHead;
@@ -117,7 +118,7 @@ fn purge(policy: &RoutePolicy, key: &str, client: std::net::IpAddr) -> Response<
         *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
         return resp;
     }
-    let purged = policy.zone.purge_key(key);
+    let purged = policy.zone.purge(Purge::Key(key.to_string()));
     let mut resp = Response::new(Body::full(format!("{{\"purged\":{purged}}}\n")));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -130,7 +131,7 @@ fn purge(policy: &RoutePolicy, key: &str, client: std::net::IpAddr) -> Response<
 /// `Content-Location` of the response (RFC 9111 §4.4).
 fn invalidate(policy: &RoutePolicy, key: &str, scheme: &str, host: &str, resp: &HeaderMap) {
     let zone = &policy.zone;
-    zone.purge_key(key);
+    zone.purge(Purge::Key(key.to_string()));
     for name in [header::LOCATION, header::CONTENT_LOCATION] {
         let Some(uri) = resp.get(&name).and_then(|v| v.to_str().ok()) else {
             continue;
@@ -143,13 +144,13 @@ fn invalidate(policy: &RoutePolicy, key: &str, scheme: &str, host: &str, resp: &
             Some(a) => a.as_str().eq_ignore_ascii_case(host) && uri.scheme_str() == Some(scheme),
         };
         if same_origin {
-            zone.purge_key(&key::primary(
+            zone.purge(Purge::Key(key::primary(
                 scheme,
                 host,
                 uri.path(),
                 uri.query(),
                 &policy.key,
-            ));
+            )));
         }
     }
 }

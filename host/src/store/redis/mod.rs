@@ -15,6 +15,7 @@
 mod local;
 
 pub mod kv;
+pub mod purges;
 pub mod rate_limit;
 
 use super::{RedisSettings, StoreError, StoreMetrics};
