@@ -114,12 +114,15 @@ impl Activity {
         )
     }
 
-    /// Completes when a request is running or starts, or after `linger`: a connection that
-    /// is closed on stop is first given that long for the request a client may already
-    /// have sent on it (a just-accepted connection, or a kept-alive one about to be reused).
+    /// Completes when a request starts, or after `linger`: a connection that is closed on
+    /// stop is first given that long for the request a client may already have sent on it
+    /// (a just-accepted connection, or a kept-alive one about to be reused). A request
+    /// running at the stop may have sent its response head without `Connection: close`, so
+    /// the client may reuse the connection once more: that next request is waited for too,
+    /// and its response says `Connection: close`.
     async fn next_request(&self, linger: Duration) {
-        let (running, started) = self.snapshot();
-        if running > 0 || linger.is_zero() {
+        let (_, started) = self.snapshot();
+        if linger.is_zero() {
             return;
         }
         let until = tokio::time::Instant::now() + linger;

@@ -41,6 +41,7 @@ pub mod health;
 pub mod hex;
 pub mod json;
 pub mod listener;
+pub mod listeners;
 pub mod live;
 pub mod metrics;
 pub mod otlp;

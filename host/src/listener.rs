@@ -11,7 +11,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -63,56 +63,38 @@ pub fn connection_builder(limits: &ClientLimits) -> auto::Builder<TokioExecutor>
 #[derive(Debug)]
 pub struct ConnectionSlots {
     open: AtomicUsize,
-    max: Option<usize>,
+    /// `usize::MAX`: no limit. A reload may change it.
+    max: AtomicUsize,
     /// Connections accepted, and refused for want of a slot.
-    accepted: std::sync::atomic::AtomicU64,
-    refused: std::sync::atomic::AtomicU64,
+    accepted: AtomicU64,
+    refused: AtomicU64,
     /// TLS handshakes completed, failed and timed out.
-    handshakes: [std::sync::atomic::AtomicU64; 3],
+    handshakes: [AtomicU64; 3],
 }
 
-/// What one listener has seen, for `/metrics`.
-pub struct ListenerCounts {
-    /// Its address.
-    pub address: &'static str,
-    /// Whether it terminates TLS.
-    pub tls: bool,
-    /// Connections open now.
-    pub open: usize,
-    /// Connections accepted and refused (max-connections) so far.
-    pub accepted: u64,
-    pub refused: u64,
-    /// TLS handshakes completed, failed and timed out so far.
-    pub handshakes: [u64; 3],
+/// What a listener does with a connection; a reload swaps it.
+pub struct ListenerMode {
+    /// Its manifest address (which names it to the generation's listener settings).
+    pub address: SocketAddr,
+    /// TLS, when it terminates it.
+    pub tls: Option<Arc<TlsListener>>,
+    /// Answer every request with a redirect to https on this port instead of proxying it.
+    pub redirect_https: Option<u16>,
+    /// Every connection starts with a PROXY protocol header naming the client.
+    pub proxy_protocol: bool,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: crate::request::client::TrustedProxies,
 }
 
-/// Every listener's slots with its address and whether it speaks TLS, for `/metrics`
-/// (listeners are fixed for the process's life).
-static LISTENERS: std::sync::OnceLock<Vec<(String, bool, Arc<ConnectionSlots>)>> =
-    std::sync::OnceLock::new();
-
-/// Make the listeners' slots readable by [`connections`].
-pub fn publish(listeners: Vec<(String, bool, Arc<ConnectionSlots>)>) {
-    let _ = LISTENERS.set(listeners);
-}
-
-/// What each listener has seen.
-pub fn connections() -> Vec<ListenerCounts> {
-    LISTENERS
-        .get()
-        .map(|all| {
-            all.iter()
-                .map(|(addr, tls, s)| ListenerCounts {
-                    address: addr.as_str(),
-                    tls: *tls,
-                    open: s.open.load(Ordering::Relaxed),
-                    accepted: s.accepted.load(Ordering::Relaxed),
-                    refused: s.refused.load(Ordering::Relaxed),
-                    handshakes: std::array::from_fn(|i| s.handshakes[i].load(Ordering::Relaxed)),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+impl std::fmt::Debug for ListenerMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerMode")
+            .field("address", &self.address)
+            .field("tls", &self.tls.is_some())
+            .field("redirect_https", &self.redirect_https)
+            .field("proxy_protocol", &self.proxy_protocol)
+            .finish()
+    }
 }
 
 impl ConnectionSlots {
@@ -120,17 +102,33 @@ impl ConnectionSlots {
     pub fn new(max: Option<usize>) -> Self {
         ConnectionSlots {
             open: AtomicUsize::new(0),
-            max,
-            accepted: std::sync::atomic::AtomicU64::new(0),
-            refused: std::sync::atomic::AtomicU64::new(0),
+            max: AtomicUsize::new(max.unwrap_or(usize::MAX)),
+            accepted: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
             handshakes: Default::default(),
         }
+    }
+
+    /// Allow `max` connections from now on (those open beyond it stay).
+    pub fn set_max(&self, max: Option<usize>) {
+        self.max.store(max.unwrap_or(usize::MAX), Ordering::Relaxed);
+    }
+
+    /// Open now, accepted and refused so far, and TLS handshakes completed, failed and
+    /// timed out so far.
+    pub fn counts(&self) -> (usize, u64, u64, [u64; 3]) {
+        (
+            self.open.load(Ordering::Relaxed),
+            self.accepted.load(Ordering::Relaxed),
+            self.refused.load(Ordering::Relaxed),
+            std::array::from_fn(|i| self.handshakes[i].load(Ordering::Relaxed)),
+        )
     }
 
     /// Take a slot for a new connection, unless the listener is full.
     fn take(self: &Arc<Self>) -> Option<SlotGuard> {
         let prev = self.open.fetch_add(1, Ordering::Relaxed);
-        if self.max.is_some_and(|m| prev >= m) {
+        if prev >= self.max.load(Ordering::Relaxed) {
             self.open.fetch_sub(1, Ordering::Relaxed);
             self.refused.fetch_add(1, Ordering::Relaxed);
             return None;
@@ -155,15 +153,15 @@ pub struct AcceptLoop {
     pub listener: TcpListener,
     /// The listener's connection count over all workers.
     pub slots: Arc<ConnectionSlots>,
-    /// TLS, when the listener terminates it.
-    pub tls: Option<Arc<TlsListener>>,
+    /// What the listener does with a connection (read once per connection).
+    pub mode: Arc<arc_swap::ArcSwap<ListenerMode>>,
     /// The worker's proxy.
     pub proxy: Arc<Proxy>,
     /// HTTP/1.1 and HTTP/2 settings.
     pub builder: auto::Builder<TokioExecutor>,
     /// The worker's connections, for a graceful stop.
     pub drain: Arc<Drain>,
-    /// Turns true on stop.
+    /// Turns true when the listener is removed or the process stops.
     pub stop: watch::Receiver<bool>,
     /// Time a TLS handshake may take.
     pub handshake_timeout: Duration,
@@ -171,12 +169,6 @@ pub struct AcceptLoop {
     pub send_timeout: Duration,
     /// A connection without a request this long is closed gracefully.
     pub idle_timeout: Duration,
-    /// Answer every request with a redirect to https on this port instead of proxying it.
-    pub redirect_https: Option<u16>,
-    /// Every connection starts with a PROXY protocol header naming the client.
-    pub proxy_protocol: bool,
-    /// The listener's index in the manifest.
-    pub index: usize,
 }
 
 impl AcceptLoop {
@@ -217,8 +209,9 @@ impl AcceptLoop {
     /// One accepted connection: its PROXY header (when the listener takes one), its TLS
     /// handshake (when it terminates TLS), then HTTP until it ends.
     async fn connection(&self, mut stream: TcpStream, mut peer: SocketAddr) {
+        let mode = self.mode.load_full();
         // The PROXY header and the TLS handshake are bounded like a request head.
-        if self.proxy_protocol {
+        if mode.proxy_protocol {
             let header = crate::proxy_protocol::read_header(&mut stream);
             match tokio::time::timeout(self.handshake_timeout, header).await {
                 Ok(Ok(Some(client))) => peer = client,
@@ -233,13 +226,13 @@ impl AcceptLoop {
                 }
             }
         }
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let Some(tls) = &self.tls else {
-            let client = Arc::new(Peer::new(peer, scheme, self.index));
+        let scheme = if mode.tls.is_some() { "https" } else { "http" };
+        let Some(tls) = &mode.tls else {
+            let client = Arc::new(Peer::new(peer, scheme, mode.clone()));
             // Boxed here and below: a connection's task then holds only the state of the
             // protocol it speaks, not room for the largest of the handshake, plain and TLS
             // HTTP (an idle plain HTTP/1.1 connection costs 5 KiB less).
-            Box::pin(self.serve(stream, client)).await;
+            Box::pin(self.serve(stream, client, mode.redirect_https)).await;
             return;
         };
         let handshake = Box::pin(tls.acceptor().accept(stream));
@@ -263,21 +256,20 @@ impl AcceptLoop {
                 return;
             }
         };
-        let client = Peer::new(peer, scheme, self.index);
+        let client = Peer::new(peer, scheme, mode.clone());
         let client = match stream.get_ref().1.peer_certificates() {
             Some([leaf, ..]) => client.with_certificate(leaf),
             _ => client,
         };
-        Box::pin(self.serve(stream, Arc::new(client))).await;
+        Box::pin(self.serve(stream, Arc::new(client), mode.redirect_https)).await;
     }
 
     /// Serve HTTP/1.1 or HTTP/2 on `stream` from `client` until the connection ends.
-    async fn serve<S>(&self, stream: S, client: Arc<Peer>)
+    async fn serve<S>(&self, stream: S, client: Arc<Peer>, redirect_https: Option<u16>)
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let proxy = self.proxy.clone();
-        let redirect_https = self.redirect_https;
         let peer = client.addr;
         let service = {
             let client = client.clone();

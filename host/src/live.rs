@@ -178,6 +178,8 @@ pub struct Live {
     /// The current generation's id, for workers to notice a swap with one atomic load.
     id: AtomicU64,
     status: Mutex<ReloadStatus>,
+    /// The process's listeners, once bound (a reload changes them too).
+    listeners: std::sync::OnceLock<Arc<crate::listeners::ListenerSet>>,
 }
 
 impl Live {
@@ -187,7 +189,18 @@ impl Live {
             id: AtomicU64::new(first.id),
             current: ArcSwap::from_pointee(first),
             status: Mutex::new(ReloadStatus::default()),
+            listeners: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The listeners, once bound: reloads apply their changes to them.
+    pub fn set_listeners(&self, listeners: Arc<crate::listeners::ListenerSet>) {
+        let _ = self.listeners.set(listeners);
+    }
+
+    /// The listeners, once bound.
+    pub fn listeners(&self) -> Option<&Arc<crate::listeners::ListenerSet>> {
+        self.listeners.get()
     }
 
     /// The generation new requests are served by.

@@ -31,7 +31,20 @@ pub async fn reload(live: &Live, engine: &FilterEngine, manifest: &Path) -> Resu
     static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _turn = ONE_AT_A_TIME.lock().await;
     let started = Instant::now();
-    let result = build(live, engine, manifest).await;
+    let result = build(live, engine, manifest).await.and_then(|next| {
+        // Listeners change with the generation: both or neither.
+        match live.listeners() {
+            Some(listeners) => {
+                for (addr, tls) in listeners.apply(&next.config, None)? {
+                    let scheme = if tls { "https" } else { "http" };
+                    tracing::info!("now listening on {scheme}://{addr}");
+                    print_listening(scheme, addr);
+                }
+                Ok(next)
+            }
+            None => Ok(next),
+        }
+    });
     match result {
         Ok(next) => {
             let id = next.id;
@@ -125,19 +138,18 @@ fn describe(old: &Generation, new: &Generation) -> String {
     )
 }
 
-/// Listeners, workers, the admin address and watching are set up at start: say so when a
-/// reload changes them.
+/// The line a listener bound by a reload adds to stdout, as those bound at start do.
+fn print_listening(scheme: &str, addr: std::net::SocketAddr) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "weir: listening on {scheme}://{addr}");
+    let _ = out.flush();
+}
+
+/// Workers, client limits, the admin address and watching are set up at start: say so when
+/// a reload changes them.
 fn warn_restart_only(old: &Config, new: &Config) {
     let mut changed = Vec::new();
-    let listeners = |c: &Config| {
-        c.listeners
-            .iter()
-            .map(|l| (l.address, l.max_connections, l.tls.clone()))
-            .collect::<Vec<_>>()
-    };
-    if listeners(old) != listeners(new) {
-        changed.push("listeners");
-    }
     if old.limits.max_header_size != new.limits.max_header_size
         || old.limits.max_headers != new.limits.max_headers
         || old.limits.header_read_timeout != new.limits.header_read_timeout

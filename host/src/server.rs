@@ -4,13 +4,12 @@ use crate::admin;
 use crate::config::{Config, Diagnostic};
 use crate::filter::{Filter, FilterEngine};
 use crate::listener;
+use crate::listeners::ListenerSet;
 use crate::live::Live;
 use crate::proxy::Proxy;
-use crate::tls::TlsListener;
 use anyhow::Context as _;
 use std::future::Future;
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -43,16 +42,14 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let config = live.current().config.clone();
     engine.set_geo(config.geo.clone());
-    let tls = tls_listeners(&config)?;
     // Sockets handed over by the process this one replaces (a binary upgrade), if any.
     let mut inherited = crate::handover::Inherited::take();
-    let (addrs, sockets) = bind_all(&config, &mut inherited)?;
-    let mut handed: crate::handover::Handed = Vec::new();
-    for (index, socket) in sockets.iter().flatten() {
-        if let Ok(copy) = socket.try_clone() {
-            handed.push((index.to_string(), copy.into()));
-        }
-    }
+    let (listeners, starts) = ListenerSet::new(config.workers);
+    let listeners = Arc::new(listeners);
+    let bound = listeners
+        .apply(&config, Some(&mut inherited))
+        .map_err(anyhow::Error::msg)?;
+    live.set_listeners(listeners.clone());
     let admin = match config.admin {
         Some(addr) => Some(match inherited.admin(addr) {
             Some(socket) => TcpListener::from_std(socket)?,
@@ -62,12 +59,9 @@ pub async fn serve(
         }),
         None => None,
     };
-    if let Some(copy) = admin
+    let admin_copy = admin
         .as_ref()
-        .and_then(|a| socket2::SockRef::from(a).try_clone().ok())
-    {
-        handed.push(("admin".into(), copy.into()));
-    }
+        .and_then(|a| socket2::SockRef::from(a).try_clone().ok());
     // Signals are watched before "ready" is printed: one sent after it finds its handler.
     use tokio::signal::unix::{signal, SignalKind};
     let usr1 = signal(SignalKind::user_defined1())
@@ -83,8 +77,8 @@ pub async fn serve(
         if let Some(a) = admin.as_ref().and_then(|l| l.local_addr().ok()) {
             let _ = writeln!(out, "weir: admin on http://{a}");
         }
-        for (a, t) in addrs.iter().zip(&tls) {
-            let scheme = if t.is_some() { "https" } else { "http" };
+        for (a, tls) in &bound {
+            let scheme = if *tls { "https" } else { "http" };
             let _ = writeln!(out, "weir: listening on {scheme}://{a}");
         }
         let _ = writeln!(out, "weir: ready");
@@ -94,7 +88,7 @@ pub async fn serve(
     if let Some(usr1) = usr1 {
         tokio::spawn(reopen_access_log_on(usr1));
     }
-    tracing::info!(listeners = ?addrs, workers = config.workers, routes = config.routes.len(), filters = config.filters.len(), "weir started");
+    tracing::info!(listeners = ?listeners.addresses(), workers = config.workers, routes = config.routes.len(), filters = config.filters.len(), "weir started");
 
     let mut background = Vec::new();
     if let Some(listener) = admin {
@@ -105,10 +99,8 @@ pub async fn serve(
         };
         background.push(tokio::spawn(admin::serve(listener, admin)));
     }
-    let watched: Vec<_> = tls.iter().flatten().cloned().collect();
-    if !watched.is_empty() {
-        background.push(tokio::spawn(crate::tls::watch(watched)));
-    }
+    let watched = listeners.clone();
+    background.push(tokio::spawn(crate::tls::watch(move || watched.tls())));
     background.push(tokio::spawn(crate::reload::run(
         live.clone(),
         engine,
@@ -116,36 +108,31 @@ pub async fn serve(
     )));
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    // Connection limits count over all workers.
-    let slots: Vec<Arc<listener::ConnectionSlots>> = config
-        .listeners
-        .iter()
-        .map(|l| Arc::new(listener::ConnectionSlots::new(l.max_connections)))
-        .collect();
-    listener::publish(
-        addrs
-            .iter()
-            .zip(&tls)
-            .zip(&slots)
-            .map(|((a, t), s)| (a.to_string(), t.is_some(), s.clone()))
-            .collect(),
-    );
     let mut threads = Vec::new();
-    for (id, listeners) in sockets.into_iter().enumerate() {
+    for (id, starts) in starts.into_iter().enumerate() {
         let (live, stop, grace) = (live.clone(), stop_rx.clone(), config.shutdown_timeout);
-        let slots = slots.clone();
-        let tls = tls.clone();
         let thread = std::thread::Builder::new()
             .name(format!("weir-worker-{id}"))
-            .spawn(move || worker(id, live, grace, listeners, slots, tls, stop))
+            .spawn(move || worker(id, live, grace, starts, stop))
             .context("cannot start a worker thread")?;
         threads.push(thread);
     }
 
-    // SIGUSR2: start the binary again with these sockets; stop once it serves.
+    // SIGUSR2: start the binary again with the sockets; stop once it serves.
     let upgraded = Arc::new(tokio::sync::Notify::new());
     if let Some(usr2) = usr2 {
-        background.push(tokio::spawn(upgrade_on(usr2, handed, upgraded.clone())));
+        let set = listeners.clone();
+        background.push(tokio::spawn(upgrade_on(
+            usr2,
+            move || {
+                let mut handed = set.handed();
+                if let Some(copy) = admin_copy.as_ref().and_then(|a| a.try_clone().ok()) {
+                    handed.push(("admin".into(), copy.into()));
+                }
+                handed
+            },
+            upgraded.clone(),
+        )));
     }
     crate::handover::announce_ready();
 
@@ -157,6 +144,7 @@ pub async fn serve(
         task.abort();
     }
     tracing::info!(timeout = ?config.shutdown_timeout, "stopping: finishing requests in flight");
+    listeners.stop_all();
     let _ = stop_tx.send(true);
     let joined = tokio::task::spawn_blocking(move || {
         threads
@@ -185,12 +173,12 @@ async fn reopen_access_log_on(mut usr1: tokio::signal::unix::Signal) {
 /// serves, tell `upgraded` (this process then stops).
 async fn upgrade_on(
     mut usr2: tokio::signal::unix::Signal,
-    handed: crate::handover::Handed,
+    handed: impl Fn() -> crate::handover::Handed,
     upgraded: Arc<tokio::sync::Notify>,
 ) {
     while usr2.recv().await.is_some() {
         tracing::info!("SIGUSR2: upgrading: starting the binary again with the listening sockets");
-        match crate::handover::upgrade(&handed).await {
+        match crate::handover::upgrade(&handed()).await {
             Ok(pid) => {
                 tracing::info!(pid, "upgrade: the new process serves; this one stops accepting and finishes its requests");
                 crate::conn::set_linger(std::time::Duration::from_secs(1));
@@ -202,84 +190,14 @@ async fn upgrade_on(
     }
 }
 
-/// Load the certificates of the TLS listeners (in listener order; `None` for plaintext).
-fn tls_listeners(config: &Config) -> anyhow::Result<Vec<Option<Arc<TlsListener>>>> {
-    config
-        .listeners
-        .iter()
-        .map(|l| match &l.tls {
-            None => Ok(None),
-            Some(settings) => TlsListener::new(settings.clone())
-                .map(|t| Some(Arc::new(t)))
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "{}",
-                        Diagnostic {
-                            message: format!("listeners.tls: {e}"),
-                            ..l.location.clone()
-                        }
-                    )
-                }),
-        })
-        .collect()
-}
-
-/// Each worker's sockets, with the index of the listener each is for.
-type WorkerSockets = Vec<Vec<(usize, std::net::TcpListener)>>;
-
-/// The listeners' addresses, and each worker's sockets: at least one per listener and
-/// worker. Sockets `inherited` from the process this one replaces are used first (each by
-/// one worker, so none is left unaccepted); the rest are bound afresh. The first socket of
-/// a listener fixes its port (so port 0 works), the others share it (`SO_REUSEPORT`).
-fn bind_all(
-    config: &Config,
-    inherited: &mut crate::handover::Inherited,
-) -> anyhow::Result<(Vec<SocketAddr>, WorkerSockets)> {
-    let workers = config.workers.max(1);
-    let mut addrs = Vec::new();
-    let mut per_worker: WorkerSockets = (0..workers).map(|_| Vec::new()).collect();
-    for (index, configured) in config.listeners.iter().enumerate() {
-        let configured = configured.address;
-        let mut addr = configured;
-        let handed = inherited.listener(index, configured);
-        let count = handed.len();
-        for (i, socket) in handed.into_iter().enumerate() {
-            addr = socket.local_addr()?;
-            if let Some(sockets) = per_worker.get_mut(i % workers) {
-                sockets.push((index, socket));
-            }
-        }
-        for sockets in per_worker.iter_mut().skip(count) {
-            let socket =
-                bind_reuseport(addr).with_context(|| format!("cannot listen on {configured}"))?;
-            addr = socket.local_addr()?;
-            sockets.push((index, socket));
-        }
-        addrs.push(addr);
-    }
-    Ok((addrs, per_worker))
-}
-
-fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(4096)?;
-    Ok(socket.into())
-}
-
-/// A worker thread: serve `listeners` until `stop`, then drain its connections.
+/// A worker thread: accept on the sockets `starts` hands it (at start and when a reload
+/// adds a listener) until `stop`, then drain its connections.
 fn worker(
     id: usize,
     live: Arc<Live>,
     shutdown_timeout: std::time::Duration,
-    listeners: Vec<(usize, std::net::TcpListener)>,
-    connection_slots: Vec<Arc<listener::ConnectionSlots>>,
-    tls: Vec<Option<Arc<TlsListener>>>,
-    stop: watch::Receiver<bool>,
+    mut starts: tokio::sync::mpsc::UnboundedReceiver<crate::listeners::Start>,
+    mut stop: watch::Receiver<bool>,
 ) {
     // Idle filter instances are kept per worker: this thread reuses its own.
     crate::filter::set_worker_slot(id);
@@ -296,49 +214,37 @@ fn worker(
     runtime.block_on(async {
         let limits = live.current().config.limits.clone();
         let builder = listener::connection_builder(&limits);
-        let handshake_timeout = limits.header_read_timeout;
-        let send_timeout = limits.send_timeout;
-        let idle_timeout = limits.client_idle_timeout;
-        let listener_modes: Vec<(Option<u16>, bool)> = live
-            .current()
-            .config
-            .listeners
-            .iter()
-            .map(|l| (l.redirect_https, l.proxy_protocol))
-            .collect();
         let proxy = Arc::new(Proxy::new(live));
         let drain = Arc::new(crate::conn::Drain::default());
         let mut loops = Vec::new();
-        for (index, l) in listeners {
-            let (Some(slots), Some(tls), Some(&(redirect_https, proxy_protocol))) = (
-                connection_slots.get(index).cloned(),
-                tls.get(index).cloned(),
-                listener_modes.get(index),
-            ) else {
-                tracing::error!(worker = id, index, "internal error: a socket for no listener");
-                continue;
+        loop {
+            let start = tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => break,
+                start = starts.recv() => match start {
+                    Some(start) => start,
+                    None => break,
+                },
             };
-            match TcpListener::from_std(l) {
+            match TcpListener::from_std(start.socket) {
                 Ok(l) => loops.push(tokio::spawn(
                     listener::AcceptLoop {
                         listener: l,
-                        slots,
-                        tls,
+                        slots: start.slots,
+                        mode: start.mode,
                         proxy: proxy.clone(),
                         builder: builder.clone(),
                         drain: drain.clone(),
-                        stop: stop.clone(),
-                        handshake_timeout,
-                        send_timeout,
-                        idle_timeout,
-                        redirect_https,
-                        proxy_protocol,
-                        index,
+                        stop: start.stop,
+                        handshake_timeout: limits.header_read_timeout,
+                        send_timeout: limits.send_timeout,
+                        idle_timeout: limits.client_idle_timeout,
                     }
                     .run(),
                 )),
                 Err(e) => tracing::error!(worker = id, "cannot use a listening socket: {e}"),
             }
+            loops.retain(|l| !l.is_finished());
         }
         for l in loops {
             let _ = l.await;

@@ -253,11 +253,15 @@ pub struct TlsListener {
     /// Kept across client-CA reloads so that session tickets stay valid.
     ticketer: Option<Arc<dyn rustls::server::ProducesTickets>>,
     settings: TlsSettings,
+    /// Its files' stamps taken just before they were first read: a change after that is
+    /// seen by the watch.
+    loaded: Vec<Option<SystemTime>>,
 }
 
 impl TlsListener {
     /// Load the certificates (and client CAs) and build the server configuration.
     pub fn new(settings: TlsSettings) -> Result<Self, TlsError> {
+        let loaded = stamps(settings.files());
         let resolver = Arc::new(SniResolver::new(load_all(&settings.certificates)?));
         let ticketer = rustls::crypto::ring::Ticketer::new().ok();
         let config = server_config(&settings, resolver.clone(), ticketer.clone())?;
@@ -266,6 +270,7 @@ impl TlsListener {
             resolver,
             ticketer,
             settings,
+            loaded,
         })
     }
 
@@ -324,17 +329,26 @@ fn server_config(
 
 /// Poll the listeners' certificate files and reload those that changed, until the process
 /// ends.
-pub async fn watch(listeners: Vec<Arc<TlsListener>>) {
-    let mut seen_stamps: Vec<Vec<Option<SystemTime>>> =
-        listeners.iter().map(|l| l.stamp()).collect();
+pub async fn watch(listeners: impl Fn() -> Vec<Arc<TlsListener>>) {
+    // Each listener with the stamps its files had when last loaded.
+    let mut seen: Vec<(Arc<TlsListener>, Vec<Option<SystemTime>>)> = Vec::new();
     loop {
         tokio::time::sleep(POLL).await;
-        for (l, seen) in listeners.iter().zip(seen_stamps.iter_mut()) {
-            let now = l.stamp();
-            if now == *seen {
+        let now = listeners();
+        // Listeners a reload removed are forgotten; new ones start from what they loaded.
+        seen.retain(|(l, _)| now.iter().any(|n| Arc::ptr_eq(n, l)));
+        for l in now {
+            let stamp = l.stamp();
+            if !seen.iter().any(|(s, _)| Arc::ptr_eq(s, &l)) {
+                seen.push((l.clone(), l.loaded.clone()));
+            }
+            let Some((_, was)) = seen.iter_mut().find(|(s, _)| Arc::ptr_eq(s, &l)) else {
+                continue;
+            };
+            if stamp == *was {
                 continue;
             }
-            *seen = now;
+            *was = stamp;
             match l.reload() {
                 Ok(()) => tracing::info!("TLS certificates reloaded"),
                 Err(e) => {

@@ -155,7 +155,11 @@ impl Collector for Scrape {
             counter(m, &vec![("from", "clients")], from_clients)?;
             counter(m, &vec![("from", "upstreams")], from_upstreams)
         })?;
-        let listeners = crate::listener::connections();
+        let listeners = self
+            .live
+            .listeners()
+            .map(|l| l.counts())
+            .unwrap_or_default();
         out.family(
             "weir_connections_open",
             "Client connections open now, by listener.",
@@ -165,7 +169,7 @@ impl Collector for Scrape {
                     let tls = if l.tls { "true" } else { "false" };
                     gauge(
                         m,
-                        &vec![("listener", l.address), ("tls", tls)],
+                        &vec![("listener", l.address.as_str()), ("tls", tls)],
                         i64::try_from(l.open).unwrap_or(i64::MAX),
                     )?;
                 }
@@ -180,12 +184,12 @@ impl Collector for Scrape {
                 for l in &listeners {
                     counter(
                         m,
-                        &vec![("listener", l.address), ("result", "accepted")],
+                        &vec![("listener", l.address.as_str()), ("result", "accepted")],
                         l.accepted,
                     )?;
                     counter(
                         m,
-                        &vec![("listener", l.address), ("result", "refused")],
+                        &vec![("listener", l.address.as_str()), ("result", "refused")],
                         l.refused,
                     )?;
                 }
@@ -199,7 +203,11 @@ impl Collector for Scrape {
             |m| {
                 for l in listeners.iter().filter(|l| l.tls) {
                     for (result, v) in ["ok", "failed", "timeout"].iter().zip(l.handshakes) {
-                        counter(m, &vec![("listener", l.address), ("result", *result)], v)?;
+                        counter(
+                            m,
+                            &vec![("listener", l.address.as_str()), ("result", *result)],
+                            v,
+                        )?;
                     }
                 }
                 Ok(())

@@ -13,7 +13,6 @@ use crate::filter::chain::{self, Report};
 use crate::filter::{Filter, RequestHead};
 use crate::forward;
 use crate::live::{Live, WorkerGeneration};
-use crate::request::client::TrustedProxies;
 use crate::request::{self, Refusal};
 use crate::retry::{self, Failure};
 use crate::route::{Route, RouteQuery};
@@ -48,15 +47,19 @@ pub struct Peer {
     pub scheme: &'static str,
     /// The verified client certificate's SHA-256 (hex), on mTLS listeners.
     pub client_cert: Option<http::HeaderValue>,
-    /// Index of the listener it connected to (its settings live in the generation).
-    pub listener: usize,
+    /// The settings of the listener it connected to, as they were when it connected.
+    pub listener: Arc<crate::listener::ListenerMode>,
     /// Its requests running and started, for `client-idle-timeout`.
     pub activity: crate::conn::Activity,
 }
 
 impl Peer {
     /// A peer at `addr` on listener `listener`, using `scheme`, with no client certificate.
-    pub fn new(addr: SocketAddr, scheme: &'static str, listener: usize) -> Self {
+    pub fn new(
+        addr: SocketAddr,
+        scheme: &'static str,
+        listener: Arc<crate::listener::ListenerMode>,
+    ) -> Self {
         Peer {
             addr,
             ip_header: crate::forward::client_ip_value(addr.ip()),
@@ -109,9 +112,6 @@ impl Outcome<'_> {
         }
     }
 }
-
-static NO_TRUSTED_PROXIES: std::sync::LazyLock<TrustedProxies> =
-    std::sync::LazyLock::new(TrustedProxies::default);
 
 impl Proxy {
     /// A worker's proxy over the live configuration.
@@ -214,10 +214,7 @@ async fn serve<'g>(
             return Outcome::local(refusal.response());
         }
     };
-    let trusted = config
-        .listeners
-        .get(peer.listener)
-        .map_or(&*NO_TRUSTED_PROXIES, |l| &l.trusted_proxies);
+    let trusted = &peer.listener.trusted_proxies;
     let client =
         request::client::resolve(&mut parts.headers, peer.addr.ip(), &peer.ip_header, trusted);
     let from_trusted = !trusted.is_empty() && trusted.contains(peer.addr.ip());
