@@ -113,3 +113,29 @@ async fn a_new_process_that_cannot_start_leaves_the_old_one_serving() {
     );
     assert_eq!(get(&weir.url("/"), &[]).await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_running_at_the_upgrade_closes_its_kept_alive_connection() {
+    let slow = Upstream::slow(Duration::from_millis(800)).await;
+    let mut weir = Weir::start(&manifest(&[slow.addr], &[], ""));
+    let url = weir.url("/");
+    // HTTP/1.1 keep-alive: without `Connection: close` the client would send its next
+    // request on this connection, which the old process closes once it lingered.
+    let in_flight = tokio::spawn(async move { get(&url, &[]).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    weir.signal("USR2");
+    let r = in_flight.await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("connection"), Some("close"), "{:?}", r.headers);
+    let (status, weir) =
+        tokio::task::spawn_blocking(move || (weir.wait_exit(Duration::from_secs(20)), weir))
+            .await
+            .unwrap();
+    assert!(status.is_some_and(|s| s.success()));
+    if let Some(pid) = successor(&weir.logs()) {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
+    }
+}

@@ -652,18 +652,7 @@ async fn the_disk_tier_survives_a_restart_and_skips_broken_files() {
     let first = get(&url(&weir, "/kept?cc=max-age%3D600&sk=t1"), SITE).await;
     get(&url(&weir, "/gone?cc=max-age%3D600&sk=t2"), SITE).await;
     // The writer thread puts both on disk.
-    let files = || {
-        std::fs::read_dir(disk.path())
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .ends_with(".entry")
-            })
-            .count()
-    };
+    let files = || files_ending(disk.path(), ".entry");
     for _ in 0..100 {
         if files() == 2 {
             break;

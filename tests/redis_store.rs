@@ -726,18 +726,7 @@ async fn a_restarted_node_keeps_its_disk_tier_only_if_it_missed_no_purge() {
         wait_subscribed(w).await;
     }
     assert_eq!(cached(&b, "/d").await, "miss");
-    let on_disk = || {
-        std::fs::read_dir(disk.path())
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .ends_with(".entry")
-            })
-            .count()
-    };
+    let on_disk = || files_ending(disk.path(), ".entry");
     for _ in 0..100 {
         if on_disk() == 1 {
             break;

@@ -88,6 +88,9 @@ impl Drain {
 pub struct Activity {
     running: AtomicUsize,
     started: AtomicU64,
+    /// Set when the connection is to close: HTTP/1 responses from then on say
+    /// `Connection: close`, so that the client does not reuse it.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 /// Counts a request as running until dropped.
@@ -105,6 +108,11 @@ impl Activity {
         self.started.fetch_add(1, Ordering::Relaxed);
         self.running.fetch_add(1, Ordering::Relaxed);
         Running(self)
+    }
+
+    /// Whether the connection is closing (its HTTP/1 responses say `Connection: close`).
+    pub fn closing(&self) -> bool {
+        self.closing.load(Ordering::Relaxed)
     }
 
     fn snapshot(&self) -> (usize, u64) {
@@ -185,6 +193,7 @@ pub async fn serve<C: Connection>(
             _ = activity.idle_for(idle) => false,
         };
         if stopped {
+            activity.closing.store(true, Ordering::Relaxed);
             activity.next_request(linger()).await;
             tracing::trace!("stopping: closing the connection gracefully");
         } else {

@@ -278,12 +278,26 @@ impl AcceptLoop {
                 let client = client.clone();
                 async move {
                     let _running = client.activity.begin();
-                    Ok::<_, Infallible>(match redirect_https {
+                    let h1 = req.version() < http::Version::HTTP_2;
+                    let mut resp = match redirect_https {
                         Some(port) => crate::redirect::to_https(&req, port),
                         // Boxed: HTTP/2 moves each request's future into a task of its
                         // own, and a pointer moves cheaper than the request's whole state.
                         None => Box::pin(proxy.handle(req, &client)).await,
-                    })
+                    };
+                    // A stopping connection's next response closes it, whenever the
+                    // graceful shutdown catches up: a client never reuses it for a
+                    // request nobody reads.
+                    if h1
+                        && client.activity.closing()
+                        && resp.status() != http::StatusCode::SWITCHING_PROTOCOLS
+                    {
+                        resp.headers_mut().insert(
+                            http::header::CONNECTION,
+                            http::HeaderValue::from_static("close"),
+                        );
+                    }
+                    Ok::<_, Infallible>(resp)
                 }
             })
         };

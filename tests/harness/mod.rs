@@ -543,6 +543,18 @@ pub async fn statuses(weir: &Weir, n: usize) -> Vec<u16> {
     out
 }
 
+/// How many files in `dir` have names ending in `suffix`.
+pub fn files_ending(dir: &Path, suffix: &str) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(suffix))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// Copy a built fixture or plugin (`{fixtures}/name` or `{plugins}/name`) into `dir`.
 pub fn copy_filter(from: &Path, name: &str, dir: &Path, as_name: &str) {
     std::fs::copy(from.join(name), dir.join(as_name)).expect("copy filter");
