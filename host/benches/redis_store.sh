@@ -10,6 +10,8 @@
 #   2. Accuracy: 3 weir nodes sharing one limit (RATE/s, burst BURST) on Redis, driven at
 #      5x RATE spread over the nodes for ACCURACY_SECONDS; admitted vs allowed
 #      (BURST + RATE x elapsed).
+#   3. Shared cache purges: 2 nodes; the time from a purge through one node's admin API to
+#      the other having applied it.
 #
 # Env: DURATION (default 10s), CONNECTIONS (32), ROUNDS (3), RATE (400), BURST (40),
 #      ACCURACY_SECONDS (10).
@@ -142,4 +144,42 @@ sent = sum(counts.values()); admitted = counts.get(200, 0)
 allowed = burst + rate * elapsed
 print(f"sent {sent} in {elapsed:.2f} s ({sent / elapsed:.0f}/s, {sent / elapsed / rate:.1f}x the limit); statuses {dict(sorted(counts.items()))}")
 print(f"admitted {admitted}, allowed {allowed:.0f} (burst {burst} + {rate}/s x {elapsed:.2f} s): admitted/allowed = {admitted / allowed:.4f}")
+PY
+
+echo "== 3. shared cache purges: 2 nodes caching, a purge through node A's admin API until node B applied it"
+redis-cli -p "$redis_port" flushall > /dev/null
+purge_nodes=()
+for n in 1 2; do
+    port=$((19320 + n)); admin=$((19330 + n))
+    { echo "admin = \"127.0.0.1:$admin\""
+      echo "store = { backend = \"redis\", url = \"$redis_url\" }"
+      weir_route_manifest "127.0.0.1:$port" "$up" ""
+      printf 'cache = { zone = "main", default-ttl = "1h" }\n[cache-zones.main]\nmemory = "16MiB"\n'
+    } > "$work/purge$n.toml"
+    RUST_LOG=warn taskset -c "$proxy_cpus" "$weir" run "$work/purge$n.toml" > /dev/null & pids+=($!)
+    purge_nodes+=("127.0.0.1:$admin")
+done
+for n in "${purge_nodes[@]}"; do wait_up "http://$n/healthz"; done
+python3 - "${purge_nodes[@]}" <<'PY'
+import http.client, json, sys, time
+from statistics import median
+a, b = [http.client.HTTPConnection(*n.split(":"), timeout=5) for n in sys.argv[1:3]]
+def shared(conn):
+    for _ in range(200):
+        conn.request("GET", "/cache"); s = json.loads(conn.getresponse().read())["shared_purges"]
+        if s["subscribed"]: return s
+        time.sleep(0.01)
+    raise SystemExit("node never subscribed")
+received = shared(b)["received"]
+took = []
+for i in range(200):
+    t0 = time.perf_counter()
+    a.request("POST", f"/cache/purge?key=http://bench/page{i}"); a.getresponse().read()
+    while True:
+        b.request("GET", "/cache"); s = json.loads(b.getresponse().read())["shared_purges"]
+        if s["received"] > received: break
+    took.append((time.perf_counter() - t0) * 1e3); received = s["received"]
+took.sort()
+print(f"200 purges: from the purge request on A to B having applied it: median {median(took):.2f} ms, "
+      f"p90 {took[179]:.2f} ms, max {took[-1]:.2f} ms (polling B's /cache; gaps {s['gaps']})")
 PY

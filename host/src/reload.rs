@@ -176,12 +176,22 @@ fn warn_restart_only(old: &Config, new: &Config) {
     }
 }
 
-/// Reload on SIGHUP, and on changes to the manifest or plugins directory when the manifest
-/// says `watch = true`. Runs until the process ends.
-pub async fn run(live: Arc<Live>, engine: FilterEngine, manifest: PathBuf) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+/// What starts a reload, set up before the proxy says it is ready (a change or a SIGHUP
+/// right after that is seen): SIGHUP, the watched manifest and plugins directory, and the
+/// files the manifest names as they were when the first generation loaded.
+pub struct Triggers {
+    rx: mpsc::UnboundedReceiver<()>,
+    watcher: Option<Watch>,
+    hup: Option<tokio::signal::unix::Signal>,
+    named_files: Vec<Stamp>,
+}
+
+/// Set up the [`Triggers`]; must be called on the main runtime.
+pub fn triggers(live: &Live, manifest: &Path) -> Triggers {
+    let named_files = named_files_stamp(&live.current());
+    let (tx, rx) = mpsc::unbounded_channel::<()>();
     let watcher = if live.current().config.watch {
-        match Watch::start(&manifest, &live.current().config.plugins_dir, tx) {
+        match Watch::start(manifest, &live.current().config.plugins_dir, tx) {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::error!("cannot watch for changes (reload with SIGHUP): {e}");
@@ -191,20 +201,35 @@ pub async fn run(live: Arc<Live>, engine: FilterEngine, manifest: PathBuf) {
     } else {
         None
     };
-    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+    let hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(e) => {
             tracing::warn!("cannot watch SIGHUP: {e}");
             None
         }
     };
-    let mut watcher = watcher;
+    Triggers {
+        rx,
+        watcher,
+        hup,
+        named_files,
+    }
+}
+
+/// Reload on SIGHUP, and on changes to the manifest or plugins directory when the manifest
+/// says `watch = true`. Runs until the process ends.
+pub async fn run(live: Arc<Live>, engine: FilterEngine, manifest: PathBuf, triggers: Triggers) {
+    let Triggers {
+        mut rx,
+        mut watcher,
+        mut hup,
+        mut named_files,
+    } = triggers;
     // Files the manifest names outside the watched folders (upstream CA bundles and client
     // certificates, filters' outbound CAs, geo databases, directories granted to filters)
     // are polled, wherever they are.
     let mut poll = tokio::time::interval(crate::tls::POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut named_files = named_files_stamp(&live.current());
     loop {
         let hup_recv = async {
             match hup.as_mut() {

@@ -63,6 +63,8 @@ pub async fn serve(
         .as_ref()
         .and_then(|a| socket2::SockRef::from(a).try_clone().ok());
     // Signals are watched before "ready" is printed: one sent after it finds its handler.
+    // So are the manifest and the files it names: a change right after is seen.
+    let triggers = crate::reload::triggers(&live, &manifest);
     use tokio::signal::unix::{signal, SignalKind};
     let usr1 = signal(SignalKind::user_defined1())
         .map_err(|e| tracing::warn!("cannot watch SIGUSR1 (access log reopening): {e}"))
@@ -105,6 +107,7 @@ pub async fn serve(
         live.clone(),
         engine,
         manifest,
+        triggers,
     )));
 
     let (stop_tx, stop_rx) = watch::channel(false);
