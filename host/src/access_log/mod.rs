@@ -80,10 +80,10 @@ struct Line<'a> {
     protocol: &'a str,
     scheme: &'a str,
     status: u16,
-    duration_ms: f64,
+    duration_us: u64,
     route: &'a str,
     upstream: &'a str,
-    target: &'a dyn std::fmt::Display,
+    target: &'a str,
     filters: &'a Report<'a>,
     user_agent: &'a str,
     referer: &'a str,
@@ -181,10 +181,7 @@ impl AccessLog {
             return;
         };
         let time = time::rfc3339_millis(SystemTime::now());
-        let target: &dyn std::fmt::Display = match target {
-            Some(t) => t,
-            None => &"-",
-        };
+        let target = target.map_or("-", |t| t.as_str());
         let line = Line {
             time: time.as_str(),
             request_id: id,
@@ -207,7 +204,7 @@ impl AccessLog {
             },
             scheme: self.uri.scheme_str().unwrap_or("http"),
             status: status.as_u16(),
-            duration_ms: micros as f64 / 1000.0,
+            duration_us: u64::try_from(micros).unwrap_or(u64::MAX),
             route: route.unwrap_or("-"),
             upstream: upstream.unwrap_or("-"),
             target,
@@ -245,7 +242,7 @@ fn write_json(out: &mut Vec<u8>, l: &Line<'_>) {
     o.str("time", l.time);
     o.str("request_id", l.request_id);
     o.str("trace_id", l.trace_id);
-    o.display("client", l.client);
+    o.ip("client", l.client);
     o.str("method", l.method);
     o.str("host", l.host);
     o.str("path", l.path);
@@ -254,12 +251,16 @@ fn write_json(out: &mut Vec<u8>, l: &Line<'_>) {
     }
     o.str("protocol", l.protocol);
     o.str("scheme", l.scheme);
-    o.num("status", l.status);
-    o.num("duration_ms", format_args!("{:.3}", l.duration_ms));
+    o.uint("status", u64::from(l.status));
+    o.millis("duration_ms", l.duration_us);
     o.str("route", l.route);
     o.str("upstream", l.upstream);
-    o.display("target", l.target);
-    o.display("filters", l.filters);
+    o.str("target", l.target);
+    if l.filters.acts().is_empty() {
+        o.str("filters", "-");
+    } else {
+        o.display("filters", l.filters);
+    }
     o.str("user_agent", l.user_agent);
     o.str("referer", l.referer);
     let mut headers = l.logged_headers().peekable();
@@ -299,13 +300,14 @@ fn write_text(out: &mut Vec<u8>, l: &Line<'_>) -> std::io::Result<()> {
     }
     write!(
         out,
-        " protocol={} status={} duration_ms={:.3} route={} upstream={} target={} filters={} user_agent={} referer={}",
+        " protocol={} status={} duration_ms={}.{:03} route={} upstream={} target={} filters={} user_agent={} referer={}",
         l.protocol,
         l.status,
-        l.duration_ms,
+        l.duration_us / 1000,
+        l.duration_us % 1000,
         q(l.route),
         q(l.upstream),
-        q(&l.target.to_string()),
+        q(l.target),
         q(&l.filters.to_string()),
         q(l.user_agent),
         q(l.referer)

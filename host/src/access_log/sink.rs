@@ -127,9 +127,10 @@ impl Sink {
                     // Try the destination afresh next time.
                     out = None;
                 }
+                // Keep the capacity: a worker's buffer holds at most `access-log-buffer`
+                // bytes, and shrinking it made the next interval grow it again (reallocating
+                // and faulting in fresh pages on the request path).
                 taken.clear();
-                // Give back memory a burst made, but keep a working buffer.
-                taken.shrink_to(64 << 10);
             }
         }
     }
