@@ -57,6 +57,7 @@ bench-redis: build plugins
 	host/benches/redis_store.sh
 
 bench-observability: build
+	cargo bench -p weir --bench access_log
 	host/benches/observability.sh
 
 clean:
