@@ -122,11 +122,43 @@ async fn a_request_running_at_the_upgrade_closes_its_kept_alive_connection() {
     // HTTP/1.1 keep-alive: without `Connection: close` the client would send its next
     // request on this connection, which the old process closes once it lingered.
     let in_flight = tokio::spawn(async move { get(&url, &[]).await });
+    // The same as raw bytes (a keep-alive request: the proxy must close it after), and over
+    // HTTP/2, where a GOAWAY does that and a `Connection` header has no place.
+    let addr = weir.addr;
+    let raw = tokio::spawn(async move {
+        harness::raw::exchange(addr, b"GET /raw HTTP/1.1\r\nHost: shop.test\r\n\r\n").await
+    });
+    let h2_url = weir.url("/h2");
+    let h2 = tokio::spawn(async move {
+        send_h2(
+            http::Request::get(&h2_url)
+                .body(http_body_util::Full::new(hyper::body::Bytes::new()))
+                .unwrap(),
+        )
+        .await
+    });
     tokio::time::sleep(Duration::from_millis(200)).await;
     weir.signal("USR2");
     let r = in_flight.await.unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.header("connection"), Some("close"), "{:?}", r.headers);
+    let raw = raw.await.unwrap();
+    assert_eq!(raw.status, 200, "{}", raw.text);
+    assert!(
+        raw.text
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{}",
+        raw.text
+    );
+    assert!(
+        raw.closed,
+        "the proxy left the connection open: {}",
+        raw.text
+    );
+    let h2 = h2.await.unwrap();
+    assert_eq!(h2.status, 200);
+    assert_eq!(h2.header("connection"), None, "{:?}", h2.headers);
     let (status, weir) =
         tokio::task::spawn_blocking(move || (weir.wait_exit(Duration::from_secs(20)), weir))
             .await

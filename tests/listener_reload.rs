@@ -192,3 +192,38 @@ async fn get_metrics(weir: &Weir) -> String {
         .await
         .body
 }
+
+#[tokio::test]
+async fn a_reload_refused_for_its_listeners_leaves_the_cache_as_it_was() {
+    let up = Upstream::echo("app").await;
+    let port = free_port();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let manifest = |memory: &str, extra_listener: Option<SocketAddr>| {
+        let mut listeners = vec![format!("address = \"127.0.0.1:{port}\"")];
+        if let Some(addr) = extra_listener {
+            listeners.push(format!("address = \"{addr}\""));
+        }
+        with_listeners(up.addr, &listeners).replace(
+            "[[routes]]\nupstream = \"app\"\n",
+            &format!(
+                "[cache-zones.main]\nmemory = \"{memory}\"\n\n\
+                 [[routes]]\nupstream = \"app\"\ncache = {{ zone = \"main\", default-ttl = \"1h\" }}\n"
+            ),
+        )
+    };
+    let weir = Weir::start(&manifest("1MiB", None));
+    let url = weir.url("/page");
+    let status = |r: &Reply| r.header("cache-status").unwrap_or("").to_string();
+    assert!(status(&get(&url, &[]).await).contains("fwd=miss"));
+    assert!(status(&get(&url, &[]).await).contains("hit"));
+    // Refused (a taken port), with a zone of other settings: nothing of it may stay.
+    let s = reload(&weir, &manifest("2MiB", Some(taken.local_addr().unwrap()))).await;
+    assert_eq!(s["reloads"]["failed"], 1, "{s:#}");
+    // The next reload keeps the zone that serves, entries and all.
+    let s = reload(&weir, &format!("{}\n# again\n", manifest("1MiB", None))).await;
+    assert_eq!(s["reloads"]["failed"], 1, "{s:#}");
+    assert!(
+        status(&get(&url, &[]).await).contains("hit"),
+        "the serving zone was replaced by the refused reload's"
+    );
+}

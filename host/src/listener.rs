@@ -74,8 +74,6 @@ pub struct ConnectionSlots {
 
 /// What a listener does with a connection; a reload swaps it.
 pub struct ListenerMode {
-    /// Its manifest address (which names it to the generation's listener settings).
-    pub address: SocketAddr,
     /// TLS, when it terminates it.
     pub tls: Option<Arc<TlsListener>>,
     /// Answer every request with a redirect to https on this port instead of proxying it.
@@ -89,7 +87,6 @@ pub struct ListenerMode {
 impl std::fmt::Debug for ListenerMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListenerMode")
-            .field("address", &self.address)
             .field("tls", &self.tls.is_some())
             .field("redirect_https", &self.redirect_https)
             .field("proxy_protocol", &self.proxy_protocol)

@@ -242,6 +242,20 @@ type Settings = (
     crate::request::client::TrustedProxies,
 );
 
+/// `http://addr` or `https://addr`.
+pub fn url(addr: SocketAddr, tls: bool) -> String {
+    format!("{}://{addr}", if tls { "https" } else { "http" })
+}
+
+/// The stdout line saying where a listener listens (at start and after a reload adds one),
+/// for scripts and tests.
+pub fn print_listening(addr: SocketAddr, tls: bool) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "weir: listening on {}", url(addr, tls));
+    let _ = out.flush();
+}
+
 fn settings_of(l: &ListenerConfig) -> Settings {
     (
         l.tls.clone(),
@@ -254,7 +268,6 @@ fn settings_of(l: &ListenerConfig) -> Settings {
 
 fn mode_of(l: &ListenerConfig, tls: Option<Arc<TlsListener>>) -> ListenerMode {
     ListenerMode {
-        address: l.address,
         tls,
         redirect_https: l.redirect_https,
         proxy_protocol: l.proxy_protocol,

@@ -96,25 +96,20 @@ impl Generation {
         }
     }
 
-    /// Share its zones' purges as the manifest says (`cache-zones.*.share-purges`): through
-    /// the Redis store opened for `config.shared_purges`, or not at all. Must be called on
-    /// the main runtime.
-    pub fn share_purges(&mut self, engine: &crate::filter::FilterEngine) -> Result<(), String> {
-        let (channel, names) = match &self.config.shared_purges {
-            Some((settings, names)) => {
-                let store = engine.redis_store(settings).map_err(|e| {
-                    format!("store (sharing cache purges) {}: {e}", settings.shown())
-                })?;
-                (Some(crate::cache::shared::PurgeChannel::of(store)), names)
-            }
-            None => (None, &Vec::new()),
-        };
+    /// Share its zones' purges through `channel` (made for this generation's config by
+    /// [`crate::cache::shared::PurgeChannel::for_config`]) as the manifest says
+    /// (`cache-zones.*.share-purges`), or not at all.
+    pub fn share_purges(&mut self, channel: Option<Arc<crate::cache::shared::PurgeChannel>>) {
+        let names = self
+            .config
+            .shared_purges
+            .as_ref()
+            .map_or(&[][..], |(_, names)| names.as_slice());
         for zone in &self.zones {
             let shares = names.iter().any(|n| **n == **zone.name());
             zone.share_purges(channel.clone().filter(|_| shares));
         }
         self.purges = channel;
-        Ok(())
     }
 }
 

@@ -200,8 +200,10 @@ async fn run(manifest: PathBuf) -> anyhow::Result<()> {
             let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
             anyhow::anyhow!("cannot load filters:\n{}", lines.join("\n"))
         })?;
+    let purges = weir::cache::shared::PurgeChannel::for_config(&config, &engine)
+        .map_err(anyhow::Error::msg)?;
     let mut first = Generation::build(1, Arc::new(config), filters);
-    first.share_purges(&engine).map_err(anyhow::Error::msg)?;
+    first.share_purges(purges);
     first.start_background_tasks();
     let live = Arc::new(Live::new(first));
     server::serve(live, engine, manifest, server::shutdown_signal()).await

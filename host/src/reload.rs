@@ -31,20 +31,7 @@ pub async fn reload(live: &Live, engine: &FilterEngine, manifest: &Path) -> Resu
     static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _turn = ONE_AT_A_TIME.lock().await;
     let started = Instant::now();
-    let result = build(live, engine, manifest).await.and_then(|next| {
-        // Listeners change with the generation: both or neither.
-        match live.listeners() {
-            Some(listeners) => {
-                for (addr, tls) in listeners.apply(&next.config, None)? {
-                    let scheme = if tls { "https" } else { "http" };
-                    tracing::info!("now listening on {scheme}://{addr}");
-                    print_listening(scheme, addr);
-                }
-                Ok(next)
-            }
-            None => Ok(next),
-        }
-    });
+    let result = build(live, engine, manifest).await;
     match result {
         Ok(next) => {
             let id = next.id;
@@ -76,8 +63,17 @@ async fn build(live: &Live, engine: &FilterEngine, manifest: &Path) -> Result<Ge
                 .collect::<Vec<_>>()
                 .join("\n")
         })?;
+    let purges = crate::cache::shared::PurgeChannel::for_config(&config, engine)?;
+    // Listeners change with the generation, both or neither: this is the last step that can
+    // fail, and what follows changes shared state (cache zones, their sharing).
+    if let Some(listeners) = live.listeners() {
+        for (addr, tls) in listeners.apply(&config, None)? {
+            tracing::info!("now listening on {}", crate::listeners::url(addr, tls));
+            crate::listeners::print_listening(addr, tls);
+        }
+    }
     let mut next = Generation::build(current.id + 1, Arc::new(config), filters);
-    next.share_purges(engine)?;
+    next.share_purges(purges);
     Ok(next)
 }
 
@@ -136,14 +132,6 @@ fn describe(old: &Generation, new: &Generation) -> String {
             parts.join(", ")
         }
     )
-}
-
-/// The line a listener bound by a reload adds to stdout, as those bound at start do.
-fn print_listening(scheme: &str, addr: std::net::SocketAddr) {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "weir: listening on {scheme}://{addr}");
-    let _ = out.flush();
 }
 
 /// Workers, client limits, the admin address and watching are set up at start: say so when

@@ -79,9 +79,9 @@ pub async fn serve(
         if let Some(a) = admin.as_ref().and_then(|l| l.local_addr().ok()) {
             let _ = writeln!(out, "weir: admin on http://{a}");
         }
-        for (a, tls) in &bound {
-            let scheme = if *tls { "https" } else { "http" };
-            let _ = writeln!(out, "weir: listening on {scheme}://{a}");
+        // (The lock is reentrant: these lines are written under it too.)
+        for &(addr, tls) in &bound {
+            crate::listeners::print_listening(addr, tls);
         }
         let _ = writeln!(out, "weir: ready");
         let _ = out.flush();

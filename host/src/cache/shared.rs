@@ -157,6 +157,22 @@ impl PurgeChannel {
         channel
     }
 
+    /// The channel `config`'s shared zones use (`config.shared_purges`), opening its Redis
+    /// store through `engine` (the one filters with the same settings use); `None` when no
+    /// zone shares its purges. Must be called on the main runtime.
+    pub fn for_config(
+        config: &crate::config::Config,
+        engine: &crate::filter::FilterEngine,
+    ) -> Result<Option<Arc<PurgeChannel>>, String> {
+        let Some((settings, _)) = &config.shared_purges else {
+            return Ok(None);
+        };
+        let store = engine
+            .redis_store(settings)
+            .map_err(|e| format!("store (sharing cache purges) {}: {e}", settings.shown()))?;
+        Ok(Some(PurgeChannel::of(store)))
+    }
+
     /// The store it goes through.
     pub fn store(&self) -> &Arc<RedisStore> {
         &self.store
