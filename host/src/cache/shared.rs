@@ -193,20 +193,29 @@ impl PurgeChannel {
         self.wake.notify_one();
     }
 
-    /// The next purge to send, without taking it off the outbox.
-    fn next(&self) -> Option<(Arc<str>, Purge)> {
+    /// The next purge to send, without taking it off the outbox, and whether it is a zone's
+    /// overflow (else the queue's first).
+    fn next(&self) -> Option<(Arc<str>, Purge, bool)> {
         let outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
         match outbox.queue.front() {
-            Some(first) => Some(first.clone()),
-            None => outbox.overflowed.first().map(|z| (z.clone(), Purge::All)),
+            Some((zone, what)) => Some((zone.clone(), what.clone(), false)),
+            None => outbox
+                .overflowed
+                .first()
+                .map(|z| (z.clone(), Purge::All, true)),
         }
     }
 
-    /// The purge [`Self::next`] gave is out.
-    fn sent(&self) {
+    /// The purge [`Self::next`] gave is out: take it off the outbox (purges queued since
+    /// stay, whichever list it came from).
+    fn sent(&self, overflow: bool) {
         let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
-        if outbox.queue.pop_front().is_none() && !outbox.overflowed.is_empty() {
-            outbox.overflowed.remove(0);
+        if overflow {
+            if !outbox.overflowed.is_empty() {
+                outbox.overflowed.remove(0);
+            }
+        } else {
+            outbox.queue.pop_front();
         }
         self.counters.sent.fetch_add(1, Relaxed);
     }
@@ -309,7 +318,7 @@ async fn send(channel: Weak<PurgeChannel>) {
     let mut backoff = MIN_BACKOFF;
     loop {
         let Some(c) = channel.upgrade() else { return };
-        let Some((zone, what)) = c.next() else {
+        let Some((zone, what, overflow)) = c.next() else {
             // Wakes for new purges; the timeout lets the task end (at most a second late)
             // once the channel is gone.
             let _ = tokio::time::timeout(Duration::from_secs(1), c.wake.notified()).await;
@@ -318,13 +327,13 @@ async fn send(channel: Weak<PurgeChannel>) {
         let json = match serde_json::to_string(&Message::new(&c.node, &zone, &what)) {
             Ok(json) => json,
             Err(_) => {
-                c.sent();
+                c.sent(overflow);
                 continue;
             }
         };
         match c.store.publish_purge(&json).await {
             Ok(_) => {
-                c.sent();
+                c.sent(overflow);
                 backoff = MIN_BACKOFF;
             }
             Err(_) => {
@@ -351,7 +360,7 @@ async fn receive(channel: Weak<PurgeChannel>) {
             tokio::time::sleep(MIN_BACKOFF).await;
             continue;
         }
-        let (timeout, _) = c.store.timeouts();
+        let timeout = c.store.settings().timeout;
         let (sub, newest) = match subscribe(&c, attempt).await {
             Ok(ok) => ok,
             Err(why) => {
@@ -394,7 +403,7 @@ async fn subscribe(
     c: &PurgeChannel,
     attempt: usize,
 ) -> Result<((redis::aio::PubSubSink, redis::aio::PubSubStream), u64), String> {
-    let (timeout, _) = c.store.timeouts();
+    let timeout = c.store.settings().timeout;
     let sub = c.store.subscribe_purges(attempt).await?;
     let newest = c.store.last_purge().await.map_err(|e| e.to_string())?;
     let (mut sink, stream) = sub.split();
@@ -486,6 +495,44 @@ async fn follow(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_overflow_sent_leaves_the_purges_queued_meanwhile() {
+        let settings = crate::store::RedisSettings {
+            urls: vec!["redis://127.0.0.1:1/0".into()],
+            cluster: false,
+            timeout: Duration::from_millis(50),
+            connect_timeout: Duration::from_millis(50),
+            max_pending: 10,
+            prefix: "weir".into(),
+            ca: None,
+            client_cert: None,
+        };
+        // Built by hand: no background tasks take from the outbox.
+        let c = PurgeChannel {
+            store: RedisStore::open(settings).unwrap(),
+            node: "n".into(),
+            outbox: Mutex::new(Outbox::default()),
+            wake: Notify::new(),
+            counters: SharedCounters::default(),
+        };
+        let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
+        for i in 0..=OUTBOX {
+            c.publish(&a, Purge::Key(format!("k{i}")));
+        }
+        assert_eq!(c.counters.overflowed.load(Relaxed), 1);
+        for _ in 0..OUTBOX {
+            let (_, _, overflow) = c.next().unwrap();
+            c.sent(overflow);
+        }
+        assert_eq!(c.next(), Some((a.clone(), Purge::All, true)));
+        // Queued while the overflow is being published: it must stay queued.
+        c.publish(&b, Purge::Key("kb".into()));
+        c.sent(true);
+        assert_eq!(c.next(), Some((b, Purge::Key("kb".into()), false)));
+        c.sent(false);
+        assert_eq!(c.next(), None);
+    }
 
     #[test]
     fn missing_numbers_are_counted_unless_seen_since_subscribing() {

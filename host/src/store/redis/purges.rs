@@ -74,9 +74,4 @@ impl RedisStore {
             Err(_) => Err(format!("no subscription within {within:?}")),
         }
     }
-
-    /// The store's timeouts: one call's, and one connection's.
-    pub fn timeouts(&self) -> (Duration, Duration) {
-        (self.settings.timeout, self.settings.connect_timeout)
-    }
 }
