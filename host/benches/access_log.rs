@@ -44,6 +44,7 @@ fn line(c: &mut Criterion) {
             log.request_id = Some(id.clone());
             log.traceparent = Some(trace.clone());
             log.finish(
+                Instant::now(),
                 Some(&output),
                 http::StatusCode::OK,
                 Some("/"),

@@ -120,6 +120,13 @@ print(f"{label}\t{float(rps or 0):.0f}\t{cpu_us:.1f}\t{notes}")
 PY
 }
 
+# The row indices 0..n-1 for round r, rotated by r: each row takes every slot in turn, so a
+# slot's bias (the first row after a pause runs on a cooler machine, say) spreads evenly.
+rotated() { # n round
+    local i
+    for i in $(seq 0 $(($1 - 1))); do echo $(((i + $2) % $1)); done
+}
+
 # Medians per label over the rounds, with ratios to the first label of each group. Groups
 # are separated by labels that start with the group's name before ": ".
 report() { # results
@@ -166,7 +173,17 @@ from statistics import median
 runs = [l.split("\t") for l in sys.argv[1].strip().splitlines()]
 cpu = lambda label: median(float(r[2]) for r in runs if r[0] == label)
 base = sys.argv[2]
+# Results that hold every label once per round also give each round's own difference (rows
+# measured minutes apart drift less within a round): their median and range show the noise.
+labels = list(dict.fromkeys(r[0] for r in runs))
+rounds = [runs[i:i + len(labels)] for i in range(0, len(runs), len(labels))]
+paired = all(sorted(r[0] for r in rnd) == sorted(labels) for rnd in rounds)
 for label in sys.argv[3:]:
-    print(f"{label} adds {cpu(label) - cpu(base):.1f} us CPU per request over {base}")
+    line = f"{label} adds {cpu(label) - cpu(base):.1f} us CPU per request over {base}"
+    if paired and len(rounds) > 1:
+        at = lambda rnd, l: next(float(r[2]) for r in rnd if r[0] == l)
+        d = sorted(at(rnd, label) - at(rnd, base) for rnd in rounds)
+        line += f" (per round: median {median(d):.1f}, from {d[0]:.1f} to {d[-1]:.1f})"
+    print(line)
 PY
 }

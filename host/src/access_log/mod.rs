@@ -11,7 +11,7 @@ use http::{HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 /// How access log lines are written when they bypass the process log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,10 +148,11 @@ impl AccessLog {
         }
     }
 
-    /// Write the line once the response head is known. The duration runs to the response
-    /// head; bodies stream on afterwards.
+    /// Write the line once the response head is known, at `now`. The duration runs to the
+    /// response head; bodies stream on afterwards.
     pub fn finish(
         self,
+        now: Instant,
         output: Option<&Output>,
         status: StatusCode,
         route: Option<&str>,
@@ -159,7 +160,7 @@ impl AccessLog {
         target: Option<&Authority>,
         filters: &Report<'_>,
     ) {
-        let micros = self.start.elapsed().as_micros();
+        let micros = now.saturating_duration_since(self.start).as_micros();
         let id = self
             .request_id
             .as_ref()
@@ -180,7 +181,7 @@ impl AccessLog {
             );
             return;
         };
-        let time = time::rfc3339_millis(SystemTime::now());
+        let time = time::rfc3339_millis(time::wall(now));
         let target = target.map_or("-", |t| t.as_str());
         let line = Line {
             time: time.as_str(),
@@ -213,27 +214,23 @@ impl AccessLog {
             referer: text(&self.referer),
             headers: &self.headers,
         };
-        LINE.with(|buf| {
-            let mut bytes = buf.borrow_mut();
-            bytes.clear();
+        // Formatted straight into this worker's buffer: no copy of the line.
+        sink::global().push_with(output.buffer, |bytes| {
+            let start = bytes.len();
             let written = match output.format {
                 Format::Json => {
-                    write_json(&mut bytes, &line);
+                    write_json(bytes, &line);
                     true
                 }
-                Format::Text => write_text(&mut bytes, &line).is_ok(),
+                Format::Text => write_text(bytes, &line).is_ok(),
             };
             if written {
                 bytes.push(b'\n');
-                sink::global().push(&bytes, output.buffer);
+            } else {
+                bytes.truncate(start);
             }
         });
     }
-}
-
-thread_local! {
-    /// The line being formatted, reused.
-    static LINE: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1024));
 }
 
 /// One JSON object.

@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-/// How often the writer takes the buffers.
-const FLUSH_EVERY: Duration = Duration::from_millis(20);
+/// How often the writer takes the buffers. Often enough that a busy worker's buffer stays
+/// small (about 90 KiB at 40k lines a second) and in its CPU's cache.
+const FLUSH_EVERY: Duration = Duration::from_millis(5);
 
 /// The process's access log sink.
 pub fn global() -> &'static Sink {
@@ -72,17 +73,23 @@ impl Sink {
         self.reopen.store(true, Relaxed);
     }
 
-    /// Queue `line` (one line, newline included) if this worker's buffer has room under
-    /// `limit` bytes; else drop and count it.
-    pub fn push(&self, line: &[u8], limit: usize) {
+    /// Queue the line `write` appends (newline included, or nothing: no line) straight to
+    /// this worker's buffer, if it fits under `limit` bytes; else drop and count it.
+    pub fn push_with(&self, limit: usize, write: impl FnOnce(&mut Vec<u8>)) {
         let buffer = self.buffers.mine();
         let mut bytes = buffer.bytes.lock().unwrap_or_else(|p| p.into_inner());
-        if bytes.len() + line.len() > limit {
+        let before = bytes.len();
+        if before >= limit {
             self.dropped.fetch_add(1, Relaxed);
             return;
         }
-        bytes.extend_from_slice(line);
-        buffer.lines.fetch_add(1, Relaxed);
+        write(&mut bytes);
+        if bytes.len() > limit {
+            bytes.truncate(before);
+            self.dropped.fetch_add(1, Relaxed);
+        } else if bytes.len() > before {
+            buffer.lines.fetch_add(1, Relaxed);
+        }
     }
 
     /// Lines written, dropped (buffer full) and lost (the destination failed).

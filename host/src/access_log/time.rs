@@ -1,6 +1,6 @@
 //! RFC 3339 timestamps (UTC, milliseconds) for log lines, without a date library.
 
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 /// A timestamp as text, without an allocation.
 pub struct Stamp {
@@ -17,6 +17,29 @@ impl Stamp {
 thread_local! {
     /// The last second formatted on this thread, and its text up to the seconds.
     static LAST: std::cell::Cell<(u64, [u8; 19])> = const { std::cell::Cell::new((u64::MAX, [0; 19])) };
+}
+
+thread_local! {
+    /// A wall-clock reading and the monotonic instant it was taken at, on this thread.
+    static ANCHOR: std::cell::Cell<Option<(Instant, SystemTime)>> = const { std::cell::Cell::new(None) };
+}
+
+/// How long wall-clock times are derived from one reading before the clock is read again: a
+/// wall clock stepped (or slewed) meanwhile shows within this long.
+const REANCHOR: Duration = Duration::from_secs(1);
+
+/// The wall-clock time at monotonic instant `now`, without reading the wall clock more than
+/// once a second per thread (`now` is usually read for the request's duration anyway).
+pub fn wall(now: Instant) -> SystemTime {
+    let anchored = ANCHOR.with(std::cell::Cell::get).and_then(|(at, wall)| {
+        let since = now.checked_duration_since(at)?;
+        (since < REANCHOR).then(|| wall + since)
+    });
+    anchored.unwrap_or_else(|| {
+        let wall = SystemTime::now();
+        ANCHOR.with(|a| a.set(Some((now, wall))));
+        wall
+    })
 }
 
 /// `t` as `2026-12-06T22:35:01.123Z`; the date and time of day are formatted once per
@@ -68,6 +91,19 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn wall_times_follow_the_monotonic_clock_and_the_wall_clock() {
+        let now = Instant::now();
+        let first = wall(now);
+        let later = wall(now + Duration::from_millis(250));
+        assert_eq!(later.duration_since(first).unwrap(), Duration::from_millis(250));
+        // An instant before the anchor, or a second past it, reads the wall clock afresh.
+        let before = SystemTime::now();
+        let fresh = wall(now + Duration::from_secs(2));
+        assert!(fresh >= before && fresh <= SystemTime::now());
+        assert!(wall(now) >= before);
+    }
 
     #[test]
     fn timestamps_are_rfc3339_utc() {

@@ -165,17 +165,20 @@ impl Proxy {
         } else {
             serve(&current, parts, body, peer, log.as_mut(), start).await
         };
+        // One clock read for the duration the metrics and the log line both report.
+        let now = Instant::now();
         if current.generation.config.metrics {
             crate::metrics::requests().record(
                 out.route,
                 out.upstream_label,
                 &method,
                 out.response.status(),
-                start.elapsed(),
+                now.saturating_duration_since(start),
             );
         }
         if let Some(log) = log {
             log.finish(
+                now,
                 current.generation.config.access_log_output.as_deref(),
                 out.response.status(),
                 out.route.map(|r| &**r),
