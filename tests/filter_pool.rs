@@ -37,6 +37,10 @@ async fn instances_are_reused_across_calls() {
         1,
         "one instance is made (and init'ed) at load"
     );
+    // Its start time and linear memory are recorded (a small filter: a few MiB at most).
+    let (took, memory) = filter.instance_start();
+    assert!(took > std::time::Duration::ZERO && took < std::time::Duration::from_secs(5));
+    assert!((64 << 10..16 << 20).contains(&memory), "{memory}");
     for _ in 0..200 {
         let mut h = head(None);
         let r = filter.on_request(&mut h).await.unwrap();

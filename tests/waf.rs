@@ -309,6 +309,16 @@ async fn a_burst_at_startup_is_served_while_instances_load_their_rules() {
         Some(cpus),
         "{status}"
     );
+    // What an instance costs is reported: the CRS takes milliseconds to load and megabytes
+    // of linear memory (a rule-less filter takes well under a millisecond and 1-2 MiB).
+    let start_ms = status["filters"][0]["instance_start_ms"]
+        .as_f64()
+        .unwrap_or(0.0);
+    let memory = status["filters"][0]["instance_memory_bytes"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(start_ms > 5.0, "{status}");
+    assert!(memory > 4 << 20, "{status}");
     let client = keep_alive_client();
     let mut calls = Vec::new();
     for i in 0..48 {

@@ -6,7 +6,7 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::sync::Arc;
 use std::time::Instant;
-use weir::access_log::{AccessLog, Destination, Format, Output};
+use weir::access_log::{AccessLog, Destination, Format, Output, Served};
 use weir::filter::chain::Report;
 
 fn line(c: &mut Criterion) {
@@ -46,11 +46,13 @@ fn line(c: &mut Criterion) {
             log.finish(
                 Instant::now(),
                 Some(&output),
-                http::StatusCode::OK,
-                Some("/"),
-                Some("app"),
-                Some(&target),
-                &report,
+                Served {
+                    status: http::StatusCode::OK,
+                    route: Some("/"),
+                    upstream: Some("app"),
+                    target: Some(&target),
+                    filters: &report,
+                },
             );
         })
     });

@@ -67,6 +67,18 @@ pub struct AccessLog {
     pub traceparent: Option<HeaderValue>,
 }
 
+/// How a request was answered, as its log line reports it.
+pub struct Served<'a> {
+    /// The response's status.
+    pub status: StatusCode,
+    /// The route that took it, the upstream it went to and the target that answered.
+    pub route: Option<&'a str>,
+    pub upstream: Option<&'a str>,
+    pub target: Option<&'a Authority>,
+    /// What the filters did.
+    pub filters: &'a Report<'a>,
+}
+
 /// The line's fields.
 struct Line<'a> {
     time: &'a str,
@@ -150,16 +162,14 @@ impl AccessLog {
 
     /// Write the line once the response head is known, at `now`. The duration runs to the
     /// response head; bodies stream on afterwards.
-    pub fn finish(
-        self,
-        now: Instant,
-        output: Option<&Output>,
-        status: StatusCode,
-        route: Option<&str>,
-        upstream: Option<&str>,
-        target: Option<&Authority>,
-        filters: &Report<'_>,
-    ) {
+    pub fn finish(self, now: Instant, output: Option<&Output>, served: Served<'_>) {
+        let Served {
+            status,
+            route,
+            upstream,
+            target,
+            filters,
+        } = served;
         let micros = now.saturating_duration_since(self.start).as_micros();
         let id = self
             .request_id

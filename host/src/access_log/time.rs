@@ -97,7 +97,10 @@ mod tests {
         let now = Instant::now();
         let first = wall(now);
         let later = wall(now + Duration::from_millis(250));
-        assert_eq!(later.duration_since(first).unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            later.duration_since(first).unwrap(),
+            Duration::from_millis(250)
+        );
         // An instant before the anchor, or a second past it, reads the wall clock afresh.
         let before = SystemTime::now();
         let fresh = wall(now + Duration::from_secs(2));

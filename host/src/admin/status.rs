@@ -96,6 +96,10 @@ pub struct FilterStatus {
     pub instances_created: u64,
     /// Idle instances kept.
     pub instances_idle: usize,
+    /// The last instance made: milliseconds to create and `init` it, and its linear memory
+    /// in bytes once it had.
+    pub instance_start_ms: f64,
+    pub instance_memory_bytes: u64,
     /// Host-recorded and filter-defined metrics.
     pub metrics: MetricsSnapshot,
 }
@@ -146,6 +150,8 @@ pub fn status(live: &Live) -> Status {
                 calls: if f.runs_on_fiber() { "fiber" } else { "direct" },
                 instances_created: f.instances_created(),
                 instances_idle: f.idle_instances(),
+                instance_start_ms: f.instance_start().0.as_secs_f64() * 1000.0,
+                instance_memory_bytes: f.instance_start().1,
                 metrics: f.metrics(),
             })
             .collect(),

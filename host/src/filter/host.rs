@@ -157,6 +157,8 @@ impl CallData {
 pub(super) struct Limits {
     pub memory: usize,
     pub memory_hit: bool,
+    /// Bytes of linear memory the instance has (all its memories, as created and grown).
+    pub in_use: usize,
 }
 
 /// Core instances a component may create (a Rust filter needs a handful).
@@ -169,7 +171,7 @@ pub(super) const TABLE_ELEMENT_LIMIT: usize = 100_000;
 impl ResourceLimiter for Limits {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
@@ -180,6 +182,8 @@ impl ResourceLimiter for Limits {
                 self.memory
             );
         }
+        // Also called when a memory is created (from 0).
+        self.in_use = self.in_use.saturating_sub(current).saturating_add(desired);
         Ok(true)
     }
 
@@ -242,6 +246,7 @@ impl FilterState {
             limits: Limits {
                 memory: memory_limit,
                 memory_hit: false,
+                in_use: 0,
             },
             services,
             call: CallData::default(),

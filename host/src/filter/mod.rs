@@ -207,6 +207,12 @@ impl Filter {
         self.pool.created_count()
     }
 
+    /// The last instance made: how long it took to create and `init`, and the bytes of
+    /// linear memory it had once it had.
+    pub fn instance_start(&self) -> (std::time::Duration, u64) {
+        self.pool.last_start()
+    }
+
     /// Idle instances kept for reuse.
     pub fn idle_instances(&self) -> usize {
         self.pool.idle_count()

@@ -124,6 +124,10 @@ pub(super) struct InstancePool {
     /// One idle list per worker.
     idle: PerWorker<Mutex<Vec<Instance>>>,
     created: AtomicU64,
+    /// The last instance made: how long it took to create and `init` (µs), and the linear
+    /// memory it had then (bytes).
+    last_start_us: AtomicU64,
+    last_memory: AtomicU64,
     /// Instances that exist now, busy or idle.
     live: Arc<AtomicU32>,
     /// The granted files as they were at load, which every instance reads.
@@ -144,6 +148,8 @@ impl InstancePool {
             snapshot,
             idle: PerWorker::new(|| Mutex::new(Vec::new())),
             created: AtomicU64::new(0),
+            last_start_us: AtomicU64::new(0),
+            last_memory: AtomicU64::new(0),
             live: Arc::new(AtomicU32::new(0)),
         }
     }
@@ -152,6 +158,7 @@ impl InstancePool {
     pub async fn instantiate(&self) -> Result<(Instance, Hooks), LoadError> {
         let live = LiveInstance::reserve(&self.live, self.cfg.max_instances)?;
         self.created.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::Instant::now();
         // `init` runs guest code under an epoch deadline too.
         let _running = super::budget::Activity::global().enter();
         let state = FilterState::new(
@@ -193,6 +200,10 @@ impl InstancePool {
             Ok((world, refused_or_hooks)) => (world, refused_or_hooks.map_err(LoadError::Init)?),
             Err(e) => return Err(LoadError::Trap(trap_reason(&e, store.data()))),
         };
+        let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.last_start_us.store(took, Ordering::Relaxed);
+        let memory = u64::try_from(store.data().limits.in_use).unwrap_or(u64::MAX);
+        self.last_memory.store(memory, Ordering::Relaxed);
         Ok((
             Instance {
                 store,
@@ -257,6 +268,14 @@ impl InstancePool {
             }
         }
         Ok(())
+    }
+
+    /// The last instance made: its create-and-`init` time and its linear memory then.
+    pub fn last_start(&self) -> (std::time::Duration, u64) {
+        (
+            std::time::Duration::from_micros(self.last_start_us.load(Ordering::Relaxed)),
+            self.last_memory.load(Ordering::Relaxed),
+        )
     }
 
     /// How many instances were ever created (the first at load time included).

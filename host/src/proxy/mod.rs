@@ -5,7 +5,7 @@
 mod cached;
 mod outbound;
 
-use crate::access_log::AccessLog;
+use crate::access_log::{AccessLog, Served};
 use crate::balance::RequestKey;
 use crate::body::{Body, BodyTimeout, ClientBodyError, TooLarge};
 use crate::error::ProxyError;
@@ -180,11 +180,13 @@ impl Proxy {
             log.finish(
                 now,
                 current.generation.config.access_log_output.as_deref(),
-                out.response.status(),
-                out.route.map(|r| &**r),
-                out.upstream,
-                out.target.as_ref(),
-                &out.report,
+                Served {
+                    status: out.response.status(),
+                    route: out.route.map(|r| &**r),
+                    upstream: out.upstream,
+                    target: out.target.as_ref(),
+                    filters: &out.report,
+                },
             );
         }
         out.response

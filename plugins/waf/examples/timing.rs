@@ -48,6 +48,41 @@ fn main() {
     let t = std::time::Instant::now();
     measured(&waf, &memo, &headers, n);
     eprintln!("benign {:?}/req", t.elapsed() / n.max(1));
+    let t = std::time::Instant::now();
+    let attacks = n.div_ceil(10);
+    attack_requests(&waf, &memo, &headers, attacks);
+    eprintln!("attack {:?}/req", t.elapsed() / attacks.max(1));
+}
+
+/// `n` requests carrying SQL injection, XSS, traversal and shell strings (each blocked),
+/// different in every request so that the memo does not answer them.
+#[inline(never)]
+fn attack_requests(
+    waf: &Waf,
+    memo: &std::cell::RefCell<engine::Memo>,
+    headers: &[(String, String)],
+    n: u32,
+) {
+    for i in 0..n {
+        let uri = format!(
+            "/search?q=1%27+UNION+SELECT+password+FROM+users--+{i}&x=%3Cscript%3Ealert({i})%3C/script%3E\
+             &f=../../../../etc/passwd&c=;cat+/etc/shadow+{i}"
+        );
+        let d = Data::request(&RequestHead {
+            method: "GET",
+            raw_uri: &uri,
+            protocol: "HTTP/1.1",
+            headers,
+            client_addr: "192.0.2.1",
+            host: "shop.example",
+        });
+        let mut st = engine::State::new(waf.rules());
+        let mut c = engine::Cache::with_memo(waf.rules(), memo);
+        engine::run_phase(waf.rules(), 1, &d, &mut st, &mut c);
+        engine::run_phase(waf.rules(), 2, &d, &mut st, &mut c);
+        assert!(st.interruption.is_some(), "{:?}", st.hits);
+        std::hint::black_box(st);
+    }
 }
 
 /// `n` benign requests through phases 1 and 2 (called once by `main` to be measured).

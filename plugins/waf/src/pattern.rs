@@ -1,13 +1,19 @@
 //! `@rx` patterns: PCRE spellings translated and checked, then compiled (when the rule set is
-//! prepared, [`Pattern::compile`]) for Rust's linear-time engine (its lazy DFA; no full DFA, which costs more to build than
-//! CRS's patterns repay) or, for look-around and back-references, a backtracking engine with
-//! a step limit; and the strings a match must contain, for the prefilter.
+//! prepared, [`Pattern::compile`]) for Rust's linear-time engine or, for look-around and
+//! back-references, a backtracking engine with a step limit; and the strings a match must
+//! contain, for the prefilter.
+//!
+//! The linear engine is built for what loading CRS in every instance can afford: its lazy
+//! DFA, no full DFA, no literal prefilter of its own (the rule set's [`crate::prefilter`]
+//! already skips a rule whose strings are absent), and capture groups only for rules with
+//! `capture`. The parse made to read a pattern's strings is the one compiled.
 
 use regex_automata::meta::Regex;
+use regex_automata::nfa::thompson::WhichCaptures;
 use regex_automata::util::syntax;
 use regex_automata::Input;
 use regex_syntax::hir::Hir;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// A regular expression, checked when its rule is read; compiled once, by
 /// [`Pattern::compile`] or else at its first use.
@@ -18,6 +24,8 @@ pub struct Pattern {
     /// Whether the linear-time engine takes it.
     linear: bool,
     required: Option<Vec<Vec<u8>>>,
+    /// The parse of a linear pattern, kept from [`Pattern::new`] for its compilation.
+    parsed: Mutex<Option<Hir>>,
     compiled: OnceLock<Option<Engine>>,
 }
 
@@ -41,26 +49,28 @@ impl Pattern {
     /// must contain; an error says why it cannot be read.
     pub fn new(pattern: &str) -> Result<Pattern, String> {
         let translated = crate::pcre::translate(pattern);
-        let (linear, required) = match parse(&translated) {
-            Ok(hir) => (true, crate::prefilter::required_of(&hir)),
+        let (linear, required, parsed) = match parse(&translated) {
+            Ok(hir) => (true, crate::prefilter::required_of(&hir), Some(hir)),
             Err(linear) => {
                 fancy_regex::Expr::parse_tree(&translated)
                     .map_err(|e| format!("bad regular expression ({linear}; {e})"))?;
-                (false, None)
+                (false, None, None)
             }
         };
         Ok(Pattern {
             translated,
             linear,
             required,
+            parsed: Mutex::new(parsed),
             compiled: OnceLock::new(),
         })
     }
 
-    /// Compile now (as the first match would), reporting a pattern the engines refuse
-    /// (too large, say).
-    pub fn compile(&self) -> Result<(), String> {
-        match self.engine() {
+    /// Compile now, reporting a pattern the engines refuse (too large, say). `groups`: a
+    /// rule will ask for its capture groups (`capture`); without them the linear engine is
+    /// built smaller and faster, matching only.
+    pub fn compile(&self, groups: bool) -> Result<(), String> {
+        match self.compiled.get_or_init(|| self.build(groups)) {
             Some(_) => Ok(()),
             None => Err(format!(
                 "regular expression too large or unsupported: {}",
@@ -69,32 +79,46 @@ impl Pattern {
         }
     }
 
+    /// The engine, compiled with groups at first use if [`Pattern::compile`] did not.
     fn engine(&self) -> Option<&Engine> {
-        self.compiled
-            .get_or_init(|| {
-                if self.linear {
-                    let hir = parse(&self.translated).ok()?;
-                    Regex::builder()
-                        .syntax(syntax::Config::new().unicode(false).utf8(false))
-                        .configure(
-                            Regex::config()
-                                .utf8_empty(false)
-                                .dfa(false)
-                                .nfa_size_limit(Some(64 << 20))
-                                .hybrid_cache_capacity(4 << 20),
-                        )
-                        .build_from_hir(&hir)
-                        .ok()
-                        .map(Engine::Linear)
-                } else {
-                    fancy_regex::RegexBuilder::new(&self.translated)
-                        .backtrack_limit(1_000_000)
-                        .build()
-                        .ok()
-                        .map(Engine::Backtracking)
-                }
-            })
-            .as_ref()
+        self.compiled.get_or_init(|| self.build(true)).as_ref()
+    }
+
+    fn build(&self, groups: bool) -> Option<Engine> {
+        if !self.linear {
+            return fancy_regex::RegexBuilder::new(&self.translated)
+                .backtrack_limit(1_000_000)
+                .build()
+                .ok()
+                .map(Engine::Backtracking);
+        }
+        let kept = self.parsed.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let hir = match kept {
+            Some(hir) => hir,
+            None => parse(&self.translated).ok()?,
+        };
+        // Without groups, no capture states: a smaller NFA, and no one-pass DFA (it serves
+        // only group searches).
+        let captures = if groups {
+            WhichCaptures::All
+        } else {
+            WhichCaptures::Implicit
+        };
+        Regex::builder()
+            .syntax(syntax::Config::new().unicode(false).utf8(false))
+            .configure(
+                Regex::config()
+                    .utf8_empty(false)
+                    .dfa(false)
+                    .onepass(groups)
+                    .auto_prefilter(false)
+                    .which_captures(captures)
+                    .nfa_size_limit(Some(64 << 20))
+                    .hybrid_cache_capacity(4 << 20),
+            )
+            .build_from_hir(&hir)
+            .ok()
+            .map(Engine::Linear)
     }
 
     /// The first match and, with `want_groups`, up to nine groups, or `None`. A pattern

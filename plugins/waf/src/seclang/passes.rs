@@ -101,7 +101,7 @@ pub(super) fn compile_patterns(phases: &[Vec<Entry>; 5]) {
             }) = &l.test
             {
                 // A pattern the engines refuse matches nothing, as it would at first use.
-                let _ = p.compile();
+                let _ = p.compile(l.actions.capture);
             }
         }
     }
