@@ -56,11 +56,12 @@ pub struct AccessLog {
     method: Method,
     uri: Uri,
     version: Version,
-    /// Host, user agent, referer and the configured headers, as the client sent them.
+    /// Host, user agent, referer and the configured headers (in [`Output::headers`]'s
+    /// order), as the client sent them.
     host: Option<HeaderValue>,
     user_agent: Option<HeaderValue>,
     referer: Option<HeaderValue>,
-    headers: Vec<(HeaderName, Option<HeaderValue>, bool)>,
+    headers: Vec<Option<HeaderValue>>,
     /// The request id, once settled (refused requests may have none).
     pub request_id: Option<HeaderValue>,
     /// The settled W3C `traceparent` (its trace id is logged).
@@ -99,7 +100,9 @@ struct Line<'a> {
     filters: &'a Report<'a>,
     user_agent: &'a str,
     referer: &'a str,
-    headers: &'a [(HeaderName, Option<HeaderValue>, bool)],
+    /// The configured headers (name, redacted) and the request's values of them.
+    header_names: &'a [(HeaderName, bool)],
+    headers: &'a [Option<HeaderValue>],
 }
 
 fn text(v: &Option<HeaderValue>) -> &str {
@@ -109,10 +112,11 @@ fn text(v: &Option<HeaderValue>) -> &str {
 impl Line<'_> {
     /// The configured headers the request had, as logged: (name, value or `[redacted]`).
     fn logged_headers(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.headers
+        self.header_names
             .iter()
-            .filter(|(_, v, _)| v.is_some())
-            .map(|(name, value, hidden)| {
+            .zip(self.headers)
+            .filter(|(_, v)| v.is_some())
+            .map(|((name, hidden), value)| {
                 let shown = if *hidden { "[redacted]" } else { text(value) };
                 (name.as_str(), shown)
             })
@@ -139,10 +143,7 @@ impl AccessLog {
                     .or_else(|| header(&http::header::HOST)),
                 header(&http::header::USER_AGENT),
                 header(&http::header::REFERER),
-                o.headers
-                    .iter()
-                    .map(|(name, hidden)| (name.clone(), header(name), *hidden))
-                    .collect(),
+                o.headers.iter().map(|(name, _)| header(name)).collect(),
             ),
         };
         AccessLog {
@@ -222,6 +223,7 @@ impl AccessLog {
             filters,
             user_agent: text(&self.user_agent),
             referer: text(&self.referer),
+            header_names: &output.headers,
             headers: &self.headers,
         };
         // Formatted straight into this worker's buffer: no copy of the line.
