@@ -68,18 +68,7 @@ fn attack_requests(
             "/search?q=1%27+UNION+SELECT+password+FROM+users--+{i}&x=%3Cscript%3Ealert({i})%3C/script%3E\
              &f=../../../../etc/passwd&c=;cat+/etc/shadow+{i}"
         );
-        let d = Data::request(&RequestHead {
-            method: "GET",
-            raw_uri: &uri,
-            protocol: "HTTP/1.1",
-            headers,
-            client_addr: "192.0.2.1",
-            host: "shop.example",
-        });
-        let mut st = engine::State::new(waf.rules());
-        let mut c = engine::Cache::with_memo(waf.rules(), memo);
-        engine::run_phase(waf.rules(), 1, &d, &mut st, &mut c);
-        engine::run_phase(waf.rules(), 2, &d, &mut st, &mut c);
+        let st = inspect(waf, memo, headers, &uri);
         assert!(st.interruption.is_some(), "{:?}", st.hits);
         std::hint::black_box(st);
     }
@@ -111,21 +100,32 @@ fn requests(
             "/products?id={i}&sort=price&page=2&q=blue+shoes+{}",
             i * 7919 % 10007
         );
-        let d = Data::request(&RequestHead {
-            method: "GET",
-            raw_uri: &uri,
-            protocol: "HTTP/1.1",
-            headers,
-            client_addr: "192.0.2.1",
-            host: "shop.example",
-        });
-        let mut st = engine::State::new(waf.rules());
-        let mut c = engine::Cache::with_memo(waf.rules(), memo);
-        engine::run_phase(waf.rules(), 1, &d, &mut st, &mut c);
-        engine::run_phase(waf.rules(), 2, &d, &mut st, &mut c);
+        let st = inspect(waf, memo, headers, &uri);
         assert!(st.interruption.is_none(), "{:?}", st.hits);
         std::hint::black_box(st);
     }
+}
+
+/// A GET of `uri` through phases 1 and 2.
+fn inspect(
+    waf: &Waf,
+    memo: &std::cell::RefCell<engine::Memo>,
+    headers: &[(String, String)],
+    uri: &str,
+) -> engine::State {
+    let d = Data::request(&RequestHead {
+        method: "GET",
+        raw_uri: uri,
+        protocol: "HTTP/1.1",
+        headers,
+        client_addr: "192.0.2.1",
+        host: "shop.example",
+    });
+    let mut st = engine::State::new(waf.rules());
+    let mut c = engine::Cache::with_memo(waf.rules(), memo);
+    engine::run_phase(waf.rules(), 1, &d, &mut st, &mut c);
+    engine::run_phase(waf.rules(), 2, &d, &mut st, &mut c);
+    st
 }
 
 /// The same requests, unmeasured.
