@@ -34,6 +34,20 @@ fn json_lines(path: &Path, n: usize) -> Vec<serde_json::Value> {
     panic!("fewer than {n} lines in {}", path.display());
 }
 
+/// Seconds since the epoch of an RFC 3339 UTC time (`2026-12-07T08:35:01.123Z`).
+fn unix_seconds(t: &str) -> i64 {
+    let n = |range: std::ops::Range<usize>| t[range].parse::<i64>().unwrap();
+    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
+    // Days from 1970-01-01 to y-m-d (Howard Hinnant's days_from_civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19)
+}
+
 #[tokio::test]
 async fn json_lines_carry_the_request_and_redact_what_is_sensitive() {
     let up = Upstream::echo("app").await;
@@ -92,7 +106,17 @@ async fn json_lines_carry_the_request_and_redact_what_is_sensitive() {
         assert_eq!(first[key], want, "{key} in {first}");
     }
     assert_eq!(first["status"], 200);
-    assert!(first["time"].as_str().unwrap().ends_with('Z'), "{first}");
+    // The time (derived from the request's clock reading) is the wall clock's, in UTC.
+    let time = first["time"].as_str().unwrap();
+    assert!(time.ends_with('Z') && time.len() == 24, "{first}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert_eq!(unix_seconds("2026-12-06T22:35:01.123Z"), 1_796_596_501);
+    assert_eq!(unix_seconds("2000-02-29T00:00:00.005Z"), 951_782_400);
+    let logged = unix_seconds(time);
+    assert!((0..10).contains(&(now - logged)), "{time} against {now}");
     assert!(first["duration_ms"].as_f64().unwrap() >= 0.0);
     assert_eq!(first["request_id"].as_str().unwrap().len(), 32, "{first}");
     assert_eq!(first["headers"]["x-api-key"], "[redacted]");

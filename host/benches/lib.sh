@@ -151,15 +151,21 @@ for label in labels:
 PY
 }
 
-weir_route_manifest() { # listen upstream filters [plugins-dir]: one worker, one route
+weir_head() { # listen upstream [plugins-dir]: one worker, one listener, upstream "app"
     cat <<TOML
-plugins-dir = "${4:-$root/target/plugins}"
+plugins-dir = "${3:-$root/target/plugins}"
 access-log = false
 workers = 1
 [[listeners]]
 address = "$1"
 [upstreams.app]
 targets = ["$2"]
+TOML
+}
+
+weir_route_manifest() { # listen upstream filters [plugins-dir]: one worker, one route
+    weir_head "$1" "$2" "${4:-}"
+    cat <<TOML
 [[routes]]
 upstream = "app"
 filters = [$3]

@@ -34,14 +34,8 @@ taskset -c "$proxy_cpus" "$nginx_bin" -c "$(nginx_conf proxy "upstream app { ser
 nginx_pid=$!
 
 weir_manifest() { # listen [plugins-dir]: the four routes
+    weir_head "$1" "$up" "${2:-}"
     cat <<TOML
-plugins-dir = "${2:-$root/target/plugins}"
-access-log = false
-workers = 1
-[[listeners]]
-address = "$1"
-[upstreams.app]
-targets = ["$up"]
 [[routes]]
 path = "/plain"
 upstream = "app"

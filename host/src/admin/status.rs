@@ -142,17 +142,20 @@ pub fn status(live: &Live) -> Status {
         filters: g
             .filters
             .iter()
-            .map(|f| FilterStatus {
-                name: f.name().to_string(),
-                plugin: f.config().plugin_path.display().to_string(),
-                sha256: f.version().sha256.clone(),
-                loaded_at: unix(f.version().loaded_at),
-                calls: if f.runs_on_fiber() { "fiber" } else { "direct" },
-                instances_created: f.instances_created(),
-                instances_idle: f.idle_instances(),
-                instance_start_ms: f.instance_start().0.as_secs_f64() * 1000.0,
-                instance_memory_bytes: f.instance_start().1,
-                metrics: f.metrics(),
+            .map(|f| {
+                let (start, memory) = f.instance_start();
+                FilterStatus {
+                    name: f.name().to_string(),
+                    plugin: f.config().plugin_path.display().to_string(),
+                    sha256: f.version().sha256.clone(),
+                    loaded_at: unix(f.version().loaded_at),
+                    calls: if f.runs_on_fiber() { "fiber" } else { "direct" },
+                    instances_created: f.instances_created(),
+                    instances_idle: f.idle_instances(),
+                    instance_start_ms: start.as_secs_f64() * 1000.0,
+                    instance_memory_bytes: memory,
+                    metrics: f.metrics(),
+                }
             })
             .collect(),
         stores: stores(&g),
