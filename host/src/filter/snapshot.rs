@@ -5,8 +5,10 @@
 //! serving.
 
 use crate::config::FileGrant;
+use std::fs::File;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 /// Largest total size of a filter's granted trees that is copied; larger grants are read
 /// where they are (and the log says so).
@@ -15,11 +17,26 @@ pub const MAX_BYTES: u64 = 64 << 20;
 /// Deepest directory nesting copied.
 const MAX_DEPTH: usize = 32;
 
+/// Names of snapshot directories in the temporary folder start with this.
+const PREFIX: &str = "weir-files-";
+
+/// A file in each snapshot directory (outside the granted copies) that its owner keeps
+/// locked while the snapshot lives: a directory whose lock can be taken was left by a
+/// process that ended without removing it (killed), and the next snapshot taken removes it.
+const OWNER_LOCK: &str = ".owner";
+
+/// A lock file younger than this is left alone by the sweep: its owner may be between
+/// creating the file and locking it.
+const SWEEP_AFTER: Duration = Duration::from_secs(60);
+
 /// A copy of a filter's granted trees, removed when the filter is dropped.
 #[derive(Debug)]
 pub struct Snapshot {
     root: PathBuf,
     grants: Vec<FileGrant>,
+    /// Held locked while the snapshot lives (see [`OWNER_LOCK`]); declared after `root` so
+    /// the directory is removed before the lock is let go.
+    _owner: File,
 }
 
 impl Snapshot {
@@ -44,15 +61,17 @@ impl Snapshot {
             );
             return Ok(None);
         }
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let root = std::env::temp_dir().join(format!(
-            "weir-{}-files-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
+        let parent = std::env::temp_dir();
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| {
+            sweep_stale(&parent);
+        });
+        let (root, owner) = fresh_root(&parent, std::iter::repeat_with(random_name))
+            .map_err(|e| format!("making a snapshot folder in {}: {e}", parent.display()))?;
         let mut snap = Snapshot {
             root,
             grants: Vec::new(),
+            _owner: owner,
         };
         for (i, g) in grants.iter().enumerate() {
             let to = snap.root.join(i.to_string());
@@ -77,6 +96,69 @@ impl Drop for Snapshot {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.root);
     }
+}
+
+/// A snapshot directory name no other process picks: the prefix and 64 random bits.
+fn random_name() -> String {
+    let mut b = [0u8; 8];
+    let _ = getrandom::fill(&mut b);
+    format!("{PREFIX}{:016x}", u64::from_le_bytes(b))
+}
+
+/// A new, empty directory under `parent` named by the first of `names` that is not taken
+/// (an existing directory is never reused: it may hold another process's files), with its
+/// owner lock taken.
+fn fresh_root(parent: &Path, names: impl Iterator<Item = String>) -> io::Result<(PathBuf, File)> {
+    for name in names.take(16) {
+        let root = parent.join(name);
+        match std::fs::create_dir(&root) {
+            Ok(()) => {
+                let owner = File::create(root.join(OWNER_LOCK))?;
+                owner.try_lock().map_err(io::Error::from)?;
+                return Ok((root, owner));
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "every name tried is taken",
+    ))
+}
+
+/// Remove the snapshot directories under `parent` that no live process owns: their owner
+/// lock is older than [`SWEEP_AFTER`] and can be taken. Returns how many were removed.
+fn sweep_stale(parent: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(PREFIX) {
+            continue;
+        }
+        let dir = entry.path();
+        let Ok(lock) = File::open(dir.join(OWNER_LOCK)) else {
+            continue;
+        };
+        let old = lock
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .is_some_and(|age| age >= SWEEP_AFTER);
+        if old && lock.try_lock().is_ok() && std::fs::remove_dir_all(&dir).is_ok() {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(
+            removed,
+            "removed file snapshots left by processes that ended without removing them"
+        );
+    }
+    removed
 }
 
 fn tree_size(dir: &Path, depth: usize) -> std::io::Result<u64> {
@@ -142,5 +224,62 @@ mod tests {
         drop(snap);
         assert!(!copy.exists(), "removed with its filter");
         assert!(Snapshot::take("none", &[]).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_snapshot_never_reuses_an_existing_folder() {
+        // A folder left under a name by another process (one that was killed, whose pid a
+        // later process got) must not be filled with this snapshot's files, mixing the two.
+        let parent = tempfile::tempdir().unwrap();
+        let left = parent.path().join("weir-files-taken");
+        std::fs::create_dir_all(left.join("rules")).unwrap();
+        std::fs::write(left.join("rules/other.conf"), "someone else's").unwrap();
+        let names = ["weir-files-taken", "weir-files-fresh"].map(String::from);
+        let (root, _owner) = fresh_root(parent.path(), names.into_iter()).unwrap();
+        assert_eq!(root, parent.path().join("weir-files-fresh"));
+        let inside: Vec<_> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(inside, [OWNER_LOCK], "empty but for the owner lock");
+        assert!(
+            left.join("rules/other.conf").exists(),
+            "the other folder is untouched"
+        );
+        let all_taken = ["weir-files-taken"].map(String::from);
+        assert!(fresh_root(parent.path(), all_taken.into_iter()).is_err());
+    }
+
+    #[test]
+    fn the_sweep_removes_only_folders_whose_owner_is_gone() {
+        let parent = tempfile::tempdir().unwrap();
+        let aged = |dir: &Path| {
+            let lock = File::options()
+                .write(true)
+                .open(dir.join(OWNER_LOCK))
+                .unwrap();
+            lock.set_modified(SystemTime::now() - 2 * SWEEP_AFTER)
+                .unwrap();
+        };
+        // Owned: its lock is held (as a live process holds it).
+        let names = ["weir-files-live", "weir-files-dead", "weir-files-young"].map(String::from);
+        let (live, live_owner) = fresh_root(parent.path(), names[..1].iter().cloned()).unwrap();
+        aged(&live);
+        // Its owner died: the lock is free.
+        let (dead, dead_owner) = fresh_root(parent.path(), names[1..2].iter().cloned()).unwrap();
+        aged(&dead);
+        drop(dead_owner);
+        // Free but young: its owner may not have locked it yet.
+        let (young, young_owner) = fresh_root(parent.path(), names[2..].iter().cloned()).unwrap();
+        drop(young_owner);
+        // Not a snapshot at all.
+        let other = parent.path().join("other-files-x");
+        std::fs::create_dir(&other).unwrap();
+        std::fs::write(other.join(OWNER_LOCK), "").unwrap();
+
+        assert_eq!(sweep_stale(parent.path()), 1);
+        assert!(!dead.exists());
+        assert!(live.exists() && young.exists() && other.exists());
+        drop(live_owner);
     }
 }
