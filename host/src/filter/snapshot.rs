@@ -114,7 +114,7 @@ fn fresh_root(parent: &Path, names: impl Iterator<Item = String>) -> io::Result<
         match std::fs::create_dir(&root) {
             Ok(()) => {
                 let owner = File::create(root.join(OWNER_LOCK))?;
-                owner.try_lock().map_err(io::Error::from)?;
+                try_lock(&owner)?;
                 return Ok((root, owner));
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -125,6 +125,18 @@ fn fresh_root(parent: &Path, names: impl Iterator<Item = String>) -> io::Result<
         io::ErrorKind::AlreadyExists,
         "every name tried is taken",
     ))
+}
+
+/// Take `file`'s exclusive lock without waiting (`flock`: held by the open file, let go
+/// when it is closed, by the kernel when its process dies).
+fn try_lock(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this `File` owns and keeps open for the call.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Remove the snapshot directories under `parent` that no live process owns: their owner
@@ -148,7 +160,7 @@ fn sweep_stale(parent: &Path) -> usize {
             .ok()
             .and_then(|t| SystemTime::now().duration_since(t).ok())
             .is_some_and(|age| age >= SWEEP_AFTER);
-        if old && lock.try_lock().is_ok() && std::fs::remove_dir_all(&dir).is_ok() {
+        if old && try_lock(&lock).is_ok() && std::fs::remove_dir_all(&dir).is_ok() {
             removed += 1;
         }
     }
