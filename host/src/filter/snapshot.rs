@@ -111,7 +111,12 @@ fn random_name() -> String {
 fn fresh_root(parent: &Path, names: impl Iterator<Item = String>) -> io::Result<(PathBuf, File)> {
     for name in names.take(16) {
         let root = parent.join(name);
-        match std::fs::create_dir(&root) {
+        // Only this user reads the copies: a granted tree may hold keys.
+        let made = {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new().mode(0o700).create(&root)
+        };
+        match made {
             Ok(()) => {
                 let owner = File::create(root.join(OWNER_LOCK))?;
                 try_lock(&owner)?;
@@ -151,6 +156,16 @@ fn sweep_stale(parent: &Path) -> usize {
             continue;
         }
         let dir = entry.path();
+        // Another user's folders are theirs to remove.
+        let mine = {
+            use std::os::unix::fs::MetadataExt;
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let me = unsafe { libc::geteuid() };
+            std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir() && m.uid() == me)
+        };
+        if !mine {
+            continue;
+        }
         let Ok(lock) = File::open(dir.join(OWNER_LOCK)) else {
             continue;
         };
@@ -254,6 +269,9 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(inside, [OWNER_LOCK], "empty but for the owner lock");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&root).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "readable by this user only");
         assert!(
             left.join("rules/other.conf").exists(),
             "the other folder is untouched"
@@ -284,6 +302,10 @@ mod tests {
         // Free but young: its owner may not have locked it yet.
         let (young, young_owner) = fresh_root(parent.path(), names[2..].iter().cloned()).unwrap();
         drop(young_owner);
+        // A link named like a snapshot is not followed.
+        let target = parent.path().join("target-dir");
+        std::fs::create_dir(&target).unwrap();
+        std::os::unix::fs::symlink(&target, parent.path().join("weir-files-link")).unwrap();
         // Not a snapshot at all.
         let other = parent.path().join("other-files-x");
         std::fs::create_dir(&other).unwrap();
@@ -291,7 +313,7 @@ mod tests {
 
         assert_eq!(sweep_stale(parent.path()), 1);
         assert!(!dead.exists());
-        assert!(live.exists() && young.exists() && other.exists());
+        assert!(live.exists() && young.exists() && other.exists() && target.exists());
         drop(live_owner);
     }
 }
