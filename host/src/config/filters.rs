@@ -52,93 +52,13 @@ impl Validator {
             .fuel
             .as_ref()
             .and_then(|f| self.positive(f, &field("fuel")));
-        let failure_status = match &s.failure_status {
-            None => http::StatusCode::SERVICE_UNAVAILABLE,
-            Some(st) => match u16::try_from(*st.get_ref()).ok().and_then(|n| {
-                (400..=599)
-                    .contains(&n)
-                    .then(|| http::StatusCode::from_u16(n).ok())
-                    .flatten()
-            }) {
-                Some(code) => code,
-                None => {
-                    self.error(
-                        st.span(),
-                        format!(
-                            "{}: {} is not an error status (400..=599)",
-                            field("failure-status"),
-                            st.get_ref()
-                        ),
-                    );
-                    http::StatusCode::SERVICE_UNAVAILABLE
-                }
-            },
-        };
-        let on_failure = match s
-            .on_failure
-            .as_ref()
-            .map(|p| (p.get_ref().as_str(), p.span()))
-        {
-            None | Some(("fail-closed", _)) => FailurePolicy::Closed(failure_status),
-            Some(("fail-open", _)) => {
-                if let Some(st) = &s.failure_status {
-                    self.error(
-                        st.span(),
-                        format!(
-                            "{}: only applies with on-failure = \"fail-closed\"",
-                            field("failure-status")
-                        ),
-                    );
-                }
-                FailurePolicy::Open
-            }
-            Some((other, span)) => {
-                self.error(
-                    span,
-                    format!(
-                        "{}: {other:?} is not \"fail-closed\" or \"fail-open\"",
-                        field("on-failure")
-                    ),
-                );
-                FailurePolicy::Closed(failure_status)
-            }
-        };
-        let isolation = match s
-            .isolation
-            .as_ref()
-            .map(|p| (p.get_ref().as_str(), p.span()))
-        {
-            None | Some(("pooled", _)) => Isolation::Pooled,
-            Some(("per-request", _)) => Isolation::PerRequest,
-            Some((other, span)) => {
-                self.error(
-                    span,
-                    format!(
-                        "{}: {other:?} is not \"pooled\" or \"per-request\"",
-                        field("isolation")
-                    ),
-                );
-                Isolation::Pooled
-            }
-        };
+        let on_failure = self.failure_policy(s, &field);
+        let isolation = self.isolation(s, &field);
         let max_requests_per_instance = s
             .max_requests_per_instance
             .as_ref()
             .and_then(|n| self.positive(n, &field("max-requests-per-instance")));
-        let max_instances = s
-            .max_instances
-            .as_ref()
-            .and_then(|n| {
-                let all = crate::filter::MAX_INSTANCES;
-                let v = self.positive(n, &field("max-instances"))?;
-                let within = u32::try_from(v).ok().filter(|v| *v <= all);
-                if within.is_none() {
-                    let why = format!("{v} is more than the {all} instances all filters share");
-                    self.error(n.span(), format!("{}: {why}", field("max-instances")));
-                }
-                within
-            })
-            .unwrap_or(DEFAULT_MAX_INSTANCES);
+        let max_instances = self.max_instances(s, &field);
         // The filter holds a buffered body in its own memory: no more than that.
         let body_limit = self.size_within(
             s.body_limit.as_ref(),
@@ -146,35 +66,7 @@ impl Validator {
             (1, memory_limit.min(MAX_BODY_LIMIT)),
             DEFAULT_BODY_LIMIT.min(memory_limit),
         );
-        if s.allow_hosts.len() > MAX_ALLOW_HOSTS {
-            self.error(
-                s.allow_hosts[MAX_ALLOW_HOSTS].span(),
-                format!(
-                    "{}: at most {MAX_ALLOW_HOSTS} hosts (put a sidecar in front of more)",
-                    field("allow-hosts")
-                ),
-            );
-        }
-        let mut allow_hosts = Vec::new();
-        for h in &s.allow_hosts {
-            match parse_allowed_host(h.get_ref()) {
-                Ok(a) => allow_hosts.push(a),
-                Err(why) => self.error(
-                    h.span(),
-                    format!("{}: {:?} {why}", field("allow-hosts"), h.get_ref()),
-                ),
-            }
-        }
-        let mut outbound_deny = Vec::new();
-        for d in &s.outbound_deny {
-            match crate::filter::outbound::parse_deny(d.get_ref()) {
-                Ok(nets) => outbound_deny.extend(nets),
-                Err(why) => self.error(
-                    d.span(),
-                    format!("{}: {:?} {why}", field("outbound-deny"), d.get_ref()),
-                ),
-            }
-        }
+        let (allow_hosts, outbound_deny) = self.outbound_hosts(s, &field);
         let store_max_entries = self.count_within(
             s.store_max_entries.as_ref(),
             &field("store-max-entries"),
@@ -236,6 +128,142 @@ impl Validator {
             config_keys: Vec::new(),
             loadable: self.errors.len() == errors_before,
         }
+    }
+
+    /// `on-failure` and its `failure-status`.
+    fn failure_policy(
+        &mut self,
+        s: &manifest::FilterSpec,
+        field: &dyn Fn(&str) -> String,
+    ) -> FailurePolicy {
+        let failure_status = match &s.failure_status {
+            None => http::StatusCode::SERVICE_UNAVAILABLE,
+            Some(st) => match u16::try_from(*st.get_ref()).ok().and_then(|n| {
+                (400..=599)
+                    .contains(&n)
+                    .then(|| http::StatusCode::from_u16(n).ok())
+                    .flatten()
+            }) {
+                Some(code) => code,
+                None => {
+                    self.error(
+                        st.span(),
+                        format!(
+                            "{}: {} is not an error status (400..=599)",
+                            field("failure-status"),
+                            st.get_ref()
+                        ),
+                    );
+                    http::StatusCode::SERVICE_UNAVAILABLE
+                }
+            },
+        };
+        match s
+            .on_failure
+            .as_ref()
+            .map(|p| (p.get_ref().as_str(), p.span()))
+        {
+            None | Some(("fail-closed", _)) => FailurePolicy::Closed(failure_status),
+            Some(("fail-open", _)) => {
+                if let Some(st) = &s.failure_status {
+                    self.error(
+                        st.span(),
+                        format!(
+                            "{}: only applies with on-failure = \"fail-closed\"",
+                            field("failure-status")
+                        ),
+                    );
+                }
+                FailurePolicy::Open
+            }
+            Some((other, span)) => {
+                self.error(
+                    span,
+                    format!(
+                        "{}: {other:?} is not \"fail-closed\" or \"fail-open\"",
+                        field("on-failure")
+                    ),
+                );
+                FailurePolicy::Closed(failure_status)
+            }
+        }
+    }
+
+    /// `isolation`: pooled instances or one per call.
+    fn isolation(&mut self, s: &manifest::FilterSpec, field: &dyn Fn(&str) -> String) -> Isolation {
+        match s
+            .isolation
+            .as_ref()
+            .map(|p| (p.get_ref().as_str(), p.span()))
+        {
+            None | Some(("pooled", _)) => Isolation::Pooled,
+            Some(("per-request", _)) => Isolation::PerRequest,
+            Some((other, span)) => {
+                self.error(
+                    span,
+                    format!(
+                        "{}: {other:?} is not \"pooled\" or \"per-request\"",
+                        field("isolation")
+                    ),
+                );
+                Isolation::Pooled
+            }
+        }
+    }
+
+    /// `max-instances`: this filter's share of the instances all filters share.
+    fn max_instances(&mut self, s: &manifest::FilterSpec, field: &dyn Fn(&str) -> String) -> u32 {
+        s.max_instances
+            .as_ref()
+            .and_then(|n| {
+                let all = crate::filter::MAX_INSTANCES;
+                let v = self.positive(n, &field("max-instances"))?;
+                let within = u32::try_from(v).ok().filter(|v| *v <= all);
+                if within.is_none() {
+                    let why = format!("{v} is more than the {all} instances all filters share");
+                    self.error(n.span(), format!("{}: {why}", field("max-instances")));
+                }
+                within
+            })
+            .unwrap_or(DEFAULT_MAX_INSTANCES)
+    }
+
+    /// `allow-hosts` and `outbound-deny`: where the filter's outbound HTTP may go.
+    fn outbound_hosts(
+        &mut self,
+        s: &manifest::FilterSpec,
+        field: &dyn Fn(&str) -> String,
+    ) -> (Vec<String>, Vec<ipnet::IpNet>) {
+        if s.allow_hosts.len() > MAX_ALLOW_HOSTS {
+            self.error(
+                s.allow_hosts[MAX_ALLOW_HOSTS].span(),
+                format!(
+                    "{}: at most {MAX_ALLOW_HOSTS} hosts (put a sidecar in front of more)",
+                    field("allow-hosts")
+                ),
+            );
+        }
+        let mut allow_hosts = Vec::new();
+        for h in &s.allow_hosts {
+            match parse_allowed_host(h.get_ref()) {
+                Ok(a) => allow_hosts.push(a),
+                Err(why) => self.error(
+                    h.span(),
+                    format!("{}: {:?} {why}", field("allow-hosts"), h.get_ref()),
+                ),
+            }
+        }
+        let mut outbound_deny = Vec::new();
+        for d in &s.outbound_deny {
+            match crate::filter::outbound::parse_deny(d.get_ref()) {
+                Ok(nets) => outbound_deny.extend(nets),
+                Err(why) => self.error(
+                    d.span(),
+                    format!("{}: {:?} {why}", field("outbound-deny"), d.get_ref()),
+                ),
+            }
+        }
+        (allow_hosts, outbound_deny)
     }
 }
 

@@ -79,13 +79,87 @@ impl Validator {
         spec: &manifest::UpstreamSpec,
         defaults: &UpstreamDefaults<'_>,
     ) -> UpstreamConfig {
+        let up = name.get_ref();
+        let field = |key: &str| format!("upstreams.{up}.{key}");
+        let (targets, weights) = self.targets(spec, &field);
+        let balance = self.balance(spec, &field);
+        let sticky = self.sticky(spec, &field);
+        let health = spec
+            .health
+            .as_ref()
+            .map(|h| self.active_check(h.get_ref(), &field));
+        let passive = match &spec.passive {
+            None => Passive::default(),
+            Some(p) => self.passive(p.get_ref(), &field),
+        };
+        let retries = spec
+            .retries
+            .as_ref()
+            .and_then(|n| self.in_range(n, &field("retries"), 0..=10))
+            .map_or(1, |n| n as u32);
+        let max_requests = self.count(
+            &spec.max_requests,
+            &field("max-requests"),
+            10_000,
+            1_000_000,
+        );
+        let max_pending = self.count(&spec.max_pending, &field("max-pending"), 1_000, 1_000_000);
+        UpstreamConfig {
+            name: up.clone(),
+            weights,
+            balance,
+            sticky,
+            retries,
+            max_requests: u64::from(max_requests),
+            transport: self.transport(up, spec, defaults.base),
+            upgrade_idle_timeout: spec
+                .upgrade_idle_timeout
+                .map_or(crate::upgrade::DEFAULT_IDLE_TIMEOUT, |d| d.0),
+            health,
+            passive,
+            targets,
+            timeout: spec.timeout.map_or(defaults.timeout, |d| d.0),
+            connect_timeout: spec
+                .connect_timeout
+                .map_or(defaults.connect_timeout, |d| d.0),
+            idle_timeout: spec.idle_timeout.map_or(defaults.idle_timeout, |d| d.0),
+            overall_timeout: spec
+                .overall_timeout
+                .map(|d| d.0)
+                .or(defaults.overall_timeout),
+            max_pending: u64::from(max_pending),
+            pool_idle_timeout: spec
+                .pool_idle_timeout
+                .map_or(crate::upstream::pool::POOL_IDLE_TIMEOUT, |d| d.0),
+            resolve_interval: spec
+                .resolve_interval
+                .map_or(crate::upstream::resolve::DEFAULT_INTERVAL, |d| d.0),
+        }
+    }
+
+    /// A count setting in `1..=max`, or `default` when unset (or refused).
+    fn count(
+        &mut self,
+        n: &Option<toml::Spanned<i64>>,
+        field: &str,
+        default: u32,
+        max: u32,
+    ) -> u32 {
+        n.as_ref()
+            .and_then(|n| self.in_range(n, field, 1..=u64::from(max)))
+            .map_or(default, |n| n as u32)
+    }
+
+    /// The targets and their weights (1 unless set).
+    fn targets(
+        &mut self,
+        spec: &manifest::UpstreamSpec,
+        field: &dyn Fn(&str) -> String,
+    ) -> (Vec<Authority>, Vec<u32>) {
         if spec.targets.get_ref().is_empty() {
             self.error(
                 spec.targets.span(),
-                format!(
-                    "upstreams.{}.targets: at least one target is required",
-                    name.get_ref()
-                ),
+                format!("{}: at least one target is required", field("targets")),
             );
         }
         let mut targets = Vec::new();
@@ -94,15 +168,10 @@ impl Validator {
                 Ok(a) => targets.push(a),
                 Err(why) => self.error(
                     t.span(),
-                    format!(
-                        "upstreams.{}.targets: {:?} {why}",
-                        name.get_ref(),
-                        t.get_ref()
-                    ),
+                    format!("{}: {:?} {why}", field("targets"), t.get_ref()),
                 ),
             }
         }
-        let field = |key: &str| format!("upstreams.{}.{key}", name.get_ref());
         let mut weights = vec![1; targets.len()];
         for (target, w) in &spec.weights {
             let Some(i) = spec
@@ -128,33 +197,19 @@ impl Validator {
                 *slot = v as u32;
             }
         }
-        let hash_key = match &spec.hash_key {
-            None => HashKey::ClientIp,
-            Some(k) => {
-                match k.get_ref().as_str() {
-                    "client-ip" => HashKey::ClientIp,
-                    other => {
-                        let parsed = if let Some(h) = other.strip_prefix("header:") {
-                            http::HeaderName::from_bytes(h.as_bytes())
-                                .ok()
-                                .map(HashKey::Header)
-                        } else {
-                            other
-                                .strip_prefix("cookie:")
-                                .filter(|c| !c.is_empty() && !c.contains([';', '=', ' ']))
-                                .map(|c| HashKey::Cookie(c.to_string()))
-                        };
-                        parsed.unwrap_or_else(|| {
-                        self.error(
-                            k.span(),
-                            format!("{}: {other:?} is not client-ip, header:<name> or cookie:<name>", field("hash-key")),
-                        );
-                        HashKey::ClientIp
-                    })
-                    }
-                }
-            }
-        };
+        (targets, weights)
+    }
+
+    /// The balancing algorithm, with its hash key for `consistent-hash`.
+    fn balance(
+        &mut self,
+        spec: &manifest::UpstreamSpec,
+        field: &dyn Fn(&str) -> String,
+    ) -> Algorithm {
+        let hash_key = spec
+            .hash_key
+            .as_ref()
+            .map_or(HashKey::ClientIp, |k| self.hash_key(k, field));
         let balance = match spec
             .balance
             .as_ref()
@@ -164,7 +219,7 @@ impl Validator {
             Some(("weighted", _)) => Algorithm::Weighted,
             Some(("least-connections", _)) => Algorithm::LeastConnections,
             Some(("p2c", _)) => Algorithm::PowerOfTwo,
-            Some(("consistent-hash", _)) => Algorithm::ConsistentHash(hash_key.clone()),
+            Some(("consistent-hash", _)) => Algorithm::ConsistentHash(hash_key),
             Some((other, span)) => {
                 self.error(
                     span,
@@ -188,147 +243,125 @@ impl Validator {
                 ),
             );
         }
-        let sticky = spec.sticky_cookie.as_ref().map(|c| {
-            if c.get_ref().is_empty()
-                || !c
-                    .get_ref()
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
+        balance
+    }
+
+    /// `hash-key`: `client-ip`, `header:<name>` or `cookie:<name>`.
+    fn hash_key(&mut self, k: &toml::Spanned<String>, field: &dyn Fn(&str) -> String) -> HashKey {
+        let other = k.get_ref().as_str();
+        if other == "client-ip" {
+            return HashKey::ClientIp;
+        }
+        let parsed = if let Some(h) = other.strip_prefix("header:") {
+            http::HeaderName::from_bytes(h.as_bytes())
+                .ok()
+                .map(HashKey::Header)
+        } else {
+            other
+                .strip_prefix("cookie:")
+                .filter(|c| !c.is_empty() && !c.contains([';', '=', ' ']))
+                .map(|c| HashKey::Cookie(c.to_string()))
+        };
+        parsed.unwrap_or_else(|| {
+            self.error(
+                k.span(),
+                format!(
+                    "{}: {other:?} is not client-ip, header:<name> or cookie:<name>",
+                    field("hash-key")
+                ),
+            );
+            HashKey::ClientIp
+        })
+    }
+
+    /// The sticky cookie's name and the secret its values are signed with.
+    fn sticky(
+        &mut self,
+        spec: &manifest::UpstreamSpec,
+        field: &dyn Fn(&str) -> String,
+    ) -> Option<(String, String)> {
+        let c = spec.sticky_cookie.as_ref()?;
+        if c.get_ref().is_empty()
+            || !c
+                .get_ref()
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            self.error(
+                c.span(),
+                format!(
+                    "{}: {:?} is not a cookie name (letters, digits, - and _)",
+                    field("sticky-cookie"),
+                    c.get_ref()
+                ),
+            );
+        }
+        let secret = spec
+            .sticky_secret
+            .clone()
+            .unwrap_or_else(|| process_secret().to_string());
+        Some((c.get_ref().clone(), secret))
+    }
+
+    /// `health`: the active check.
+    fn active_check(
+        &mut self,
+        h: &manifest::HealthSpec,
+        field: &dyn Fn(&str) -> String,
+    ) -> ActiveCheck {
+        if let Some(p) = &h.path {
+            if !p.get_ref().starts_with('/') {
                 self.error(
-                    c.span(),
+                    p.span(),
                     format!(
-                        "{}: {:?} is not a cookie name (letters, digits, - and _)",
-                        field("sticky-cookie"),
-                        c.get_ref()
+                        "{}: {:?} must start with '/'",
+                        field("health.path"),
+                        p.get_ref()
                     ),
                 );
             }
-            let secret = spec
-                .sticky_secret
-                .clone()
-                .unwrap_or_else(|| process_secret().to_string());
-            (c.get_ref().clone(), secret)
-        });
-        let count =
-            |v: &mut Self, n: &Option<toml::Spanned<i64>>, key: &str, default: u32, max: u32| {
-                n.as_ref()
-                    .and_then(|n| v.in_range(n, &field(key), 1..=u64::from(max)))
-                    .map_or(default, |n| n as u32)
-            };
-        let health = spec.health.as_ref().map(|h| {
-            let h = h.get_ref();
-            if let Some(p) = &h.path {
-                if !p.get_ref().starts_with('/') {
-                    self.error(
-                        p.span(),
-                        format!(
-                            "{}: {:?} must start with '/'",
-                            field("health.path"),
-                            p.get_ref()
-                        ),
-                    );
-                }
-            }
-            let expect_status = h.expect_status.as_ref().and_then(|st| {
-                match u16::try_from(*st.get_ref())
-                    .ok()
-                    .filter(|s| (100..=599).contains(s))
-                {
-                    Some(s) => Some(s),
-                    None => {
-                        self.error(
-                            st.span(),
-                            format!(
-                                "{}: {} is not a status",
-                                field("health.expect-status"),
-                                st.get_ref()
-                            ),
-                        );
-                        None
-                    }
-                }
-            });
-            ActiveCheck {
-                path: h.path.as_ref().map(|p| p.get_ref().clone()),
-                expect_status,
-                interval: h.interval.map_or(Duration::from_secs(5), |d| d.0),
-                timeout: h.timeout.map_or(Duration::from_secs(1), |d| d.0),
-                rise: count(self, &h.rise, "health.rise", 2, 100),
-                fall: count(self, &h.fall, "health.fall", 3, 100),
-            }
-        });
-        let passive = match &spec.passive {
-            None => Passive::default(),
-            Some(p) => {
-                let p = p.get_ref();
-                Passive {
-                    consecutive_failures: count(
-                        self,
-                        &p.consecutive_failures,
-                        "passive.consecutive-failures",
-                        5,
-                        1000,
+        }
+        let expect_status = h.expect_status.as_ref().and_then(|st| {
+            let status = u16::try_from(*st.get_ref())
+                .ok()
+                .filter(|s| (100..=599).contains(s));
+            if status.is_none() {
+                self.error(
+                    st.span(),
+                    format!(
+                        "{}: {} is not a status",
+                        field("health.expect-status"),
+                        st.get_ref()
                     ),
-                    cooldown: p.cooldown.map_or(Duration::from_secs(30), |d| d.0),
-                    max_ejected_percent: p
-                        .max_ejected_percent
-                        .as_ref()
-                        .and_then(|n| {
-                            self.in_range(n, &field("passive.max-ejected-percent"), 0..=100)
-                        })
-                        .map_or(50, |n| n as u32),
-                }
+                );
             }
-        };
-        let retries = spec
-            .retries
-            .as_ref()
-            .and_then(|n| self.in_range(n, &field("retries"), 0..=10))
-            .map_or(1, |n| n as u32);
-        let max_requests = u64::from(count(
-            self,
-            &spec.max_requests,
-            "max-requests",
-            10_000,
-            1_000_000,
-        ));
-        UpstreamConfig {
-            name: name.get_ref().clone(),
-            weights,
-            balance,
-            sticky,
-            retries,
-            max_requests,
-            transport: self.transport(name.get_ref(), spec, defaults.base),
-            upgrade_idle_timeout: spec
-                .upgrade_idle_timeout
-                .map_or(crate::upgrade::DEFAULT_IDLE_TIMEOUT, |d| d.0),
-            health,
-            passive,
-            targets,
-            timeout: spec.timeout.map_or(defaults.timeout, |d| d.0),
-            connect_timeout: spec
-                .connect_timeout
-                .map_or(defaults.connect_timeout, |d| d.0),
-            idle_timeout: spec.idle_timeout.map_or(defaults.idle_timeout, |d| d.0),
-            overall_timeout: spec
-                .overall_timeout
-                .map(|d| d.0)
-                .or(defaults.overall_timeout),
-            max_pending: u64::from(count(
-                self,
-                &spec.max_pending,
-                "max-pending",
-                1_000,
-                1_000_000,
-            )),
-            pool_idle_timeout: spec
-                .pool_idle_timeout
-                .map_or(crate::upstream::pool::POOL_IDLE_TIMEOUT, |d| d.0),
-            resolve_interval: spec
-                .resolve_interval
-                .map_or(crate::upstream::resolve::DEFAULT_INTERVAL, |d| d.0),
+            status
+        });
+        ActiveCheck {
+            path: h.path.as_ref().map(|p| p.get_ref().clone()),
+            expect_status,
+            interval: h.interval.map_or(Duration::from_secs(5), |d| d.0),
+            timeout: h.timeout.map_or(Duration::from_secs(1), |d| d.0),
+            rise: self.count(&h.rise, &field("health.rise"), 2, 100),
+            fall: self.count(&h.fall, &field("health.fall"), 3, 100),
+        }
+    }
+
+    /// `passive`: ejecting targets that fail requests.
+    fn passive(&mut self, p: &manifest::PassiveSpec, field: &dyn Fn(&str) -> String) -> Passive {
+        Passive {
+            consecutive_failures: self.count(
+                &p.consecutive_failures,
+                &field("passive.consecutive-failures"),
+                5,
+                1000,
+            ),
+            cooldown: p.cooldown.map_or(Duration::from_secs(30), |d| d.0),
+            max_ejected_percent: p
+                .max_ejected_percent
+                .as_ref()
+                .and_then(|n| self.in_range(n, &field("passive.max-ejected-percent"), 0..=100))
+                .map_or(50, |n| n as u32),
         }
     }
 }
