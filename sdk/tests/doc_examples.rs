@@ -47,16 +47,34 @@ fn undocumented(source: &str) -> Vec<String> {
     missing
 }
 
+/// The `.rs` files under `dir`, in its folders too.
+fn sources(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(sources(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
 #[test]
 fn every_public_item_has_an_example() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let files = sources(&src);
+    assert!(
+        files.iter().any(|f| f.ends_with("testing/mock.rs")),
+        "modules in folders are read too"
+    );
     let mut missing = Vec::new();
-    for entry in std::fs::read_dir(&src).unwrap() {
-        let path = entry.unwrap().path();
+    for path in files {
         // The generated WIT bindings are re-exported for the macro, not documented API.
-        if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("bindings.rs") {
+        if !path.ends_with("bindings.rs") {
             let text = std::fs::read_to_string(&path).unwrap();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let name = path.strip_prefix(&src).unwrap().display().to_string();
             missing.extend(
                 undocumented(&text)
                     .into_iter()
