@@ -85,11 +85,15 @@ async fn listeners_are_added_changed_and_removed_by_a_reload() {
         .logs()
         .contains(&format!("now listening on http://{a2}")));
 
-    // Removed: a request in flight on it finishes; new connections are refused.
+    // Removed: requests in flight on it finish; new connections are refused at once, while
+    // a connection accepted before is still being served (its socket is closed, not kept
+    // until its last connection ends).
     let slow_manifest = |ls: &[String]| with_listeners(slow.addr, ls);
     reload(&weir, &slow_manifest(&[first.clone(), second.clone()])).await;
     let in_flight = tokio::spawn(async move { status_at(a1, "/slow").await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let later = tokio::spawn(async move { status_at(a1, "/slow").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let s = reload(&weir, &slow_manifest(std::slice::from_ref(&second))).await;
     assert_eq!(s["reloads"]["failed"], 0, "{s:#}");
     assert_eq!(
@@ -98,8 +102,17 @@ async fn listeners_are_added_changed_and_removed_by_a_reload() {
         "in flight on the removed listener"
     );
     assert!(
+        !later.is_finished(),
+        "the later request is still being served"
+    );
+    assert!(
         tokio::net::TcpStream::connect(a1).await.is_err(),
         "still accepting"
+    );
+    assert_eq!(
+        later.await.unwrap(),
+        Some(200),
+        "the later one finishes too"
     );
     assert_eq!(status_at(a2, "/").await, Some(200));
 

@@ -168,16 +168,54 @@ pub struct AcceptLoop {
     pub idle_timeout: Duration,
 }
 
+/// What an accept loop's connections share with it and each other (not the socket: a
+/// stopped loop closes that at once, while its connections finish).
+struct Serving {
+    slots: Arc<ConnectionSlots>,
+    mode: Arc<arc_swap::ArcSwap<ListenerMode>>,
+    proxy: Arc<Proxy>,
+    builder: auto::Builder<TokioExecutor>,
+    drain: Arc<Drain>,
+    stop: watch::Receiver<bool>,
+    handshake_timeout: Duration,
+    send_timeout: Duration,
+    idle_timeout: Duration,
+}
+
 impl AcceptLoop {
-    /// Accept connections until `stop` turns true.
+    /// Accept connections until `stop` turns true, then close the socket: the port refuses
+    /// new connections at once (rather than queueing them where nobody accepts), while the
+    /// connections accepted before finish.
     pub async fn run(self) {
-        let mut stop = self.stop.clone();
-        let this = Arc::new(self);
+        let AcceptLoop {
+            listener,
+            slots,
+            mode,
+            proxy,
+            builder,
+            drain,
+            stop,
+            handshake_timeout,
+            send_timeout,
+            idle_timeout,
+        } = self;
+        let mut stopped = stop.clone();
+        let this = Arc::new(Serving {
+            slots,
+            mode,
+            proxy,
+            builder,
+            drain,
+            stop,
+            handshake_timeout,
+            send_timeout,
+            idle_timeout,
+        });
         loop {
             let accepted = tokio::select! {
                 biased;
-                _ = stop.wait_for(|s| *s) => return,
-                accepted = this.listener.accept() => accepted,
+                _ = stopped.wait_for(|s| *s) => return,
+                accepted = listener.accept() => accepted,
             };
             let (stream, peer) = match accepted {
                 Ok(a) => a,
@@ -202,7 +240,9 @@ impl AcceptLoop {
             });
         }
     }
+}
 
+impl Serving {
     /// One accepted connection: its PROXY header (when the listener takes one), its TLS
     /// handshake (when it terminates TLS), then HTTP until it ends.
     async fn connection(&self, mut stream: TcpStream, mut peer: SocketAddr) {
