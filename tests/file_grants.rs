@@ -23,6 +23,18 @@ async fn a_filter_reads_what_is_granted_and_nothing_else() {
     std::fs::write(rules.join("a.conf"), "SecRuleEngine On\n").unwrap();
     std::fs::write(rules.join("sub/b.data"), "word\n").unwrap();
     std::fs::write(dir.path().join("secret.txt"), "not for filters\n").unwrap();
+    // Links inside the grant are followed; links that lead out of it are not.
+    let link = |target: &str, name: &str| std::os::unix::fs::symlink(target, rules.join(name));
+    link("a.conf", "inside").unwrap();
+    link("sub", "sub-link").unwrap();
+    link("../secret.txt", "out").unwrap();
+    link("..", "up").unwrap();
+    link(
+        dir.path().join("secret.txt").to_str().unwrap(),
+        "absolute-out",
+    )
+    .unwrap();
+    link("missing", "dangling").unwrap();
     let weir = Weir::start_in(dir, &grant_manifest(up.addr, "{ \"/rules\" = \"rules\" }"));
     let read = |path: &str| {
         let url = weir.url("/");
@@ -37,15 +49,26 @@ async fn a_filter_reads_what_is_granted_and_nothing_else() {
     );
     let r = read("/rules/sub/b.data").await;
     assert_eq!((r.status.as_u16(), r.body.as_str()), (200, "word\n"));
+    let r = read("/rules/inside").await;
+    assert_eq!(r.body, "SecRuleEngine On\n", "a link inside the grant");
+    let r = read("/rules/sub-link/b.data").await;
+    assert_eq!(r.body, "word\n", "a folder link inside the grant");
     let r = get(&weir.url("/"), &[("x-list", "/rules")]).await;
-    assert_eq!((r.status.as_u16(), r.body.as_str()), (200, "a.conf\nsub"));
+    assert_eq!(
+        (r.status.as_u16(), r.body.as_str()),
+        (200, "a.conf\ninside\nsub\nsub-link")
+    );
 
-    // Out of the grant: by `..`, by an absolute host path, by another guest path.
+    // Out of the grant: by `..`, by an absolute host path, by another guest path, by links.
     for outside in [
         "/rules/../secret.txt",
         "/rules/sub/../../secret.txt",
         "/etc/passwd",
         "/secret.txt",
+        "/rules/out",
+        "/rules/up/secret.txt",
+        "/rules/absolute-out",
+        "/rules/dangling",
     ] {
         let r = read(outside).await;
         assert_eq!(r.status.as_u16(), 500, "{outside}: {}", r.body);

@@ -75,9 +75,11 @@ impl Snapshot {
         };
         for (i, g) in grants.iter().enumerate() {
             let to = snap.root.join(i.to_string());
-            copy_tree(&g.host, &to, 0).map_err(|e| {
-                format!("copying {} (granted as {}): {e}", g.host.display(), g.guest)
-            })?;
+            std::fs::canonicalize(&g.host)
+                .and_then(|root| copy_tree(&root, &to))
+                .map_err(|e| {
+                    format!("copying {} (granted as {}): {e}", g.host.display(), g.guest)
+                })?;
             snap.grants.push(FileGrant {
                 host: to,
                 ..g.clone()
@@ -188,38 +190,72 @@ fn sweep_stale(parent: &Path) -> usize {
     removed
 }
 
+/// Bytes of the files in the tree under `dir`. Links are not followed: a link is copied as a
+/// link (see [`copy_tree`]), so what it points to is counted where it is.
 fn tree_size(dir: &Path, depth: usize) -> std::io::Result<u64> {
     let mut total = 0u64;
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        // Links are followed, as the filter would follow them.
-        let meta = std::fs::metadata(&path)?;
+        let meta = std::fs::symlink_metadata(&path)?;
         if meta.is_dir() {
             if depth < MAX_DEPTH {
                 total = total.saturating_add(tree_size(&path, depth + 1)?);
             }
-        } else {
+        } else if meta.is_file() {
             total = total.saturating_add(meta.len());
         }
     }
     Ok(total)
 }
 
-fn copy_tree(from: &Path, to: &Path, depth: usize) -> std::io::Result<()> {
+/// Copy the tree at `root` (canonical) to `to` as the filter may see it. A link that resolves
+/// inside the tree is copied as a link to the same place in the copy (the sandbox follows
+/// it there, as it would in the original); one that leads out of the tree, or nowhere, is
+/// left out: the filter would be refused it in the original, and copying what it points to
+/// would hand the filter a file outside its grant.
+fn copy_tree(root: &Path, to: &Path) -> std::io::Result<()> {
+    copy_dir(root, root, to, 0)
+}
+
+fn copy_dir(root: &Path, from: &Path, to: &Path, depth: usize) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        let meta = std::fs::metadata(&src)?;
+        let meta = std::fs::symlink_metadata(&src)?;
         if meta.is_dir() {
             if depth < MAX_DEPTH {
-                copy_tree(&src, &dst, depth + 1)?;
+                copy_dir(root, &src, &dst, depth + 1)?;
             }
         } else if meta.is_file() {
             std::fs::copy(&src, &dst)?;
+        } else if meta.file_type().is_symlink() {
+            match link_inside(root, &src, depth) {
+                Some(target) => std::os::unix::fs::symlink(target, &dst)?,
+                None => tracing::warn!(
+                    link = %src.display(),
+                    "a link in a granted directory leads out of it: the filter does not see it"
+                ),
+            }
         }
     }
     Ok(())
+}
+
+/// Where the link `link` (in a folder `depth` levels below `root`) resolves, relative to
+/// that folder, if it resolves inside `root`.
+fn link_inside(root: &Path, link: &Path, depth: usize) -> Option<PathBuf> {
+    let target = std::fs::canonicalize(link).ok()?;
+    let inside = target.strip_prefix(root).ok()?;
+    let mut rel = PathBuf::new();
+    for _ in 0..depth {
+        rel.push("..");
+    }
+    rel.push(inside);
+    if rel.as_os_str().is_empty() {
+        rel.push(".");
+    }
+    Some(rel)
 }
 
 #[cfg(test)]
@@ -251,6 +287,37 @@ mod tests {
         drop(snap);
         assert!(!copy.exists(), "removed with its filter");
         assert!(Snapshot::take("none", &[]).unwrap().is_none());
+    }
+
+    #[test]
+    fn links_are_copied_as_links_inside_the_tree_and_left_out_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        std::fs::create_dir_all(tree.join("sub")).unwrap();
+        std::fs::write(tree.join("sub/a"), "a").unwrap();
+        std::fs::write(dir.path().join("outside"), "no").unwrap();
+        let link = |target: &str, at: &str| std::os::unix::fs::symlink(target, tree.join(at));
+        // Two links to their own folder: followed while copying, they would nest 2^depth
+        // copies.
+        link(".", "self1").unwrap();
+        link(".", "self2").unwrap();
+        link("a", "sub/to-a").unwrap();
+        link("../outside", "out").unwrap();
+        let grant = FileGrant {
+            guest: "/t".into(),
+            host: tree.clone(),
+            stamp: None,
+        };
+        let snap = Snapshot::take("t", &[grant]).unwrap().unwrap();
+        let copy = &snap.grants()[0].host;
+        let target = |at: &str| std::fs::read_link(copy.join(at)).unwrap();
+        assert_eq!(target("self1"), Path::new("."));
+        assert_eq!(target("sub/to-a"), Path::new("../sub/a"));
+        assert_eq!(std::fs::read_to_string(copy.join("sub/to-a")).unwrap(), "a");
+        assert!(
+            std::fs::symlink_metadata(copy.join("out")).is_err(),
+            "left out"
+        );
     }
 
     #[test]
