@@ -314,6 +314,46 @@ fn client_body(
 }
 
 /// A routed request: its filters, its upstream exchange and its response phase.
+/// What compressing a response needs of its request, taken before the head is sent on.
+struct Compression<'r> {
+    settings: &'r crate::compress::CompressSettings,
+    method: http::Method,
+    accept: http::HeaderMap,
+}
+
+/// The route's compression, unless a request filter switched it off. Boxed: held across the
+/// response phase, only on compressing routes.
+fn compression_of<'r>(route: &'r Route, head: &RequestHead) -> Option<Box<Compression<'r>>> {
+    let settings = route.compress.as_ref()?;
+    if head.caching.as_ref().is_some_and(|d| d.no_compress) {
+        return None;
+    }
+    let mut accept = http::HeaderMap::new();
+    for v in head.parts.headers.get_all(http::header::ACCEPT_ENCODING) {
+        accept.append(http::header::ACCEPT_ENCODING, v.clone());
+    }
+    Some(Box::new(Compression {
+        settings,
+        method: head.parts.method.clone(),
+        accept,
+    }))
+}
+
+impl Compression<'_> {
+    /// `response` compressed for the request: a cache hit from (or into) its stored
+    /// compressed copy, anything else now.
+    fn apply(
+        self,
+        response: Response<Body>,
+        hit: Option<Box<crate::cache::encoded::HitSource>>,
+    ) -> Response<Body> {
+        match hit {
+            Some(hit) => hit.compress(response, &self.method, &self.accept, self.settings),
+            None => crate::compress::apply(response, &self.method, &self.accept, self.settings),
+        }
+    }
+}
+
 struct Exchange<'g> {
     current: &'g Arc<WorkerGeneration>,
     route: &'g Route,
@@ -359,20 +399,7 @@ impl<'g> Exchange<'g> {
         // (`ran` counts filters of this route's chain, so it is never past its end.)
         let ran_filters = route.filters.get(..ran).unwrap_or(&route.filters);
         let respond_phase = ran_filters.iter().any(|f| f.wants_response());
-        // What compression needs of the request, taken before the head is sent on (and
-        // only if no request filter switched it off).
-        let compress = route
-            .compress
-            .as_ref()
-            .filter(|_| !head.caching.as_ref().is_some_and(|d| d.no_compress))
-            .map(|c| {
-                let mut accept = http::HeaderMap::new();
-                for v in head.parts.headers.get_all(http::header::ACCEPT_ENCODING) {
-                    accept.append(http::header::ACCEPT_ENCODING, v.clone());
-                }
-                // Boxed: held across the response phase, only on compressing routes.
-                Box::new((c, head.parts.method.clone(), accept))
-            });
+        let compress = compression_of(route, &head);
         let (response, target, settle, hit) = match local {
             Some(resp) => (resp, None, None, None),
             None => {
@@ -425,13 +452,8 @@ impl<'g> Exchange<'g> {
         if let Some(settle) = settle {
             settle.finish(&decisions, response.headers_mut());
         }
-        let response = match (compress.map(|c| *c), hit) {
-            (Some((settings, method, accept)), Some(hit)) if !decisions.no_compress => {
-                hit.compress(response, &method, &accept, settings)
-            }
-            (Some((settings, method, accept)), None) if !decisions.no_compress => {
-                crate::compress::apply(response, &method, &accept, settings)
-            }
+        let response = match compress {
+            Some(c) if !decisions.no_compress => c.apply(response, hit),
             _ => response,
         };
         Outcome {
