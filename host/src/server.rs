@@ -51,12 +51,7 @@ pub async fn serve(
         .map_err(anyhow::Error::msg)?;
     live.set_listeners(listeners.clone());
     let admin = match config.admin {
-        Some(addr) => Some(match inherited.admin(addr) {
-            Some(socket) => TcpListener::from_std(socket)?,
-            None => admin::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on the admin address {addr}"))?,
-        }),
+        Some(addr) => Some(bind_admin(addr, &mut inherited).await?),
         None => None,
     };
     let admin_copy = admin
@@ -72,20 +67,7 @@ pub async fn serve(
     let usr2 = signal(SignalKind::user_defined2())
         .map_err(|e| tracing::warn!("cannot watch SIGUSR2 (binary upgrades): {e}"))
         .ok();
-    {
-        // A stable line on stdout for scripts and tests; logs go to stderr.
-        let mut out = std::io::stdout().lock();
-        // The admin line first: a reader waiting for the listeners has then seen it.
-        if let Some(a) = admin.as_ref().and_then(|l| l.local_addr().ok()) {
-            let _ = writeln!(out, "weir: admin on http://{a}");
-        }
-        // (The lock is reentrant: these lines are written under it too.)
-        for &(addr, tls) in &bound {
-            crate::listeners::print_listening(addr, tls);
-        }
-        let _ = writeln!(out, "weir: ready");
-        let _ = out.flush();
-    }
+    print_ready(admin.as_ref(), &bound);
     // SIGUSR1: reopen the access log file (after logrotate moved it).
     if let Some(usr1) = usr1 {
         tokio::spawn(reopen_access_log_on(usr1));
@@ -162,6 +144,35 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The admin listener: the socket the process this one replaces handed over, or a new one.
+async fn bind_admin(
+    addr: std::net::SocketAddr,
+    inherited: &mut crate::handover::Inherited,
+) -> anyhow::Result<TcpListener> {
+    Ok(match inherited.admin(addr) {
+        Some(socket) => TcpListener::from_std(socket)?,
+        None => admin::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on the admin address {addr}"))?,
+    })
+}
+
+/// The stable lines on stdout that scripts and tests wait for (logs go to stderr): the admin
+/// address first (a reader waiting for the listeners has then seen it), the listeners, then
+/// `weir: ready`.
+fn print_ready(admin: Option<&TcpListener>, bound: &[(std::net::SocketAddr, bool)]) {
+    let mut out = std::io::stdout().lock();
+    if let Some(a) = admin.and_then(|l| l.local_addr().ok()) {
+        let _ = writeln!(out, "weir: admin on http://{a}");
+    }
+    // (The lock is reentrant: these lines are written under it too.)
+    for &(addr, tls) in bound {
+        crate::listeners::print_listening(addr, tls);
+    }
+    let _ = writeln!(out, "weir: ready");
+    let _ = out.flush();
 }
 
 /// Reopen the access log file on each signal of `usr1` (after logrotate moved it).
