@@ -144,10 +144,17 @@ impl Drop for SlotGuard {
     }
 }
 
-/// One listener's accept loop on one worker: what it needs to accept and serve connections.
+/// One listener's accept loop on one worker: its socket, and what its connections share.
 pub struct AcceptLoop {
     /// The worker's socket of the listener.
     pub listener: TcpListener,
+    /// What the loop's connections share.
+    pub serving: Serving,
+}
+
+/// What an accept loop's connections share with it and each other (not the socket: a
+/// stopped loop closes that at once, while its connections finish).
+pub struct Serving {
     /// The listener's connection count over all workers.
     pub slots: Arc<ConnectionSlots>,
     /// What the listener does with a connection (read once per connection).
@@ -168,49 +175,14 @@ pub struct AcceptLoop {
     pub idle_timeout: Duration,
 }
 
-/// What an accept loop's connections share with it and each other (not the socket: a
-/// stopped loop closes that at once, while its connections finish).
-struct Serving {
-    slots: Arc<ConnectionSlots>,
-    mode: Arc<arc_swap::ArcSwap<ListenerMode>>,
-    proxy: Arc<Proxy>,
-    builder: auto::Builder<TokioExecutor>,
-    drain: Arc<Drain>,
-    stop: watch::Receiver<bool>,
-    handshake_timeout: Duration,
-    send_timeout: Duration,
-    idle_timeout: Duration,
-}
-
 impl AcceptLoop {
     /// Accept connections until `stop` turns true, then close the socket: the port refuses
     /// new connections at once (rather than queueing them where nobody accepts), while the
     /// connections accepted before finish.
     pub async fn run(self) {
-        let AcceptLoop {
-            listener,
-            slots,
-            mode,
-            proxy,
-            builder,
-            drain,
-            stop,
-            handshake_timeout,
-            send_timeout,
-            idle_timeout,
-        } = self;
-        let mut stopped = stop.clone();
-        let this = Arc::new(Serving {
-            slots,
-            mode,
-            proxy,
-            builder,
-            drain,
-            stop,
-            handshake_timeout,
-            send_timeout,
-            idle_timeout,
-        });
+        let AcceptLoop { listener, serving } = self;
+        let mut stopped = serving.stop.clone();
+        let this = Arc::new(serving);
         loop {
             let accepted = tokio::select! {
                 biased;

@@ -244,15 +244,17 @@ fn worker(
                 Ok(l) => loops.push(tokio::spawn(
                     listener::AcceptLoop {
                         listener: l,
-                        slots: start.slots,
-                        mode: start.mode,
-                        proxy: proxy.clone(),
-                        builder: builder.clone(),
-                        drain: drain.clone(),
-                        stop: start.stop,
-                        handshake_timeout: limits.header_read_timeout,
-                        send_timeout: limits.send_timeout,
-                        idle_timeout: limits.client_idle_timeout,
+                        serving: listener::Serving {
+                            slots: start.slots,
+                            mode: start.mode,
+                            proxy: proxy.clone(),
+                            builder: builder.clone(),
+                            drain: drain.clone(),
+                            stop: start.stop,
+                            handshake_timeout: limits.header_read_timeout,
+                            send_timeout: limits.send_timeout,
+                            idle_timeout: limits.client_idle_timeout,
+                        },
                     }
                     .run(),
                 )),
