@@ -152,6 +152,8 @@ fn sweep_stale(parent: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(parent) else {
         return 0;
     };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
     let mut removed = 0;
     for entry in entries.flatten() {
         if !entry.file_name().to_string_lossy().starts_with(PREFIX) {
@@ -161,8 +163,6 @@ fn sweep_stale(parent: &Path) -> usize {
         // Another user's folders are theirs to remove.
         let mine = {
             use std::os::unix::fs::MetadataExt;
-            // SAFETY: geteuid has no preconditions and cannot fail.
-            let me = unsafe { libc::geteuid() };
             std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir() && m.uid() == me)
         };
         if !mine {

@@ -313,7 +313,6 @@ fn client_body(
     Some(Body::client(body, Some(limit), idle))
 }
 
-/// A routed request: its filters, its upstream exchange and its response phase.
 /// What compressing a response needs of its request, taken before the head is sent on.
 struct Compression<'r> {
     settings: &'r crate::compress::CompressSettings,
@@ -354,6 +353,7 @@ impl Compression<'_> {
     }
 }
 
+/// A routed request: its filters, its upstream exchange and its response phase.
 struct Exchange<'g> {
     current: &'g Arc<WorkerGeneration>,
     route: &'g Route,
