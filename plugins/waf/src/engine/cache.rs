@@ -155,14 +155,42 @@ impl<'s> Cache<'s> {
         pure: bool,
         op: impl FnOnce(&[u8]) -> Option<OpHit>,
     ) -> Option<OpHit> {
+        self.memoised(link, v, pure, false, |cache| {
+            cache.lookup(link, v).and_then(op)
+        })
+    }
+
+    /// `run` for a `multiMatch` link: `op` takes `v` as it is and makes the transformations
+    /// itself (the outcome is memoised the same way, under its own key).
+    pub(super) fn run_whole(
+        &mut self,
+        link: &Rule,
+        v: &[u8],
+        pure: bool,
+        op: impl FnOnce(&[u8]) -> Option<OpHit>,
+    ) -> Option<OpHit> {
+        self.memoised(link, v, pure, true, |_| op(v))
+    }
+
+    /// `find`'s outcome for (`link`, `v`), from or into the memo when `pure`. `whole` keys
+    /// [`Cache::run_whole`]'s outcomes apart from [`Cache::run`]'s.
+    fn memoised(
+        &mut self,
+        link: &Rule,
+        v: &[u8],
+        pure: bool,
+        whole: bool,
+        find: impl FnOnce(&mut Self) -> Option<OpHit>,
+    ) -> Option<OpHit> {
         let memo = self.memo.filter(|_| pure && v.len() <= MEMO_VALUE);
-        let id = link as *const Rule as usize;
+        // Rules are aligned, so the lowest bit of their address is free for `whole`.
+        let id = link as *const Rule as usize | usize::from(whole);
         if let Some(memo) = memo {
             if let Some(known) = memo.borrow().ops.get(&id).and_then(|m| m.get(v)) {
                 return known.as_deref().cloned();
             }
         }
-        let hit = self.lookup(link, v).and_then(op);
+        let hit = find(self);
         if let Some(memo) = memo {
             let mut memo = memo.borrow_mut();
             memo.make_room();

@@ -4,7 +4,7 @@
 
 use crate::macros::Lookup;
 use crate::rule::{
-    in_ranges, BodyProcessor, Ctl, Disruptive, EngineMode, Rule, Select, SetOp, TagMatch,
+    in_ranges, BodyProcessor, Ctl, Disruptive, EngineMode, Rule, Select, SetOp, SetVar, TagMatch,
 };
 use crate::seclang::{Entry, RuleSet};
 use crate::transaction::Data;
@@ -202,7 +202,12 @@ fn eval_link<'d>(
                 rule: head,
             };
             if link.actions.multi_match {
-                multi_match(link, &t.value, &ctx, test.negated)
+                match &t.value {
+                    Cow::Borrowed(v) => cache.run_whole(link, v, test.op.is_pure(), |v| {
+                        multi_match(link, v, &ctx, test.negated)
+                    }),
+                    Cow::Owned(v) => multi_match(link, v, &ctx, test.negated),
+                }
             } else {
                 match &t.value {
                     Cow::Borrowed(v) => cache.run(link, v, test.op.is_pure(), |v| {
@@ -320,6 +325,8 @@ fn collect<'d>(
                 push(Cow::Borrowed(""), Cow::Borrowed(v));
             }
         }
+        // `&TX:x` and the like: counted, not copied.
+        _ if spec.count => state_values(spec, st, &take, &mut |_, _| count += 1),
         _ => state_values(spec, st, &take, &mut |k: &str, v: &[u8]| {
             // Values held by the transaction's state are copied: rules change it while
             // they run.
@@ -406,45 +413,7 @@ fn state_values(
 /// `setvar` and `ctl` of a link, run for each value it matches.
 fn per_match_actions(head: &Rule, link: &Rule, data: &Data, st: &mut State) {
     for sv in &link.actions.setvars {
-        let (name, value) = {
-            let ctx = Ctx {
-                data,
-                st,
-                rule: head,
-            };
-            let name = format!(
-                "{}.{}",
-                sv.collection,
-                sv.name.expand(&ctx).to_ascii_lowercase()
-            );
-            let value = match &sv.op {
-                SetOp::Set(m) | SetOp::Add(m) | SetOp::Sub(m) => Some(m.expand(&ctx)),
-                SetOp::Delete => None,
-            };
-            (name, value)
-        };
-        let (map, key) = match name.strip_prefix("tx.") {
-            Some(k) => (&mut st.tx, k.to_string()),
-            None => (&mut st.persistent, name),
-        };
-        let number = |s: Option<&String>| s.and_then(|s| s.trim().parse::<i64>().ok()).unwrap_or(0);
-        match (&sv.op, value) {
-            (SetOp::Delete, _) => {
-                map.remove(&key);
-            }
-            (SetOp::Set(_), Some(v)) => {
-                map.insert(key, v);
-            }
-            (SetOp::Add(_), Some(v)) => {
-                let n = number(map.get(&key)).saturating_add(number(Some(&v)));
-                map.insert(key, n.to_string());
-            }
-            (SetOp::Sub(_), Some(v)) => {
-                let n = number(map.get(&key)).saturating_sub(number(Some(&v)));
-                map.insert(key, n.to_string());
-            }
-            _ => {}
-        }
+        setvar(sv, head, data, st);
     }
     for ctl in &link.actions.ctls {
         match ctl {
@@ -461,6 +430,58 @@ fn per_match_actions(head: &Rule, link: &Rule, data: &Data, st: &mut State) {
             Ctl::BodyAccess(on) => st.body_access = *on,
             Ctl::ForceBodyVariable(on) => st.force_body_variable = *on,
             Ctl::Ignored => {}
+        }
+    }
+}
+
+/// One `setvar`. Names and values without macros are used as they are in the rule, and a
+/// variable that exists has its text rewritten in place: CRS sets dozens per request.
+fn setvar(sv: &SetVar, head: &Rule, data: &Data, st: &mut State) {
+    let (name, value) = {
+        let ctx = Ctx {
+            data,
+            st,
+            rule: head,
+        };
+        let mut name = sv.name.expand_cow(&ctx);
+        if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            name = Cow::Owned(name.to_ascii_lowercase());
+        }
+        let value = match &sv.op {
+            SetOp::Set(m) | SetOp::Add(m) | SetOp::Sub(m) => Some(m.expand_cow(&ctx)),
+            SetOp::Delete => None,
+        };
+        (name, value)
+    };
+    let (map, key) = if sv.collection == "tx" {
+        (&mut st.tx, name)
+    } else {
+        let key = format!("{}.{name}", sv.collection);
+        (&mut st.persistent, Cow::Owned(key))
+    };
+    let number = |s: Option<&str>| s.and_then(|s| s.trim().parse::<i64>().ok()).unwrap_or(0);
+    let now = |map: &FxHashMap<String, String>| number(map.get(key.as_ref()).map(String::as_str));
+    let (text, n) = match (&sv.op, value) {
+        (SetOp::Delete, _) | (_, None) => {
+            map.remove(key.as_ref());
+            return;
+        }
+        (SetOp::Set(_), Some(v)) => (Some(v), 0),
+        (SetOp::Add(_), Some(v)) => (None, now(map).saturating_add(number(Some(&v)))),
+        (SetOp::Sub(_), Some(v)) => (None, now(map).saturating_sub(number(Some(&v)))),
+    };
+    let slot = match map.get_mut(key.as_ref()) {
+        Some(slot) => {
+            slot.clear();
+            slot
+        }
+        None => map.entry(key.into_owned()).or_default(),
+    };
+    match text {
+        Some(t) => slot.push_str(&t),
+        None => {
+            use std::fmt::Write as _;
+            let _ = write!(slot, "{n}");
         }
     }
 }
