@@ -1,7 +1,7 @@
 //! What a transformation chain makes of a value — the transformed value and the chain's
 //! prefilter finds in it — kept per transaction by the value's address, and across
-//! transactions by the value itself in a bounded memo (header values, argument names and
-//! cookies repeat from request to request).
+//! transactions in a bounded memo (header values, argument names and cookies repeat from
+//! request to request) that numbers each value it has seen and keeps results by number.
 
 use super::OpHit;
 use crate::prefilter::{self, Bits};
@@ -23,21 +23,24 @@ struct Known {
     hits: Bits,
 }
 
-/// Memo entries of one chain or rule, by value.
-type ByValue<T> = FxHashMap<Box<[u8]>, T>;
-
 /// Longest value the memo keeps.
 const MEMO_VALUE: usize = 1024;
 
-/// Values the memo holds, by transformation chain and value, up to a bound; full, it
-/// starts over.
+/// Values seen across transactions, each under a number, and what chains and operators made
+/// of them by (chain or rule, number), up to a bound; full, it starts over. A value is
+/// hashed and compared once per transaction to find its number, not once per chain and rule
+/// that reads it.
 #[derive(Debug)]
 pub struct Memo {
-    /// By chain, then by value.
-    map: FxHashMap<usize, ByValue<Rc<Known>>>,
-    /// Outcomes of operators that depend on the value alone, by rule link, then by value
-    /// (before transformation).
-    ops: FxHashMap<usize, ByValue<Option<Rc<OpHit>>>>,
+    /// The values, by content.
+    ids: FxHashMap<Box<[u8]>, u32>,
+    /// By chain and value.
+    map: FxHashMap<(usize, u32), Rc<Known>>,
+    /// Outcomes of operators that depend on the value alone, by rule link and value (before
+    /// transformation).
+    ops: FxHashMap<(usize, u32), Option<Rc<OpHit>>>,
+    /// Bumped each time the memo starts over: value numbers from before mean nothing.
+    generation: u64,
     len: usize,
     limit: usize,
 }
@@ -46,17 +49,33 @@ impl Memo {
     /// Start over when full.
     fn make_room(&mut self) {
         if self.len >= self.limit {
+            self.ids.clear();
             self.map.clear();
             self.ops.clear();
+            self.generation += 1;
             self.len = 0;
         }
+    }
+
+    /// The number of value `v`, given it if new.
+    fn id(&mut self, v: &[u8]) -> u32 {
+        if let Some(&id) = self.ids.get(v) {
+            return id;
+        }
+        self.make_room();
+        let id = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
+        self.len += 1;
+        self.ids.insert(Box::from(v), id);
+        id
     }
 
     /// A memo of at most `limit` entries.
     pub fn new(limit: usize) -> Memo {
         Memo {
+            ids: FxHashMap::default(),
             map: FxHashMap::default(),
             ops: FxHashMap::default(),
+            generation: 0,
             len: 0,
             limit,
         }
@@ -80,6 +99,41 @@ pub struct Cache<'s> {
     /// Per chain: the prefilter's finds over every value its rules could target.
     chain_hits: FxHashMap<usize, Bits>,
     memo: Option<&'s RefCell<Memo>>,
+    ids: Numbers,
+}
+
+/// The memo's numbers of one transaction's values, by address and length, and the memo
+/// generation they belong to.
+struct Numbers {
+    ids: FxHashMap<(usize, usize), u32>,
+    generation: u64,
+}
+
+impl Numbers {
+    /// The memo's number for `v` (borrowed from the transaction); `None` when there is no
+    /// memo or `v` is too long for it.
+    fn of<'m>(
+        &mut self,
+        memo: Option<&'m RefCell<Memo>>,
+        v: &[u8],
+    ) -> Option<(&'m RefCell<Memo>, u32)> {
+        let memo = memo.filter(|_| v.len() <= MEMO_VALUE)?;
+        let mut m = memo.borrow_mut();
+        let key = (v.as_ptr() as usize, v.len());
+        if m.generation == self.generation {
+            if let Some(&id) = self.ids.get(&key) {
+                return Some((memo, id));
+            }
+        }
+        let id = m.id(v);
+        // Numbering it may have made the memo start over.
+        if m.generation != self.generation {
+            self.ids.clear();
+            self.generation = m.generation;
+        }
+        self.ids.insert(key, id);
+        Some((memo, id))
+    }
 }
 
 impl<'s> Cache<'s> {
@@ -91,6 +145,10 @@ impl<'s> Cache<'s> {
             set,
             chain_hits: FxHashMap::with_capacity_and_hasher(32, Default::default()),
             memo: None,
+            ids: Numbers {
+                ids: FxHashMap::with_capacity_and_hasher(64, Default::default()),
+                generation: 0,
+            },
         }
     }
 
@@ -111,38 +169,22 @@ impl<'s> Cache<'s> {
     pub fn clear(&mut self) {
         self.map.clear();
         self.chain_hits.clear();
+        self.ids.ids.clear();
     }
 
     /// What `link`'s chain makes of `v`, a value borrowed from the transaction (which
     /// outlives this cache, so its address names it).
     fn known(&mut self, link: &Rule, v: &[u8]) -> &Known {
         let key = (v.as_ptr() as usize, v.len(), link.chain_id);
-        let (filters, memo) = (&self.set.prefilters, self.memo);
-        self.map.entry(key).or_insert_with(|| {
-            let make = || {
-                let value = apply(link, v).map(Vec::into_boxed_slice);
-                let hits = match filters.get(link.chain_id) {
-                    Some(Some(f)) => f.scan(value.as_deref().unwrap_or(v)),
-                    _ => Bits::default(),
-                };
-                Rc::new(Known { value, hits })
-            };
-            let Some(memo) = memo.filter(|_| v.len() <= MEMO_VALUE) else {
-                return make();
-            };
-            let mut memo = memo.borrow_mut();
-            if let Some(k) = memo.map.get(&link.chain_id).and_then(|m| m.get(v)) {
-                return k.clone();
-            }
-            memo.make_room();
-            let k = make();
-            memo.len += 1;
-            memo.map
-                .entry(link.chain_id)
-                .or_default()
-                .insert(Box::from(v), k.clone());
-            k
-        })
+        let Cache {
+            map,
+            set,
+            memo,
+            ids,
+            ..
+        } = self;
+        map.entry(key)
+            .or_insert_with(|| make_known(set, ids.of(*memo, v), link, v))
     }
 
     /// `link`'s operator over `v` (borrowed from the transaction) transformed, by `op`; an
@@ -182,21 +224,29 @@ impl<'s> Cache<'s> {
         whole: bool,
         find: impl FnOnce(&mut Self) -> Option<OpHit>,
     ) -> Option<OpHit> {
-        let memo = self.memo.filter(|_| pure && v.len() <= MEMO_VALUE);
+        let memo = if pure {
+            self.ids.of(self.memo, v)
+        } else {
+            None
+        };
         // Rules are aligned, so the lowest bit of their address is free for `whole`.
-        let id = link as *const Rule as usize | usize::from(whole);
-        if let Some(memo) = memo {
-            if let Some(known) = memo.borrow().ops.get(&id).and_then(|m| m.get(v)) {
+        let rule = link as *const Rule as usize | usize::from(whole);
+        if let Some((memo, id)) = memo {
+            if let Some(known) = memo.borrow().ops.get(&(rule, id)) {
                 return known.as_deref().cloned();
             }
         }
+        let generation = self.ids.generation;
         let hit = find(self);
-        if let Some(memo) = memo {
+        if let Some((memo, id)) = memo {
             let mut memo = memo.borrow_mut();
-            memo.make_room();
+            if memo.generation != generation {
+                // Started over meanwhile: `id` may now number another value.
+                return hit;
+            }
             memo.len += 1;
             let kept = hit.clone().map(Rc::new);
-            memo.ops.entry(id).or_default().insert(Box::from(v), kept);
+            memo.ops.insert((rule, id), kept);
         }
         hit
     }
@@ -245,6 +295,35 @@ impl<'s> Cache<'s> {
     }
 }
 
+/// What `link`'s chain makes of `v`, when this transaction has not seen the pair: from the
+/// memo (`memo`: it and `v`'s number there), or made (and kept there).
+fn make_known(
+    set: &RuleSet,
+    memo: Option<(&RefCell<Memo>, u32)>,
+    link: &Rule,
+    v: &[u8],
+) -> Rc<Known> {
+    let make = || {
+        let value = apply(link, v).map(Vec::into_boxed_slice);
+        let hits = match set.prefilters.get(link.chain_id) {
+            Some(Some(f)) => f.scan(value.as_deref().unwrap_or(v)),
+            _ => Bits::default(),
+        };
+        Rc::new(Known { value, hits })
+    };
+    let Some((memo, id)) = memo else {
+        return make();
+    };
+    if let Some(k) = memo.borrow().map.get(&(link.chain_id, id)) {
+        return k.clone();
+    }
+    let k = make();
+    let mut memo = memo.borrow_mut();
+    memo.len += 1;
+    memo.map.insert((link.chain_id, id), k.clone());
+    k
+}
+
 /// `v` through `link`'s transformations, or `None` if they change nothing.
 pub(super) fn apply(link: &Rule, v: &[u8]) -> Option<Vec<u8>> {
     let mut cur = Cow::Borrowed(v);
@@ -273,9 +352,9 @@ mod tests {
             "SecRule ARGS \"@rx (?i)union\\s+select\" \"id:1,phase:1,deny,t:none,t:urlDecodeUni\"",
         )
         .unwrap();
-        // A value the rule runs on takes two entries (the chain's view of it, the operator's
-        // outcome); one the prefilter rules out, one.
-        let memo = RefCell::new(Memo::new(3));
+        // A value takes an entry for its number, and the rule's chain and operator one each
+        // for what they made of it (the operator none when the prefilter rules it out).
+        let memo = RefCell::new(Memo::new(5));
         let run = |uri: &str| {
             let data = Data::request(&RequestHead {
                 method: "GET",
@@ -289,16 +368,64 @@ mod tests {
             st.interruption.is_some()
         };
         assert!(run("/?q=1%20UNION%20SELECT%20x"));
-        assert_eq!(memo.borrow().len(), 2);
+        assert_eq!(memo.borrow().len(), 3);
         // The same value from the memo decides the same.
         assert!(run("/?q=1%20UNION%20SELECT%20x"));
-        assert_eq!(memo.borrow().len(), 2);
-        assert!(!run("/?q=fine"));
         assert_eq!(memo.borrow().len(), 3);
+        assert!(!run("/?q=fine"));
+        assert_eq!(memo.borrow().len(), 5);
         // Full: it starts over rather than grow.
         assert!(!run("/?q=other"));
-        assert_eq!(memo.borrow().len(), 1);
+        assert_eq!(memo.borrow().len(), 2);
         assert!(run("/?q=1%20UNION%20SELECT%20x"));
-        assert_eq!(memo.borrow().len(), 3);
+        assert_eq!(memo.borrow().len(), 5);
+        assert!(!run("/?q=other"));
+    }
+
+    #[test]
+    fn a_memo_that_starts_over_within_a_transaction_decides_as_none_would() {
+        // Two rules over the same values (one negated, so every value runs an operator);
+        // a memo this small starts over several times within one request, and value numbers
+        // from before must not be read as the new ones.
+        let set = load(
+            &mut MemFiles::default(),
+            &[],
+            "SecRule ARGS \"@rx (?i)union\\s+select\" \"id:1,phase:1,pass,t:none,t:urlDecodeUni,setvar:tx.a=+1\"\n\
+             SecRule ARGS \"!@rx ^[a-z0-9 ]*$\" \"id:2,phase:1,pass,t:none,t:lowercase,setvar:tx.b=+1\"",
+        )
+        .unwrap();
+        let run = |memo: Option<&RefCell<Memo>>, uri: &str| {
+            let data = Data::request(&RequestHead {
+                method: "GET",
+                raw_uri: uri,
+                protocol: "HTTP/1.1",
+                ..Default::default()
+            });
+            let mut st = super::super::State::new(&set);
+            let mut cache = match memo {
+                Some(m) => Cache::with_memo(&set, m),
+                None => Cache::new(&set),
+            };
+            super::super::run_phase(&set, 1, &data, &mut st, &mut cache);
+            (st.tx.get("a").cloned(), st.tx.get("b").cloned())
+        };
+        let uris = [
+            "/?a=1&b=x%20UNION%20SELECT%201&c=3&d=OK!&e=5",
+            "/?a=1&b=2&c=union%20select&d=4&e=%3C",
+            "/?e=5&d=OK!&c=3&b=x%20UNION%20SELECT%201&a=1",
+        ];
+        for limit in [1, 2, 3, 5, 8, 1000] {
+            let memo = RefCell::new(Memo::new(limit));
+            for _ in 0..3 {
+                for uri in uris {
+                    assert_eq!(
+                        run(Some(&memo), uri),
+                        run(None, uri),
+                        "{uri}, limit {limit}"
+                    );
+                }
+            }
+        }
+        assert_eq!(run(None, uris[0]), (Some("1".into()), Some("1".into())));
     }
 }
