@@ -81,6 +81,8 @@ pub struct Waf {
     body: String,
     /// More query and body arguments than this: 400 before any rule runs.
     max_args: usize,
+    /// Strings the last transaction's variables left, for the next one's.
+    spare: std::cell::RefCell<Vec<String>>,
 }
 
 /// Values (per transformation chain) the memo keeps across requests: a few MiB at most.
@@ -134,6 +136,7 @@ impl Waf {
             typed_bodies: s.typed_bodies,
             body: s.body,
             max_args: s.max_args,
+            spare: Default::default(),
         })
     }
 
@@ -160,7 +163,7 @@ impl Waf {
 
     /// Phases 1 and 2 over `req`: the state they leave.
     pub fn inspect_request(&self, req: &Request<'_>) -> State {
-        let mut st = State::new(&self.set);
+        let mut st = State::with_spare(&self.set, self.spare.take());
         let mut cache = Cache::with_memo(&self.set, &self.memo);
         let data = request_data(req);
         if self.too_many_args(&data, &mut st) {
@@ -390,7 +393,9 @@ impl Filter for Waf {
         if self.wants_response() && !st.done() {
             save_tx(req, &st);
         }
-        self.decide(req, &st, "request")
+        let action = self.decide(req, &st, "request");
+        self.spare.replace(st.into_spare());
+        action
     }
 
     fn on_response(&self, req: &Request<'_>, resp: &mut Response<'_>) -> Action {

@@ -1,6 +1,8 @@
 //! Macro expansion in action arguments and operator parameters: `%{tx.anomaly_score}`,
 //! `%{MATCHED_VAR}`, `%{request_headers.host}`.
 
+use std::borrow::Cow;
+
 /// A string with `%{...}` references, split once at load.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Macro {
@@ -18,7 +20,7 @@ enum Part {
 pub trait Lookup {
     /// The value of `collection` (upper case) member `key` (lower case; empty for a
     /// single-valued variable), if any.
-    fn lookup(&self, collection: &str, key: &str) -> Option<String>;
+    fn lookup(&self, collection: &str, key: &str) -> Option<Cow<'_, str>>;
 }
 
 impl Macro {
@@ -73,7 +75,7 @@ impl Macro {
     }
 
     /// As [`Macro::expand`], borrowing the text when there is nothing to replace.
-    pub fn expand_cow(&self, with: &dyn Lookup) -> std::borrow::Cow<'_, str> {
+    pub fn expand_cow(&self, with: &dyn Lookup) -> Cow<'_, str> {
         match self.parts.as_slice() {
             [] => return "".into(),
             [Part::Text(t)] => return t.as_str().into(),
@@ -97,7 +99,7 @@ impl Macro {
 struct NoLookup;
 
 impl Lookup for NoLookup {
-    fn lookup(&self, _: &str, _: &str) -> Option<String> {
+    fn lookup(&self, _: &str, _: &str) -> Option<Cow<'_, str>> {
         None
     }
 }
@@ -108,7 +110,7 @@ mod tests {
 
     struct Map;
     impl Lookup for Map {
-        fn lookup(&self, c: &str, k: &str) -> Option<String> {
+        fn lookup(&self, c: &str, k: &str) -> Option<Cow<'_, str>> {
             match (c, k) {
                 ("TX", "score") => Some("5".into()),
                 ("MATCHED_VAR", "") => Some("x' or 1=1".into()),

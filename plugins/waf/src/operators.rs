@@ -408,8 +408,8 @@ mod tests {
 
     struct Tx;
     impl Lookup for Tx {
-        fn lookup(&self, c: &str, k: &str) -> Option<String> {
-            (c == "TX" && k == "limit").then(|| "5".to_string())
+        fn lookup(&self, c: &str, k: &str) -> Option<std::borrow::Cow<'_, str>> {
+            (c == "TX" && k == "limit").then(|| "5".into())
         }
     }
 

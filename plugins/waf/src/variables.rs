@@ -110,13 +110,13 @@ pub enum Coll {
 impl Coll {
     /// The collection named `name` (any case).
     pub fn parse(name: &str) -> Option<Coll> {
-        let upper = name.to_ascii_uppercase();
-        if let Some(i) = MULTI.iter().position(|m| *m == upper) {
+        if let Some(i) = MULTI.iter().position(|m| m.eq_ignore_ascii_case(name)) {
             return Some(Coll::Multi(i));
         }
-        if let Some(i) = SCALAR.iter().position(|m| *m == upper) {
+        if let Some(i) = SCALAR.iter().position(|m| m.eq_ignore_ascii_case(name)) {
             return Some(Coll::Scalar(i));
         }
+        let upper = name.to_ascii_uppercase();
         Some(match upper.as_str() {
             "TX" => Coll::Tx,
             "IP" => Coll::Persistent("ip"),

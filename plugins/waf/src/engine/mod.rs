@@ -61,7 +61,13 @@ pub struct State {
     pub would_interrupt: Option<Interruption>,
     /// `allow` matched: no further rules run.
     pub allowed: bool,
+    /// Emptied strings from an earlier transaction's variables, for new ones.
+    spare: Vec<String>,
 }
+
+/// Most strings a transaction keeps for the next one, and the largest.
+const SPARE_STRINGS: usize = 512;
+const SPARE_CAPACITY: usize = 1024;
 
 impl State {
     /// A new transaction under `set`'s settings.
@@ -82,7 +88,32 @@ impl State {
             interruption: None,
             would_interrupt: None,
             allowed: false,
+            spare: Vec::new(),
         }
+    }
+
+    /// [`State::new`], making new variables out of `spare` strings (which
+    /// [`State::into_spare`] of an earlier transaction gave back) before allocating.
+    pub fn with_spare(set: &RuleSet, spare: Vec<String>) -> State {
+        State {
+            spare,
+            ..State::new(set)
+        }
+    }
+
+    /// The transaction's variable strings, emptied, for [`State::with_spare`]: CRS sets
+    /// the same few dozen variables in every transaction.
+    pub fn into_spare(mut self) -> Vec<String> {
+        let mut spare = std::mem::take(&mut self.spare);
+        for (k, v) in self.tx.drain().chain(self.persistent.drain()) {
+            for mut s in [k, v] {
+                if spare.len() < SPARE_STRINGS && s.capacity() <= SPARE_CAPACITY {
+                    s.clear();
+                    spare.push(s);
+                }
+            }
+        }
+        spare
     }
 
     /// `blocked`, `detected` (a deny that `DetectionOnly` did not carry out) or `passed`.
@@ -107,7 +138,7 @@ pub fn run_phase(set: &RuleSet, phase: u8, data: &Data, st: &mut State, cache: &
     };
     let mut skip_n = 0u32;
     // One buffer of target values for every rule of the phase.
-    let mut targets = Vec::with_capacity(32);
+    let mut targets = Targets::new();
     let mut at = 0;
     while let Some(entry) = list.get(at) {
         at += 1;
@@ -147,7 +178,7 @@ fn eval_chain<'d>(
     data: &'d Data,
     st: &mut State,
     cache: &mut Cache<'_>,
-    targets: &mut Vec<Target<'d>>,
+    targets: &mut Targets<'d>,
 ) -> bool {
     if !eval_link(head, link, data, st, cache, targets) {
         return false;
@@ -156,13 +187,6 @@ fn eval_chain<'d>(
         Some(next) => eval_chain(head, next, data, st, cache, targets),
         None => true,
     }
-}
-
-/// One target's value, named.
-struct Target<'d> {
-    coll: Coll,
-    key: Cow<'d, str>,
-    value: Cow<'d, [u8]>,
 }
 
 /// `COLL:key`, or `COLL` for a single value.
@@ -180,7 +204,7 @@ fn eval_link<'d>(
     data: &'d Data,
     st: &mut State,
     cache: &mut Cache<'_>,
-    targets: &mut Vec<Target<'d>>,
+    targets: &mut Targets<'d>,
 ) -> bool {
     let Some(test) = &link.test else {
         per_match_actions(head, link, data, st);
@@ -201,22 +225,19 @@ fn eval_link<'d>(
                 st,
                 rule: head,
             };
-            if link.actions.multi_match {
-                match &t.value {
-                    Cow::Borrowed(v) => cache.run_whole(link, v, test.op.is_pure(), |v| {
-                        multi_match(link, v, &ctx, test.negated)
-                    }),
-                    Cow::Owned(v) => multi_match(link, v, &ctx, test.negated),
+            let pure = test.op.is_pure();
+            match (t.value, link.actions.multi_match) {
+                (Text::Borrowed(v), true) => {
+                    cache.run_whole(link, v, pure, |v| multi_match(link, v, &ctx, test.negated))
                 }
-            } else {
-                match &t.value {
-                    Cow::Borrowed(v) => cache.run(link, v, test.op.is_pure(), |v| {
-                        run_op(link, v, &ctx, test.negated)
-                    }),
-                    Cow::Owned(v) => {
-                        let t = cache::apply(link, v);
-                        run_op(link, t.as_deref().unwrap_or(v), &ctx, test.negated)
-                    }
+                (Text::Borrowed(v), false) => {
+                    cache.run(link, v, pure, |v| run_op(link, v, &ctx, test.negated))
+                }
+                (held, true) => multi_match(link, targets.bytes(held), &ctx, test.negated),
+                (held, false) => {
+                    let v = targets.bytes(held);
+                    let t = cache::apply(link, v);
+                    run_op(link, t.as_deref().unwrap_or(v), &ctx, test.negated)
                 }
             }
         };
@@ -231,11 +252,12 @@ fn eval_link<'d>(
             }
         }
         if link.records_match {
+            let key = targets.key(t);
             if cache.keeps_matched_vars() {
                 st.matched_vars
-                    .push((full_name(t.coll, &t.key), value.clone()));
+                    .push((full_name(t.coll, key), value.clone()));
             }
-            st.matched_var = Some((t.coll, t.key.to_string(), value));
+            st.matched_var = Some((t.coll, key.to_string(), value));
         }
         per_match_actions(head, link, data, st);
     }
@@ -292,7 +314,7 @@ fn collect<'d>(
     all: &[VarSpec],
     data: &'d Data,
     st: &State,
-    out: &mut Vec<Target<'d>>,
+    out: &mut Targets<'d>,
 ) {
     let selected = |lower: &str| spec.key.as_ref().is_none_or(|k| k.selects(lower));
     let excluded = |lower: &str| {
@@ -303,46 +325,36 @@ fn collect<'d>(
                 .any(|(sel, e)| e.covers(spec.coll, lower) && sel.selects(rule))
     };
     let take = |lower: &str| selected(lower) && !excluded(lower);
+    let coll = spec.coll;
     let mut count = 0usize;
-    let mut push = |key: Cow<'d, str>, value: Cow<'d, [u8]>| {
-        count += 1;
-        if !spec.count {
-            out.push(Target {
-                coll: spec.coll,
-                key,
-                value,
-            });
+    match coll {
+        Coll::Multi(i) => {
+            for item in data.multi(i).iter().filter(|item| take(&item.lower)) {
+                count += 1;
+                if !spec.count {
+                    out.borrowed(coll, &item.name, &item.value);
+                }
+            }
         }
-    };
-    match spec.coll {
-        Coll::Multi(i) => data
-            .multi(i)
-            .iter()
-            .filter(|item| take(&item.lower))
-            .for_each(|item| push(Cow::Borrowed(&item.name), Cow::Borrowed(&item.value))),
         Coll::Scalar(i) => {
             if let Some(v) = data.scalar(i).filter(|_| !excluded("")) {
-                push(Cow::Borrowed(""), Cow::Borrowed(v));
+                count += 1;
+                if !spec.count {
+                    out.borrowed(coll, "", v);
+                }
             }
         }
         // `&TX:x` and the like: counted, not copied.
         _ if spec.count => state_values(spec, st, &take, &mut |_, _| count += 1),
-        _ => state_values(spec, st, &take, &mut |k: &str, v: &[u8]| {
-            // Values held by the transaction's state are copied: rules change it while
-            // they run.
-            push(Cow::Owned(k.to_string()), Cow::Owned(v.to_vec()))
-        }),
+        // Values held by the transaction's state are copied: rules change it while they run.
+        _ => state_values(spec, st, &take, &mut |k, v| out.copied(coll, k, v)),
     }
     if spec.count {
         let key = match &spec.key {
-            Some(Key::Exact(k)) => k.clone(),
-            _ => String::new(),
+            Some(Key::Exact(k)) => k.as_str(),
+            _ => "",
         };
-        out.push(Target {
-            coll: spec.coll,
-            key: Cow::Owned(key),
-            value: Cow::Owned(count.to_string().into_bytes()),
-        });
+        out.count(coll, key, count);
     }
 }
 
@@ -453,6 +465,7 @@ fn setvar(sv: &SetVar, head: &Rule, data: &Data, st: &mut State) {
         };
         (name, value)
     };
+    let spare = &mut st.spare;
     let (map, key) = if sv.collection == "tx" {
         (&mut st.tx, name)
     } else {
@@ -475,7 +488,12 @@ fn setvar(sv: &SetVar, head: &Rule, data: &Data, st: &mut State) {
             slot.clear();
             slot
         }
-        None => map.entry(key.into_owned()).or_default(),
+        None => {
+            let mut name = spare.pop().unwrap_or_default();
+            name.push_str(&key);
+            map.entry(name)
+                .or_insert_with(|| spare.pop().unwrap_or_default())
+        }
     };
     match text {
         Some(t) => slot.push_str(&t),
@@ -550,36 +568,44 @@ struct Ctx<'a> {
 }
 
 impl Lookup for Ctx<'_> {
-    fn lookup(&self, coll: &str, key: &str) -> Option<String> {
-        let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+    fn lookup(&self, coll: &str, key: &str) -> Option<Cow<'_, str>> {
         match coll {
-            "TX" => self.st.tx.get(key).cloned(),
+            "TX" => self.st.tx.get(key).map(|v| Cow::Borrowed(v.as_str())),
             "IP" | "GLOBAL" | "SESSION" | "USER" | "RESOURCE" => self
                 .st
                 .persistent
                 .get(&format!("{}.{key}", coll.to_ascii_lowercase()))
-                .cloned(),
-            "MATCHED_VAR" => self.st.matched_var.as_ref().map(|(_, _, v)| text(v)),
+                .map(|v| Cow::Borrowed(v.as_str())),
+            "MATCHED_VAR" => self
+                .st
+                .matched_var
+                .as_ref()
+                .map(|(_, _, v)| String::from_utf8_lossy(v)),
             "MATCHED_VAR_NAME" => self
                 .st
                 .matched_var
                 .as_ref()
-                .map(|(c, k, _)| full_name(*c, k)),
+                .map(|(c, k, _)| full_name(*c, k).into()),
             "RULE" => match key {
-                "id" => Some(self.rule.id.to_string()),
-                "msg" => self.rule.actions.msg.as_ref().map(|m| m.literal()),
-                "severity" => self.rule.actions.severity.map(|s| s.to_string()),
-                "logdata" => self.rule.actions.logdata.as_ref().map(|m| m.literal()),
+                "id" => Some(self.rule.id.to_string().into()),
+                "msg" => self.rule.actions.msg.as_ref().map(|m| m.literal().into()),
+                "severity" => self.rule.actions.severity.map(|s| s.to_string().into()),
+                "logdata" => self
+                    .rule
+                    .actions
+                    .logdata
+                    .as_ref()
+                    .map(|m| m.literal().into()),
                 _ => None,
             },
             _ => match Coll::parse(coll)? {
-                Coll::Scalar(i) => self.data.scalar(i).map(text),
+                Coll::Scalar(i) => self.data.scalar(i).map(String::from_utf8_lossy),
                 Coll::Multi(i) => self
                     .data
                     .multi(i)
                     .iter()
                     .find(|it| key.is_empty() || it.lower == key)
-                    .map(|it| text(&it.value)),
+                    .map(|it| String::from_utf8_lossy(&it.value)),
                 _ => None,
             },
         }
@@ -587,6 +613,9 @@ impl Lookup for Ctx<'_> {
 }
 
 mod cache;
+mod targets;
+
+use targets::{Targets, Text};
 
 pub use cache::{Cache, Memo};
 

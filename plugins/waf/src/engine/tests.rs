@@ -132,3 +132,29 @@ fn skip_after_an_absent_marker_skips_the_rest_of_the_phase() {
         Some(3)
     );
 }
+
+#[test]
+fn a_transaction_made_with_the_last_ones_strings_starts_empty() {
+    let rules = "SecRule &TX:seen \"@eq 0\" \"id:1,phase:1,pass,nolog,setvar:tx.fresh=1\"\n\
+                 SecAction \"id:2,phase:1,pass,nolog,setvar:tx.seen=%{REQUEST_FILENAME},setvar:tx.score=+5,setvar:ip.hits=+1\"";
+    let set = load(&mut MemFiles::default(), &[], rules).unwrap();
+    let mut spare = Vec::new();
+    for (i, uri) in ["/first/a/rather/long/path", "/b", "/c"].iter().enumerate() {
+        let data = Data::request(&RequestHead {
+            method: "GET",
+            raw_uri: uri,
+            protocol: "HTTP/1.1",
+            ..Default::default()
+        });
+        let mut st = State::with_spare(&set, std::mem::take(&mut spare));
+        run_phase(&set, 1, &data, &mut st, &mut Cache::new(&set));
+        assert_eq!(st.tx.get("fresh").map(String::as_str), Some("1"), "{i}");
+        assert_eq!(st.tx.get("seen").map(String::as_str), Some(*uri));
+        assert_eq!(st.tx.get("score").map(String::as_str), Some("5"));
+        assert_eq!(st.persistent.get("ip.hits").map(String::as_str), Some("1"));
+        assert_eq!(st.tx.len(), 3);
+        spare = st.into_spare();
+        assert_eq!(spare.len(), 8, "every key and value back");
+        assert!(spare.iter().all(String::is_empty));
+    }
+}
