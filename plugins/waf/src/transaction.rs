@@ -28,6 +28,28 @@ impl Item {
     }
 }
 
+/// Where a value is in a transaction's [`Data`]: a single value, or a collection member by
+/// position. It names the value for as long as the data is unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct At(u64);
+
+impl At {
+    /// Single value `i` ([`SCALAR`]).
+    pub fn scalar(i: usize) -> At {
+        At(i as u64)
+    }
+
+    /// Member `pos` of collection `i` ([`MULTI`]).
+    pub fn member(i: usize, pos: usize) -> At {
+        At(((i as u64 + 1) << 40) | pos as u64)
+    }
+
+    /// As one number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
 /// The variables rules read: single values and collections.
 #[derive(Debug, Clone)]
 pub struct Data {

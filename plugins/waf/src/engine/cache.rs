@@ -7,7 +7,7 @@ use super::OpHit;
 use crate::prefilter::{self, Bits};
 use crate::rule::Rule;
 use crate::seclang::RuleSet;
-use crate::transaction::Data;
+use crate::transaction::{At, Data};
 use crate::variables::Coll;
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
@@ -94,7 +94,8 @@ impl Memo {
 
 /// The transformations and prefilter finds of one transaction.
 pub struct Cache<'s> {
-    map: FxHashMap<(usize, usize, usize), Rc<Known>>,
+    /// By value (its place in the data) and chain.
+    map: FxHashMap<(u64, usize), Rc<Known>>,
     set: &'s RuleSet,
     /// Per chain: the prefilter's finds over every value its rules could target.
     chain_hits: FxHashMap<usize, Bits>,
@@ -105,21 +106,22 @@ pub struct Cache<'s> {
 /// The memo's numbers of one transaction's values, by address and length, and the memo
 /// generation they belong to.
 struct Numbers {
-    ids: FxHashMap<(usize, usize), u32>,
+    ids: FxHashMap<u64, u32>,
     generation: u64,
 }
 
 impl Numbers {
-    /// The memo's number for `v` (borrowed from the transaction); `None` when there is no
-    /// memo or `v` is too long for it.
+    /// The memo's number for `v`, at `at` in the transaction's data; `None` when there is
+    /// no memo or `v` is too long for it.
     fn of<'m>(
         &mut self,
         memo: Option<&'m RefCell<Memo>>,
         v: &[u8],
+        at: At,
     ) -> Option<(&'m RefCell<Memo>, u32)> {
         let memo = memo.filter(|_| v.len() <= MEMO_VALUE)?;
+        let key = at.get();
         let mut m = memo.borrow_mut();
-        let key = (v.as_ptr() as usize, v.len());
         if m.generation == self.generation {
             if let Some(&id) = self.ids.get(&key) {
                 return Some((memo, id));
@@ -172,10 +174,9 @@ impl<'s> Cache<'s> {
         self.ids.ids.clear();
     }
 
-    /// What `link`'s chain makes of `v`, a value borrowed from the transaction (which
-    /// outlives this cache, so its address names it).
-    fn known(&mut self, link: &Rule, v: &[u8]) -> &Known {
-        let key = (v.as_ptr() as usize, v.len(), link.chain_id);
+    /// What `link`'s chain makes of `v`, the value at `at` in the transaction's data.
+    fn known(&mut self, link: &Rule, v: &[u8], at: At) -> &Known {
+        let key = (at.get(), link.chain_id);
         let Cache {
             map,
             set,
@@ -184,7 +185,7 @@ impl<'s> Cache<'s> {
             ..
         } = self;
         map.entry(key)
-            .or_insert_with(|| make_known(set, ids.of(*memo, v), link, v))
+            .or_insert_with(|| make_known(set, ids.of(*memo, v, at), link, v))
     }
 
     /// `link`'s operator over `v` (borrowed from the transaction) transformed, by `op`; an
@@ -194,11 +195,12 @@ impl<'s> Cache<'s> {
         &mut self,
         link: &Rule,
         v: &[u8],
+        at: At,
         pure: bool,
         op: impl FnOnce(&[u8]) -> Option<OpHit>,
     ) -> Option<OpHit> {
-        self.memoised(link, v, pure, false, |cache| {
-            cache.lookup(link, v).and_then(op)
+        self.memoised(link, v, at, pure, false, |cache| {
+            cache.lookup(link, v, at).and_then(op)
         })
     }
 
@@ -208,10 +210,11 @@ impl<'s> Cache<'s> {
         &mut self,
         link: &Rule,
         v: &[u8],
+        at: At,
         pure: bool,
         op: impl FnOnce(&[u8]) -> Option<OpHit>,
     ) -> Option<OpHit> {
-        self.memoised(link, v, pure, true, |_| op(v))
+        self.memoised(link, v, at, pure, true, |_| op(v))
     }
 
     /// `find`'s outcome for (`link`, `v`), from or into the memo when `pure`. `whole` keys
@@ -220,12 +223,13 @@ impl<'s> Cache<'s> {
         &mut self,
         link: &Rule,
         v: &[u8],
+        at: At,
         pure: bool,
         whole: bool,
         find: impl FnOnce(&mut Self) -> Option<OpHit>,
     ) -> Option<OpHit> {
         let memo = if pure {
-            self.ids.of(self.memo, v)
+            self.ids.of(self.memo, v, at)
         } else {
             None
         };
@@ -265,12 +269,16 @@ impl<'s> Cache<'s> {
         }
         let mut all = Bits::default();
         for coll in &filter.colls {
-            let mut scan = |v: &[u8]| all.union(&self.known(link, v).hits);
+            let mut scan = |v: &[u8], at| all.union(&self.known(link, v, at).hits);
             match *coll {
-                Coll::Multi(i) => data.multi(i).iter().for_each(|it| scan(&it.value)),
+                Coll::Multi(i) => data
+                    .multi(i)
+                    .iter()
+                    .enumerate()
+                    .for_each(|(pos, it)| scan(&it.value, At::member(i, pos))),
                 Coll::Scalar(i) => {
                     if let Some(v) = data.scalar(i) {
-                        scan(v)
+                        scan(v, At::scalar(i))
                     }
                 }
                 _ => return true,
@@ -283,9 +291,9 @@ impl<'s> Cache<'s> {
 
     /// `v` (borrowed from the transaction) through `link`'s transformations; `None` when
     /// the link's prefilter shows its operator cannot match.
-    fn lookup<'c>(&'c mut self, link: &Rule, v: &'c [u8]) -> Option<&'c [u8]> {
+    fn lookup<'c>(&'c mut self, link: &Rule, v: &'c [u8], at: At) -> Option<&'c [u8]> {
         let has_filter = matches!(self.set.prefilters.get(link.chain_id), Some(Some(_)));
-        let known = self.known(link, v);
+        let known = self.known(link, v, at);
         if let (Some(pf), true) = (link.pf_slot, has_filter) {
             if !prefilter::has(&known.hits, pf) {
                 return None;

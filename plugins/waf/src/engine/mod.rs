@@ -7,7 +7,7 @@ use crate::rule::{
     in_ranges, BodyProcessor, Ctl, Disruptive, EngineMode, Rule, Select, SetOp, SetVar, TagMatch,
 };
 use crate::seclang::{Entry, RuleSet};
-use crate::transaction::Data;
+use crate::transaction::{At, Data};
 use crate::variables::{Coll, Key, VarSpec};
 
 use rustc_hash::FxHashMap;
@@ -227,11 +227,11 @@ fn eval_link<'d>(
             };
             let pure = test.op.is_pure();
             match (t.value, link.actions.multi_match) {
-                (Text::Borrowed(v), true) => {
-                    cache.run_whole(link, v, pure, |v| multi_match(link, v, &ctx, test.negated))
-                }
-                (Text::Borrowed(v), false) => {
-                    cache.run(link, v, pure, |v| run_op(link, v, &ctx, test.negated))
+                (Value::Data(v, at), true) => cache.run_whole(link, v, at, pure, |v| {
+                    multi_match(link, v, &ctx, test.negated)
+                }),
+                (Value::Data(v, at), false) => {
+                    cache.run(link, v, at, pure, |v| run_op(link, v, &ctx, test.negated))
                 }
                 (held, true) => multi_match(link, targets.bytes(held), &ctx, test.negated),
                 (held, false) => {
@@ -329,10 +329,12 @@ fn collect<'d>(
     let mut count = 0usize;
     match coll {
         Coll::Multi(i) => {
-            for item in data.multi(i).iter().filter(|item| take(&item.lower)) {
-                count += 1;
-                if !spec.count {
-                    out.borrowed(coll, &item.name, &item.value);
+            for (pos, item) in data.multi(i).iter().enumerate() {
+                if take(&item.lower) {
+                    count += 1;
+                    if !spec.count {
+                        out.borrowed(coll, &item.name, &item.value, At::member(i, pos));
+                    }
                 }
             }
         }
@@ -340,7 +342,7 @@ fn collect<'d>(
             if let Some(v) = data.scalar(i).filter(|_| !excluded("")) {
                 count += 1;
                 if !spec.count {
-                    out.borrowed(coll, "", v);
+                    out.borrowed(coll, "", v, At::scalar(i));
                 }
             }
         }
@@ -615,7 +617,7 @@ impl Lookup for Ctx<'_> {
 mod cache;
 mod targets;
 
-use targets::{Targets, Text};
+use targets::{Targets, Value};
 
 pub use cache::{Cache, Memo};
 

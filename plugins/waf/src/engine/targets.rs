@@ -2,13 +2,23 @@
 //! transaction's state, which the link's actions may change while it runs) into a buffer
 //! the whole phase reuses, so that a copy costs no allocation.
 
+use crate::transaction::At;
 use crate::variables::Coll;
 
-/// Where a target's key or value is.
+/// Where a target's key is.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Text<'d> {
+enum Text<'d> {
     /// In the request's data.
-    Borrowed(&'d [u8]),
+    Borrowed(&'d str),
+    /// `held[start..end]`.
+    Held(usize, usize),
+}
+
+/// Where a target's value is.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Value<'d> {
+    /// In the request's data, at that place.
+    Data(&'d [u8], At),
     /// `held[start..end]`.
     Held(usize, usize),
 }
@@ -18,7 +28,7 @@ pub(super) enum Text<'d> {
 pub(super) struct Target<'d> {
     pub coll: Coll,
     key: Text<'d>,
-    pub value: Text<'d>,
+    pub value: Value<'d>,
 }
 
 /// A link's targets and the bytes copied for them.
@@ -43,25 +53,26 @@ impl<'d> Targets<'d> {
         self.held.clear();
     }
 
-    /// A target borrowed from the request.
-    pub fn borrowed(&mut self, coll: Coll, key: &'d str, value: &'d [u8]) {
+    /// A target borrowed from the request: `value` is at `at` in its data.
+    pub fn borrowed(&mut self, coll: Coll, key: &'d str, value: &'d [u8], at: At) {
         self.list.push(Target {
             coll,
-            key: Text::Borrowed(key.as_bytes()),
-            value: Text::Borrowed(value),
+            key: Text::Borrowed(key),
+            value: Value::Data(value, at),
         });
     }
 
     /// A target copied.
     pub fn copied(&mut self, coll: Coll, key: &str, value: &[u8]) {
-        let key = self.hold(key.as_bytes());
-        let value = self.hold(value);
+        let key = self.hold_key(key);
+        let (start, end) = self.hold(value);
+        let value = Value::Held(start, end);
         self.list.push(Target { coll, key, value });
     }
 
     /// `&X`: how many values `X` has, under the key the rule names (or none).
     pub fn count(&mut self, coll: Coll, key: &str, count: usize) {
-        let key = self.hold(key.as_bytes());
+        let key = self.hold_key(key);
         let start = self.held.len();
         let mut n = count;
         loop {
@@ -74,14 +85,19 @@ impl<'d> Targets<'d> {
         if let Some(digits) = self.held.get_mut(start..) {
             digits.reverse();
         }
-        let value = Text::Held(start, self.held.len());
+        let value = Value::Held(start, self.held.len());
         self.list.push(Target { coll, key, value });
     }
 
-    fn hold(&mut self, bytes: &[u8]) -> Text<'d> {
+    fn hold(&mut self, bytes: &[u8]) -> (usize, usize) {
         let start = self.held.len();
         self.held.extend_from_slice(bytes);
-        Text::Held(start, self.held.len())
+        (start, self.held.len())
+    }
+
+    fn hold_key(&mut self, key: &str) -> Text<'d> {
+        let (start, end) = self.hold(key.as_bytes());
+        Text::Held(start, end)
     }
 
     /// The targets, in order.
@@ -89,17 +105,24 @@ impl<'d> Targets<'d> {
         self.list.iter()
     }
 
-    /// The bytes of `text`.
-    pub fn bytes<'a>(&'a self, text: Text<'a>) -> &'a [u8] {
-        match text {
-            Text::Borrowed(b) => b,
-            Text::Held(start, end) => self.held.get(start..end).unwrap_or_default(),
+    /// The bytes of `value`.
+    pub fn bytes<'a>(&'a self, value: Value<'a>) -> &'a [u8] {
+        match value {
+            Value::Data(b, _) => b,
+            Value::Held(start, end) => self.held.get(start..end).unwrap_or_default(),
         }
     }
 
-    /// `t`'s key (keys are always text).
+    /// `t`'s key.
     pub fn key<'a>(&'a self, t: &'a Target<'d>) -> &'a str {
-        std::str::from_utf8(self.bytes(t.key)).unwrap_or_default()
+        match t.key {
+            Text::Borrowed(k) => k,
+            Text::Held(start, end) => self
+                .held
+                .get(start..end)
+                .and_then(|k| std::str::from_utf8(k).ok())
+                .unwrap_or_default(),
+        }
     }
 }
 
@@ -113,7 +136,7 @@ mod tests {
         let mut t = Targets::new();
         for round in 0..2 {
             t.clear();
-            t.borrowed(Coll::Tx, "k", owned.as_bytes());
+            t.borrowed(Coll::Tx, "k", owned.as_bytes(), At::member(0, 0));
             t.copied(Coll::Tx, "anomaly_score", b"5");
             t.count(Coll::Tx, "", 0);
             t.count(Coll::Tx, "x", 1209);
