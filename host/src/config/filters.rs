@@ -14,33 +14,8 @@ impl Validator {
         let s = spec.get_ref();
         let plugin = s.plugin.get_ref();
         let errors_before = self.errors.len();
-        if plugin.is_empty()
-            || plugin.contains('/')
-            || plugin.contains('\\')
-            || plugin.starts_with('.')
-        {
-            self.error(
-                s.plugin.span(),
-                format!(
-                    "filters.{}.plugin: {plugin:?} must be a file name inside the plugins directory {}",
-                    name.get_ref(),
-                    plugins_dir.display()
-                ),
-            );
-        }
-        let config_json = match &s.config {
-            None => "{}".to_string(),
-            Some(table) => match serde_json::to_string(table.get_ref()) {
-                Ok(json) => json,
-                Err(e) => {
-                    self.error(
-                        table.span(),
-                        format!("filters.{}.config: {e}", name.get_ref()),
-                    );
-                    String::new()
-                }
-            },
-        };
+        self.plugin_name(&s.plugin, name.get_ref(), plugins_dir);
+        let config_json = self.config_json(s, name.get_ref());
         let field = |key: &str| format!("filters.{}.{key}", name.get_ref());
         let memory_limit = self.size_within(
             s.memory_limit.as_ref(),
@@ -67,23 +42,12 @@ impl Validator {
             DEFAULT_BODY_LIMIT.min(memory_limit),
         );
         let (allow_hosts, outbound_deny) = self.outbound_hosts(s, &field);
-        let store_max_entries = self.count_within(
-            s.store_max_entries.as_ref(),
-            &field("store-max-entries"),
-            MAX_STORE_ENTRIES,
-            DEFAULT_STORE_MAX_ENTRIES,
-        );
+        let store = self.kv_bounds(s, &field);
         let rate_limit_keys = self.count_within(
             s.rate_limit_keys.as_ref(),
             &field("rate-limit-keys"),
             MAX_RATE_LIMIT_KEYS,
             DEFAULT_RATE_LIMIT_KEYS,
-        );
-        let store_max_bytes = self.size_within(
-            s.store_max_bytes.as_ref(),
-            &field("store-max-bytes"),
-            (64 << 10, MAX_STORE_BYTES),
-            DEFAULT_STORE_MAX_BYTES,
         );
         let outbound_ca = s.outbound_ca.as_ref().map(|c| base.join(c.get_ref()));
         let files = self.file_grants(base, &field("files"), &s.files);
@@ -117,16 +81,60 @@ impl Validator {
             outbound_ca,
             files,
             outbound_timeout: s.outbound_timeout.map_or(DEFAULT_OUTBOUND_TIMEOUT, |d| d.0),
-            store: crate::filter::kv::KvBounds {
-                max_entries: store_max_entries,
-                max_bytes: store_max_bytes,
-            },
+            store,
             rate_limit_keys,
             shared_store,
             on_store_failure,
             location: self.map.at(Some(s.plugin.span()), String::new()),
             config_keys: Vec::new(),
             loadable: self.errors.len() == errors_before,
+        }
+    }
+
+    /// `plugin`: a file name inside the plugins directory, nothing that leads out of it.
+    fn plugin_name(&mut self, plugin: &toml::Spanned<String>, name: &str, plugins_dir: &Path) {
+        let file = plugin.get_ref();
+        if file.is_empty() || file.contains('/') || file.contains('\\') || file.starts_with('.') {
+            self.error(
+                plugin.span(),
+                format!(
+                    "filters.{name}.plugin: {file:?} must be a file name inside the plugins directory {}",
+                    plugins_dir.display()
+                ),
+            );
+        }
+    }
+
+    /// `config`, as the JSON the filter's `init` receives (`{}` when absent).
+    fn config_json(&mut self, s: &manifest::FilterSpec, name: &str) -> String {
+        let Some(table) = &s.config else {
+            return "{}".to_string();
+        };
+        serde_json::to_string(table.get_ref()).unwrap_or_else(|e| {
+            self.error(table.span(), format!("filters.{name}.config: {e}"));
+            String::new()
+        })
+    }
+
+    /// `store-max-entries` and `store-max-bytes`: the bounds of the filter's kv store.
+    fn kv_bounds(
+        &mut self,
+        s: &manifest::FilterSpec,
+        field: &dyn Fn(&str) -> String,
+    ) -> crate::filter::kv::KvBounds {
+        crate::filter::kv::KvBounds {
+            max_entries: self.count_within(
+                s.store_max_entries.as_ref(),
+                &field("store-max-entries"),
+                MAX_STORE_ENTRIES,
+                DEFAULT_STORE_MAX_ENTRIES,
+            ),
+            max_bytes: self.size_within(
+                s.store_max_bytes.as_ref(),
+                &field("store-max-bytes"),
+                (64 << 10, MAX_STORE_BYTES),
+                DEFAULT_STORE_MAX_BYTES,
+            ),
         }
     }
 
