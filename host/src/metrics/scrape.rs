@@ -102,123 +102,145 @@ impl Collector for Scrape {
             _l: std::marker::PhantomData,
         };
         let g = self.live.current();
-        let r = self.live.reload_status();
-        let version = env!("CARGO_PKG_VERSION");
-        out.family(
-            "weir_build_info",
-            "Weir's version.",
-            MetricType::Gauge,
-            |m| gauge(m, &vec![("version", version)], 1),
-        )?;
-        out.family(
-            "weir_config_generation",
-            "The live generation (1 at start, +1 per reload that took).",
-            MetricType::Gauge,
-            |m| gauge(m, &vec![], i64::try_from(g.id).unwrap_or(i64::MAX)),
-        )?;
-        out.family(
-            "weir_reloads",
-            "Reloads, by result.",
-            MetricType::Counter,
-            |m| {
-                counter(m, &vec![("result", "ok")], r.succeeded)?;
-                counter(m, &vec![("result", "failed")], r.failed)
-            },
-        )?;
-        let loaded = g
-            .loaded_at
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        out.family(
-            "weir_config_loaded_timestamp_seconds",
-            "When the live generation went live (the last successful reload).",
-            MetricType::Gauge,
-            |m| {
-                m.encode_family(&Vec::<(&str, &str)>::new())?
-                    .encode_gauge(&loaded)
-            },
-        )?;
-        let (written, dropped, failed) = crate::access_log::sink::global().counts();
-        out.family("weir_access_log_lines", "Access log lines written by the writer, dropped (a worker's buffer was full) or lost (the destination failed).", MetricType::Counter, |m| {
-            counter(m, &vec![("result", "written")], written)?;
-            counter(m, &vec![("result", "dropped")], dropped)?;
-            counter(m, &vec![("result", "failed")], failed)
-        })?;
-        let (sent, dropped, failed) = crate::otlp::export::counts();
-        out.family("weir_otlp_spans", "Trace spans sent to the OTLP collector, dropped (the exporter's queue was full) or lost (an export failed).", MetricType::Counter, |m| {
-            counter(m, &vec![("result", "sent")], sent)?;
-            counter(m, &vec![("result", "dropped")], dropped)?;
-            counter(m, &vec![("result", "failed")], failed)
-        })?;
-        let (from_clients, from_upstreams) = super::body_bytes().totals();
-        out.family("weir_body_bytes", "Body bytes read: request bodies from clients, response bodies from upstreams (passed on to clients).", MetricType::Counter, |m| {
-            counter(m, &vec![("from", "clients")], from_clients)?;
-            counter(m, &vec![("from", "upstreams")], from_upstreams)
-        })?;
+        process(&mut out, &g, &self.live.reload_status())?;
+        logs_and_traces(&mut out)?;
         let listeners = self
             .live
             .listeners()
             .map(|l| l.counts())
             .unwrap_or_default();
-        out.family(
-            "weir_connections_open",
-            "Client connections open now, by listener.",
-            MetricType::Gauge,
-            |m| {
-                for l in &listeners {
-                    let tls = if l.tls { "true" } else { "false" };
-                    gauge(
-                        m,
-                        &vec![("listener", l.address.as_str()), ("tls", tls)],
-                        i64::try_from(l.open).unwrap_or(i64::MAX),
-                    )?;
-                }
-                Ok(())
-            },
-        )?;
-        out.family(
-            "weir_connections",
-            "Client connections accepted, or refused at max-connections, by listener.",
-            MetricType::Counter,
-            |m| {
-                for l in &listeners {
-                    counter(
-                        m,
-                        &vec![("listener", l.address.as_str()), ("result", "accepted")],
-                        l.accepted,
-                    )?;
-                    counter(
-                        m,
-                        &vec![("listener", l.address.as_str()), ("result", "refused")],
-                        l.refused,
-                    )?;
-                }
-                Ok(())
-            },
-        )?;
-        out.family(
-            "weir_tls_handshakes",
-            "TLS handshakes on a listener, by result.",
-            MetricType::Counter,
-            |m| {
-                for l in listeners.iter().filter(|l| l.tls) {
-                    for (result, v) in ["ok", "failed", "timeout"].iter().zip(l.handshakes) {
-                        counter(
-                            m,
-                            &vec![("listener", l.address.as_str()), ("result", *result)],
-                            v,
-                        )?;
-                    }
-                }
-                Ok(())
-            },
-        )?;
+        connections(&mut out, &listeners)?;
         requests(&mut out, &super::requests().snapshot())?;
         upstreams(&mut out, &g)?;
         filters(&mut out, &g)?;
         super::shared::stores(&mut out, &g)?;
         super::shared::caches(&mut out, &g)
     }
+}
+
+/// The build, the live generation and reloads.
+fn process(
+    out: &mut Out<'_, '_>,
+    g: &crate::live::Generation,
+    r: &crate::live::ReloadStatus,
+) -> Result<(), Error> {
+    let version = env!("CARGO_PKG_VERSION");
+    out.family(
+        "weir_build_info",
+        "Weir's version.",
+        MetricType::Gauge,
+        |m| gauge(m, &vec![("version", version)], 1),
+    )?;
+    out.family(
+        "weir_config_generation",
+        "The live generation (1 at start, +1 per reload that took).",
+        MetricType::Gauge,
+        |m| gauge(m, &vec![], i64::try_from(g.id).unwrap_or(i64::MAX)),
+    )?;
+    out.family(
+        "weir_reloads",
+        "Reloads, by result.",
+        MetricType::Counter,
+        |m| {
+            counter(m, &vec![("result", "ok")], r.succeeded)?;
+            counter(m, &vec![("result", "failed")], r.failed)
+        },
+    )?;
+    let loaded = g
+        .loaded_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    out.family(
+        "weir_config_loaded_timestamp_seconds",
+        "When the live generation went live (the last successful reload).",
+        MetricType::Gauge,
+        |m| {
+            m.encode_family(&Vec::<(&str, &str)>::new())?
+                .encode_gauge(&loaded)
+        },
+    )
+}
+
+/// What the access log writer and the OTLP exporter did, and body bytes read.
+fn logs_and_traces(out: &mut Out<'_, '_>) -> Result<(), Error> {
+    let (written, dropped, failed) = crate::access_log::sink::global().counts();
+    out.family("weir_access_log_lines", "Access log lines written by the writer, dropped (a worker's buffer was full) or lost (the destination failed).", MetricType::Counter, |m| {
+        counter(m, &vec![("result", "written")], written)?;
+        counter(m, &vec![("result", "dropped")], dropped)?;
+        counter(m, &vec![("result", "failed")], failed)
+    })?;
+    let (sent, dropped, failed) = crate::otlp::export::counts();
+    out.family("weir_otlp_spans", "Trace spans sent to the OTLP collector, dropped (the exporter's queue was full) or lost (an export failed).", MetricType::Counter, |m| {
+        counter(m, &vec![("result", "sent")], sent)?;
+        counter(m, &vec![("result", "dropped")], dropped)?;
+        counter(m, &vec![("result", "failed")], failed)
+    })?;
+    let (from_clients, from_upstreams) = super::body_bytes().totals();
+    out.family("weir_body_bytes", "Body bytes read: request bodies from clients, response bodies from upstreams (passed on to clients).", MetricType::Counter, |m| {
+        counter(m, &vec![("from", "clients")], from_clients)?;
+        counter(m, &vec![("from", "upstreams")], from_upstreams)
+    })?;
+    Ok(())
+}
+
+/// Client connections and TLS handshakes, by listener.
+fn connections(
+    out: &mut Out<'_, '_>,
+    listeners: &[crate::listeners::ListenerCounts],
+) -> Result<(), Error> {
+    out.family(
+        "weir_connections_open",
+        "Client connections open now, by listener.",
+        MetricType::Gauge,
+        |m| {
+            for l in listeners {
+                let tls = if l.tls { "true" } else { "false" };
+                gauge(
+                    m,
+                    &vec![("listener", l.address.as_str()), ("tls", tls)],
+                    i64::try_from(l.open).unwrap_or(i64::MAX),
+                )?;
+            }
+            Ok(())
+        },
+    )?;
+    out.family(
+        "weir_connections",
+        "Client connections accepted, or refused at max-connections, by listener.",
+        MetricType::Counter,
+        |m| {
+            for l in listeners {
+                counter(
+                    m,
+                    &vec![("listener", l.address.as_str()), ("result", "accepted")],
+                    l.accepted,
+                )?;
+                counter(
+                    m,
+                    &vec![("listener", l.address.as_str()), ("result", "refused")],
+                    l.refused,
+                )?;
+            }
+            Ok(())
+        },
+    )?;
+    out.family(
+        "weir_tls_handshakes",
+        "TLS handshakes on a listener, by result.",
+        MetricType::Counter,
+        |m| {
+            for l in listeners.iter().filter(|l| l.tls) {
+                for (result, v) in ["ok", "failed", "timeout"].iter().zip(l.handshakes) {
+                    counter(
+                        m,
+                        &vec![("listener", l.address.as_str()), ("result", *result)],
+                        v,
+                    )?;
+                }
+            }
+            Ok(())
+        },
+    )
 }
 
 fn requests(out: &mut Out<'_, '_>, series: &[Series]) -> Result<(), Error> {
@@ -279,6 +301,12 @@ fn requests(out: &mut Out<'_, '_>, series: &[Series]) -> Result<(), Error> {
 }
 
 fn upstreams(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), Error> {
+    upstream_targets(out, g)?;
+    upstream_stats(out, g)
+}
+
+/// Each target's health, ejection and requests in flight.
+fn upstream_targets(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), Error> {
     let targets: Vec<(&str, String, &crate::balance::Target)> = g
         .upstreams
         .iter()
@@ -311,7 +339,11 @@ fn upstreams(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), E
         "Requests in flight on a target (until their response body ends).",
         MetricType::Gauge,
         |m| each(m, &|t| i64::try_from(t.in_flight()).unwrap_or(i64::MAX)),
-    )?;
+    )
+}
+
+/// Each upstream's connections, retries, failures, refusals and response times.
+fn upstream_stats(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), Error> {
     let stats: Vec<(&str, crate::upstream::stats::StatsSnapshot)> = g
         .upstreams
         .iter()
@@ -385,22 +417,32 @@ fn upstreams(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), E
     )
 }
 
+/// One filter's name, metrics and instances, as scraped.
+type FilterSnap<'g> = (
+    &'g str,
+    crate::filter::metrics::MetricsSnapshot,
+    &'g crate::filter::Filter,
+);
+
 fn filters(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), Error> {
-    let snaps: Vec<(
-        &str,
-        crate::filter::metrics::MetricsSnapshot,
-        &crate::filter::Filter,
-    )> = g
+    let snaps: Vec<FilterSnap<'_>> = g
         .filters
         .iter()
         .map(|f| (f.name(), f.metrics(), &**f))
         .collect();
+    filter_calls(out, &snaps)?;
+    filter_instances(out, &snaps)?;
+    filter_own_metrics(out, &snaps)
+}
+
+/// Hook calls: how many, how long, how they failed, and requests that went on without one.
+fn filter_calls(out: &mut Out<'_, '_>, snaps: &[FilterSnap<'_>]) -> Result<(), Error> {
     out.family(
         "weir_filter_calls",
         "Hook calls of a filter.",
         MetricType::Counter,
         |m| {
-            for (name, s, _) in &snaps {
+            for (name, s, _) in snaps {
                 counter(m, &vec![("filter", *name)], s.calls)?;
             }
             Ok(())
@@ -411,7 +453,7 @@ fn filters(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), Err
         "Time of a filter's hook calls (CPU and waits).",
         MetricType::Histogram,
         |m| {
-            for (name, s, _) in &snaps {
+            for (name, s, _) in snaps {
                 // 2^10 ns (1 us) to 2^34 ns (17 s), every fourth power of two.
                 let buckets = pow2_buckets(&s.call_time_ns, 10, 2, 34, 1e-9);
                 histogram(
@@ -425,7 +467,7 @@ fn filters(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), Err
         },
     )?;
     out.family("weir_filter_failures", "Failed hook calls of a filter, by kind: its CPU deadline, fuel or memory limit, or any other trap.", MetricType::Counter, |m| {
-        for (name, s, _) in &snaps {
+        for (name, s, _) in snaps {
             let budget = s.cpu_deadline_hits + s.fuel_hits + s.memory_limit_hits;
             for (kind, v) in [
                 ("cpu_deadline", s.cpu_deadline_hits),
@@ -443,18 +485,22 @@ fn filters(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), Err
         "Requests that went on without a filter after it failed (on-failure = \"fail-open\").",
         MetricType::Counter,
         |m| {
-            for (name, s, _) in &snaps {
+            for (name, s, _) in snaps {
                 counter(m, &vec![("filter", *name)], s.skipped)?;
             }
             Ok(())
         },
-    )?;
+    )
+}
+
+/// Instances made and kept idle.
+fn filter_instances(out: &mut Out<'_, '_>, snaps: &[FilterSnap<'_>]) -> Result<(), Error> {
     out.family(
         "weir_filter_instances_created",
         "Instances a filter made (the first at load included).",
         MetricType::Counter,
         |m| {
-            for (name, _, f) in &snaps {
+            for (name, _, f) in snaps {
                 counter(m, &vec![("filter", *name)], f.instances_created())?;
             }
             Ok(())
@@ -465,7 +511,7 @@ fn filters(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), Err
         "Initialised instances a filter keeps for reuse.",
         MetricType::Gauge,
         |m| {
-            for (name, _, f) in &snaps {
+            for (name, _, f) in snaps {
                 gauge(
                     m,
                     &vec![("filter", *name)],
@@ -474,13 +520,17 @@ fn filters(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), Err
             }
             Ok(())
         },
-    )?;
+    )
+}
+
+/// Each filter's own counters and histograms.
+fn filter_own_metrics(out: &mut Out<'_, '_>, snaps: &[FilterSnap<'_>]) -> Result<(), Error> {
     out.family(
         "weir_filter_counts",
         "A filter's own counters (weir_sdk::metrics::counter_add).",
         MetricType::Counter,
         |m| {
-            for (name, s, _) in &snaps {
+            for (name, s, _) in snaps {
                 for (metric, v) in &s.counters {
                     counter(m, &vec![("filter", *name), ("name", metric.as_str())], *v)?;
                 }
@@ -493,7 +543,7 @@ fn filters(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), Err
         "A filter's own histograms (weir_sdk::metrics::histogram_record), power-of-two buckets.",
         MetricType::Histogram,
         |m| {
-            for (name, s, _) in &snaps {
+            for (name, s, _) in snaps {
                 for (metric, h) in &s.histograms {
                     let buckets = pow2_buckets(h, 0, 4, 60, 1.0);
                     histogram(

@@ -6,6 +6,7 @@ use prometheus_client::encoding::MetricEncoder;
 use prometheus_client::metrics::MetricType;
 use std::fmt::Error;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 
 pub(super) fn stores(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), Error> {
     let snaps: Vec<(String, crate::store::metrics::StoreSnapshot)> = g
@@ -75,7 +76,13 @@ pub(super) fn stores(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Resu
 }
 
 pub(super) fn caches(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), Error> {
-    let zones = &g.zones;
+    cache_counts(out, &g.zones)?;
+    cache_usage(out, &g.zones)?;
+    shared_purges(out, g)
+}
+
+/// Each zone's lookups by result, and responses stored and purged.
+fn cache_counts(out: &mut Out<'_, '_>, zones: &[Arc<crate::cache::Zone>]) -> Result<(), Error> {
     out.family(
         "weir_cache_lookups",
         "Cacheable requests by how the zone answered: hit (fresh or allowed stale), miss, revalidated (a stale entry checked upstream), coalesced (waited on another request's fetch).",
@@ -124,7 +131,11 @@ pub(super) fn caches(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Resu
             }
             Ok(())
         },
-    )?;
+    )
+}
+
+/// What each zone holds, against its bound.
+fn cache_usage(out: &mut Out<'_, '_>, zones: &[Arc<crate::cache::Zone>]) -> Result<(), Error> {
     out.family(
         "weir_cache_entries",
         "Keys a zone holds.",
@@ -159,7 +170,11 @@ pub(super) fn caches(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Resu
             }
             Ok(())
         },
-    )?;
+    )
+}
+
+/// Purges shared with other nodes through Redis (none without a Redis store).
+fn shared_purges(out: &mut Out<'_, '_>, g: &crate::live::Generation) -> Result<(), Error> {
     let Some(purges) = &g.purges else {
         return Ok(());
     };
