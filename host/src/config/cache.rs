@@ -150,53 +150,11 @@ impl Validator {
                 DEFAULT_MAX_VARIANTS
             }
         };
-        let mut purge_from = Vec::new();
-        for entry in &z.purge_from {
-            let text = entry.get_ref();
-            match text
-                .parse::<ipnet::IpNet>()
-                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-            {
-                Ok(net) => purge_from.push(net),
-                Err(_) => self.error(
-                    entry.span(),
-                    format!(
-                        "{}: {text:?} is not an address or CIDR",
-                        field("purge-from")
-                    ),
-                ),
-            }
-        }
-        let disk = z.disk.as_ref().and_then(|d| {
-            let spec = d.get_ref();
-            let size = match parse_size(spec.size.get_ref()) {
-                Ok(n) if n >= 1 << 20 => n as u64,
-                Ok(_) => {
-                    self.error(
-                        spec.size.span(),
-                        format!("{}: at least 1MiB", field("disk.size")),
-                    );
-                    return None;
-                }
-                Err(e) => {
-                    self.error(spec.size.span(), format!("{}: {e}", field("disk.size")));
-                    return None;
-                }
-            };
-            let path = base.join(spec.path.get_ref());
-            if let Err(e) = std::fs::create_dir_all(&path) {
-                self.error(
-                    spec.path.span(),
-                    format!(
-                        "{}: cannot make {}: {e}",
-                        field("disk.path"),
-                        path.display()
-                    ),
-                );
-                return None;
-            }
-            Some(crate::cache::disk::DiskSettings { path, size })
-        });
+        let purge_from = self.purge_from(&z.purge_from, &field("purge-from"));
+        let disk = z
+            .disk
+            .as_ref()
+            .and_then(|d| self.zone_disk(d.get_ref(), base, &field));
         ZoneSettings {
             disk,
             memory,
@@ -205,6 +163,61 @@ impl Validator {
             lock_timeout: z.lock_timeout.map_or(DEFAULT_LOCK_TIMEOUT, |d| d.0),
             purge_from,
         }
+    }
+
+    /// `purge-from`: addresses and networks allowed to purge.
+    fn purge_from(&mut self, list: &[toml::Spanned<String>], field: &str) -> Vec<ipnet::IpNet> {
+        let mut purge_from = Vec::new();
+        for entry in list {
+            let text = entry.get_ref();
+            match text
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            {
+                Ok(net) => purge_from.push(net),
+                Err(_) => self.error(
+                    entry.span(),
+                    format!("{field}: {text:?} is not an address or CIDR"),
+                ),
+            }
+        }
+        purge_from
+    }
+
+    /// `disk`: the zone's disk tier, its folder made now.
+    fn zone_disk(
+        &mut self,
+        spec: &manifest::DiskSpec,
+        base: &Path,
+        field: &dyn Fn(&str) -> String,
+    ) -> Option<crate::cache::disk::DiskSettings> {
+        let size = match parse_size(spec.size.get_ref()) {
+            Ok(n) if n >= 1 << 20 => n as u64,
+            Ok(_) => {
+                self.error(
+                    spec.size.span(),
+                    format!("{}: at least 1MiB", field("disk.size")),
+                );
+                return None;
+            }
+            Err(e) => {
+                self.error(spec.size.span(), format!("{}: {e}", field("disk.size")));
+                return None;
+            }
+        };
+        let path = base.join(spec.path.get_ref());
+        if let Err(e) = std::fs::create_dir_all(&path) {
+            self.error(
+                spec.path.span(),
+                format!(
+                    "{}: cannot make {}: {e}",
+                    field("disk.path"),
+                    path.display()
+                ),
+            );
+            return None;
+        }
+        Some(crate::cache::disk::DiskSettings { path, size })
     }
 
     /// `routes[i].cache`.
