@@ -22,17 +22,7 @@ const FLUSH_EVERY: Duration = Duration::from_millis(25);
 /// The process's access log sink.
 pub fn global() -> &'static Sink {
     static SINK: OnceLock<Sink> = OnceLock::new();
-    SINK.get_or_init(|| Sink {
-        buffers: PerWorker::new(Buffer::default),
-        destination: Mutex::new(None),
-        reopen: AtomicBool::new(false),
-        written: AtomicU64::new(0),
-        dropped: AtomicU64::new(0),
-        failed: AtomicU64::new(0),
-        writer: OnceLock::new(),
-        woken: AtomicBool::new(false),
-        every: FLUSH_EVERY,
-    })
+    SINK.get_or_init(|| Sink::new(FLUSH_EVERY))
 }
 
 #[derive(Default)]
@@ -59,6 +49,21 @@ pub struct Sink {
 }
 
 impl Sink {
+    /// Empty buffers, no destination yet, a round every `every`.
+    fn new(every: Duration) -> Sink {
+        Sink {
+            buffers: PerWorker::new(Buffer::default),
+            destination: Mutex::new(None),
+            reopen: AtomicBool::new(false),
+            written: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            writer: OnceLock::new(),
+            woken: AtomicBool::new(false),
+            every,
+        }
+    }
+
     /// Send lines to `destination` from now on (reopened if it changed), starting the writer
     /// thread on first use.
     pub fn configure(&'static self, destination: &Destination) {
@@ -195,17 +200,7 @@ mod tests {
     use super::*;
 
     fn sink(every: Duration) -> &'static Sink {
-        Box::leak(Box::new(Sink {
-            buffers: PerWorker::new(Buffer::default),
-            destination: Mutex::new(None),
-            reopen: AtomicBool::new(false),
-            written: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            writer: OnceLock::new(),
-            woken: AtomicBool::new(false),
-            every,
-        }))
+        Box::leak(Box::new(Sink::new(every)))
     }
 
     fn wait_written(sink: &Sink, lines: u64, within: Duration) -> bool {

@@ -188,45 +188,19 @@ impl<'s> Cache<'s> {
             .or_insert_with(|| make_known(set, ids.of(*memo, v, at), link, v))
     }
 
-    /// `link`'s operator over `v` (borrowed from the transaction) transformed, by `op`; an
-    /// operator that depends on the value alone (`pure`) is run once per value across
-    /// transactions. `None`: no match (or the prefilter ruled it out).
+    /// `link`'s operator, `op`, over `v` (the value at `at` in the transaction's data):
+    /// transformed by `link`'s chain first, or with `whole` (`multiMatch`) as it is, `op`
+    /// making the transformations itself. An operator that depends on the value alone
+    /// (`pure`) is run once per value across transactions. `None`: no match (or the
+    /// prefilter ruled it out).
     pub(super) fn run(
         &mut self,
         link: &Rule,
         v: &[u8],
         at: At,
         pure: bool,
-        op: impl FnOnce(&[u8]) -> Option<OpHit>,
-    ) -> Option<OpHit> {
-        self.memoised(link, v, at, pure, false, |cache| {
-            cache.lookup(link, v, at).and_then(op)
-        })
-    }
-
-    /// `run` for a `multiMatch` link: `op` takes `v` as it is and makes the transformations
-    /// itself (the outcome is memoised the same way, under its own key).
-    pub(super) fn run_whole(
-        &mut self,
-        link: &Rule,
-        v: &[u8],
-        at: At,
-        pure: bool,
-        op: impl FnOnce(&[u8]) -> Option<OpHit>,
-    ) -> Option<OpHit> {
-        self.memoised(link, v, at, pure, true, |_| op(v))
-    }
-
-    /// `find`'s outcome for (`link`, `v`), from or into the memo when `pure`. `whole` keys
-    /// [`Cache::run_whole`]'s outcomes apart from [`Cache::run`]'s.
-    fn memoised(
-        &mut self,
-        link: &Rule,
-        v: &[u8],
-        at: At,
-        pure: bool,
         whole: bool,
-        find: impl FnOnce(&mut Self) -> Option<OpHit>,
+        op: impl FnOnce(&[u8]) -> Option<OpHit>,
     ) -> Option<OpHit> {
         let memo = if pure {
             self.ids.of(self.memo, v, at)
@@ -241,7 +215,11 @@ impl<'s> Cache<'s> {
             }
         }
         let generation = self.ids.generation;
-        let hit = find(self);
+        let hit = if whole {
+            op(v)
+        } else {
+            self.lookup(link, v, at).and_then(op)
+        };
         if let Some((memo, id)) = memo {
             let mut memo = memo.borrow_mut();
             if memo.generation != generation {
@@ -352,6 +330,16 @@ mod tests {
     use crate::seclang::{load, tests::MemFiles};
     use crate::transaction::RequestHead;
 
+    /// A GET of `uri`.
+    fn get(uri: &str) -> Data {
+        Data::request(&RequestHead {
+            method: "GET",
+            raw_uri: uri,
+            protocol: "HTTP/1.1",
+            ..Default::default()
+        })
+    }
+
     #[test]
     fn the_memo_serves_later_transactions_and_starts_over_when_full() {
         let set = load(
@@ -364,12 +352,7 @@ mod tests {
         // for what they made of it (the operator none when the prefilter rules it out).
         let memo = RefCell::new(Memo::new(5));
         let run = |uri: &str| {
-            let data = Data::request(&RequestHead {
-                method: "GET",
-                raw_uri: uri,
-                protocol: "HTTP/1.1",
-                ..Default::default()
-            });
+            let data = get(uri);
             let mut st = super::super::State::new(&set);
             let mut cache = Cache::with_memo(&set, &memo);
             super::super::run_phase(&set, 1, &data, &mut st, &mut cache);
@@ -403,12 +386,7 @@ mod tests {
         )
         .unwrap();
         let run = |memo: Option<&RefCell<Memo>>, uri: &str| {
-            let data = Data::request(&RequestHead {
-                method: "GET",
-                raw_uri: uri,
-                protocol: "HTTP/1.1",
-                ..Default::default()
-            });
+            let data = get(uri);
             let mut st = super::super::State::new(&set);
             let mut cache = match memo {
                 Some(m) => Cache::with_memo(&set, m),

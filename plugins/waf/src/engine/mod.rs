@@ -226,18 +226,21 @@ fn eval_link<'d>(
                 rule: head,
             };
             let pure = test.op.is_pure();
-            match (t.value, link.actions.multi_match) {
-                (Value::Data(v, at), true) => cache.run_whole(link, v, at, pure, |v| {
+            let multi = link.actions.multi_match;
+            let op = |v: &[u8]| {
+                if multi {
                     multi_match(link, v, &ctx, test.negated)
-                }),
-                (Value::Data(v, at), false) => {
-                    cache.run(link, v, at, pure, |v| run_op(link, v, &ctx, test.negated))
+                } else {
+                    run_op(link, v, &ctx, test.negated)
                 }
-                (held, true) => multi_match(link, targets.bytes(held), &ctx, test.negated),
-                (held, false) => {
+            };
+            match t.value {
+                Value::Data(v, at) => cache.run(link, v, at, pure, multi, op),
+                held if multi => op(targets.bytes(held)),
+                held => {
                     let v = targets.bytes(held);
                     let t = cache::apply(link, v);
-                    run_op(link, t.as_deref().unwrap_or(v), &ctx, test.negated)
+                    op(t.as_deref().unwrap_or(v))
                 }
             }
         };
