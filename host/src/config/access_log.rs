@@ -29,7 +29,22 @@ impl Validator {
             }
             return None;
         }
-        let format = match m
+        let format = self.access_log_format(m);
+        let destination = self.access_log_destination(m, base);
+        let headers = self.logged_headers(m);
+        let buffer = self.access_log_buffer(m.access_log_buffer.as_ref());
+        Some(std::sync::Arc::new(Output {
+            format,
+            destination,
+            query: m.access_log_query.unwrap_or(false),
+            headers,
+            buffer,
+        }))
+    }
+
+    /// `access-log-format`: `json` (the default) or `text`.
+    fn access_log_format(&mut self, m: &Manifest) -> Format {
+        match m
             .access_log_format
             .as_ref()
             .map(|f| (f.get_ref().as_str(), f.span()))
@@ -43,8 +58,12 @@ impl Validator {
                 );
                 Format::Json
             }
-        };
-        let destination = match m.access_log_to.as_ref().map(|t| t.get_ref().as_str()) {
+        }
+    }
+
+    /// `access-log-to`: `stdout` (the default), `stderr`, or a file in a folder that exists.
+    fn access_log_destination(&mut self, m: &Manifest, base: &Path) -> Destination {
+        match m.access_log_to.as_ref().map(|t| t.get_ref().as_str()) {
             None | Some("stdout") => Destination::Stdout,
             Some("stderr") => Destination::Stderr,
             Some(path) => {
@@ -58,7 +77,12 @@ impl Validator {
                 }
                 Destination::File(path)
             }
-        };
+        }
+    }
+
+    /// `access-log-headers` and `access-log-redact`: the headers logged, each with whether
+    /// its value is redacted (always for credentials and cookies).
+    fn logged_headers(&mut self, m: &Manifest) -> Vec<(http::HeaderName, bool)> {
         if m.access_log_headers.len() > MAX_LOGGED_HEADERS {
             let at = m.access_log_headers[MAX_LOGGED_HEADERS].span();
             self.error(
@@ -96,20 +120,13 @@ impl Validator {
                 ),
             }
         }
-        let buffer = self.access_log_buffer(m.access_log_buffer.as_ref());
-        Some(std::sync::Arc::new(Output {
-            format,
-            destination,
-            query: m.access_log_query.unwrap_or(false),
-            headers: headers
-                .into_iter()
-                .map(|h| {
-                    let hidden = redacted.contains(&h);
-                    (h, hidden)
-                })
-                .collect(),
-            buffer,
-        }))
+        headers
+            .into_iter()
+            .map(|h| {
+                let hidden = redacted.contains(&h);
+                (h, hidden)
+            })
+            .collect()
     }
 
     fn access_log_buffer(&mut self, text: Option<&toml::Spanned<String>>) -> usize {
