@@ -16,35 +16,8 @@ impl Validator {
             let r = r.get_ref();
             let host = r.host.as_ref().map(|h| self.route_host(i, h));
             let path = self.route_path(i, r, span.clone());
-            let mut methods = Vec::new();
-            for meth in &r.methods {
-                match http::Method::from_bytes(meth.get_ref().to_ascii_uppercase().as_bytes()) {
-                    Ok(x) if x == http::Method::CONNECT => self.error(
-                        meth.span(),
-                        format!("routes[{i}].methods: CONNECT is not proxied"),
-                    ),
-                    Ok(x) => methods.push(x),
-                    Err(_) => self.error(
-                        meth.span(),
-                        format!("routes[{i}].methods: {:?} is not a method", meth.get_ref()),
-                    ),
-                }
-            }
-            let mut headers = Vec::new();
-            for (name, value) in &r.headers {
-                match http::HeaderName::from_bytes(name.get_ref().as_bytes()) {
-                    Ok(n) => {
-                        headers.push((n, (value.get_ref() != "*").then(|| value.get_ref().clone())))
-                    }
-                    Err(_) => self.error(
-                        name.span(),
-                        format!(
-                            "routes[{i}].headers: {:?} is not a header name",
-                            name.get_ref()
-                        ),
-                    ),
-                }
-            }
+            let methods = self.route_methods(i, r);
+            let headers = self.route_headers(i, r);
             let geo = self.route_geo(i, r, m);
             let key = format!(
                 "{host:?} {:?} {} {methods:?} {headers:?} {geo:?}",
@@ -60,24 +33,7 @@ impl Validator {
                 );
             }
             let backends = self.route_backends(i, r, span, upstreams);
-            let mut chain = Vec::new();
-            for f in &r.filters {
-                match filters.get(f.get_ref().as_str()) {
-                    Some(&idx) if chain.contains(&idx) => self.error(
-                        f.span(),
-                        format!("routes[{i}].filters: {:?} is listed twice", f.get_ref()),
-                    ),
-                    Some(&idx) => chain.push(idx),
-                    None => self.error(
-                        f.span(),
-                        format!(
-                            "routes[{i}].filters: no filter named {:?} (defined: {})",
-                            f.get_ref(),
-                            list(filters.keys())
-                        ),
-                    ),
-                }
-            }
+            let chain = self.route_filters(i, r, filters);
             out.push(RouteConfig {
                 host,
                 path,
@@ -103,6 +59,77 @@ impl Validator {
             );
         }
         out
+    }
+
+    /// `methods`: known methods, CONNECT refused.
+    fn route_methods(&mut self, i: usize, r: &manifest::RouteSpec) -> Vec<http::Method> {
+        let mut methods = Vec::new();
+        for meth in &r.methods {
+            match http::Method::from_bytes(meth.get_ref().to_ascii_uppercase().as_bytes()) {
+                Ok(x) if x == http::Method::CONNECT => self.error(
+                    meth.span(),
+                    format!("routes[{i}].methods: CONNECT is not proxied"),
+                ),
+                Ok(x) => methods.push(x),
+                Err(_) => self.error(
+                    meth.span(),
+                    format!("routes[{i}].methods: {:?} is not a method", meth.get_ref()),
+                ),
+            }
+        }
+        methods
+    }
+
+    /// `headers`: names that must be present, each with the value it must have (`*`: any).
+    fn route_headers(
+        &mut self,
+        i: usize,
+        r: &manifest::RouteSpec,
+    ) -> Vec<(http::HeaderName, Option<String>)> {
+        let mut headers = Vec::new();
+        for (name, value) in &r.headers {
+            match http::HeaderName::from_bytes(name.get_ref().as_bytes()) {
+                Ok(n) => {
+                    headers.push((n, (value.get_ref() != "*").then(|| value.get_ref().clone())))
+                }
+                Err(_) => self.error(
+                    name.span(),
+                    format!(
+                        "routes[{i}].headers: {:?} is not a header name",
+                        name.get_ref()
+                    ),
+                ),
+            }
+        }
+        headers
+    }
+
+    /// `filters`: defined filters, each once, as indexes into the filter list.
+    fn route_filters(
+        &mut self,
+        i: usize,
+        r: &manifest::RouteSpec,
+        filters: &BTreeMap<&str, usize>,
+    ) -> Vec<usize> {
+        let mut chain = Vec::new();
+        for f in &r.filters {
+            match filters.get(f.get_ref().as_str()) {
+                Some(&idx) if chain.contains(&idx) => self.error(
+                    f.span(),
+                    format!("routes[{i}].filters: {:?} is listed twice", f.get_ref()),
+                ),
+                Some(&idx) => chain.push(idx),
+                None => self.error(
+                    f.span(),
+                    format!(
+                        "routes[{i}].filters: no filter named {:?} (defined: {})",
+                        f.get_ref(),
+                        list(filters.keys())
+                    ),
+                ),
+            }
+        }
+        chain
     }
 
     /// `countries`, `continents` and `asns`: well-formed codes, and databases to look in.
