@@ -1,5 +1,5 @@
 //! What a transformation chain makes of a value — the transformed value and the chain's
-//! prefilter finds in it — kept per transaction by the value's address, and across
+//! prefilter finds in it — kept per transaction by the value's place in the data, and across
 //! transactions in a bounded memo (header values, argument names and cookies repeat from
 //! request to request) that numbers each value it has seen and keeps results by number.
 
@@ -103,8 +103,8 @@ pub struct Cache<'s> {
     ids: Numbers,
 }
 
-/// The memo's numbers of one transaction's values, by address and length, and the memo
-/// generation they belong to.
+/// The memo's numbers of one transaction's values, by their place in the data, and the
+/// memo generation they belong to.
 struct Numbers {
     ids: FxHashMap<u64, u32>,
     generation: u64,
