@@ -93,15 +93,7 @@ pub async fn serve(
     )));
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut threads = Vec::new();
-    for (id, starts) in starts.into_iter().enumerate() {
-        let (live, stop, grace) = (live.clone(), stop_rx.clone(), config.shutdown_timeout);
-        let thread = std::thread::Builder::new()
-            .name(format!("weir-worker-{id}"))
-            .spawn(move || worker(id, live, grace, starts, stop))
-            .context("cannot start a worker thread")?;
-        threads.push(thread);
-    }
+    let threads = start_workers(starts, &live, config.shutdown_timeout, &stop_rx)?;
 
     // SIGUSR2: start the binary again with the sockets; stop once it serves.
     let upgraded = Arc::new(tokio::sync::Notify::new());
@@ -131,6 +123,31 @@ pub async fn serve(
     tracing::info!(timeout = ?config.shutdown_timeout, "stopping: finishing requests in flight");
     listeners.stop_all();
     let _ = stop_tx.send(true);
+    join_workers(threads).await
+}
+
+/// One worker thread per receiver of listener starts, each told to stop by `stop` and given
+/// `grace` to finish its requests.
+fn start_workers(
+    starts: Vec<tokio::sync::mpsc::UnboundedReceiver<crate::listeners::Start>>,
+    live: &Arc<Live>,
+    grace: std::time::Duration,
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<Vec<std::thread::JoinHandle<()>>> {
+    let mut threads = Vec::new();
+    for (id, starts) in starts.into_iter().enumerate() {
+        let (live, stop) = (live.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("weir-worker-{id}"))
+            .spawn(move || worker(id, live, grace, starts, stop))
+            .context("cannot start a worker thread")?;
+        threads.push(thread);
+    }
+    Ok(threads)
+}
+
+/// Wait for the stopped workers to finish; an error if any panicked.
+async fn join_workers(threads: Vec<std::thread::JoinHandle<()>>) -> anyhow::Result<()> {
     let joined = tokio::task::spawn_blocking(move || {
         threads
             .into_iter()
