@@ -214,18 +214,15 @@ impl<'s> Cache<'s> {
                 return known.as_deref().cloned();
             }
         }
-        let generation = self.ids.generation;
         let hit = if whole {
             op(v)
         } else {
             self.lookup(link, v, at).and_then(op)
         };
         if let Some((memo, id)) = memo {
+            // Neither `op` nor `lookup` numbers a new value (`lookup` reads the number of `v`
+            // taken above), so the memo has not started over since and `id` still numbers `v`.
             let mut memo = memo.borrow_mut();
-            if memo.generation != generation {
-                // Started over meanwhile: `id` may now number another value.
-                return hit;
-            }
             memo.len += 1;
             let kept = hit.clone().map(Rc::new);
             memo.ops.insert((rule, id), kept);

@@ -65,8 +65,9 @@ pub struct State {
     spare: Vec<String>,
 }
 
-/// Most strings a transaction keeps for the next one, and the largest.
+/// Most strings a transaction keeps for the next one.
 const SPARE_STRINGS: usize = 512;
+/// The largest string kept (by capacity): one grown by a long value is let go.
 const SPARE_CAPACITY: usize = 1024;
 
 impl State {

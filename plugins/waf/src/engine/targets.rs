@@ -32,7 +32,7 @@ pub(super) struct Target<'d> {
 }
 
 /// A link's targets and the bytes copied for them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Targets<'d> {
     list: Vec<Target<'d>>,
     held: Vec<u8>,
@@ -74,6 +74,8 @@ impl<'d> Targets<'d> {
     pub fn count(&mut self, coll: Coll, key: &str, count: usize) {
         let key = self.hold_key(key);
         let start = self.held.len();
+        // Digits by hand: `write!` costs more than the rest of a count (CRS counts dozens of
+        // variables a request).
         let mut n = count;
         loop {
             self.held.push(b'0' + (n % 10) as u8);
