@@ -239,3 +239,68 @@ async fn reloading_keeps_unchanged_filters_and_replaces_changed_ones() {
     );
     assert_eq!(first[1].version().sha256, second[1].version().sha256);
 }
+
+#[tokio::test]
+async fn a_snapshot_start_runs_init_once_and_every_instance_starts_from_its_state() {
+    use weir::config::{InstanceStart, Isolation};
+    let engine = FilterEngine::new().unwrap();
+    let config = r#"{"count-init":true}"#;
+    let isolated = FilterConfig {
+        isolation: Isolation::PerRequest,
+        ..filter_config(&fixtures_dir(), "services.wasm", config)
+    };
+    for (start, inits) in [(InstanceStart::Snapshot, 1), (InstanceStart::Init, 10)] {
+        let filter = engine
+            .load(&FilterConfig {
+                instance_start: start,
+                ..isolated.clone()
+            })
+            .await
+            .unwrap();
+        for _ in 0..10 {
+            let mut h = head(None);
+            filter.on_request(&mut h).await.unwrap();
+            assert_eq!(h.parts.headers["x-init"], config, "{start:?}");
+        }
+        assert_eq!(filter.instances_created(), 10, "{start:?}");
+        assert_eq!(
+            filter.metrics().counters.get("inits"),
+            Some(&inits),
+            "{start:?}: init runs once when instances start from its snapshot"
+        );
+        assert_eq!(
+            filter.snapshot_took().is_some(),
+            start == InstanceStart::Snapshot
+        );
+    }
+
+    // A trapped instance is replaced by a fresh one from the same snapshot.
+    let panics = FilterConfig {
+        instance_start: InstanceStart::Snapshot,
+        ..filter_config(&fixtures_dir(), "panic.wasm", "{}")
+    };
+    let filter = engine.load(&panics).await.unwrap();
+    let err = filter
+        .on_request(&mut head(Some(("x-panic", "1"))))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("asked to panic"), "{err}");
+    filter.on_request(&mut head(None)).await.unwrap();
+    assert_eq!(filter.instances_created(), 2);
+}
+
+#[tokio::test]
+async fn a_snapshot_start_refused_by_init_fails_the_load_like_init() {
+    use weir::config::InstanceStart;
+    let engine = FilterEngine::new().unwrap();
+    let bad = FilterConfig {
+        instance_start: InstanceStart::Snapshot,
+        ..filter_config(&fixtures_dir(), "services.wasm", r#"{"no-such-setting":1}"#)
+    };
+    let err = engine.load(&bad).await.err().expect("refused");
+    assert!(
+        err.to_string().starts_with("init refused the config: ")
+            && err.to_string().contains("no-such-setting"),
+        "{err}"
+    );
+}

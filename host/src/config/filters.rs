@@ -29,6 +29,7 @@ impl Validator {
             .and_then(|f| self.positive(f, &field("fuel")));
         let on_failure = self.failure_policy(s, &field);
         let isolation = self.isolation(s, &field);
+        let instance_start = self.instance_start(s, &field);
         let max_requests_per_instance = s
             .max_requests_per_instance
             .as_ref()
@@ -70,6 +71,7 @@ impl Validator {
             fuel,
             on_failure,
             isolation,
+            instance_start,
             max_requests_per_instance,
             max_instances,
             body_limit,
@@ -215,6 +217,32 @@ impl Validator {
                     ),
                 );
                 Isolation::Pooled
+            }
+        }
+    }
+
+    /// `instance-start`: `init` in every instance, or a snapshot taken after one `init`.
+    fn instance_start(
+        &mut self,
+        s: &manifest::FilterSpec,
+        field: &dyn Fn(&str) -> String,
+    ) -> InstanceStart {
+        match s
+            .instance_start
+            .as_ref()
+            .map(|p| (p.get_ref().as_str(), p.span()))
+        {
+            None | Some(("init", _)) => InstanceStart::Init,
+            Some(("snapshot", _)) => InstanceStart::Snapshot,
+            Some((other, span)) => {
+                self.error(
+                    span,
+                    format!(
+                        "{}: {other:?} is not \"init\" or \"snapshot\"",
+                        field("instance-start")
+                    ),
+                );
+                InstanceStart::Init
             }
         }
     }

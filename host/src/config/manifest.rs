@@ -440,6 +440,9 @@ pub struct FilterSpec {
     /// every hook call: nothing in guest memory survives a call, not even from `on-request`
     /// to the same request's `on-response`; the request context carries state between them).
     pub isolation: Option<Spanned<String>>,
+    /// `init` (default: every new instance runs `init`) or `snapshot` (`init` runs once when
+    /// the filter loads, and new instances start from a copy of that instance's memory).
+    pub instance_start: Option<Spanned<String>>,
     /// Recycle a pooled instance after this many requests. Default: never.
     pub max_requests_per_instance: Option<Spanned<i64>>,
     /// Instances of this filter that may exist at once (busy and idle); a call that would

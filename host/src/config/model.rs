@@ -191,6 +191,8 @@ pub struct FilterConfig {
     pub on_failure: FailurePolicy,
     /// Instance reuse.
     pub isolation: Isolation,
+    /// How a new instance gets its initialised state.
+    pub instance_start: InstanceStart,
     /// Recycle a pooled instance after this many requests.
     pub max_requests_per_instance: Option<u64>,
     /// Instances of this filter that may exist at once.
@@ -247,6 +249,16 @@ pub enum Isolation {
     PerRequest,
 }
 
+/// How a new instance of a filter gets its initialised state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceStart {
+    /// It runs `init` with the filter's config.
+    Init,
+    /// It starts from a copy of the memory and globals one instance had after `init` (made
+    /// when the filter loads), without running `init`.
+    Snapshot,
+}
+
 impl FilterConfig {
     /// Whether two entries load to the same filter (everything but the manifest location),
     /// so a reload can keep the loaded one and its warm instances.
@@ -261,7 +273,7 @@ impl FilterConfig {
                 c.memory_limit,
                 c.fuel,
                 c.on_failure,
-                c.isolation,
+                (c.isolation, c.instance_start),
                 (c.max_requests_per_instance, c.max_instances),
                 c.body_limit,
                 (
@@ -293,6 +305,7 @@ impl FilterConfig {
             fuel: None,
             on_failure: FailurePolicy::Closed(http::StatusCode::SERVICE_UNAVAILABLE),
             isolation: Isolation::Pooled,
+            instance_start: InstanceStart::Init,
             max_requests_per_instance: None,
             max_instances: DEFAULT_MAX_INSTANCES,
             body_limit: DEFAULT_BODY_LIMIT,

@@ -14,9 +14,9 @@ use super::rate_limit::{MemoryRateLimit, RateLimitBackend};
 use super::services::FilterServices;
 use super::snapshot::Snapshot;
 use super::SharedStore;
-use super::{header_edits, sync_io, waits};
+use super::{header_edits, preinit, sync_io, waits};
 use super::{Filter, FilterVersion, LoadError};
-use crate::config::FilterConfig;
+use crate::config::{FilterConfig, InstanceStart};
 use crate::store::StoreSettings;
 use sha2::Digest as _;
 use std::collections::HashMap;
@@ -55,7 +55,7 @@ pub struct FilterEngine {
 
 /// One wasmtime engine with its linkers and compile cache.
 #[derive(Clone)]
-struct Runtime {
+pub(super) struct Runtime {
     engine: Engine,
     /// For filters that can wait (see `sync_io`): WASI as wasmtime-wasi's async host.
     linker: Arc<Linker<FilterState>>,
@@ -118,12 +118,22 @@ impl Runtime {
         sha256: String,
         shared_store: bool,
     ) -> Result<Compiled, LoadError> {
+        self.compile_as(path, bytes, sha256, shared_store, true)
+    }
+
+    /// [`Runtime::compile`], through the compile cache only if `cacheable`.
+    pub(super) fn compile_as(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        sha256: String,
+        shared_store: bool,
+        cacheable: bool,
+    ) -> Result<Compiled, LoadError> {
         let shown = path.display().to_string();
         let started = std::time::Instant::now();
-        let cached = self
-            .cache
-            .as_ref()
-            .and_then(|c| c.get(&self.engine, &sha256));
+        let cache = self.cache.as_ref().filter(|_| cacheable);
+        let cached = cache.and_then(|c| c.get(&self.engine, &sha256));
         let component = match cached {
             Some(c) => {
                 tracing::info!(plugin = %shown, sha256 = &sha256[..12], took = ?started.elapsed(), "loaded from the compile cache");
@@ -135,7 +145,8 @@ impl Runtime {
                     reason: format!("{e:#}"),
                 })?;
                 tracing::info!(plugin = %shown, sha256 = &sha256[..12], took = ?started.elapsed(), metered = self.metered, "compiled");
-                if let Some(cache) = &self.cache {
+                release_freed_memory();
+                if let Some(cache) = cache {
                     cache.put(&sha256, &c);
                 }
                 c
@@ -162,10 +173,22 @@ impl Runtime {
     }
 }
 
+/// Give the memory the allocator holds free back to the system. Compiling a large component
+/// (a WAF: about 130 MiB, on the compiler's threads) leaves it in glibc's per-thread arenas,
+/// which would otherwise stay in the proxy's RSS.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of the allocator's own heaps to the system;
+    // it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// A compiled, checked plugin file.
 #[derive(Clone)]
 pub struct Compiled {
-    pre: Prepared,
+    pub(super) pre: Prepared,
     sha256: String,
 }
 
@@ -260,8 +283,8 @@ impl FilterEngine {
             }
         }
         for (i, cfg) in filters.iter().enumerate() {
-            let (bytes, sha256) = match Self::read(&cfg.plugin_path) {
-                Ok(read) => read,
+            let (bytes, sha256): (Arc<[u8]>, String) = match Self::read(&cfg.plugin_path) {
+                Ok((bytes, sha256)) => (bytes.into(), sha256),
                 Err(e) => {
                     errors.push((i, e));
                     continue;
@@ -298,6 +321,7 @@ impl FilterEngine {
                         None => {
                             let rt = self.runtime(cfg).clone();
                             let (path, hash) = (cfg.plugin_path.clone(), sha256.clone());
+                            let bytes = bytes.clone();
                             tokio::task::spawn_blocking(move || {
                                 rt.compile(&path, &bytes, hash, shared)
                             })
@@ -312,7 +336,7 @@ impl FilterEngine {
                 }
             };
             match result {
-                Ok(c) => match self.new_filter(c, cfg).await {
+                Ok(c) => match self.new_filter(c, cfg, &bytes).await {
                     Ok(f) => out.push(Arc::new(f)),
                     Err(e) => errors.push((i, e)),
                 },
@@ -327,11 +351,13 @@ impl FilterEngine {
     }
 
     /// Prepare a filter's services and pool and create (and `init`) its first instance, so
-    /// a bad config is refused at load time.
+    /// a bad config is refused at load time. `bytes` is the plugin's content (for a
+    /// snapshot).
     async fn new_filter(
         &self,
         compiled: Compiled,
         cfg: &FilterConfig,
+        bytes: &[u8],
     ) -> Result<Filter, LoadError> {
         let name: Arc<str> = Arc::from(cfg.name.as_str());
         let clients = if cfg.allow_hosts.is_empty() {
@@ -375,8 +401,29 @@ impl FilterEngine {
                 .await
                 .unwrap_or_else(|e| Err(format!("copying the granted files failed: {e}")))
                 .map_err(LoadError::Files)?
+                .map(Arc::new)
         };
-        let pool = InstancePool::new(compiled.pre, cfg, services.clone(), snapshot);
+        let (pool, snapshot_took) = match cfg.instance_start {
+            InstanceStart::Init => (
+                InstancePool::new(compiled.pre.clone(), cfg, services.clone(), snapshot),
+                None,
+            ),
+            InstanceStart::Snapshot => {
+                let shared = cfg.shared_store.is_remote();
+                let made = preinit::preinitialise(
+                    self.runtime(cfg),
+                    &cfg.plugin_path,
+                    bytes,
+                    shared,
+                    |pre| InstancePool::new(pre, cfg, services.clone(), snapshot.clone()),
+                )
+                .await?;
+                tracing::info!(filter = %cfg.name, took = ?made.took, "initialised once, instances start from its snapshot");
+                let pool = InstancePool::new(made.pre, cfg, services.clone(), snapshot)
+                    .preinitialised(made.hooks);
+                (pool, Some(made.took))
+            }
+        };
         let started = std::time::Instant::now();
         let (first, hooks) = pool.instantiate().await?;
         pool.keep_idle(first);
@@ -394,6 +441,8 @@ impl FilterEngine {
                 sha256: compiled.sha256,
                 loaded_at: SystemTime::now(),
             },
+            compiled: compiled.pre,
+            snapshot_took,
         })
     }
 

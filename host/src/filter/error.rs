@@ -36,6 +36,9 @@ pub enum LoadError {
     /// The filter trapped while being instantiated or initialised.
     #[error("trapped during init: {0}")]
     Trap(String),
+    /// Its `instance-start = "snapshot"` could not be made (the step and why).
+    #[error("cannot snapshot it after init: {0}")]
+    Snapshot(String),
     /// Its outbound HTTP clients could not be set up (an unreadable `outbound-ca`).
     #[error("outbound HTTP: {0}")]
     Outbound(String),

@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod outbound;
 pub(crate) mod per_worker;
 mod pool;
+mod preinit;
 pub mod rate_limit;
 mod resources;
 mod services;
@@ -66,6 +67,11 @@ pub struct Filter {
     hooks: Hooks,
     /// Which plugin file content this is, and when it was loaded.
     version: FilterVersion,
+    /// The plugin's own component, compiled (the pool's is a snapshot of it with
+    /// `instance-start = "snapshot"`): what another entry of the same plugin reuses.
+    compiled: pool::Prepared,
+    /// With `instance-start = "snapshot"`: how long making the snapshot took at load.
+    snapshot_took: Option<std::time::Duration>,
 }
 
 /// Which version of its plugin a filter runs.
@@ -143,7 +149,12 @@ impl Filter {
     }
 
     fn pool_pre(&self) -> pool::Prepared {
-        self.pool.pre().clone()
+        self.compiled.clone()
+    }
+
+    /// With `instance-start = "snapshot"`: how long making its snapshot took when it loaded.
+    pub fn snapshot_took(&self) -> Option<std::time::Duration> {
+        self.snapshot_took
     }
 
     /// The plugin version it runs.

@@ -50,6 +50,8 @@ fn max_idle(sync: bool, memory_limit: usize) -> usize {
 pub(super) struct Instance {
     pub store: Store<FilterState>,
     pub world: World,
+    /// The component instance behind `world` (its other exports, for a snapshot).
+    pub raw: wasmtime::component::Instance,
     /// Hook calls served.
     pub uses: u64,
     /// Counts it among its filter's live instances until dropped.
@@ -131,7 +133,10 @@ pub(super) struct InstancePool {
     /// Instances that exist now, busy or idle.
     live: Arc<AtomicU32>,
     /// The granted files as they were at load, which every instance reads.
-    snapshot: Option<Snapshot>,
+    snapshot: Option<Arc<Snapshot>>,
+    /// Set when `pre` already holds an initialised state (`instance-start = "snapshot"`):
+    /// the hooks its `init` declared, and new instances do not run `init`.
+    preinitialised: Option<Hooks>,
 }
 
 impl InstancePool {
@@ -139,7 +144,7 @@ impl InstancePool {
         pre: Prepared,
         cfg: &FilterConfig,
         services: Arc<FilterServices>,
-        snapshot: Option<Snapshot>,
+        snapshot: Option<Arc<Snapshot>>,
     ) -> Self {
         InstancePool {
             pre,
@@ -151,7 +156,15 @@ impl InstancePool {
             last_start_us: AtomicU64::new(0),
             last_memory: AtomicU64::new(0),
             live: Arc::new(AtomicU32::new(0)),
+            preinitialised: None,
         }
+    }
+
+    /// New instances of this pool start initialised (its component is a snapshot taken after
+    /// an `init` that declared `hooks`), so they skip `init`.
+    pub fn preinitialised(mut self, hooks: Hooks) -> Self {
+        self.preinitialised = Some(hooks);
+        self
     }
 
     /// Create and `init` a fresh instance; also returns the hooks its `init` declared.
@@ -167,7 +180,7 @@ impl InstancePool {
             self.cfg.memory_limit,
             self.snapshot
                 .as_ref()
-                .map_or(&self.cfg.files[..], Snapshot::grants),
+                .map_or(&self.cfg.files[..], |s| s.grants()),
         )
         .map_err(LoadError::Files)?;
         let mut store = Store::new(self.pre.engine(), state);
@@ -181,23 +194,43 @@ impl InstancePool {
         }
         super::budget::install(&mut store, self.cfg.cpu_deadline);
         let config = &self.cfg.config_json;
+        let ready = self.preinitialised.clone();
         let made = match &self.pre.sync {
-            Some(pre) => pre.instantiate(&mut store).and_then(|world| {
-                let hooks = world.weir_filter_filter().call_init(&mut store, config)?;
-                Ok((World::Sync(world), hooks))
+            Some(pre) => pre.instance_pre().instantiate(&mut store).and_then(|raw| {
+                let world = bindings::sync::FilterWorld::new(&mut store, &raw)?;
+                let hooks = match ready {
+                    Some(hooks) => Ok(hooks),
+                    None => world.weir_filter_filter().call_init(&mut store, config)?,
+                };
+                Ok((World::Sync(world), raw, hooks))
             }),
             None => {
                 async {
-                    let world = self.pre.pre.instantiate_async(&mut store).await?;
-                    let filter = world.weir_filter_filter();
-                    let hooks = filter.call_init(&mut store, config).await?;
-                    Ok((World::Async(world), hooks))
+                    let raw = self
+                        .pre
+                        .pre
+                        .instance_pre()
+                        .instantiate_async(&mut store)
+                        .await?;
+                    let world = FilterWorld::new(&mut store, &raw)?;
+                    let hooks = match ready {
+                        Some(hooks) => Ok(hooks),
+                        None => {
+                            world
+                                .weir_filter_filter()
+                                .call_init(&mut store, config)
+                                .await?
+                        }
+                    };
+                    Ok((World::Async(world), raw, hooks))
                 }
                 .await
             }
         };
-        let (world, hooks) = match made {
-            Ok((world, refused_or_hooks)) => (world, refused_or_hooks.map_err(LoadError::Init)?),
+        let (world, raw, hooks) = match made {
+            Ok((world, raw, refused_or_hooks)) => {
+                (world, raw, refused_or_hooks.map_err(LoadError::Init)?)
+            }
             Err(e) => return Err(LoadError::Trap(trap_reason(&e, store.data()))),
         };
         let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -208,6 +241,7 @@ impl InstancePool {
             Instance {
                 store,
                 world,
+                raw,
                 uses: 0,
                 _live: live,
             },
