@@ -206,6 +206,17 @@ async fn exclusions_lift_rules_where_the_operator_says() {
 
 #[tokio::test]
 async fn a_rule_change_reloads_and_a_broken_rule_keeps_the_old_rules() {
+    rule_change_reloads("init").await;
+}
+
+#[tokio::test]
+async fn a_rule_change_reloads_instances_that_start_from_a_snapshot() {
+    rule_change_reloads("snapshot").await;
+}
+
+/// A rule change reloads, and a broken rule keeps the old rules, with `instance-start`
+/// `start`.
+async fn rule_change_reloads(start: &str) {
     let up = Upstream::echo("app").await;
     let dir = tempfile::tempdir().unwrap();
     let custom = dir.path().join("custom");
@@ -218,8 +229,11 @@ async fn a_rule_change_reloads_and_a_broken_rule_keeps_the_old_rules() {
         &[up.addr],
         &["waf"],
         // A fresh instance per call: each one loads the rules, as new instances do.
-        "[filters.waf]\nplugin = \"waf.wasm\"\nfiles = { \"/custom\" = \"custom\" }\n\
-         isolation = \"per-request\"\nconfig = { rules = [\"/custom/*.conf\"] }\n",
+        &format!(
+            "[filters.waf]\nplugin = \"waf.wasm\"\nfiles = {{ \"/custom\" = \"custom\" }}\n\
+             isolation = \"per-request\"\ninstance-start = \"{start}\"\n\
+             config = {{ rules = [\"/custom/*.conf\"] }}\n"
+        ),
     );
     let weir = Weir::start_in(dir, &manifest);
     assert_eq!(get(&weir.url("/?x=one"), &[]).await.status, 451);
@@ -265,6 +279,49 @@ async fn a_rule_change_reloads_and_a_broken_rule_keeps_the_old_rules() {
         let want = if i % 2 == 0 { 451 } else { 200 };
         assert_eq!(status, want, "request {i}: {}", weir.logs());
     }
+}
+
+#[tokio::test]
+async fn crs_runs_in_instances_that_start_from_a_snapshot() {
+    // `init` (reading and compiling the CRS) runs once at load; every request here gets a
+    // fresh instance that starts from the state it left, and decides as the CRS does.
+    let up = Upstream::echo("app").await;
+    let manifest = waf_manifest(up.addr, "", "").replace(
+        "cpu-deadline = \"500ms\"\n",
+        "cpu-deadline = \"500ms\"\ninstance-start = \"snapshot\"\nisolation = \"per-request\"\n",
+    );
+    let weir = Weir::start(&format!("admin = \"127.0.0.1:0\"\n{manifest}"));
+    for path in ORDINARY {
+        let r = get(&weir.url(path), &BROWSER).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+    }
+    for path in ATTACKS {
+        let r = get(&weir.url(path), &BROWSER).await;
+        assert_eq!(r.status, 403, "{path}: {}", r.body);
+        let mut req = Request::get(weir.url(path));
+        for (n, v) in BROWSER {
+            req = req.header(n, v);
+        }
+        let r = send_h2(req.body(Full::new(Bytes::new())).unwrap()).await;
+        assert_eq!(r.status, 403, "h2 {path}: {}", r.body);
+    }
+    let status = weir.status().await;
+    let waf = &status["filters"][0];
+    assert_eq!(waf["instance_start"], "snapshot", "{status}");
+    assert!(waf["snapshot_ms"].as_f64().is_some(), "{status}");
+    let made = waf["instances_created"].as_u64().unwrap_or(0);
+    let requests = (ORDINARY.len() + 2 * ATTACKS.len()) as u64;
+    assert!(made >= requests, "a fresh instance per request: {status}");
+    // The state the CRS left in memory is what each instance starts with.
+    assert!(
+        waf["instance_memory_bytes"].as_u64().unwrap_or(0) > 4 << 20,
+        "{status}"
+    );
+    assert_eq!(
+        waf["metrics"]["counters"]["blocked"].as_u64(),
+        Some(2 * ATTACKS.len() as u64),
+        "{status}"
+    );
 }
 
 #[test]

@@ -96,8 +96,14 @@ pub struct FilterStatus {
     pub instances_created: u64,
     /// Idle instances kept.
     pub instances_idle: usize,
-    /// The last instance made: milliseconds to create and `init` it, and its linear memory
-    /// in bytes once it had.
+    /// `"init"` when each new instance runs `init`, `"snapshot"` when it starts from the
+    /// state one instance had after `init` (`instance-start`).
+    pub instance_start: &'static str,
+    /// With `"snapshot"`: milliseconds making the snapshot took when the filter loaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_ms: Option<f64>,
+    /// The last instance made: milliseconds to create it and, unless it started from a
+    /// snapshot, `init` it; and its linear memory in bytes then.
     pub instance_start_ms: f64,
     pub instance_memory_bytes: u64,
     /// Host-recorded and filter-defined metrics.
@@ -152,6 +158,11 @@ pub fn status(live: &Live) -> Status {
                     calls: if f.runs_on_fiber() { "fiber" } else { "direct" },
                     instances_created: f.instances_created(),
                     instances_idle: f.idle_instances(),
+                    instance_start: match f.snapshot_took() {
+                        Some(_) => "snapshot",
+                        None => "init",
+                    },
+                    snapshot_ms: f.snapshot_took().map(|t| t.as_secs_f64() * 1000.0),
                     instance_start_ms: start.as_secs_f64() * 1000.0,
                     instance_memory_bytes: memory,
                     metrics: f.metrics(),

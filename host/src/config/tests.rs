@@ -182,6 +182,7 @@ fn filter_runtime_settings_resolve_with_defaults() {
         FailurePolicy::Closed(http::StatusCode::SERVICE_UNAVAILABLE)
     );
     assert_eq!(f.isolation, Isolation::Pooled);
+    assert_eq!(f.instance_start, InstanceStart::Init);
     assert_eq!((f.fuel, f.max_requests_per_instance), (None, None));
     assert_eq!(f.body_limit, DEFAULT_BODY_LIMIT);
     assert_eq!(f.max_instances, DEFAULT_MAX_INSTANCES);
@@ -191,7 +192,7 @@ fn filter_runtime_settings_resolve_with_defaults() {
     let src = GOOD.replace(
         "plugin = \"headers.wasm\"",
         "plugin = \"headers.wasm\"\non-failure = \"fail-open\"\nisolation = \"per-request\"\n\
-         fuel = 1000\nmax-requests-per-instance = 50\nmax-instances = 12\nbody-limit = \"64KiB\"\n\
+         instance-start = \"snapshot\"\nfuel = 1000\nmax-requests-per-instance = 50\nmax-instances = 12\nbody-limit = \"64KiB\"\n\
          allow-hosts = [\"Auth.Local\", \"10.0.0.1:8443\"]\noutbound-timeout = \"250ms\"\n\
          store-max-entries = 7\nstore-max-bytes = \"1MiB\"\n\
          outbound-deny = [\"private\", \"203.0.113.0/24\"]",
@@ -202,6 +203,7 @@ fn filter_runtime_settings_resolve_with_defaults() {
     let f = &c.filters[0];
     assert_eq!(f.on_failure, FailurePolicy::Open);
     assert_eq!(f.isolation, Isolation::PerRequest);
+    assert_eq!(f.instance_start, InstanceStart::Snapshot);
     assert_eq!(
         (f.fuel, f.max_requests_per_instance, f.max_instances),
         (Some(1000), Some(50), 12)
@@ -226,7 +228,7 @@ fn bad_filter_runtime_settings_are_located() {
     let src = GOOD.replace(
         "plugin = \"headers.wasm\"",
         "plugin = \"headers.wasm\"\non-failure = \"fail-sometimes\"\nfailure-status = 200\n\
-         isolation = \"shared\"\nfuel = -1\nmemory-limit = \"2GiB\"\n\
+         isolation = \"shared\"\ninstance-start = \"lazy\"\nfuel = -1\nmemory-limit = \"2GiB\"\n\
          allow-hosts = [\"http://x/\"]\nstore-max-entries = 0\n\
          body-limit = \"32MiB\"\nstore-max-bytes = \"8GiB\"\noutbound-deny = [\"intranet\"]\n\
          max-instances = 1001",
@@ -238,6 +240,7 @@ fn bad_filter_runtime_settings_are_located() {
         "filters.tag.on-failure: \"fail-sometimes\" is not \"fail-closed\" or \"fail-open\"",
         "filters.tag.failure-status: 200 is not an error status (400..=599)",
         "filters.tag.isolation: \"shared\" is not \"pooled\" or \"per-request\"",
+        "m.toml:27:18: filters.tag.instance-start: \"lazy\" is not \"init\" or \"snapshot\"",
         "filters.tag.fuel: -1 is not a positive number",
         "filters.tag.memory-limit: must be between 1MiB and 1GiB",
         "filters.tag.allow-hosts: \"http://x/\" is not a host or host:port",

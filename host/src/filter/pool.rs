@@ -194,7 +194,7 @@ impl InstancePool {
         }
         super::budget::install(&mut store, self.cfg.cpu_deadline);
         let config = &self.cfg.config_json;
-        let ready = self.preinitialised.clone();
+        let ready = self.preinitialised;
         let made = match &self.pre.sync {
             Some(pre) => pre.instance_pre().instantiate(&mut store).and_then(|raw| {
                 let world = bindings::sync::FilterWorld::new(&mut store, &raw)?;
