@@ -95,6 +95,8 @@ echo "# an XSS attempt get a bare 403, and the log line names the rules and the 
 show sh -c "curl -s 'http://127.0.0.1:8080/shop/search?q=blue+shoes&page=2' | head -1"
 show curl -s -i "http://127.0.0.1:8080/shop/search?q=1%27%20OR%20%271%27%3D%271"
 show curl -s -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:8080/shop/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E"
+echo "# The CRS was read and compiled once, at load; new waf instances start from that snapshot:"
+show sh -c "curl -s http://127.0.0.1:9901/status | python3 -c 'import json,sys; f=[f for f in json.load(sys.stdin)[\"filters\"] if f[\"name\"]==\"waf\"][0]; print(f[\"instance_start\"], \"snapshot made in\", round(f[\"snapshot_ms\"]), \"ms at load; an instance starts in\", f[\"instance_start_ms\"], \"ms\")'"
 echo "# One canonical request: path tricks are the same path to routing, filters and upstream:"
 show curl -s -o /dev/null -w '%{http_code}\n' --path-as-is 'http://127.0.0.1:8080/%61pi/items'
 show curl -s -o /dev/null -w '%{http_code}\n' --path-as-is 'http://127.0.0.1:8080//admin'

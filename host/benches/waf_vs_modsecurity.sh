@@ -10,7 +10,13 @@
 # Reported: req/s, the proxy's CPU time per request, ratios to nginx, then what each WAF
 # adds over its proxy, and the WAF CPU ratio weir / ModSecurity.
 #
-# Env: DURATION (default 10s), CONNECTIONS (default 32), ROUNDS (default 3).
+# Part 2, instance start: two more weirs with the waf in a fresh instance per request
+# (`isolation = "per-request"`), one whose instances run `init` (read and compile the CRS)
+# and one whose instances start from a snapshot taken after one `init`; REQUESTS sequential
+# benign requests to each. Reported: the last instance's start, the snapshot's cost at load,
+# the mean hook call, the mean request time as curl sees it, and the proxies' RSS.
+#
+# Env: DURATION (default 10s), CONNECTIONS (default 32), ROUNDS (default 3), REQUESTS (200).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 need_tools wrk nginx curl
@@ -92,3 +98,30 @@ runs = [l.split("\t") for l in sys.argv[1].strip().splitlines()]
 cpu = lambda label: median(float(r[2]) for r in runs if r[0] == label)
 print(f"CPU per request, weir+waf / nginx+modsecurity: {cpu('weir+waf') / cpu('nginx+modsecurity'):.3f}")
 PY
+
+echo
+echo "instance start: the waf in a fresh instance per request, ${REQUESTS:-200} sequential requests each"
+for start in init snapshot; do
+    port=$([ "$start" = init ] && echo 19305 || echo 19306)
+    { echo "admin = \"127.0.0.1:$((port + 100))\""; sed -e "s/$waf/127.0.0.1:$port/" \
+        -e 's/^cpu-deadline = .*/&\nisolation = "per-request"\ninstance-start = "'"$start"'"/' "$work/waf.toml"; } > "$work/$start.toml"
+    RUST_LOG=error taskset -c "$proxy_cpus" "$weir" run "$work/$start.toml" > /dev/null & pids+=($!)
+    pid=$!
+    wait_up "http://127.0.0.1:$port/"
+    for i in $(seq 1 "${REQUESTS:-200}"); do
+        curl -s -o /dev/null -w '%{time_total}\n' "${headers[@]}" "http://127.0.0.1:$port/products?id=$i&q=blue+shoes+$i"
+    done > "$work/$start.times"
+    total=$(awk '{ t += $1 } END { print t }' "$work/$start.times")
+    curl -s "http://127.0.0.1:$((port + 100))/status" > "$work/$start.json"
+    python3 - "$work/$start.json" "$start" "$total" "${REQUESTS:-200}" "$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")" <<'PY'
+import json, sys
+path, start, total, n, rss = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+f = json.load(open(path))["filters"][0]
+calls = f["metrics"]["call_time_ns"]
+snap = f.get("snapshot_ms")
+snap = f"{snap:.0f} ms" if snap else "-"
+print(f"instance-start = {start:8}  instance start {f['instance_start_ms']:7.2f} ms"
+      f"  snapshot at load {snap:>8}  hook call {calls['sum'] / calls['count'] / 1e6:6.2f} ms"
+      f"  request {total / n * 1000:6.2f} ms  instances {f['instances_created']}  RSS {rss / 1024:.0f} MiB")
+PY
+done

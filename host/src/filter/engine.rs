@@ -176,7 +176,7 @@ impl Runtime {
 /// Give the memory the allocator holds free back to the system. Compiling a large component
 /// (a WAF: about 130 MiB, on the compiler's threads) leaves it in glibc's per-thread arenas,
 /// which would otherwise stay in the proxy's RSS.
-fn release_freed_memory() {
+pub(super) fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free pages of the allocator's own heaps to the system;
     // it takes no pointers.

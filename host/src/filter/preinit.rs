@@ -13,6 +13,8 @@ use super::engine::Runtime;
 use super::host::FilterState;
 use super::pool::{InstancePool, Prepared};
 use super::LoadError;
+use futures_util::FutureExt as _;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use wasmtime::component::{ComponentNamedList, ComponentType, Lift, WasmList};
@@ -44,9 +46,12 @@ pub(super) async fn preinitialise(
         |step: &str, e: &dyn std::fmt::Display| LoadError::Snapshot(format!("{step}: {e:#}"));
     let mut wizer = Wizer::new();
     wizer.keep_init_func(true);
-    let (cx, instrumented) = wizer
-        .instrument_component(bytes)
-        .map_err(|e| failed("instrumenting the component", &e))?;
+    // Wizer asserts what it expects of a component rather than returning every error: a
+    // panic in it fails this filter's load, not the reload.
+    let (cx, instrumented) =
+        std::panic::catch_unwind(AssertUnwindSafe(|| wizer.instrument_component(bytes)))
+            .map_err(|p| failed("instrumenting the component", &panic_text(&p)))?
+            .map_err(|e| failed("instrumenting the component", &e))?;
     let instrumented = compile_blocking(rt, path, instrumented, shared_store, true).await?;
     let pool = pool_for(instrumented);
     let (mut instance, hooks) = pool.instantiate().await?;
@@ -55,19 +60,37 @@ pub(super) async fn preinitialise(
         raw: instance.raw,
         error: None,
     };
-    let snapshot = wizer.snapshot_component(&cx, &mut access).await;
+    let snapshot = AssertUnwindSafe(wizer.snapshot_component(&cx, &mut access))
+        .catch_unwind()
+        .await;
     if let Some(e) = access.error {
         return Err(failed("reading the initialised state", &e));
     }
-    let snapshot = snapshot.map_err(|e| failed("writing the snapshot", &e))?;
+    let snapshot = snapshot
+        .map_err(|p| failed("writing the snapshot", &panic_text(&p)))?
+        .map_err(|e| failed("writing the snapshot", &e))?;
     drop(instance);
     // Each snapshot differs (whatever `init` drew from randomness): not worth a cache entry.
     let pre = compile_blocking(rt, path, snapshot, shared_store, false).await?;
+    // The state read back, the rewritten component and the compiler's work are all freed.
+    super::engine::release_freed_memory();
     Ok(Preinitialised {
         pre,
         hooks,
         took: started.elapsed(),
     })
+}
+
+/// What a caught panic said.
+fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .map_or_else(
+            || "it panicked".to_string(),
+            |s| format!("it panicked: {s}"),
+        )
 }
 
 /// Compile `bytes` on a blocking thread.
