@@ -14,9 +14,18 @@
 //! wait ([`pause`] / [`resume`]): its worker runs other requests meanwhile, and their CPU is
 //! not this call's.
 //!
-//! The ticker only runs while filter code runs (and for a short linger after): epochs need
-//! to advance only under a running call, so an idle proxy does not wake a thousand times a
-//! second. A call that finds no call running wakes a parked ticker.
+//! Epochs need to advance only under a call that runs long, and nearly every call is over
+//! in microseconds: each worker slot counts the calls it started, and while every running
+//! call started after the ticker's last look, the ticker looks again only every
+//! [`watch_period`] (a fraction of the shortest CPU deadline) and advances nothing. A call
+//! it finds still running from its last look has run for a while: from then on it advances
+//! the epochs every [`EPOCH_TICK`] until no such call is left. So under a steady load of
+//! short calls the ticker wakes a few hundred times a second rather than a thousand, and
+//! each wake it saves is a context switch off a busy worker's CPU. The first deadline check
+//! of a call counts the wall time since it started, up to two watch periods, as its CPU.
+//!
+//! The ticker parks when no filter code has run for a while (an idle proxy does not wake
+//! at all); a call that finds no call running wakes a parked ticker.
 
 use super::host::{CallData, FilterState};
 use super::per_worker::PerWorker;
@@ -32,8 +41,19 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// How often it advances while a call is close to its deadline.
 pub const FINE_TICK: Duration = Duration::from_micros(100);
 
-/// Ticks without a running call before the ticker parks.
+/// Looks without a running call before the ticker parks.
 const LINGER_TICKS: u32 = 50;
+
+/// The longest the ticker waits between looks while calls are short.
+const MAX_WATCH: Duration = Duration::from_millis(4);
+
+/// How often the ticker looks for long calls while none runs: two fifths of the shortest
+/// CPU deadline of a filter loaded so far, between one tick and [`MAX_WATCH`]. A call is
+/// seen long within two looks, so a call at the default 5 ms deadline is found at 4 ms at
+/// the latest, in time for fine ticks to stop it at its deadline.
+fn watch_period(shortest_deadline: Duration) -> Duration {
+    (shortest_deadline * 2 / 5).clamp(EPOCH_TICK, MAX_WATCH)
+}
 
 /// How long a parked ticker sleeps before checking that its engines still exist.
 const PARK_CHECK: Duration = Duration::from_secs(1);
@@ -47,13 +67,20 @@ pub struct Activity {
     parked: AtomicBool,
     /// Until when (nanoseconds after [`clock_zero`]) a call wants fine ticks.
     fine_until: AtomicU64,
+    /// The shortest CPU deadline of a store made so far, nanoseconds.
+    shortest_deadline: AtomicU64,
+    /// Times the ticker advanced the epochs.
+    advanced: AtomicU64,
     tickers: Mutex<Vec<Thread>>,
 }
 
-/// One worker slot's count of running calls.
+/// One worker slot's running calls, and the calls it ever started.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-struct Running0(AtomicUsize);
+struct Running0 {
+    now: AtomicUsize,
+    started: AtomicU64,
+}
 
 impl Default for Activity {
     fn default() -> Self {
@@ -61,6 +88,8 @@ impl Default for Activity {
             running: PerWorker::new(Running0::default),
             parked: AtomicBool::new(false),
             fine_until: AtomicU64::new(0),
+            shortest_deadline: AtomicU64::new(u64::MAX),
+            advanced: AtomicU64::new(0),
             tickers: Mutex::new(Vec::new()),
         }
     }
@@ -68,6 +97,29 @@ impl Default for Activity {
 
 /// Counts filter code as running (in its worker slot) until dropped.
 pub struct Running<'a>(&'a AtomicUsize);
+
+/// What the ticker saw of the worker slots at one look: each slot's running calls and the
+/// calls it had started.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Look(Vec<(usize, u64)>);
+
+impl Look {
+    /// Calls running, over all slots.
+    fn running(&self) -> usize {
+        self.0.iter().map(|(running, _)| running).sum()
+    }
+
+    /// Whether a call that was running at `before` still runs now: a slot that had calls
+    /// running then and now, and started none in between.
+    fn long_call_since(&self, before: &Look) -> bool {
+        self.0
+            .iter()
+            .zip(&before.0)
+            .any(|(&(now, started), &(then, started_then))| {
+                now > 0 && then > 0 && started == started_then
+            })
+    }
+}
 
 impl Activity {
     /// The process's activity, shared by every engine.
@@ -78,7 +130,9 @@ impl Activity {
 
     /// Filter code starts running (a hook call, an instantiation): make sure epochs advance.
     pub fn enter(&self) -> Running<'_> {
-        let count = &self.running.mine().0;
+        let slot = self.running.mine();
+        slot.started.fetch_add(1, Relaxed);
+        let count = &slot.now;
         // SeqCst on both sides: either this call sees the ticker parked and wakes it, or the
         // ticker sees this call running and does not park.
         if count.fetch_add(1, SeqCst) == 0 && self.parked.load(SeqCst) {
@@ -96,7 +150,28 @@ impl Activity {
 
     /// Calls running now, over all worker slots.
     fn running(&self) -> usize {
-        self.running.iter().map(|r| r.0.load(SeqCst)).sum()
+        self.running.iter().map(|r| r.now.load(SeqCst)).sum()
+    }
+
+    /// Each slot's running calls, and the calls it started, now.
+    fn look(&self) -> Look {
+        Look(
+            self.running
+                .iter()
+                .map(|r| (r.now.load(SeqCst), r.started.load(Relaxed)))
+                .collect(),
+        )
+    }
+
+    /// A store with this CPU deadline exists: the ticker must look often enough for it.
+    fn note_deadline(&self, budget: Duration) {
+        let nanos = u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX);
+        self.shortest_deadline.fetch_min(nanos, Relaxed);
+    }
+
+    /// How long the ticker waits between looks while no call runs long.
+    fn watch(&self) -> Duration {
+        watch_period(Duration::from_nanos(self.shortest_deadline.load(Relaxed)))
     }
 
     /// Whether the tickers are parked (no filter code ran for a while).
@@ -105,16 +180,21 @@ impl Activity {
         self.parked.load(SeqCst)
     }
 
-    /// The ticker's loop: advance `engines`' epochs every tick while code runs (and for a
-    /// linger after), park otherwise; return when the engines are gone.
+    /// The ticker's loop: advance `engines`' epochs every tick while a call runs long or
+    /// wants fine ticks, look every watch period otherwise, park when no code has run for a
+    /// while; return when the engines are gone.
     fn tick(&self, engines: Vec<wasmtime::EngineWeak>) {
         let mut idle = 0;
+        let mut last = Look::default();
         loop {
-            if self.running() > 0 {
+            let look = self.look();
+            if look.running() > 0 {
                 idle = 0;
             } else {
                 idle += 1;
             }
+            let long = look.long_call_since(&last);
+            last = look;
             if idle >= LINGER_TICKS {
                 self.parked.store(true, SeqCst);
                 if self.running() == 0 {
@@ -128,6 +208,18 @@ impl Activity {
                     continue;
                 }
                 idle = 0;
+                // Whatever runs now started after this look.
+                last = self.look();
+                std::thread::sleep(self.watch());
+                continue;
+            }
+            let fine = nanos_now() < self.fine_until.load(Relaxed);
+            if !(long || fine) {
+                if engines.iter().all(|w| w.upgrade().is_none()) {
+                    return;
+                }
+                std::thread::sleep(self.watch());
+                continue;
             }
             let mut alive = false;
             for engine in engines.iter().filter_map(|w| w.upgrade()) {
@@ -137,7 +229,7 @@ impl Activity {
             if !alive {
                 return;
             }
-            let fine = nanos_now() < self.fine_until.load(Relaxed);
+            self.advanced.fetch_add(1, Relaxed);
             std::thread::sleep(if fine { FINE_TICK } else { EPOCH_TICK });
         }
     }
@@ -210,11 +302,12 @@ fn verdict(used: Duration, budget: Duration) -> Verdict {
 fn used(call: &CallData, now: Duration) -> Duration {
     match call.cpu_mark {
         Some(mark) => call.cpu_used + now.saturating_sub(mark),
-        // Before the first reading the thread ran at most since the call started.
+        // Before the first reading the thread ran at most since the call started, and a
+        // call is found long within two looks of the ticker.
         None => call
             .started
             .map_or(Duration::ZERO, |s| s.elapsed())
-            .min(EPOCH_TICK),
+            .min(2 * Activity::global().watch()),
     }
 }
 
@@ -233,6 +326,7 @@ pub fn resume(call: &mut CallData) {
 
 /// Install the deadline callback on a new store.
 pub fn install(store: &mut Store<FilterState>, budget: Duration) {
+    Activity::global().note_deadline(budget);
     store.epoch_deadline_callback(move |mut ctx| {
         let call = &mut ctx.data_mut().call;
         let now = thread_cpu_time();
@@ -304,6 +398,62 @@ mod tests {
         assert!(!activity.parked(), "it keeps ticking while the call runs");
         drop(running);
         assert!(wait_for(true), "parks again");
+    }
+
+    #[test]
+    fn the_ticker_looks_at_a_fraction_of_the_shortest_deadline() {
+        let ms = Duration::from_millis;
+        assert_eq!(watch_period(ms(5)), ms(2));
+        assert_eq!(watch_period(ms(1)), EPOCH_TICK);
+        assert_eq!(watch_period(ms(500)), MAX_WATCH);
+        assert_eq!(watch_period(Duration::from_nanos(u64::MAX)), MAX_WATCH);
+    }
+
+    #[test]
+    fn a_call_is_long_when_it_runs_at_two_looks_with_none_started_between() {
+        let look = |slots: &[(usize, u64)]| Look(slots.to_vec());
+        let before = look(&[(1, 10), (0, 5)]);
+        assert!(look(&[(1, 10), (0, 5)]).long_call_since(&before));
+        assert!(
+            !look(&[(1, 11), (0, 5)]).long_call_since(&before),
+            "a new call"
+        );
+        assert!(
+            !look(&[(0, 10), (0, 5)]).long_call_since(&before),
+            "it ended"
+        );
+        assert!(
+            !look(&[(0, 10), (1, 6)]).long_call_since(&before),
+            "another slot's call started since"
+        );
+        assert!(!look(&[(1, 10)]).long_call_since(&Look::default()));
+    }
+
+    #[test]
+    fn epochs_advance_under_a_long_call_and_not_under_short_ones() {
+        let activity = Arc::new(Activity::default());
+        activity.note_deadline(Duration::from_millis(5));
+        let engine = Engine::default();
+        start_ticker(activity.clone(), &[&engine]).unwrap();
+        // Short calls, back to back, for 60 ms: every look finds a call started since the
+        // last one, so nothing advances (bar a call caught at two looks by a loaded machine;
+        // the ticker of every millisecond advanced about 60 times here).
+        let until = std::time::Instant::now() + Duration::from_millis(60);
+        let before = activity.advanced.load(Relaxed);
+        while std::time::Instant::now() < until {
+            let _call = activity.enter();
+            std::hint::black_box(0);
+        }
+        let short = activity.advanced.load(Relaxed) - before;
+        assert!(short <= 15, "{short} advances under short calls");
+        // One call running for 60 ms: found long within two looks (4 ms), then a tick a
+        // millisecond.
+        let before = activity.advanced.load(Relaxed);
+        let call = activity.enter();
+        std::thread::sleep(Duration::from_millis(60));
+        drop(call);
+        let long = activity.advanced.load(Relaxed) - before;
+        assert!(long >= 20, "{long} advances under a 60 ms call");
     }
 
     #[test]

@@ -403,27 +403,9 @@ impl FilterEngine {
                 .map_err(LoadError::Files)?
                 .map(Arc::new)
         };
-        let (pool, snapshot_took) = match cfg.instance_start {
-            InstanceStart::Init => (
-                InstancePool::new(compiled.pre.clone(), cfg, services.clone(), snapshot),
-                None,
-            ),
-            InstanceStart::Snapshot => {
-                let shared = cfg.shared_store.is_remote();
-                let made = preinit::preinitialise(
-                    self.runtime(cfg),
-                    &cfg.plugin_path,
-                    bytes,
-                    shared,
-                    |pre| InstancePool::new(pre, cfg, services.clone(), snapshot.clone()),
-                )
-                .await?;
-                tracing::info!(filter = %cfg.name, took = ?made.took, "initialised once, instances start from its snapshot");
-                let pool = InstancePool::new(made.pre, cfg, services.clone(), snapshot)
-                    .preinitialised(made.hooks);
-                (pool, Some(made.took))
-            }
-        };
+        let (pool, snapshot_took) = self
+            .instance_pool(&compiled, cfg, &services, snapshot, bytes)
+            .await?;
         let started = std::time::Instant::now();
         let (first, hooks) = pool.instantiate().await?;
         pool.keep_idle(first);
@@ -444,6 +426,38 @@ impl FilterEngine {
             compiled: compiled.pre,
             snapshot_took,
         })
+    }
+
+    /// The filter's pool of instances: of its compiled plugin, or, with `instance-start =
+    /// "snapshot"`, of a snapshot taken after one `init` (and how long that took).
+    async fn instance_pool(
+        &self,
+        compiled: &Compiled,
+        cfg: &FilterConfig,
+        services: &Arc<FilterServices>,
+        files: Option<Arc<Snapshot>>,
+        bytes: &[u8],
+    ) -> Result<(InstancePool, Option<std::time::Duration>), LoadError> {
+        match cfg.instance_start {
+            InstanceStart::Init => Ok((
+                InstancePool::new(compiled.pre.clone(), cfg, services.clone(), files),
+                None,
+            )),
+            InstanceStart::Snapshot => {
+                let made = preinit::preinitialise(
+                    self.runtime(cfg),
+                    &cfg.plugin_path,
+                    bytes,
+                    cfg.shared_store.is_remote(),
+                    |pre| InstancePool::new(pre, cfg, services.clone(), files.clone()),
+                )
+                .await?;
+                tracing::info!(filter = %cfg.name, took = ?made.took, "initialised once, instances start from its snapshot");
+                let pool = InstancePool::new(made.pre, cfg, services.clone(), files)
+                    .preinitialised(made.hooks);
+                Ok((pool, Some(made.took)))
+            }
+        }
     }
 
     /// Load one filter from its entry (embedding, tests, benchmarks).

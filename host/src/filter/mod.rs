@@ -2,7 +2,8 @@
 //!
 //! - [`engine`]: one wasmtime engine; compiling (with the on-disk [`cache`]) and checking
 //!   plugin files; loading a manifest's filters, reusing unchanged ones on reload.
-//! - [`pool`]: reusable, initialised instances per filter.
+//! - [`pool`]: reusable, initialised instances per filter; `preinit`: instances that start
+//!   from a snapshot taken after one `init` (`instance-start = "snapshot"`).
 //! - `budget`: CPU deadlines (epochs checked against the thread's CPU clock; waits paused).
 //! - [`host`]: the store's data, limits and the `host` import; [`resources`]: the request
 //!   and response resources; `header_edits`: the hot header edits, straight from guest
