@@ -44,21 +44,13 @@ impl Validator {
 
     /// `access-log-format`: `json` (the default) or `text`.
     fn access_log_format(&mut self, m: &Manifest) -> Format {
-        match m
-            .access_log_format
-            .as_ref()
-            .map(|f| (f.get_ref().as_str(), f.span()))
-        {
-            None | Some(("json", _)) => Format::Json,
-            Some(("text", _)) => Format::Text,
-            Some((other, span)) => {
-                self.error(
-                    span,
-                    format!("access-log-format: {other:?} is not \"json\" or \"text\""),
-                );
-                Format::Json
-            }
-        }
+        let format = m.access_log_format.as_ref();
+        self.one_of(
+            format,
+            "access-log-format",
+            ("json", Format::Json),
+            &[("text", Format::Text)],
+        )
     }
 
     /// `access-log-to`: `stdout` (the default), `stderr`, or a file in a folder that exists.

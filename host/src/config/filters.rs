@@ -201,24 +201,12 @@ impl Validator {
 
     /// `isolation`: pooled instances or one per call.
     fn isolation(&mut self, s: &manifest::FilterSpec, field: &dyn Fn(&str) -> String) -> Isolation {
-        match s
-            .isolation
-            .as_ref()
-            .map(|p| (p.get_ref().as_str(), p.span()))
-        {
-            None | Some(("pooled", _)) => Isolation::Pooled,
-            Some(("per-request", _)) => Isolation::PerRequest,
-            Some((other, span)) => {
-                self.error(
-                    span,
-                    format!(
-                        "{}: {other:?} is not \"pooled\" or \"per-request\"",
-                        field("isolation")
-                    ),
-                );
-                Isolation::Pooled
-            }
-        }
+        self.one_of(
+            s.isolation.as_ref(),
+            &field("isolation"),
+            ("pooled", Isolation::Pooled),
+            &[("per-request", Isolation::PerRequest)],
+        )
     }
 
     /// `instance-start`: `init` in every instance, or a snapshot taken after one `init`.
@@ -227,24 +215,12 @@ impl Validator {
         s: &manifest::FilterSpec,
         field: &dyn Fn(&str) -> String,
     ) -> InstanceStart {
-        match s
-            .instance_start
-            .as_ref()
-            .map(|p| (p.get_ref().as_str(), p.span()))
-        {
-            None | Some(("init", _)) => InstanceStart::Init,
-            Some(("snapshot", _)) => InstanceStart::Snapshot,
-            Some((other, span)) => {
-                self.error(
-                    span,
-                    format!(
-                        "{}: {other:?} is not \"init\" or \"snapshot\"",
-                        field("instance-start")
-                    ),
-                );
-                InstanceStart::Init
-            }
-        }
+        self.one_of(
+            s.instance_start.as_ref(),
+            &field("instance-start"),
+            ("init", InstanceStart::Init),
+            &[("snapshot", InstanceStart::Snapshot)],
+        )
     }
 
     /// `max-instances`: this filter's share of the instances all filters share.

@@ -150,6 +150,35 @@ impl Validator {
         self.errors.push(self.map.at(Some(span), message));
     }
 
+    /// The choice a keyword setting names (`field` is its key path): `default`'s when it is
+    /// absent, and when it names none of the choices (an error that lists them).
+    fn one_of<T: Copy>(
+        &mut self,
+        value: Option<&toml::Spanned<String>>,
+        field: &str,
+        default: (&str, T),
+        others: &[(&str, T)],
+    ) -> T {
+        let Some(value) = value else {
+            return default.1;
+        };
+        let mut choices = std::iter::once(&default).chain(others);
+        if let Some((_, choice)) = choices.find(|(name, _)| *name == value.get_ref()) {
+            return *choice;
+        }
+        let others: Vec<String> = others.iter().map(|(n, _)| format!("{n:?}")).collect();
+        let listed = match others.split_last() {
+            Some((last, rest)) => {
+                let rest: String = rest.iter().map(|n| format!(", {n}")).collect();
+                format!("{:?}{rest} or {last}", default.0)
+            }
+            None => format!("{:?}", default.0),
+        };
+        let other = value.get_ref();
+        self.error(value.span(), format!("{field}: {other:?} is not {listed}"));
+        default.1
+    }
+
     fn run(mut self, path: &Path, m: Manifest) -> (Config, Vec<Diagnostic>) {
         let base = path.parent().unwrap_or(Path::new("."));
         let plugins_dir = match &m.plugins_dir {

@@ -13,20 +13,12 @@ pub const DEFAULT_UPGRADES: &[&str] = &["websocket"];
 
 impl Validator {
     pub(super) fn request_rules(&mut self, m: &Manifest) -> Rules {
-        let escaped_slashes = match m.escaped_slashes.as_ref() {
-            None => EscapedSlashes::Reject,
-            Some(v) => match v.get_ref().as_str() {
-                "reject" => EscapedSlashes::Reject,
-                "keep" => EscapedSlashes::Keep,
-                other => {
-                    self.error(
-                        v.span(),
-                        format!("escaped-slashes: {other:?} is not \"reject\" or \"keep\""),
-                    );
-                    EscapedSlashes::Reject
-                }
-            },
-        };
+        let escaped_slashes = self.one_of(
+            m.escaped_slashes.as_ref(),
+            "escaped-slashes",
+            ("reject", EscapedSlashes::Reject),
+            &[("keep", EscapedSlashes::Keep)],
+        );
         Rules {
             escaped_slashes,
             underscores_in_headers: m.underscores_in_headers.unwrap_or(false),
