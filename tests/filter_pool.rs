@@ -274,6 +274,26 @@ async fn a_snapshot_start_runs_init_once_and_every_instance_starts_from_its_stat
         );
     }
 
+    // A filter called directly (no fiber) starts from its snapshot too: the header its
+    // config names is set by every instance, none of which ran init.
+    let direct = FilterConfig {
+        isolation: Isolation::PerRequest,
+        instance_start: InstanceStart::Snapshot,
+        ..filter_config(
+            &plugins_dir(),
+            "headers.wasm",
+            r#"{"request":{"set":{"x-a":"1"}}}"#,
+        )
+    };
+    let filter = engine.load(&direct).await.unwrap();
+    assert!(!filter.runs_on_fiber());
+    for _ in 0..5 {
+        let mut h = head(None);
+        filter.on_request(&mut h).await.unwrap();
+        assert_eq!(h.parts.headers["x-a"], "1");
+    }
+    assert_eq!(filter.instances_created(), 5);
+
     // A trapped instance is replaced by a fresh one from the same snapshot.
     let panics = FilterConfig {
         instance_start: InstanceStart::Snapshot,
