@@ -87,6 +87,11 @@ pub use log::{log, Level};
 pub trait Filter: Sized + 'static {
     /// Build the filter from its manifest configuration; an `Err` refuses the configuration
     /// (reported by `weir check` and at startup, with the filter's name).
+    ///
+    /// With `instance-start = "snapshot"` in the manifest, `init` runs once, when the filter
+    /// loads, and every instance starts from a copy of the memory it left: build data here
+    /// (parsed rules, tables), but open files and draw secrets or seeds in the hooks, as
+    /// handles do not carry over and a seed drawn here would be the same in every instance.
     fn init(config: Config) -> Result<Self, String>;
 
     /// Request phase: inspect or change the request, or answer it.
