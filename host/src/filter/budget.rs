@@ -14,15 +14,18 @@
 //! wait ([`pause`] / [`resume`]): its worker runs other requests meanwhile, and their CPU is
 //! not this call's.
 //!
-//! Epochs need to advance only under a call that runs long, and nearly every call is over
-//! in microseconds: each worker slot counts the calls it started, and while every running
-//! call started after the ticker's last look, the ticker looks again only every
-//! [`watch_period`] (a fraction of the shortest CPU deadline) and advances nothing. A call
-//! it finds still running from its last look has run for a while: from then on it advances
-//! the epochs every [`EPOCH_TICK`] until no such call is left. So under a steady load of
-//! short calls the ticker wakes a few hundred times a second rather than a thousand, and
-//! each wake it saves is a context switch off a busy worker's CPU. The first deadline check
-//! of a call counts the wall time since it started, up to two watch periods, as its CPU.
+//! Nearly every call is over in microseconds, and ticks matter only to a call that runs
+//! long: each worker slot counts the calls it started, and while every running call
+//! started after the ticker's last look, the ticker wakes only every [`watch_period`] (a
+//! fraction of the shortest CPU deadline), advancing the epochs once per wake. A call it
+//! finds still running from its last look has run for a while: from then on it ticks every
+//! [`EPOCH_TICK`] until no such call is left. So under a steady load of short calls the
+//! ticker wakes a few hundred times a second rather than a thousand, and each wake it saves
+//! is a context switch off a busy worker's CPU. Threads that share a slot (non-workers use
+//! slot 0, and workers wrap around when there are more than slots) can hide a long call
+//! behind the calls they start; it still meets a tick at every look, so its deadline is
+//! enforced, with coarse ticks up to a look long until it is close. The first deadline
+//! check of a call counts the wall time since it started, up to two looks, as its CPU.
 //!
 //! The ticker parks when no filter code has run for a while (an idle proxy does not wake
 //! at all); a call that finds no call running wakes a parked ticker.
@@ -214,13 +217,6 @@ impl Activity {
                 continue;
             }
             let fine = nanos_now() < self.fine_until.load(Relaxed);
-            if !(long || fine) {
-                if engines.iter().all(|w| w.upgrade().is_none()) {
-                    return;
-                }
-                std::thread::sleep(self.watch());
-                continue;
-            }
             let mut alive = false;
             for engine in engines.iter().filter_map(|w| w.upgrade()) {
                 engine.increment_epoch();
@@ -230,7 +226,13 @@ impl Activity {
                 return;
             }
             self.advanced.fetch_add(1, Relaxed);
-            std::thread::sleep(if fine { FINE_TICK } else { EPOCH_TICK });
+            std::thread::sleep(if fine {
+                FINE_TICK
+            } else if long {
+                EPOCH_TICK
+            } else {
+                self.watch()
+            });
         }
     }
 }
@@ -429,31 +431,64 @@ mod tests {
         assert!(!look(&[(1, 10)]).long_call_since(&Look::default()));
     }
 
-    #[test]
-    fn epochs_advance_under_a_long_call_and_not_under_short_ones() {
-        let activity = Arc::new(Activity::default());
-        activity.note_deadline(Duration::from_millis(5));
-        let engine = Engine::default();
-        start_ticker(activity.clone(), &[&engine]).unwrap();
-        // Short calls, back to back, for 60 ms: every look finds a call started since the
-        // last one, so nothing advances (bar a call caught at two looks by a loaded machine;
-        // the ticker of every millisecond advanced about 60 times here).
-        let until = std::time::Instant::now() + Duration::from_millis(60);
+    /// Times `activity`'s ticker advanced the epochs while `work` ran.
+    fn advances_during(activity: &Activity, work: impl FnOnce()) -> u64 {
         let before = activity.advanced.load(Relaxed);
+        work();
+        activity.advanced.load(Relaxed) - before
+    }
+
+    /// Start and end calls back to back in this thread for `d`.
+    fn short_calls_for(activity: &Activity, d: Duration) {
+        let until = std::time::Instant::now() + d;
         while std::time::Instant::now() < until {
             let _call = activity.enter();
             std::hint::black_box(0);
         }
-        let short = activity.advanced.load(Relaxed) - before;
-        assert!(short <= 15, "{short} advances under short calls");
-        // One call running for 60 ms: found long within two looks (4 ms), then a tick a
+    }
+
+    #[test]
+    fn the_ticker_ticks_fast_only_under_a_long_call() {
+        let activity = Arc::new(Activity::default());
+        activity.note_deadline(Duration::from_millis(5));
+        let engine = Engine::default();
+        start_ticker(activity.clone(), &[&engine]).unwrap();
+        let window = Duration::from_millis(120);
+        // Short calls, back to back: every look finds a call started since the last one, so
+        // the ticker wakes once a look (2 ms): about 60 times. (Every millisecond: 120.)
+        let short = advances_during(&activity, || short_calls_for(&activity, window));
+        assert!(short <= 80, "{short} ticks under short calls");
+        // One call running all along: found long within two looks, then a tick a
         // millisecond.
-        let before = activity.advanced.load(Relaxed);
-        let call = activity.enter();
-        std::thread::sleep(Duration::from_millis(60));
-        drop(call);
-        let long = activity.advanced.load(Relaxed) - before;
-        assert!(long >= 20, "{long} advances under a 60 ms call");
+        let long = advances_during(&activity, || {
+            let _call = activity.enter();
+            std::thread::sleep(window);
+        });
+        assert!(
+            long > short * 3 / 2,
+            "{long} ticks under a long call, {short} under short ones"
+        );
+    }
+
+    #[test]
+    fn a_long_call_hidden_by_calls_in_its_slot_still_meets_ticks() {
+        // Threads that are not workers share slot 0: one runs a long call while another
+        // starts short calls all along, so no look sees the slot's calls unchanged.
+        let activity = Arc::new(Activity::default());
+        activity.note_deadline(Duration::from_millis(5));
+        let engine = Engine::default();
+        start_ticker(activity.clone(), &[&engine]).unwrap();
+        let ticks = advances_during(&activity, || {
+            let long = activity.enter();
+            std::thread::scope(|s| {
+                s.spawn(|| short_calls_for(&activity, Duration::from_millis(60)));
+            });
+            drop(long);
+        });
+        assert!(
+            ticks >= 10,
+            "{ticks} ticks in 60 ms under a hidden long call"
+        );
     }
 
     #[test]
