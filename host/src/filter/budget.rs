@@ -25,7 +25,9 @@
 //! slot 0, and workers wrap around when there are more than slots) can hide a long call
 //! behind the calls they start; it still meets a tick at every look, so its deadline is
 //! enforced, with coarse ticks up to a look long until it is close. The first deadline
-//! check of a call counts the wall time since it started, up to two looks, as its CPU.
+//! check of a direct call counts the wall time since it started, up to one look, as its
+//! CPU; a call on a fiber (one that may wait) reads its thread's CPU clock when it starts,
+//! so a wait before any check charges it nothing but its own CPU.
 //!
 //! The ticker parks when no filter code has run for a while (an idle proxy does not wake
 //! at all); a call that finds no call running wakes a parked ticker.
@@ -304,12 +306,13 @@ fn verdict(used: Duration, budget: Duration) -> Verdict {
 fn used(call: &CallData, now: Duration) -> Duration {
     match call.cpu_mark {
         Some(mark) => call.cpu_used + now.saturating_sub(mark),
-        // Before the first reading the thread ran at most since the call started, and a
-        // call is found long within two looks of the ticker.
+        // A call read no clock at its start (a direct call: reading the thread's CPU clock
+        // is a system call). Before the first reading it ran at most since it started, and
+        // the ticker advances the epochs at every look, so the first check comes within one.
         None => call
             .started
             .map_or(Duration::ZERO, |s| s.elapsed())
-            .min(2 * Activity::global().watch()),
+            .min(Activity::global().watch()),
     }
 }
 

@@ -298,7 +298,9 @@ impl Filter {
         let state = inst.store.data_mut();
         state.limits.memory_hit = false;
         let call = &mut state.call;
-        call.cpu_mark = None;
+        // A call that may wait starts its CPU count now (see `budget::pause`); a direct one
+        // is counted from its first deadline check.
+        call.cpu_mark = matches!(inst.world, World::Async(_)).then(budget::thread_cpu_time);
         call.cpu_used = std::time::Duration::ZERO;
         call.started = Some(started);
         call.changed = false;
