@@ -450,12 +450,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_ticker_ticks_fast_only_under_a_long_call() {
+    /// An activity with its own ticker over a new engine, for filters with 5 ms deadlines.
+    fn ticking_for_5ms_deadlines() -> (Arc<Activity>, Engine) {
         let activity = Arc::new(Activity::default());
         activity.note_deadline(Duration::from_millis(5));
         let engine = Engine::default();
         start_ticker(activity.clone(), &[&engine]).unwrap();
+        (activity, engine)
+    }
+
+    #[test]
+    fn the_ticker_ticks_fast_only_under_a_long_call() {
+        let (activity, _engine) = ticking_for_5ms_deadlines();
         let window = Duration::from_millis(120);
         // Short calls, back to back: every look finds a call started since the last one, so
         // the ticker wakes once a look (2 ms): about 60 times. (Every millisecond: 120.)
@@ -477,10 +483,7 @@ mod tests {
     fn a_long_call_hidden_by_calls_in_its_slot_still_meets_ticks() {
         // Threads that are not workers share slot 0: one runs a long call while another
         // starts short calls all along, so no look sees the slot's calls unchanged.
-        let activity = Arc::new(Activity::default());
-        activity.note_deadline(Duration::from_millis(5));
-        let engine = Engine::default();
-        start_ticker(activity.clone(), &[&engine]).unwrap();
+        let (activity, _engine) = ticking_for_5ms_deadlines();
         let ticks = advances_during(&activity, || {
             let long = activity.enter();
             std::thread::scope(|s| {
