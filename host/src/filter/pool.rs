@@ -11,7 +11,7 @@
 //! An instance whose call failed is dropped, never returned; so is one that served
 //! `max-requests-per-instance` calls, and every instance of a `per-request` filter.
 
-use super::bindings::{self, FilterWorld, FilterWorldPre, Hooks};
+use super::bindings::{self, FilterWorld, FilterWorldIndices, FilterWorldPre, Hooks};
 use super::host::FilterState;
 use super::per_worker::PerWorker;
 use super::services::FilterServices;
@@ -90,7 +90,18 @@ pub(super) enum World {
 #[derive(Clone)]
 pub struct Prepared {
     pre: FilterWorldPre<FilterState>,
-    sync: Option<bindings::sync::FilterWorldPre<FilterState>>,
+    /// Where the exports are, found once: binding a new instance (kept unbound as well, for
+    /// a snapshot's accessors) looks nothing up by name.
+    indices: Arc<FilterWorldIndices>,
+    /// The same for plain function calls, if every import is synchronous.
+    sync: Option<SyncPre>,
+}
+
+/// A component bound for plain function calls, and where its exports are.
+#[derive(Clone)]
+struct SyncPre {
+    pre: bindings::sync::FilterWorldPre<FilterState>,
+    indices: Arc<bindings::sync::FilterWorldIndices>,
 }
 
 impl Prepared {
@@ -100,9 +111,15 @@ impl Prepared {
         sync: bool,
     ) -> wasmtime::Result<Self> {
         let sync = sync
-            .then(|| bindings::sync::FilterWorldPre::new(pre.clone()))
+            .then(|| {
+                Ok::<_, wasmtime::Error>(SyncPre {
+                    indices: Arc::new(bindings::sync::FilterWorldIndices::new(&pre)?),
+                    pre: bindings::sync::FilterWorldPre::new(pre.clone())?,
+                })
+            })
             .transpose()?;
         Ok(Prepared {
+            indices: Arc::new(FilterWorldIndices::new(&pre)?),
             pre: FilterWorldPre::new(pre)?,
             sync,
         })
@@ -196,14 +213,18 @@ impl InstancePool {
         let config = &self.cfg.config_json;
         let ready = self.preinitialised;
         let made = match &self.pre.sync {
-            Some(pre) => pre.instance_pre().instantiate(&mut store).and_then(|raw| {
-                let world = bindings::sync::FilterWorld::new(&mut store, &raw)?;
-                let hooks = match ready {
-                    Some(hooks) => Ok(hooks),
-                    None => world.weir_filter_filter().call_init(&mut store, config)?,
-                };
-                Ok((World::Sync(world), raw, hooks))
-            }),
+            Some(sync) => sync
+                .pre
+                .instance_pre()
+                .instantiate(&mut store)
+                .and_then(|raw| {
+                    let world = sync.indices.load(&mut store, &raw)?;
+                    let hooks = match ready {
+                        Some(hooks) => Ok(hooks),
+                        None => world.weir_filter_filter().call_init(&mut store, config)?,
+                    };
+                    Ok((World::Sync(world), raw, hooks))
+                }),
             None => {
                 async {
                     let raw = self
@@ -212,7 +233,7 @@ impl InstancePool {
                         .instance_pre()
                         .instantiate_async(&mut store)
                         .await?;
-                    let world = FilterWorld::new(&mut store, &raw)?;
+                    let world = self.pre.indices.load(&mut store, &raw)?;
                     let hooks = match ready {
                         Some(hooks) => Ok(hooks),
                         None => {
