@@ -42,6 +42,9 @@ wait_up "http://$up/" "http://$pa/" "http://$pb/" "http://$pc/"
 python3 - "$n" "$nginx_pid" "$pa" "$weir_h1" "$pb" "$weir_h2" "$pc" <<'PY'
 import os, socket, sys, time
 n = int(sys.argv[1])
+# Idle connections are measured after this long: weir parks an HTTP/1.1 connection between
+# 0.5 and 1.5 s after its last response, and returns what the parked ones freed a second after.
+settle = float(os.environ.get("IDLE_SETTLE", "5"))
 cases = [("nginx  HTTP/1.1", sys.argv[2], sys.argv[3], "h1"),
          ("weir   HTTP/1.1", sys.argv[4], sys.argv[5], "h1"),
          ("weir   HTTP/2 (h2c)", sys.argv[6], sys.argv[7], "h2")]
@@ -97,7 +100,7 @@ for label, pid, addr, proto in cases:
                     raise SystemExit(f"{label}: connection {i} closed")
                 got += chunk
         socks.append(s)
-    time.sleep(2)
+    time.sleep(settle)
     after = rss_kib(pid)
     print(f"{label}: {n} idle connections: RSS {before / 1024:.1f} -> {after / 1024:.1f} MiB, "
           f"{(after - before) / n:.1f} KiB per connection")

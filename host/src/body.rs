@@ -52,6 +52,8 @@ pin_project! {
             sleep: Option<Pin<Box<Sleep>>>,
             // Told when the body has all been read (the max-pending count starts then).
             uploaded: Option<Arc<Uploading>>,
+            // Counts the body as running on its connection until it has all been read.
+            reading: Option<crate::conn::Running>,
         },
         /// Made by the proxy or a filter.
         Full { #[pin] inner: Full<Bytes> },
@@ -78,8 +80,14 @@ impl Body {
         Body::full(Bytes::new())
     }
 
-    /// The client's streamed body, failing after `limit` bytes or `idle` without a frame.
-    pub fn client(inner: Incoming, limit: Option<u64>, idle: Option<Duration>) -> Self {
+    /// The client's streamed body, failing after `limit` bytes or `idle` without a frame,
+    /// holding `reading` until it has all been read.
+    pub fn client(
+        inner: Incoming,
+        limit: Option<u64>,
+        idle: Option<Duration>,
+        reading: Option<crate::conn::Running>,
+    ) -> Self {
         Body::Client {
             inner,
             limit,
@@ -87,6 +95,7 @@ impl Body {
             idle,
             sleep: None,
             uploaded: None,
+            reading,
         }
     }
 
@@ -130,6 +139,7 @@ impl HttpBody for Body {
                 idle,
                 sleep,
                 uploaded,
+                reading,
             } => match inner.as_mut().poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Some(data) = frame.data_ref() {
@@ -148,6 +158,7 @@ impl HttpBody for Body {
                         if let Some(hook) = uploaded.take() {
                             hook.finished();
                         }
+                        *reading = None;
                     }
                     Poll::Ready(Some(Ok(frame)))
                 }
@@ -155,6 +166,7 @@ impl HttpBody for Body {
                     if let Some(hook) = uploaded.take() {
                         hook.finished();
                     }
+                    *reading = None;
                     Poll::Ready(None)
                 }
                 Poll::Pending => {

@@ -57,5 +57,6 @@ pub mod send_timeout;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod trim;
 pub mod upgrade;
 pub mod upstream;

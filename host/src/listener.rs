@@ -7,8 +7,7 @@ use crate::proxy::{Peer, Proxy};
 use crate::send_timeout::SendTimeout;
 use crate::tls::TlsListener;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -37,18 +36,15 @@ const H2_MAX_ERROR_RESETS: usize = 100;
 /// a header list of `max-header-size`, and a connection that resets streams faster than the
 /// server accepts them (rapid reset) or provokes many stream errors is closed; the `h2`
 /// crate also bounds CONTINUATION frames and pending control-frame replies.
-pub fn connection_builder(limits: &ClientLimits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
+pub fn connection_builder(limits: &ClientLimits) -> conn::Builders {
+    let mut h1 = hyper::server::conn::http1::Builder::new();
+    h1.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_size)
         .max_headers(limits.max_headers.saturating_sub(ADDED_HEADERS).max(1))
         .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
+    let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
         // Pings find HTTP/2 clients that went away without closing.
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20))
@@ -56,7 +52,11 @@ pub fn connection_builder(limits: &ClientLimits) -> auto::Builder<TokioExecutor>
         .max_concurrent_streams(limits.http2_max_concurrent_streams)
         .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
         .max_local_error_reset_streams(H2_MAX_ERROR_RESETS);
-    builder
+    conn::Builders {
+        h1,
+        h2,
+        header_read: limits.header_read_timeout,
+    }
 }
 
 /// Open connections of one listener over all workers, against its `max-connections`.
@@ -162,7 +162,7 @@ pub struct Serving {
     /// The worker's proxy.
     pub proxy: Arc<Proxy>,
     /// HTTP/1.1 and HTTP/2 settings.
-    pub builder: auto::Builder<TokioExecutor>,
+    pub builders: Arc<conn::Builders>,
     /// The worker's connections, for a graceful stop.
     pub drain: Arc<Drain>,
     /// Turns true when the listener is removed or the process stops.
@@ -214,10 +214,27 @@ impl AcceptLoop {
     }
 }
 
+/// A connection ready for HTTP: its stream, and who is at the other end.
+enum Accepted {
+    Plain(TcpStream, Arc<Peer>),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>, Arc<Peer>),
+}
+
 impl Serving {
-    /// One accepted connection: its PROXY header (when the listener takes one), its TLS
-    /// handshake (when it terminates TLS), then HTTP until it ends.
-    async fn connection(&self, mut stream: TcpStream, mut peer: SocketAddr) {
+    /// One accepted connection: its PROXY header and TLS handshake, then HTTP until it ends.
+    /// Each phase is boxed, so that the connection's task holds only a pointer to the one it
+    /// is in: an idle connection keeps none of the handshake's state.
+    async fn connection(&self, stream: TcpStream, peer: SocketAddr) {
+        match Box::pin(self.accept(stream, peer)).await {
+            Some(Accepted::Plain(stream, client)) => Box::pin(self.serve(stream, client)).await,
+            Some(Accepted::Tls(stream, client)) => Box::pin(self.serve(*stream, client)).await,
+            None => {}
+        }
+    }
+
+    /// Read the PROXY header (when the listener takes one) and shake hands (when it
+    /// terminates TLS); `None` when the connection is to close.
+    async fn accept(&self, mut stream: TcpStream, mut peer: SocketAddr) -> Option<Accepted> {
         let mode = self.mode.load_full();
         // The PROXY header and the TLS handshake are bounded like a request head.
         if mode.proxy_protocol {
@@ -227,24 +244,20 @@ impl Serving {
                 Ok(Ok(None)) => {}
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, "closing the connection: {e}");
-                    return;
+                    return None;
                 }
                 Err(_) => {
                     tracing::debug!(%peer, "closing the connection: no PROXY protocol header in time");
-                    return;
+                    return None;
                 }
             }
         }
         let scheme = if mode.tls.is_some() { "https" } else { "http" };
         let Some(tls) = &mode.tls else {
             let client = Arc::new(Peer::new(peer, scheme, mode.clone()));
-            // Boxed here and below: a connection's task then holds only the state of the
-            // protocol it speaks, not room for the largest of the handshake, plain and TLS
-            // HTTP (an idle plain HTTP/1.1 connection costs 5 KiB less).
-            Box::pin(self.serve(stream, client, mode.redirect_https)).await;
-            return;
+            return Some(Accepted::Plain(stream, client));
         };
-        let handshake = Box::pin(tls.acceptor().accept(stream));
+        let handshake = tls.acceptor().accept(stream);
         let result = tokio::time::timeout(self.handshake_timeout, handshake).await;
         let outcome = match &result {
             Ok(Ok(_)) => 0,
@@ -258,11 +271,11 @@ impl Serving {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 tracing::debug!(%peer, "TLS handshake failed: {e}");
-                return;
+                return None;
             }
             Err(_) => {
                 tracing::debug!(%peer, "TLS handshake timed out");
-                return;
+                return None;
             }
         };
         let client = Peer::new(peer, scheme, mode.clone());
@@ -270,14 +283,17 @@ impl Serving {
             Some([leaf, ..]) => client.with_certificate(leaf),
             _ => client,
         };
-        Box::pin(self.serve(stream, Arc::new(client), mode.redirect_https)).await;
+        Some(Accepted::Tls(Box::new(stream), Arc::new(client)))
     }
 
-    /// Serve HTTP/1.1 or HTTP/2 on `stream` from `client` until the connection ends.
-    async fn serve<S>(&self, stream: S, client: Arc<Peer>, redirect_https: Option<u16>)
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
+    /// Serve HTTP/1.1 or HTTP/2 on `stream` from `client` until the connection ends. Not an
+    /// `async fn`: the future is the connection's own, with nothing of this set-up in it.
+    fn serve<S: conn::Socket>(
+        &self,
+        stream: S,
+        client: Arc<Peer>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let redirect_https = client.listener.redirect_https;
         let proxy = self.proxy.clone();
         let peer = client.addr;
         let service = {
@@ -286,7 +302,8 @@ impl Serving {
                 let proxy = proxy.clone();
                 let client = client.clone();
                 async move {
-                    let _running = client.activity.begin();
+                    // Held to the end of the response body.
+                    let running = client.activity.begin();
                     let h1 = req.version() < http::Version::HTTP_2;
                     let mut resp = match redirect_https {
                         Some(port) => crate::redirect::to_https(&req, port),
@@ -306,20 +323,24 @@ impl Serving {
                             http::HeaderValue::from_static("close"),
                         );
                     }
-                    Ok::<_, Infallible>(resp)
+                    Ok::<_, Infallible>(resp.map(|body| conn::Held::new(body, running)))
                 }
             })
         };
-        let conn = self
-            .builder
-            .serve_connection_with_upgrades(
-                TokioIo::new(SendTimeout::new(stream, self.send_timeout)),
-                service,
-            )
-            .into_owned();
-        let stop = self.stop.clone();
-        if let Err(e) = conn::serve(conn, stop, &client.activity, self.idle_timeout).await {
-            tracing::debug!(%peer, "connection ended with an error: {e}");
+        let io = conn::ConnIo::new(
+            SendTimeout::new(stream, self.send_timeout),
+            client.activity.clone(),
+        );
+        let watch = conn::Watch {
+            stop: self.stop.clone(),
+            activity: client.activity.clone(),
+            idle: self.idle_timeout,
+        };
+        let served = conn::serve(self.builders.clone(), io, service, watch);
+        async move {
+            if let Err(e) = served.await {
+                tracing::debug!(%peer, "connection ended with an error: {e}");
+            }
         }
     }
 }

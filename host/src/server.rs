@@ -244,7 +244,7 @@ fn worker(
     };
     runtime.block_on(async {
         let limits = live.current().config.limits.clone();
-        let builder = listener::connection_builder(&limits);
+        let builders = Arc::new(listener::connection_builder(&limits));
         let proxy = Arc::new(Proxy::new(live));
         let drain = Arc::new(crate::conn::Drain::default());
         let mut loops = Vec::new();
@@ -265,7 +265,7 @@ fn worker(
                             slots: start.slots,
                             mode: start.mode,
                             proxy: proxy.clone(),
-                            builder: builder.clone(),
+                            builders: builders.clone(),
                             drain: drain.clone(),
                             stop: start.stop,
                             handshake_timeout: limits.header_read_timeout,

@@ -145,7 +145,7 @@ impl Runtime {
                     reason: format!("{e:#}"),
                 })?;
                 tracing::info!(plugin = %shown, sha256 = &sha256[..12], took = ?started.elapsed(), metered = self.metered, "compiled");
-                release_freed_memory();
+                crate::trim::release_freed_memory();
                 if let Some(cache) = cache {
                     cache.put(&sha256, &c);
                 }
@@ -170,18 +170,6 @@ impl Runtime {
             .map_err(|e| world(format!("{e:#}")))?;
         let pre = Prepared::new(pre, sync).map_err(|e| world(format!("{e:#}")))?;
         Ok(Compiled { pre, sha256 })
-    }
-}
-
-/// Give the memory the allocator holds free back to the system. Compiling a large component
-/// (a WAF: about 130 MiB, on the compiler's threads) leaves it in glibc's per-thread arenas,
-/// which would otherwise stay in the proxy's RSS.
-pub(super) fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free pages of the allocator's own heaps to the system;
-    // it takes no pointers.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 

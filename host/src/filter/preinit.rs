@@ -73,7 +73,7 @@ pub(super) async fn preinitialise(
     // Each snapshot differs (whatever `init` drew from randomness): not worth a cache entry.
     let pre = compile_blocking(rt, path, snapshot, shared_store, false).await?;
     // The state read back, the rewritten component and the compiler's work are all freed.
-    super::engine::release_freed_memory();
+    crate::trim::release_freed_memory();
     Ok(Preinitialised {
         pre,
         hooks,

@@ -205,6 +205,19 @@ fn connections(
         },
     )?;
     out.family(
+        "weir_connections_parked",
+        "Client connections open now that hold no buffer: waiting for their first bytes, or \
+         HTTP/1.1 ones quiet between requests.",
+        MetricType::Gauge,
+        |m| {
+            gauge(
+                m,
+                &Vec::new(),
+                i64::try_from(crate::conn::parked()).unwrap_or(i64::MAX),
+            )
+        },
+    )?;
+    out.family(
         "weir_connections",
         "Client connections accepted, or refused at max-connections, by listener.",
         MetricType::Counter,

@@ -49,8 +49,9 @@ pub struct Peer {
     pub client_cert: Option<http::HeaderValue>,
     /// The settings of the listener it connected to, as they were when it connected.
     pub listener: Arc<crate::listener::ListenerMode>,
-    /// Its requests running and started, for `client-idle-timeout`.
-    pub activity: crate::conn::Activity,
+    /// Its requests running and started, and its socket, for `client-idle-timeout` and
+    /// parking.
+    pub activity: Arc<crate::conn::Activity>,
 }
 
 impl Peer {
@@ -66,7 +67,7 @@ impl Peer {
             scheme,
             client_cert: None,
             listener,
-            activity: crate::conn::Activity::default(),
+            activity: Arc::default(),
         }
     }
 
@@ -277,7 +278,7 @@ async fn serve<'g>(
         // Every backend drained (weight 0): answer fast.
         return Outcome::local(ProxyError::Unavailable.response());
     };
-    let Some(body) = client_body(body, &head, &config.limits) else {
+    let Some(body) = client_body(body, &head, &config.limits, peer) else {
         return Outcome::local(ProxyError::PayloadTooLarge.response());
     };
     let exchange = Exchange {
@@ -295,10 +296,13 @@ fn client_body(
     body: Incoming,
     head: &RequestHead,
     limits: &crate::config::ClientLimits,
+    peer: &Peer,
 ) -> Option<Body> {
     let idle = Some(limits.body_read_timeout);
+    // A body still coming keeps its connection from being parked.
+    let reading = (!hyper::body::Body::is_end_stream(&body)).then(|| peer.activity.hold());
     let Some(limit) = limits.max_body_size else {
-        return Some(Body::client(body, None, idle));
+        return Some(Body::client(body, None, idle, reading));
     };
     let declared = head
         .parts
@@ -310,7 +314,7 @@ fn client_body(
         return None;
     }
     // A body without a length is cut off at the limit (the upstream request then fails).
-    Some(Body::client(body, Some(limit), idle))
+    Some(Body::client(body, Some(limit), idle, reading))
 }
 
 /// What compressing a response needs of its request, taken before the head is sent on.
