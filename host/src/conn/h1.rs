@@ -1,12 +1,15 @@
-//! HTTP/1.1 connections parked between requests. Once a connection is quiet with nothing in
-//! hand, a few tenths of a second after its last response ([`Activity::parkable`](super::Activity::parkable)), hyper's
-//! state for it, with its read and write buffers (16 KiB), is dropped, and the connection
-//! waits for its next bytes holding no buffer at all; when they come, hyper serves it again.
-//! What hyper had read of a next head is kept, and a next head is due within
-//! `header-read-timeout` of the park, however often the connection is parked on the way.
+//! A client connection from its first bytes, and HTTP/1.1 connections parked between
+//! requests. A new connection waits for its first bytes holding no buffer, then goes to HTTP/2
+//! (the preface) or HTTP/1.1. Once an HTTP/1.1 connection is quiet with nothing in hand, a few
+//! tenths of a second after its last response
+//! ([`Activity::parkable`](super::Activity::parkable)), hyper's state for it, with its read and
+//! write buffers (16 KiB), is dropped, and the connection waits for its next bytes holding no
+//! buffer at all; when they come, hyper serves it again. What hyper had read of a next head is
+//! kept, and a next head is due within `header-read-timeout` of the park, however often the
+//! connection is parked on the way.
 
 use super::io::{ConnIo, Socket};
-use super::{drive, linger, Activity, BoxError, Driven, Watch};
+use super::{drive, linger, serve_h2, version, Activity, BoxError, Builders, Driven, Watch};
 use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::HttpService;
@@ -14,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::Arc;
 use tokio::time::Instant;
 
 /// What hyper's state for a connection holds at least, in its read and write buffers.
@@ -63,34 +66,57 @@ pub(super) async fn overdue(activity: &Activity, late: Option<Late>) {
     std::future::pending().await
 }
 
-/// Serve HTTP/1.1 on `io` until the connection ends, parking it whenever it is quiet.
-/// `late` is when the first request must have started by.
+/// Serve a new connection until it ends: wait for its first bytes holding no buffer, hand it
+/// to HTTP/2 if they are the HTTP/2 preface, and otherwise serve HTTP/1.1, parking it
+/// whenever it is quiet.
 pub(super) async fn serve<T, S, B>(
-    builder: &http1::Builder,
+    builders: Arc<Builders>,
     mut io: ConnIo<T>,
     mut service: S,
     mut w: Watch,
-    mut late: Late,
-    header_read: Duration,
-) -> hyper::Result<()>
+) -> Result<(), BoxError>
 where
     T: Socket,
-    S: HttpService<Incoming, ResBody = B> + Unpin,
+    S: HttpService<Incoming, ResBody = B> + Unpin + Send + 'static,
     S::Error: Into<BoxError>,
-    B: Body + 'static,
+    S::Future: Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
     B::Error: Into<BoxError>,
 {
+    let header_read = builders.header_read;
+    let mut late = Late {
+        at: Instant::now() + header_read,
+        started: w.activity.started(),
+    };
+    if !wait(&io, &mut w, late.at).await {
+        return Ok(());
+    }
+    match tokio::time::timeout_at(late.at, version::is_h2(&mut io)).await {
+        Ok(Ok(false)) => {}
+        // Boxed: an HTTP/1.1 connection's task has no room for it.
+        Ok(Ok(true)) => return Box::pin(serve_h2(&builders.h2, io, service, w)).await,
+        Ok(Err(e)) => return Err(e.into()),
+        Err(_) => {
+            tracing::debug!("no request head within header-read-timeout: closing");
+            return Ok(());
+        }
+    }
     loop {
-        let conn = match drive(connect(builder, io, service), &mut w, true, Some(late)).await {
-            Driven::Ended(r) => return r,
+        let conn = connect(&builders.h1, io, service);
+        let conn = match drive(conn, &mut w, true, Some(late)).await {
+            Driven::Ended(r) => return Ok(r?),
             Driven::Park(conn) => conn,
         };
-        let Some(parts) = Pin::into_inner(conn).into_parts() else {
-            return Ok(());
-        };
-        io = parts.io.into_inner();
-        io.unread(parts.read_buf);
-        service = parts.service;
+        // In a block of its own: `parts` is then not kept in the parked connection's state.
+        {
+            let Some(parts) = Pin::into_inner(conn).into_parts() else {
+                return Ok(());
+            };
+            io = parts.io.into_inner();
+            io.unread(parts.read_buf);
+            service = parts.service;
+        }
         let started = w.activity.started();
         if started != late.started {
             late = Late {
@@ -131,26 +157,28 @@ where
 /// it is to close: `until` or `client-idle-timeout` passed, or a stop with no linger or
 /// nothing sent within it.
 pub(super) async fn wait<T: Socket>(io: &ConnIo<T>, w: &mut Watch, until: Instant) -> bool {
-    let until = until.min(Instant::now() + w.idle);
     let _parked = Parked::new();
-    tokio::select! {
+    // One timer for both the deadline and a stop's linger.
+    let sleep = tokio::time::sleep_until(until.min(Instant::now() + w.idle));
+    tokio::pin!(sleep);
+    let ready = || poll_fn(|cx| io.get_ref().poll_read_ready(cx));
+    let stopped = tokio::select! {
         // An error shows in the next read.
-        _ = poll_fn(|cx| io.get_ref().poll_read_ready(cx)) => true,
-        () = tokio::time::sleep_until(until) => {
+        _ = ready() => return true,
+        () = &mut sleep => {
             tracing::debug!("no request within header-read-timeout or client-idle-timeout: closing");
-            false
+            return false;
         }
-        stopped = async { w.stop.wait_for(|s| *s).await.is_ok() } => {
-            if !stopped {
-                return false;
-            }
-            w.activity.close();
-            let linger = linger();
-            if linger.is_zero() {
-                return false;
-            }
-            let ready = poll_fn(|cx| io.get_ref().poll_read_ready(cx));
-            tokio::time::timeout(linger, ready).await.is_ok()
-        }
+        stopped = async { w.stop.wait_for(|s| *s).await.is_ok() } => stopped,
+    };
+    let linger = linger();
+    if !stopped || linger.is_zero() {
+        return false;
+    }
+    w.activity.close();
+    sleep.as_mut().reset(Instant::now() + linger);
+    tokio::select! {
+        _ = ready() => true,
+        () = &mut sleep => false,
     }
 }

@@ -27,7 +27,6 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
-use tokio::time::Instant;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -143,13 +142,14 @@ pub struct Watch {
 
 /// Serve HTTP/1.1 or HTTP/2 on `io` until the connection ends. Nothing of hyper's is made
 /// until the client's first bytes come (a silent connection holds no buffer), and an
-/// HTTP/1.1 connection quiet between requests is parked ([`h1`]).
-pub async fn serve<T, S, B>(
+/// HTTP/1.1 connection quiet between requests is parked ([`h1`]). Not an `async fn`: the
+/// connection's state is [`h1::serve`]'s alone, not a second copy of its arguments.
+pub fn serve<T, S, B>(
     builders: Arc<Builders>,
-    mut io: ConnIo<T>,
+    io: ConnIo<T>,
     service: S,
-    mut w: Watch,
-) -> Result<(), BoxError>
+    w: Watch,
+) -> impl Future<Output = Result<(), BoxError>> + Send
 where
     T: Socket,
     S: HttpService<Incoming, ResBody = B> + Unpin + Send + 'static,
@@ -159,29 +159,11 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let late = h1::Late {
-        at: Instant::now() + builders.header_read,
-        started: w.activity.started(),
-    };
-    if !h1::wait(&io, &mut w, late.at).await {
-        return Ok(());
-    }
-    let h2 = match tokio::time::timeout_at(late.at, version::is_h2(&mut io)).await {
-        Ok(h2) => h2?,
-        Err(_) => {
-            tracing::debug!("no request head within header-read-timeout: closing");
-            return Ok(());
-        }
-    };
-    if !h2 {
-        return Ok(h1::serve(&builders.h1, io, service, w, late, builders.header_read).await?);
-    }
-    // Boxed: an HTTP/1.1 connection's task has no room for it.
-    Box::pin(serve_h2(&builders.h2, io, service, w)).await
+    h1::serve(builders, io, service, w)
 }
 
 /// Serve HTTP/2 on `io` until the connection ends.
-async fn serve_h2<T, S, B>(
+pub(super) async fn serve_h2<T, S, B>(
     builder: &http2::Builder<TokioExecutor>,
     io: ConnIo<T>,
     service: S,
