@@ -330,6 +330,57 @@ async fn a_parked_tls_connection_serves_its_next_request() {
 }
 
 #[tokio::test]
+async fn a_tls_request_sent_with_the_handshake_is_served() {
+    // The request goes out in the same flight as the client's Finished (as wrk and browsers
+    // send it), so the server reads it during the handshake: it waits in the TLS session,
+    // not on the socket, and a connection waiting for socket readiness would never see it.
+    use harness::pki::*;
+    let up = Upstream::echo("app").await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new();
+    ca.leaf(&["a.test"], dir.path(), "a");
+    let weir = Weir::start_in(
+        dir,
+        &manifest(up.addr, "").replace(
+            "address = \"127.0.0.1:0\"\n\n[upstreams",
+            "address = \"127.0.0.1:0\"\ntls = { certificates = [{ cert = \"a.pem\", key = \"a.key\" }] }\n\n[upstreams",
+        ),
+    );
+    let addr = weir.addr;
+    let answer = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(AnyCert))
+            .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from("a.test").unwrap();
+        let mut session = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+        // Written before the handshake: sent with the client's Finished.
+        session
+            .writer()
+            .write_all(b"GET /early HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut tls = rustls::Stream::new(&mut session, &mut tcp);
+        let mut out = Vec::new();
+        let read = tls.read_to_end(&mut out);
+        (
+            read.map_err(|e| e.to_string()),
+            String::from_utf8_lossy(&out).into_owned(),
+        )
+    })
+    .await
+    .unwrap();
+    let (read, text) = answer;
+    assert!(text.starts_with("HTTP/1.1 200"), "{read:?}: {text}");
+    assert!(text.contains("GET /early\n"), "{text}");
+}
+
+#[tokio::test]
 async fn http2_after_a_pause_in_its_preface() {
     let up = Upstream::echo("app").await;
     let weir = Weir::start(&manifest(up.addr, ""));

@@ -25,11 +25,17 @@ impl Socket for TcpStream {
     }
 }
 
-/// TLS reads take every record the socket has and return the plaintext, so when a read has
-/// found nothing, nothing waits in the TLS state either: the socket's readiness tells.
+/// Plaintext the TLS session holds already (a request that came in the same flight as the
+/// client's last handshake message, read during the handshake) is ready at once: the socket
+/// has nothing more to say about it. Otherwise the socket's readiness tells.
 impl Socket for tokio_rustls::server::TlsStream<TcpStream> {
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_ref().0.poll_read_ready(cx)
+        let (tcp, session) = self.get_ref();
+        // False when plaintext (or the peer's close) waits to be read.
+        if !session.wants_read() {
+            return Poll::Ready(Ok(()));
+        }
+        tcp.poll_read_ready(cx)
     }
 }
 
