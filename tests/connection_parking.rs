@@ -20,6 +20,18 @@ fn manifest(up: std::net::SocketAddr, extra: &str) -> String {
     )
 }
 
+/// Weir with one TLS listener (a certificate for `a.test`) proxying to `up`.
+fn tls_weir(up: std::net::SocketAddr) -> Weir {
+    let dir = tempfile::tempdir().unwrap();
+    harness::pki::Ca::new().leaf(&["a.test"], dir.path(), "a");
+    let tls = "tls = { certificates = [{ cert = \"a.pem\", key = \"a.key\" }] }";
+    let listener = "address = \"127.0.0.1:0\"\n";
+    Weir::start_in(
+        dir,
+        &manifest(up, "").replace(listener, &format!("{listener}{tls}\n")),
+    )
+}
+
 /// `weir_connections_parked` from the admin listener's metrics.
 async fn parked(weir: &Weir) -> u64 {
     let admin = weir.admin.expect("admin address");
@@ -305,16 +317,7 @@ async fn a_stop_does_not_wait_for_parked_connections() {
 async fn a_parked_tls_connection_serves_its_next_request() {
     use harness::pki::*;
     let up = Upstream::echo("app").await;
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new();
-    ca.leaf(&["a.test"], dir.path(), "a");
-    let weir = Weir::start_in(
-        dir,
-        &manifest(up.addr, "").replace(
-            "address = \"127.0.0.1:0\"\n\n[upstreams",
-            "address = \"127.0.0.1:0\"\ntls = { certificates = [{ cert = \"a.pem\", key = \"a.key\" }] }\n\n[upstreams",
-        ),
-    );
+    let weir = tls_weir(up.addr);
     let mut tls = connect_as(weir.addr, "a.test", &[b"http/1.1"], None)
         .await
         .expect("TLS handshake");
@@ -336,26 +339,11 @@ async fn a_tls_request_sent_with_the_handshake_is_served() {
     // not on the socket, and a connection waiting for socket readiness would never see it.
     use harness::pki::*;
     let up = Upstream::echo("app").await;
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new();
-    ca.leaf(&["a.test"], dir.path(), "a");
-    let weir = Weir::start_in(
-        dir,
-        &manifest(up.addr, "").replace(
-            "address = \"127.0.0.1:0\"\n\n[upstreams",
-            "address = \"127.0.0.1:0\"\ntls = { certificates = [{ cert = \"a.pem\", key = \"a.key\" }] }\n\n[upstreams",
-        ),
-    );
+    let weir = tls_weir(up.addr);
     let addr = weir.addr;
     let answer = tokio::task::spawn_blocking(move || {
         use std::io::{Read, Write};
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .dangerous()
-            .with_custom_certificate_verifier(std::sync::Arc::new(AnyCert))
-            .with_no_client_auth();
+        let config = any_cert_client();
         let name = rustls::pki_types::ServerName::try_from("a.test").unwrap();
         let mut session = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
         // Written before the handshake: sent with the client's Finished.

@@ -265,13 +265,7 @@ async fn sessions_resume_without_a_full_handshake() {
     let weir = Weir::start_in(dir, &tls_manifest(up.addr));
 
     // One client configuration (and so one session cache) for both connections.
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(std::sync::Arc::new(AnyCert))
-        .with_no_client_auth();
+    let config = any_cert_client();
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
     let mut kinds = Vec::new();
     for _ in 0..2 {

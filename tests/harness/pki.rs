@@ -114,6 +114,17 @@ impl rustls::client::danger::ServerCertVerifier for AnyCert {
 
 pub type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
 
+/// A client configuration that accepts any server certificate and presents none.
+pub fn any_cert_client() -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert))
+        .with_no_client_auth()
+}
+
 /// Connect to `addr` with SNI `name`, offering `alpn`, presenting `client` if given.
 pub async fn connect_as(
     addr: std::net::SocketAddr,

@@ -11,7 +11,7 @@ mod io;
 mod version;
 
 pub use activity::{Activity, Held, Running, PARK_TICK, PARK_TICK_MAX};
-pub use h1::parked;
+pub use h1::{parked, serve};
 pub use io::{ConnIo, Socket};
 
 use gated::Gated;
@@ -138,28 +138,6 @@ pub struct Watch {
     pub activity: Arc<Activity>,
     /// `client-idle-timeout`.
     pub idle: Duration,
-}
-
-/// Serve HTTP/1.1 or HTTP/2 on `io` until the connection ends. Nothing of hyper's is made
-/// until the client's first bytes come (a silent connection holds no buffer), and an
-/// HTTP/1.1 connection quiet between requests is parked ([`h1`]). Not an `async fn`: the
-/// connection's state is [`h1::serve`]'s alone, not a second copy of its arguments.
-pub fn serve<T, S, B>(
-    builders: Arc<Builders>,
-    io: ConnIo<T>,
-    service: S,
-    w: Watch,
-) -> impl Future<Output = Result<(), BoxError>> + Send
-where
-    T: Socket,
-    S: HttpService<Incoming, ResBody = B> + Unpin + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    h1::serve(builders, io, service, w)
 }
 
 /// Serve HTTP/2 on `io` until the connection ends.
