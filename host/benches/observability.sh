@@ -6,12 +6,18 @@
 # wrk (HTTP/1.1 keep-alive) against each, interleaved over ROUNDS, each round in a rotated
 # order; reported: req/s, weir's CPU per request and what each row adds over the first
 # (target: <= 1 us for both together).
+# Part 2 runs the same rows at a fixed request rate (h2load --rps, HTTP/1.1), below what the
+# slowest row can serve. Under wrk each row runs weir flat out, so a row that costs more
+# also serves fewer requests, and its CPU per request then moves with the load's dynamics
+# too (how often a response finds the load generator asleep and must wake it); at a fixed
+# rate every row serves the same requests at the same pace.
 #
-# Env: DURATION (default 10s), CONNECTIONS (32), ROUNDS (4: one per slot).
+# Env: DURATION (default 10s), CONNECTIONS (32), ROUNDS (4: one per slot), RATE (requests a
+# second per connection in part 2; default 700, 22.4k/s in all).
 set -euo pipefail
 ROUNDS=${ROUNDS:-4}
 source "$(dirname "$0")/lib.sh"
-need_tools wrk nginx curl
+need_tools wrk h2load nginx curl
 
 up=127.0.0.1:19500
 taskset -c "$load_cpus" "$nginx_bin" -c "$(nginx_conf upstream "server { listen $up; location / { return 200 'hello\n'; } }")" & pids+=($!)
@@ -46,6 +52,18 @@ results=$(for r in $(seq 0 $((rounds - 1))); do
     for i in $(rotated ${#labels[@]} "$r"); do
         switch "$i"
         run "${labels[$i]}" "$weir_pid" wrk -t1 -c"$conns" "http://$port/"
+    done
+done)
+report "$results"
+cpu_added "$results" "${labels[0]}" "${labels[@]:1}"
+
+rate=${RATE:-700}
+echo
+echo "at a fixed rate: h2load --h1, $conns connections x $rate requests/s, $duration per row x $rounds rounds, rows in a rotated order"
+results=$(for r in $(seq 0 $((rounds - 1))); do
+    for i in $(rotated ${#labels[@]} "$r"); do
+        switch "$i"
+        run "${labels[$i]}" "$weir_pid" h2load --h1 -c"$conns" -t1 --rps="$rate" "http://$port/"
     done
 done)
 report "$results"

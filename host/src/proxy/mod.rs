@@ -384,16 +384,7 @@ impl<'g> Exchange<'g> {
         let (ran, local) = if route.filters.is_empty() {
             (0, None)
         } else {
-            Box::pin(async {
-                if let Some(limit) = chain::body_limit(&route.filters, Filter::wants_request_body) {
-                    match chain::buffer(std::mem::replace(&mut body, Body::empty()), limit).await {
-                        Some(bytes) => head.body = Some(bytes),
-                        None => return (0, Some(ProxyError::PayloadTooLarge.response())),
-                    }
-                }
-                chain::on_request(&route.filters, &mut head, &mut report).await
-            })
-            .await
+            Box::pin(request_phase(route, &mut head, &mut body, &mut report)).await
         };
         // A filter that removed `Upgrade` vetoed the switch.
         if !head.parts.headers.contains_key(http::header::UPGRADE) {
@@ -436,7 +427,7 @@ impl<'g> Exchange<'g> {
                 }
             }
         };
-        let mut response = if respond_phase {
+        let response = if respond_phase {
             Box::pin(chain::on_response(
                 ran_filters,
                 &mut head,
@@ -447,19 +438,12 @@ impl<'g> Exchange<'g> {
         } else {
             response
         };
-        // Response filters have decided: store (or not) and say so in `Cache-Status`.
         let decisions = if respond_phase {
             head.caching.take().map(|d| *d).unwrap_or_default()
         } else {
             Default::default()
         };
-        if let Some(settle) = settle {
-            settle.finish(&decisions, response.headers_mut());
-        }
-        let response = match compress {
-            Some(c) if !decisions.no_compress => c.apply(response, hit),
-            _ => response,
-        };
+        let response = settled(response, &decisions, settle, compress, hit);
         Outcome {
             response,
             route: Some(&route.label),
@@ -469,6 +453,42 @@ impl<'g> Exchange<'g> {
             report,
         }
     }
+}
+
+/// The response once the response filters have decided (`decisions`): a cacheable one
+/// stored or not, with its `Cache-Status`, then compressed unless a filter said not to.
+fn settled(
+    mut response: Response<Body>,
+    decisions: &crate::cache::decisions::Decisions,
+    settle: Option<crate::cache::fill::Settle>,
+    compress: Option<Box<Compression<'_>>>,
+    hit: Option<Box<crate::cache::encoded::HitSource>>,
+) -> Response<Body> {
+    if let Some(settle) = settle {
+        settle.finish(decisions, response.headers_mut());
+    }
+    match compress {
+        Some(c) if !decisions.no_compress => c.apply(response, hit),
+        _ => response,
+    }
+}
+
+/// The route's filters' request phase, the request body buffered first when one of them
+/// asked for it: how many filters ran, and the response if one answered (or the body was
+/// over their limit).
+async fn request_phase<'g>(
+    route: &'g Route,
+    head: &mut RequestHead,
+    body: &mut Body,
+    report: &mut Report<'g>,
+) -> (usize, Option<Response<Body>>) {
+    if let Some(limit) = chain::body_limit(&route.filters, Filter::wants_request_body) {
+        match chain::buffer(std::mem::replace(body, Body::empty()), limit).await {
+            Some(bytes) => head.body = Some(bytes),
+            None => return (0, Some(ProxyError::PayloadTooLarge.response())),
+        }
+    }
+    chain::on_request(&route.filters, head, report).await
 }
 
 /// What a request needs to go upstream, owned, so that a background refresh of a cached

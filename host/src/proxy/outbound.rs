@@ -142,40 +142,16 @@ impl Outbound<'_> {
             None => self.head_timeout,
         };
         let asked = std::time::Instant::now();
-        // Traced: the attempt is a client span, and the upstream's parent.
-        let span = crate::otlp::span::child_id().map(|id| (id, std::time::SystemTime::now()));
         let mut req = req;
-        if let Some((id, _)) = &span {
-            let headers = req.headers_mut();
-            let next = headers
-                .get(&crate::request::trace::TRACEPARENT)
-                .and_then(|v| crate::request::trace::with_parent(v, id));
-            if let Some(v) = next {
-                headers.insert(crate::request::trace::TRACEPARENT.clone(), v);
-            }
-        }
+        let span = client_span(&mut req);
         let sent = tokio::time::timeout(wait, self.client.request(req)).await;
         if let Some((id, began)) = span {
             attempt_span(id, began, upstream.name(), target, &sent);
         }
         if let Ok(Err(e)) = &sent {
             // The client's fault, not the target's: not counted against it.
-            if caused_by::<TooLarge>(e) {
-                return Attempt::Done(ProxyError::PayloadTooLarge.response());
-            }
-            if let Some(t) = find::<BodyTimeout>(e) {
-                tracing::debug!(upstream = upstream.name(), "{t}");
-                return Attempt::Done(Refusal::TimedOut(t.to_string()).response());
-            }
-            if caused_by::<ClientBodyError>(e) {
-                tracing::debug!(
-                    upstream = upstream.name(),
-                    "the client's request body failed: {}",
-                    chain_text(e)
-                );
-                return Attempt::Done(
-                    Refusal::bad("malformed or interrupted request body").response(),
-                );
+            if let Some(resp) = client_fault(e, upstream.name()) {
+                return Attempt::Done(resp);
             }
         }
         // (The client's faults returned above are not the upstream's.)
@@ -193,21 +169,7 @@ impl Outbound<'_> {
             }
             Ok(Err(e)) => {
                 tracing::warn!(upstream = upstream.name(), %target, "upstream failed: {}", chain_text(&e));
-                // A timeout (connect-timeout included, as nginx) is 504, anything else 502;
-                // only a failed connect is retried for any method.
-                let resp = if is_timeout(&e) {
-                    ProxyError::GatewayTimeout.response()
-                } else {
-                    ProxyError::BadGateway.response()
-                };
-                let failure = if e.is_connect() {
-                    Failure::Connect
-                } else if broke_before_response(&e) {
-                    Failure::Reset
-                } else {
-                    Failure::Other
-                };
-                Attempt::Failed(failure, resp)
+                upstream_failure(&e)
             }
             Ok(Ok(resp)) => self.response(picked, resp, upgrade),
         }
@@ -331,6 +293,60 @@ fn chain_text(e: &hyper_util::client::legacy::Error) -> String {
         cur = err.source();
     }
     text
+}
+
+/// When the request is traced, the attempt is a client span and the upstream's parent: its
+/// id goes into the request's `traceparent`. Returns the span's id and start.
+fn client_span(req: &mut http::Request<Body>) -> Option<(String, std::time::SystemTime)> {
+    let id = crate::otlp::span::child_id()?;
+    let headers = req.headers_mut();
+    let next = headers
+        .get(&crate::request::trace::TRACEPARENT)
+        .and_then(|v| crate::request::trace::with_parent(v, &id));
+    if let Some(v) = next {
+        headers.insert(crate::request::trace::TRACEPARENT.clone(), v);
+    }
+    Some((id, std::time::SystemTime::now()))
+}
+
+/// The answer to an upstream request that failed through the client's fault (its body too
+/// large, too slow or broken); `None` when the fault is not the client's.
+fn client_fault(e: &hyper_util::client::legacy::Error, upstream: &str) -> Option<Response<Body>> {
+    if caused_by::<TooLarge>(e) {
+        return Some(ProxyError::PayloadTooLarge.response());
+    }
+    if let Some(t) = find::<BodyTimeout>(e) {
+        tracing::debug!(upstream, "{t}");
+        return Some(Refusal::TimedOut(t.to_string()).response());
+    }
+    if caused_by::<ClientBodyError>(e) {
+        tracing::debug!(
+            upstream,
+            "the client's request body failed: {}",
+            chain_text(e)
+        );
+        return Some(Refusal::bad("malformed or interrupted request body").response());
+    }
+    None
+}
+
+/// An upstream request that failed on the upstream's side: a timeout (connect-timeout
+/// included, as nginx) is 504, anything else 502; only a failed connect is retried for any
+/// method.
+fn upstream_failure(e: &hyper_util::client::legacy::Error) -> Attempt {
+    let resp = if is_timeout(e) {
+        ProxyError::GatewayTimeout.response()
+    } else {
+        ProxyError::BadGateway.response()
+    };
+    let failure = if e.is_connect() {
+        Failure::Connect
+    } else if broke_before_response(e) {
+        Failure::Reset
+    } else {
+        Failure::Other
+    };
+    Attempt::Failed(failure, resp)
 }
 
 /// The client span of one attempt on `target`.
