@@ -34,7 +34,10 @@ add() { # label manifest-lines
 }
 add "weir, no metrics, no log" $'metrics = false\naccess-log = false'
 add "weir + metrics" $'access-log = false'
-add "weir + metrics + JSON log" "$(printf 'access-log-format = "json"\naccess-log-to = "%s/access.log"\naccess-log-headers = ["user-agent"]' "$work")"
+# The log goes to a folder of its own: in the manifest's folder, every write the writer
+# makes would wake the manifest watcher's thread too (0.6% of weir's CPU in one profile).
+mkdir -p "$work/log"
+add "weir + metrics + JSON log" "$(printf 'access-log-format = "json"\naccess-log-to = "%s/log/access.log"\naccess-log-headers = ["user-agent"]' "$work")"
 # OTLP export of a server and a client span per request, to nginx standing in for a collector.
 add "weir + metrics + OTLP spans" "$(printf 'access-log = false\notlp = { endpoint = "http://%s/v1/traces" }' "$up")"
 cp "${manifests[0]}" "$work/weir.toml"
@@ -68,5 +71,5 @@ results=$(for r in $(seq 0 $((rounds - 1))); do
 done)
 report "$results"
 cpu_added "$results" "${labels[0]}" "${labels[@]:1}"
-echo "access log: $(wc -l < "$work/access.log") lines written; last:"
-tail -1 "$work/access.log"
+echo "access log: $(wc -l < "$work/log/access.log") lines written; last:"
+tail -1 "$work/log/access.log"
