@@ -50,26 +50,26 @@ switch() { # row index: reload weir into that row's manifest
         || { echo "reload into ${labels[$1]} failed" >&2; exit 1; }
 }
 
+# Every row, each round in a rotated order, loaded by `tool args...`; then the report and
+# what each row adds over the first.
+rows() { # tool args...
+    local results r i
+    results=$(for r in $(seq 0 $((rounds - 1))); do
+        for i in $(rotated ${#labels[@]} "$r"); do
+            switch "$i"
+            run "${labels[$i]}" "$weir_pid" "$@" "http://$port/"
+        done
+    done)
+    report "$results"
+    cpu_added "$results" "${labels[0]}" "${labels[@]:1}"
+}
+
 echo "wrk: $conns connections, $duration per row x $rounds rounds, rows in a rotated order; weir (1 worker) on CPU $proxy_cpus, wrk and nginx on CPU $load_cpus"
-results=$(for r in $(seq 0 $((rounds - 1))); do
-    for i in $(rotated ${#labels[@]} "$r"); do
-        switch "$i"
-        run "${labels[$i]}" "$weir_pid" wrk -t1 -c"$conns" "http://$port/"
-    done
-done)
-report "$results"
-cpu_added "$results" "${labels[0]}" "${labels[@]:1}"
+rows wrk -t1 -c"$conns"
 
 rate=${RATE:-700}
 echo
 echo "at a fixed rate: h2load --h1, $conns connections x $rate requests/s, $duration per row x $rounds rounds, rows in a rotated order"
-results=$(for r in $(seq 0 $((rounds - 1))); do
-    for i in $(rotated ${#labels[@]} "$r"); do
-        switch "$i"
-        run "${labels[$i]}" "$weir_pid" h2load --h1 -c"$conns" -t1 --rps="$rate" "http://$port/"
-    done
-done)
-report "$results"
-cpu_added "$results" "${labels[0]}" "${labels[@]:1}"
+rows h2load --h1 -c"$conns" -t1 --rps="$rate"
 echo "access log: $(wc -l < "$work/log/access.log") lines written; last:"
 tail -1 "$work/log/access.log"

@@ -114,15 +114,21 @@ impl rustls::client::danger::ServerCertVerifier for AnyCert {
 
 pub type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
 
-/// A client configuration that accepts any server certificate and presents none.
-pub fn any_cert_client() -> rustls::ClientConfig {
+/// A client configuration, up to the client certificate, that accepts any server
+/// certificate.
+fn any_cert_builder() -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>
+{
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCert))
-        .with_no_client_auth()
+}
+
+/// A client configuration that accepts any server certificate and presents none.
+pub fn any_cert_client() -> rustls::ClientConfig {
+    any_cert_builder().with_no_client_auth()
 }
 
 /// Connect to `addr` with SNI `name`, offering `alpn`, presenting `client` if given.
@@ -132,12 +138,7 @@ pub async fn connect_as(
     alpn: &[&[u8]],
     client: Option<&Leaf>,
 ) -> std::io::Result<Tls> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCert));
+    let builder = any_cert_builder();
     let mut config = match client {
         None => builder.with_no_client_auth(),
         Some(leaf) => builder
