@@ -5,6 +5,9 @@
 //! Filters that change what they see (rewrite, security-headers, cors) get a fresh copy of the
 //! head before each call, as every request does; the `copy of the heads only` row is that
 //! copy's own cost, to subtract.
+//!
+//! `WEIR_BENCH_ONLY=<part of a row's name>` loads only the matching filters (criterion's own
+//! filter still loads all of them), so that a profile of one row holds nothing else.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -303,6 +306,7 @@ fn bench(c: &mut Criterion) {
     let db = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/geo-demo.mmdb");
     let db = weir::geo::GeoDb::open(&[db]).expect("examples/geo-demo.mmdb");
     engine.set_geo(Some(Arc::new(db)));
+    let only = std::env::var("WEIR_BENCH_ONLY").ok();
     let mut group = c.benchmark_group("pooled call");
     group.bench_function(
         "copy of the heads only (subtract from the fresh-copy rows)",
@@ -312,6 +316,12 @@ fn bench(c: &mut Criterion) {
         },
     );
     for case in cases() {
+        if only
+            .as_ref()
+            .is_some_and(|o| !case.name.contains(o.as_str()))
+        {
+            continue;
+        }
         let filters = rt
             .block_on(engine.load_all(&[filter_config(case.plugin, &case.config)], &[]))
             .unwrap_or_else(|e| panic!("{}: {:?}", case.plugin, e[0].1));

@@ -136,7 +136,11 @@ impl Activity {
     /// Filter code starts running (a hook call, an instantiation): make sure epochs advance.
     pub fn enter(&self) -> Running<'_> {
         let slot = self.running.mine();
-        slot.started.fetch_add(1, Relaxed);
+        // A load and a store, not a locked add: only the slot's worker counts here, except
+        // when threads that are not workers share slot 0, and a count lost to such a race
+        // only makes the ticker take a running call for a long one (and tick finely).
+        slot.started
+            .store(slot.started.load(Relaxed).wrapping_add(1), Relaxed);
         let count = &slot.now;
         // SeqCst on both sides: either this call sees the ticker parked and wakes it, or the
         // ticker sees this call running and does not park.

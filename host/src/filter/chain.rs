@@ -24,9 +24,10 @@ use std::fmt;
 use std::sync::Arc;
 
 /// What a filter did to a request, for the access log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Act {
     /// Changed the request or response.
+    #[default]
     Changed,
     /// Answered the request or replaced the response.
     Responded,
@@ -36,29 +37,48 @@ pub enum Act {
     Skipped,
 }
 
-/// The filters that acted on one request.
+/// The filters that acted on one request: the first few in place, so that a request whose
+/// filters change it allocates nothing for its report.
 #[derive(Debug, Default)]
 pub struct Report<'a> {
-    acts: Vec<(&'a str, Act)>,
+    first: [(&'a str, Act); INLINE_ACTS],
+    /// Entries in `first`.
+    len: usize,
+    /// All entries, once there are more than `first` holds.
+    all: Vec<(&'a str, Act)>,
 }
+
+const INLINE_ACTS: usize = 4;
 
 impl<'a> Report<'a> {
     fn record(&mut self, filter: &'a str, act: Act) {
-        self.acts.push((filter, act));
+        if let Some(slot) = self.first.get_mut(self.len).filter(|_| self.all.is_empty()) {
+            *slot = (filter, act);
+            self.len += 1;
+        } else {
+            if self.all.is_empty() {
+                self.all.extend_from_slice(&self.first);
+            }
+            self.all.push((filter, act));
+        }
     }
 
     /// Entries in the order they happened.
     pub fn acts(&self) -> &[(&'a str, Act)] {
-        &self.acts
+        if self.all.is_empty() {
+            self.first.get(..self.len).unwrap_or_default()
+        } else {
+            &self.all
+        }
     }
 }
 
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.acts.is_empty() {
+        if self.acts().is_empty() {
             return f.write_str("-");
         }
-        for (i, (name, act)) in self.acts.iter().enumerate() {
+        for (i, (name, act)) in self.acts().iter().enumerate() {
             let act = match act {
                 Act::Changed => "changed",
                 Act::Responded => "responded",
@@ -330,5 +350,20 @@ mod tests {
         r.record("tag", Act::Changed);
         r.record("auth", Act::Responded);
         assert_eq!(r.to_string(), "tag:changed,auth:responded");
+    }
+
+    #[test]
+    fn report_keeps_every_act_past_the_inline_ones() {
+        let mut r = Report::default();
+        let names = ["a", "b", "c", "d", "e", "f"];
+        for name in names {
+            r.record(name, Act::Changed);
+        }
+        r.record("g", Act::Skipped);
+        assert_eq!(r.acts().len(), 7);
+        assert_eq!(
+            r.to_string(),
+            "a:changed,b:changed,c:changed,d:changed,e:changed,f:changed,g:skipped"
+        );
     }
 }

@@ -127,17 +127,17 @@ pub(super) struct CallData {
     /// A fail-open call: keep the request (response) as it was before its first change, so
     /// that the change can be undone if the call fails.
     pub keep_original: bool,
-    pub original_req: Option<RequestHead>,
+    pub original_req: Option<Box<RequestHead>>,
     /// Set when a shared-store call failed under `on-store-failure = "fail-closed"`.
     pub store_failed: bool,
-    pub original_resp: Option<(http::response::Parts, Option<Bytes>)>,
+    pub original_resp: Option<Box<(http::response::Parts, Option<Bytes>)>>,
 }
 
 impl CallData {
     /// The request is about to change: in a fail-open call, keep it as it was first.
     pub fn before_request_change(&mut self) {
         if self.keep_original && !self.request_read_only && self.original_req.is_none() {
-            self.original_req = self.req.clone();
+            self.original_req = self.req.clone().map(Box::new);
         }
     }
 
@@ -145,7 +145,7 @@ impl CallData {
     pub fn before_response_change(&mut self) {
         if self.keep_original && self.original_resp.is_none() {
             if let Some(parts) = &self.resp {
-                self.original_resp = Some((parts.clone(), self.resp_body.clone()));
+                self.original_resp = Some(Box::new((parts.clone(), self.resp_body.clone())));
             }
         }
     }

@@ -105,24 +105,26 @@ pub struct HookResult {
 }
 
 /// The request and response as they were before a fail-open call changed them (`None`:
-/// unchanged, or not a fail-open filter: nothing is kept).
+/// unchanged, or not a fail-open filter: nothing is kept). Boxed, so that a hook's result
+/// stays small: it is moved through every await on the way out, and is rarely `Some`.
 #[derive(Debug, Default)]
 pub struct Undo {
-    request: Option<RequestHead>,
-    response: Option<(http::response::Parts, Option<Bytes>)>,
+    request: Option<Box<RequestHead>>,
+    response: Option<Box<(http::response::Parts, Option<Bytes>)>>,
 }
 
 impl Undo {
     /// Put back the request as it was.
     pub fn request(self, head: &mut RequestHead) {
         if let Some(h) = self.request {
-            *head = h;
+            *head = *h;
         }
     }
 
     /// Put back the response as it was.
     pub fn response(self, resp: &mut ResponseHead) {
-        if let Some((parts, body)) = self.response {
+        if let Some(undone) = self.response {
+            let (parts, body) = *undone;
             resp.parts = parts;
             resp.body = body;
         }
@@ -238,9 +240,10 @@ impl Filter {
         let req = Resource::new_borrow(0);
         let result = match &inst.world {
             World::Sync(w) => w.weir_filter_filter().call_on_request(&mut inst.store, req),
+            // Boxed, like a new instance below: the future of a direct call stays small.
             World::Async(w) => {
                 let call = w.weir_filter_filter().call_on_request(&mut inst.store, req);
-                call.await
+                Box::pin(call).await
             }
         };
         drop(running);
@@ -266,15 +269,21 @@ impl Filter {
                 let call = w
                     .weir_filter_filter()
                     .call_on_response(&mut inst.store, req, res);
-                call.await
+                Box::pin(call).await
             }
         };
         drop(running);
         self.finish(inst, started, head, Some(resp), "on-response", result)
     }
 
+    /// An idle instance, or a new one. Making one is boxed: it is rare, and its future is
+    /// large, so that every call's future does not have room for it.
     async fn checkout(&self) -> Result<Instance, CallError> {
-        self.pool.checkout().await.map_err(|e| {
+        if let Some(idle) = self.pool.idle() {
+            return Ok(idle);
+        }
+        let made = Box::pin(self.pool.instantiate()).await;
+        made.map(|(instance, _)| instance).map_err(|e| {
             self.services.metrics.failure(None);
             CallError::Instantiate(e.to_string())
         })

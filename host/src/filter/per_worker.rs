@@ -16,9 +16,10 @@ pub fn set_worker_count(n: usize) {
     WORKERS.store(n, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Mark the current thread as worker `id`, so it uses its own slot of every [`PerWorker`].
+/// Mark the current thread as worker `id`, so it uses its own slot of every [`PerWorker`]
+/// (ids past the last slot wrap around; the slot is worked out here, once, not at every use).
 pub fn set_worker_slot(id: usize) {
-    WORKER_SLOT.with(|s| s.set(id));
+    WORKER_SLOT.with(|s| s.set(id % slots()));
 }
 
 /// How many slots a [`PerWorker`] has: one per CPU.
@@ -54,7 +55,13 @@ impl<T> PerWorker<T> {
 
     /// The index of the current thread's slot.
     pub fn my_index(&self) -> usize {
-        WORKER_SLOT.with(Cell::get) % (self.rest.len() + 1)
+        // Below `slots()`, which is every `PerWorker`'s length (see `set_worker_slot`).
+        let slot = WORKER_SLOT.with(Cell::get);
+        if slot <= self.rest.len() {
+            slot
+        } else {
+            0
+        }
     }
 
     /// The slots worker threads use, with their indexes.
