@@ -109,6 +109,9 @@ impl Generation {
             let shares = names.iter().any(|n| **n == **zone.name());
             zone.share_purges(channel.clone().filter(|_| shares));
         }
+        if let Some(c) = &channel {
+            c.start();
+        }
         self.purges = channel;
     }
 }

@@ -113,6 +113,8 @@ pub struct PurgeChannel {
     node: String,
     outbox: Mutex<Outbox>,
     wake: Notify,
+    /// Whether its send and receive tasks run (see [`PurgeChannel::start`]).
+    started: AtomicBool,
     /// What it counted.
     pub counters: SharedCounters,
 }
@@ -129,8 +131,7 @@ impl std::fmt::Debug for PurgeChannel {
 static CHANNELS: Mutex<Vec<Weak<PurgeChannel>>> = Mutex::new(Vec::new());
 
 impl PurgeChannel {
-    /// The channel of `store`, publishing and subscribing in the background on the current
-    /// (main) runtime until the last zone sharing through it lets go.
+    /// The channel of `store`; it publishes and subscribes once [started](Self::start).
     pub fn of(store: Arc<RedisStore>) -> Arc<PurgeChannel> {
         let mut open = CHANNELS.lock().unwrap_or_else(|p| p.into_inner());
         open.retain(|w| w.strong_count() > 0);
@@ -149,12 +150,23 @@ impl PurgeChannel {
             ),
             outbox: Mutex::new(Outbox::default()),
             wake: Notify::new(),
+            started: AtomicBool::new(false),
             counters: SharedCounters::default(),
         });
         open.push(Arc::downgrade(&channel));
-        tokio::spawn(send(Arc::downgrade(&channel)));
-        tokio::spawn(receive(Arc::downgrade(&channel)));
         channel
+    }
+
+    /// Publish and subscribe in the background on the current (main) runtime, until the
+    /// last zone sharing through the channel lets go; nothing when it runs already. Called
+    /// once the zones share it: the first subscription empties the zones whose contents
+    /// may predate it, and a zone that did not share the channel yet would be missed (a
+    /// restarted node would then serve disk entries purged while it was down).
+    pub fn start(self: &Arc<Self>) {
+        if !self.started.swap(true, Relaxed) {
+            tokio::spawn(send(Arc::downgrade(self)));
+            tokio::spawn(receive(Arc::downgrade(self)));
+        }
     }
 
     /// The channel `config`'s shared zones use (`config.shared_purges`), opening its Redis
@@ -508,14 +520,8 @@ mod tests {
             ca: None,
             client_cert: None,
         };
-        // Built by hand: no background tasks take from the outbox.
-        let c = PurgeChannel {
-            store: RedisStore::open(settings).unwrap(),
-            node: "n".into(),
-            outbox: Mutex::new(Outbox::default()),
-            wake: Notify::new(),
-            counters: SharedCounters::default(),
-        };
+        // Never started: no background tasks take from the outbox.
+        let c = PurgeChannel::of(RedisStore::open(settings).unwrap());
         let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
         for i in 0..=OUTBOX {
             c.publish(&a, Purge::Key(format!("k{i}")));
