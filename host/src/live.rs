@@ -98,7 +98,8 @@ impl Generation {
 
     /// Share its zones' purges through `channel` (made for this generation's config by
     /// [`crate::cache::shared::PurgeChannel::for_config`]) as the manifest says
-    /// (`cache-zones.*.share-purges`), or not at all.
+    /// (`cache-zones.*.share-purges`), or not at all; then start the channel (it starts
+    /// once), so that its first subscription finds the zones that share it.
     pub fn share_purges(&mut self, channel: Option<Arc<crate::cache::shared::PurgeChannel>>) {
         let names = self
             .config

@@ -26,7 +26,7 @@ use std::sync::Arc;
 /// What a filter did to a request, for the access log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Act {
-    /// Changed the request or response.
+    /// Changed the request or response. (The default only fills a report's unused slots.)
     #[default]
     Changed,
     /// Answered the request or replaced the response.
@@ -52,7 +52,8 @@ const INLINE_ACTS: usize = 4;
 
 impl<'a> Report<'a> {
     fn record(&mut self, filter: &'a str, act: Act) {
-        if let Some(slot) = self.first.get_mut(self.len).filter(|_| self.all.is_empty()) {
+        // `first` fills before anything goes to `all`, so once `all` is used `first` is full.
+        if let Some(slot) = self.first.get_mut(self.len) {
             *slot = (filter, act);
             self.len += 1;
         } else {

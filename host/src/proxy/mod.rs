@@ -379,8 +379,8 @@ impl<'g> Exchange<'g> {
             start,
         } = self;
         let mut report = Report::default();
-        // Filter futures are large (they hold wasmtime call state): box them so the request
-        // future that hyper stores and moves stays small, and plain routes pay nothing.
+        // The request phase (body buffering and the filter chain) is boxed: the request
+        // future that hyper stores and moves has no room for it, and plain routes pay nothing.
         let (ran, local) = if route.filters.is_empty() {
             (0, None)
         } else {
